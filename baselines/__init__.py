@@ -1,0 +1,1 @@
+"""Methods under evaluation: one adapter per method behind :class:`baselines.base.Method`."""

@@ -1,0 +1,89 @@
+"""The method protocol: what a talking-head method declares and how it is asked for a video.
+
+A method turns :class:`GenerationRequest` s into mp4 files at ``request.out_path``. The suite's
+output convention is 25 fps (by timestamps), the request's resolution, and the driving audio
+muxed in; an adapter whose method produces something else normalises its output
+(``baselines.normalize``) and records what it did in :attr:`GenerationResult.normalisation`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+from bench.emotions import EmotionSpec
+
+EMOTION_INPUTS = frozenset({"label", "compound", "mixture", "text", "audio", "none"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method accepts and produces natively."""
+
+    emotion_inputs: frozenset[str] = frozenset({"none"})
+    native_fps: float = 25.0
+    native_size: tuple[int, int] = (512, 512)        # (height, width)
+    seedable: bool = True
+    recrops_face: bool = False
+    emotion_vocabulary: tuple[str, ...] = ()          # labels the method itself understands, if any
+
+    def __post_init__(self) -> None:
+        bad = set(self.emotion_inputs) - EMOTION_INPUTS
+        if bad:
+            raise ValueError(f"unknown emotion input kinds {sorted(bad)}; known: {sorted(EMOTION_INPUTS)}")
+
+
+@dataclass
+class GenerationRequest:
+    """One video to generate."""
+
+    clip_id: str
+    ref_image: Path
+    audio: Path                              # driving speech (wav, or a video whose track is used)
+    out_path: Path
+    emotion: EmotionSpec | None = None
+    emotion_text: str | None = None
+    emotion_audio: Path | None = None
+    seed: int = 0
+    fps: float = 25.0
+    size: tuple[int, int] | None = None      # (height, width); None: the method's native size
+    num_frames: int | None = None            # None: as long as the audio at ``fps``
+    gt_video: Path | None = None             # only the ground-truth method reads this
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationResult:
+    """What happened for one request."""
+
+    clip_id: str
+    path: Path
+    seconds: float
+    n_frames: int
+    normalisation: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"                       # ok | missing | error
+    message: str = ""
+
+
+class Method(abc.ABC):
+    """Base class of every method adapter."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "0"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Write ``request.out_path`` and describe what was done."""
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, capabilities and config, for run metadata."""
+        c = self.capabilities
+        return {"name": self.name, "version": self.version, "emotion_inputs": sorted(c.emotion_inputs),
+                "native_fps": c.native_fps, "native_size": list(c.native_size), "seedable": c.seedable,
+                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()}}

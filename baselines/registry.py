@@ -1,0 +1,44 @@
+"""Method names -> adapter classes, imported lazily. Other packages add methods through the
+``moee_bench.methods`` entry-point group (``name = "pkg.module:Class"``)."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any, Mapping
+
+from baselines.base import Method
+
+METHODS: dict[str, str] = {
+    "ground-truth": "baselines.builtin:GroundTruth",
+    "static": "baselines.builtin:Static",
+    "precomputed": "baselines.builtin:Precomputed",
+    "aniportrait": "baselines.aniportrait:AniPortrait",
+    "hallo": "baselines.hallo:Hallo",
+    "hallo2": "baselines.hallo:Hallo2",
+    "eat": "baselines.eat:EAT",
+    "sadtalker": "baselines.sadtalker:SadTalker",
+    "echomimic": "baselines.echomimic:EchoMimic",
+    "dreamtalk": "baselines.dreamtalk:DreamTalk",
+    "moee-ref": "moee_ref.method:MoEERef",
+}
+
+
+def available() -> dict[str, str]:
+    """Built-in methods plus those registered by installed packages."""
+    out = dict(METHODS)
+    for ep in entry_points(group="moee_bench.methods"):
+        out.setdefault(ep.name, ep.value)
+    return out
+
+
+def method_class(name: str) -> type[Method]:
+    table = available()
+    if name not in table:
+        raise KeyError(f"unknown method {name!r}; known: {sorted(table)}")
+    mod, _, cls = table[name].partition(":")
+    return getattr(importlib.import_module(mod), cls)
+
+
+def build_method(name: str, config: Mapping[str, Any] | None = None) -> Method:
+    return method_class(name)(config)

@@ -1,0 +1,59 @@
+"""The ``moee-bench`` command line. Each subcommand lives in its own module under
+``bench/commands/`` and exposes ``register(subparsers)``; this module only discovers and runs them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from bench import __version__
+from bench.errors import BenchError
+
+DESCRIPTION = """\
+moee-bench: evaluate emotional audio-driven talking-head generation (MoEE and baselines).
+
+Typical use:
+  moee-bench run                        run the built-in sample suite end to end
+  moee-bench score --pred DIR --gt DIR --metrics psnr,ssim,lpips,fid --json out.json
+  moee-bench data import mead ROOT --out mead.json
+  moee-bench report                     write LEADERBOARD.md and an HTML report
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import bench.commands as pkg
+
+    parser = argparse.ArgumentParser(prog="moee-bench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"moee-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"bench.commands.{info.name}")
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        rc = args.func(args)
+    except BenchError as e:
+        print(f"moee-bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

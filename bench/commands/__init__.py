@@ -1,0 +1,1 @@
+"""One module per ``moee-bench`` subcommand; each defines ``register(subparsers)``."""

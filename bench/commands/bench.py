@@ -1,0 +1,31 @@
+"""``moee-bench bench NAME``: speed benchmarks that time our code against the reference chain in
+the same run and print ratios (never absolute pass/fail times)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "metrics": ("metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
+    "sync": ("metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
+    "cache": ("bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed benchmarks against the reference tools (ratios, peak memory)",
+                       description=__doc__)
+    p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in sorted(BENCHMARKS.items())))
+    p.add_argument("--clips", type=int, default=8, help="number of clips to time (default 8)")
+    p.add_argument("--frames", type=int, default=50, help="frames per clip (default 50)")
+    p.add_argument("--repeats", type=int, default=1, help="timed repeats after one warm-up (default 1)")
+    p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
+    p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    target, _ = BENCHMARKS[args.name]
+    mod, _, fn = target.partition(":")
+    return int(getattr(importlib.import_module(mod), fn)(args) or 0)

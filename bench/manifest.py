@@ -1,0 +1,181 @@
+"""Clip records and the manifest file format.
+
+A manifest is one UTF-8 JSON file::
+
+    {
+      "schema": "moee-bench/manifest",
+      "schema_version": 1,
+      "dataset": "mead",
+      "root": "<dataset root: absolute, or relative to the manifest file's folder>",
+      "compounds": {"angrily_disgusted": ["anger", "disgust"], ...},
+      "meta": {...free-form provenance...},
+      "content_hash": "sha256 of the canonical JSON of every other field",
+      "clips": [ {ClipRecord fields}, ... ]
+    }
+
+Every media path in a clip is relative to ``root`` and must stay inside it. The content
+hash makes a tampered or hand-edited manifest detectable; :func:`load_manifest` refuses a
+mismatch unless ``verify_hash=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from bench.emotions import DEFAULT_COMPOUNDS, EmotionSpec, validate_compounds
+from bench.errors import ManifestError
+from bench.paths import atomic_write, resolve_inside
+
+SCHEMA = "moee-bench/manifest"
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One talking-head clip of a dataset."""
+
+    clip_id: str
+    identity: str
+    video: str
+    emotion: EmotionSpec
+    audio: str | None = None          # None: the video's own audio track
+    ref_image: str | None = None      # None: the first frame of the video
+    fps: float | None = None
+    n_frames: int | None = None
+    duration: float | None = None
+    intensity: int | None = None
+    aus: dict[str, float] | None = None
+    text: str | None = None
+    split: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"clip_id": self.clip_id, "identity": self.identity, "video": self.video,
+                             "emotion": self.emotion.to_dict()}
+        for k in ("audio", "ref_image", "fps", "n_frames", "duration", "intensity", "aus", "text", "split"):
+            v = getattr(self, k)
+            if v is not None:
+                d[k] = v
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any], compounds: Mapping[str, Any] | None = None) -> "ClipRecord":
+        cid = str(d.get("clip_id", "?"))
+        missing = [k for k in ("clip_id", "identity", "video", "emotion") if k not in d]
+        if missing:
+            raise ManifestError(f"clip {cid}: missing fields {missing}")
+        emo = EmotionSpec.from_dict(d["emotion"], compounds=compounds, clip_id=cid)
+        return ClipRecord(
+            clip_id=cid, identity=str(d["identity"]), video=str(d["video"]), emotion=emo,
+            audio=d.get("audio"), ref_image=d.get("ref_image"),
+            fps=None if d.get("fps") is None else float(d["fps"]),
+            n_frames=None if d.get("n_frames") is None else int(d["n_frames"]),
+            duration=None if d.get("duration") is None else float(d["duration"]),
+            intensity=None if d.get("intensity") is None else int(d["intensity"]),
+            aus=d.get("aus"), text=d.get("text"), split=d.get("split"), extra=dict(d.get("extra") or {}),
+        )
+
+
+@dataclass
+class Manifest:
+    """A dataset: its root folder, its compound-emotion list and its clips."""
+
+    dataset: str
+    root: Path
+    clips: list[ClipRecord]
+    compounds: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(DEFAULT_COMPOUNDS))
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for c in self.clips:
+            if c.clip_id in seen:
+                raise ManifestError(f"clip {c.clip_id}: duplicate clip id in manifest of {self.dataset!r}")
+            seen.add(c.clip_id)
+
+    def by_id(self) -> dict[str, ClipRecord]:
+        return {c.clip_id: c for c in self.clips}
+
+    def media_path(self, clip: ClipRecord, what: str = "video") -> Path:
+        """Absolute path of a clip's ``video``, ``audio`` or ``ref_image``, refused if it escapes the root."""
+        rel = getattr(clip, what)
+        if rel is None:
+            raise ValueError(f"clip {clip.clip_id}: no {what} path")
+        return resolve_inside(self.root, rel, clip_id=clip.clip_id, what=what)
+
+    def with_clips(self, clips: Iterable[ClipRecord]) -> "Manifest":
+        return Manifest(self.dataset, self.root, list(clips), dict(self.compounds), dict(self.meta), self.path)
+
+    def _body(self, root_str: str) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "dataset": self.dataset, "root": root_str,
+            "compounds": {k: list(v) for k, v in sorted(self.compounds.items())},
+            "meta": self.meta, "clips": [c.to_dict() for c in self.clips],
+        }
+
+    def content_hash(self) -> str:
+        """sha256 over the canonical JSON of the clips, compounds and dataset name (not the root location)."""
+        body = self._body("")
+        body.pop("root")
+        return _hash(body)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically. ``root`` is stored relative to the manifest's folder when it lies below it."""
+        path = Path(path)
+        root = self.root.resolve()
+        folder = path.parent.resolve()
+        try:
+            root_str = str(root.relative_to(folder)) or "."
+        except ValueError:
+            root_str = str(root)
+        body = self._body(root_str)
+        body["content_hash"] = self.content_hash()
+        with atomic_write(path) as tmp:
+            tmp.write_text(json.dumps(body, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.path = path
+        return path
+
+
+def _hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
+
+
+def load_manifest(path: str | Path, *, verify_hash: bool = True) -> Manifest:
+    """Read a manifest; refuses unknown schemas, duplicate ids, unknown labels and (by default) a hash mismatch."""
+    path = Path(path)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ManifestError(f"manifest {path} is not readable JSON: {e}") from None
+    if not isinstance(body, dict) or body.get("schema") != SCHEMA:
+        raise ManifestError(f"{path} is not a moee-bench manifest (schema {body.get('schema') if isinstance(body, dict) else None!r})")
+    if int(body.get("schema_version", -1)) > SCHEMA_VERSION:
+        raise ManifestError(f"{path} has schema_version {body.get('schema_version')}; this moee-bench reads up to {SCHEMA_VERSION}")
+    compounds = validate_compounds(body.get("compounds") or DEFAULT_COMPOUNDS)
+    clips = [ClipRecord.from_dict(d, compounds) for d in body.get("clips", [])]
+    root = Path(body.get("root", "."))
+    if not root.is_absolute():
+        root = (path.parent / root).resolve()
+    m = Manifest(str(body.get("dataset", "unknown")), root, clips, compounds, dict(body.get("meta") or {}), path)
+    if verify_hash:
+        want = body.get("content_hash")
+        got = m.content_hash()
+        if want != got:
+            raise ManifestError(f"manifest {path}: content hash mismatch (stored {want}, computed {got}); "
+                                "the file was edited or tampered with. Re-import it, or run "
+                                "`moee-bench data validate --rehash` after checking the edit.")
+    return m
+
+
+def replace_clip(clip: ClipRecord, **changes: Any) -> ClipRecord:
+    """A copy of ``clip`` with fields changed."""
+    return replace(clip, **changes)

@@ -1,0 +1,233 @@
+"""The result store: SQLite (WAL) with per-clip rows, run metadata, aggregates and throughput,
+plus a content-addressed feature cache on disk.
+
+Layout of a store folder::
+
+    results.sqlite          tables below
+    features/ab/abcdef....npz   cached per-clip features (numpy .npz, loaded with allow_pickle=False)
+
+Tables (long format, one row per value, so new metrics need no migration):
+
+* ``runs(run_id, created, suite_hash, dataset, split, meta)``: ``meta`` is JSON with git commit,
+  package versions, weight hashes, device, seeds, and ``unverified_weights``.
+* ``clip_values(run_id, method, clip_id, key, value)``: a per-clip number; NULL never stands for 0.
+* ``clip_status(run_id, method, clip_id, metric, status, message)``: ok | no_face | too_short | ...
+* ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings)``
+* ``aggregates(run_id, method, key, value, extra)``: aggregate numbers (extra: JSON, e.g. N, reason).
+* ``generations(method, clip_id, config_hash, path, sha256, seconds, n_frames, normalisation, status, message)``
+* ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
+
+Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from bench.paths import atomic_write
+
+SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS store_info(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs(run_id TEXT PRIMARY KEY, created REAL, suite_hash TEXT, dataset TEXT, split TEXT,
+    meta TEXT);
+CREATE TABLE IF NOT EXISTS clip_values(run_id TEXT, method TEXT, clip_id TEXT, key TEXT, value REAL,
+    PRIMARY KEY(run_id, method, clip_id, key));
+CREATE TABLE IF NOT EXISTS clip_status(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, status TEXT, message TEXT,
+    PRIMARY KEY(run_id, method, clip_id, metric));
+CREATE TABLE IF NOT EXISTS clip_info(run_id TEXT, method TEXT, clip_id TEXT, identity TEXT, emotion TEXT,
+    emotion_kind TEXT, intensity INTEGER, n_frames INTEGER, seconds REAL, warnings TEXT,
+    PRIMARY KEY(run_id, method, clip_id));
+CREATE TABLE IF NOT EXISTS aggregates(run_id TEXT, method TEXT, key TEXT, value REAL, extra TEXT,
+    PRIMARY KEY(run_id, method, key));
+CREATE TABLE IF NOT EXISTS generations(method TEXT, clip_id TEXT, config_hash TEXT, path TEXT, sha256 TEXT,
+    seconds REAL, n_frames INTEGER, normalisation TEXT, status TEXT, message TEXT,
+    PRIMARY KEY(method, clip_id, config_hash));
+CREATE TABLE IF NOT EXISTS throughput(run_id TEXT, method TEXT, device TEXT, frames_per_s REAL, seconds_per_clip REAL,
+    peak_mem_bytes INTEGER, n_clips INTEGER, extra TEXT, PRIMARY KEY(run_id, method));
+"""
+
+
+class ResultStore:
+    """Open (creating if needed) a store folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.folder / "results.sqlite"
+        self.conn = sqlite3.connect(str(self.db_path), timeout=60.0, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_DDL)
+        self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.features = FeatureStore(self.folder / "features")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # runs ---------------------------------------------------------------------------------
+    def put_run(self, run_id: str, *, suite_hash: str = "", dataset: str = "", split: str = "",
+                meta: Mapping[str, Any] | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO runs VALUES(?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET meta=excluded.meta, "
+                      "suite_hash=excluded.suite_hash, dataset=excluded.dataset, split=excluded.split",
+                      (run_id, time.time(), suite_hash, dataset, split, json.dumps(dict(meta or {}), default=str)))
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT run_id, created, suite_hash, dataset, split, meta FROM runs ORDER BY created").fetchall()
+        return [{"run_id": r[0], "created": r[1], "suite_hash": r[2], "dataset": r[3], "split": r[4],
+                 "meta": json.loads(r[5] or "{}")} for r in rows]
+
+    # per-clip results ---------------------------------------------------------------------
+    def put_clip(self, run_id: str, method: str, clip_id: str, *, values: Mapping[str, Any],
+                 status: Mapping[str, str], messages: Mapping[str, str] | None = None,
+                 info: Mapping[str, Any] | None = None) -> None:
+        """Write every value and status of one (method, clip) atomically, replacing earlier rows."""
+        messages = messages or {}
+        info = dict(info or {})
+        with self.transaction() as c:
+            c.execute("DELETE FROM clip_values WHERE run_id=? AND method=? AND clip_id=?", (run_id, method, clip_id))
+            c.execute("DELETE FROM clip_status WHERE run_id=? AND method=? AND clip_id=?", (run_id, method, clip_id))
+            for k, v in values.items():
+                if isinstance(v, (int, float, np.floating, np.integer)) or v is None:
+                    fv = None if v is None else float(v)
+                    c.execute("INSERT INTO clip_values VALUES(?,?,?,?,?)", (run_id, method, clip_id, k, fv))
+            for m, s in status.items():
+                c.execute("INSERT INTO clip_status VALUES(?,?,?,?,?,?)", (run_id, method, clip_id, m, s, messages.get(m, "")))
+            c.execute("INSERT OR REPLACE INTO clip_info VALUES(?,?,?,?,?,?,?,?,?,?)",
+                      (run_id, method, clip_id, info.get("identity"), info.get("emotion"), info.get("emotion_kind"),
+                       info.get("intensity"), info.get("n_frames"), info.get("seconds"),
+                       json.dumps(info.get("warnings") or [])))
+
+    def done_clips(self, run_id: str, method: str) -> set[str]:
+        rows = self.conn.execute("SELECT clip_id FROM clip_info WHERE run_id=? AND method=?", (run_id, method))
+        return {r[0] for r in rows}
+
+    def clip_table(self, run_id: str | None = None):
+        """Per-clip values as a pandas DataFrame (one row per run, method, clip; one column per key)."""
+        import pandas as pd
+
+        q = "SELECT run_id, method, clip_id, key, value FROM clip_values"
+        args: tuple = ()
+        if run_id:
+            q += " WHERE run_id=?"
+            args = (run_id,)
+        df = pd.read_sql_query(q, self.conn, params=args)
+        info = pd.read_sql_query("SELECT * FROM clip_info" + (" WHERE run_id=?" if run_id else ""), self.conn, params=args)
+        if df.empty:
+            return info
+        wide = df.pivot_table(index=["run_id", "method", "clip_id"], columns="key", values="value", aggfunc="first",
+                              dropna=False).reset_index()
+        wide.columns.name = None
+        return info.merge(wide, on=["run_id", "method", "clip_id"], how="left")
+
+    def status_table(self, run_id: str | None = None):
+        import pandas as pd
+
+        q = "SELECT * FROM clip_status" + (" WHERE run_id=?" if run_id else "")
+        return pd.read_sql_query(q, self.conn, params=(run_id,) if run_id else ())
+
+    # aggregates / throughput --------------------------------------------------------------
+    def put_aggregates(self, run_id: str, method: str, values: Mapping[str, Any],
+                       extra: Mapping[str, Any] | None = None) -> None:
+        with self.transaction() as c:
+            for k, v in values.items():
+                if isinstance(v, (int, float, np.floating, np.integer)) or v is None:
+                    c.execute("INSERT OR REPLACE INTO aggregates VALUES(?,?,?,?,?)",
+                              (run_id, method, k, None if v is None else float(v), json.dumps((extra or {}).get(k, {}), default=str)))
+
+    def aggregates(self, run_id: str | None = None):
+        import pandas as pd
+
+        q = "SELECT * FROM aggregates" + (" WHERE run_id=?" if run_id else "")
+        return pd.read_sql_query(q, self.conn, params=(run_id,) if run_id else ())
+
+    def put_throughput(self, run_id: str, method: str, *, device: str, frames_per_s: float | None,
+                       seconds_per_clip: float | None, peak_mem_bytes: int | None, n_clips: int,
+                       extra: Mapping[str, Any] | None = None) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO throughput VALUES(?,?,?,?,?,?,?,?)",
+                      (run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips,
+                       json.dumps(dict(extra or {}), default=str)))
+
+    def throughput(self, run_id: str | None = None):
+        import pandas as pd
+
+        q = "SELECT * FROM throughput" + (" WHERE run_id=?" if run_id else "")
+        return pd.read_sql_query(q, self.conn, params=(run_id,) if run_id else ())
+
+    # generated videos ---------------------------------------------------------------------
+    def put_generation(self, method: str, clip_id: str, config_hash: str, *, path: str, sha256: str, seconds: float,
+                       n_frames: int, normalisation: Mapping[str, Any], status: str = "ok", message: str = "") -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO generations VALUES(?,?,?,?,?,?,?,?,?,?)",
+                      (method, clip_id, config_hash, path, sha256, seconds, n_frames,
+                       json.dumps(dict(normalisation), default=str), status, message))
+
+    def generation(self, method: str, clip_id: str, config_hash: str) -> dict[str, Any] | None:
+        r = self.conn.execute("SELECT path, sha256, seconds, n_frames, normalisation, status, message FROM generations "
+                              "WHERE method=? AND clip_id=? AND config_hash=?", (method, clip_id, config_hash)).fetchone()
+        if r is None:
+            return None
+        return {"path": r[0], "sha256": r[1], "seconds": r[2], "n_frames": r[3], "normalisation": json.loads(r[4] or "{}"),
+                "status": r[5], "message": r[6]}
+
+
+class FeatureStore:
+    """Content-addressed per-clip features (implements :class:`metrics.base.FeatureCache`)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def _path(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"feature cache keys are hex digests, got {key!r}")
+        return self.folder / key[:2] / f"{key}.npz"
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        p = self._path(key)
+        if not p.exists():
+            self.misses += 1
+            return None
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return out
+
+    def put(self, key: str, feats: Mapping[str, np.ndarray]) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in feats.items()})
+        with atomic_write(self._path(key)) as tmp:
+            tmp.write_bytes(buf.getvalue())
