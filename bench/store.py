@@ -15,6 +15,8 @@ Tables (long format, one row per value, so new metrics need no migration):
 * ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings)``
 * ``aggregates(run_id, method, key, value, extra)``: aggregate numbers (extra: JSON, e.g. N, reason).
 * ``generations(method, clip_id, config_hash, path, sha256, seconds, n_frames, normalisation, status, message)``
+* ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature file holds a clip's
+  features for a metric (bootstrap of FID/FVD recomputes from these).
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
 Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
@@ -52,6 +54,8 @@ CREATE TABLE IF NOT EXISTS aggregates(run_id TEXT, method TEXT, key TEXT, value 
 CREATE TABLE IF NOT EXISTS generations(method TEXT, clip_id TEXT, config_hash TEXT, path TEXT, sha256 TEXT,
     seconds REAL, n_frames INTEGER, normalisation TEXT, status TEXT, message TEXT,
     PRIMARY KEY(method, clip_id, config_hash));
+CREATE TABLE IF NOT EXISTS clip_features(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, feature_key TEXT,
+    PRIMARY KEY(run_id, method, clip_id, metric));
 CREATE TABLE IF NOT EXISTS throughput(run_id TEXT, method TEXT, device TEXT, frames_per_s REAL, seconds_per_clip REAL,
     peak_mem_bytes INTEGER, n_clips INTEGER, extra TEXT, PRIMARY KEY(run_id, method));
 """
@@ -124,6 +128,16 @@ class ResultStore:
                       (run_id, method, clip_id, info.get("identity"), info.get("emotion"), info.get("emotion_kind"),
                        info.get("intensity"), info.get("n_frames"), info.get("seconds"),
                        json.dumps(info.get("warnings") or [])))
+
+    def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, str]) -> None:
+        with self.transaction() as c:
+            for metric, key in keys.items():
+                c.execute("INSERT OR REPLACE INTO clip_features VALUES(?,?,?,?,?)", (run_id, method, clip_id, metric, key))
+
+    def feature_keys(self, run_id: str, method: str, metric: str) -> dict[str, str]:
+        rows = self.conn.execute("SELECT clip_id, feature_key FROM clip_features WHERE run_id=? AND method=? AND metric=?",
+                                 (run_id, method, metric))
+        return {r[0]: r[1] for r in rows}
 
     def done_clips(self, run_id: str, method: str) -> set[str]:
         rows = self.conn.execute("SELECT clip_id FROM clip_info WHERE run_id=? AND method=?", (run_id, method))

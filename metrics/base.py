@@ -114,7 +114,10 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
-        """Add one clip's features to the state and return its per-clip values."""
+        """Add one clip's features to the state and return its per-clip values.
+
+        Set-level metrics (FID, FVD) must accept ``ctx=None`` so that reports can rebuild their
+        state from cached features (bootstrap over clips)."""
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class ClipOutcome:
     n_frames: int = 0
     seconds: float = 0.0
     cached: list[str] = field(default_factory=list)
+    feature_keys: dict[str, str] = field(default_factory=dict)   # metric -> feature cache key
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"clip": self.clip_id, **self.values, "status": dict(self.status)}
@@ -220,6 +221,7 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                     continue
                 if cache is not None:
                     cache.put(keys[name], feats[name])
+        out.feature_keys = {k: v for k, v in keys.items() if k in feats}
         for m in active:
             if m.name in out.status:
                 continue
