@@ -1,0 +1,121 @@
+"""``moee-bench data``: build the sample dataset, import datasets, validate manifests, make splits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="datasets: make-sample, import, validate, split",
+                       description="Dataset commands. Manifests are JSON files with a schema version and a content hash.")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+
+    s = dsub.add_parser("make-sample", help="generate the built-in sample dataset (offline, deterministic)")
+    s.add_argument("out", help="output folder (manifest.json, videos/, audio/, refs/)")
+    s.set_defaults(func=_make_sample)
+
+    from bench.importers import IMPORTERS
+
+    i = dsub.add_parser("import", help="import a dataset from its own layout into a manifest",
+                        description="KIND: " + ", ".join(IMPORTERS) + ". See bench/importers.py for each layout.")
+    i.add_argument("kind", choices=sorted(IMPORTERS))
+    i.add_argument("root", help="dataset root folder")
+    i.add_argument("--out", required=True, help="manifest file to write")
+    i.add_argument("--csv", help="folder: the CSV listing path, emotion[, audio, identity, text, ref_image, split]")
+    i.add_argument("--clip-list", help="hdtf: official clip list (one file name per line)")
+    i.add_argument("--labels-csv", help="dh-faceemovid-150: labels CSV (path, emotion, identity[, text])")
+    i.add_argument("--pattern", help="dh-faceemovid-150: file-stem regex with named groups subject, emotion, clip")
+    i.set_defaults(func=_import)
+
+    v = dsub.add_parser("validate", help="check every clip; report problems by clip id")
+    v.add_argument("manifest")
+    v.add_argument("--strict", action="store_true", help="any problem is fatal (exit 1)")
+    v.add_argument("--out", help="write a cleaned manifest without the bad clips")
+    v.add_argument("--rehash", action="store_true", help="accept a hand-edited manifest and rewrite its content hash")
+    v.set_defaults(func=_validate)
+
+    sp = dsub.add_parser("split", help="identity-disjoint train/val/test split file")
+    sp.add_argument("manifest")
+    sp.add_argument("--out", required=True, help="split file to write")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1", help="e.g. train=0.8,val=0.1,test=0.1")
+    sp.add_argument("--official", help="official split: CSV with columns clip_id, split (wins over the seed)")
+    sp.set_defaults(func=_split)
+
+
+def _make_sample(args: argparse.Namespace) -> int:
+    from bench.sample import make_sample
+
+    t = time.perf_counter()
+    path = make_sample(args.out, verbose=True)
+    print(f"wrote {path} in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from bench.importers import IMPORTERS
+
+    root = Path(args.root)
+    kw: dict = {}
+    if args.kind == "folder":
+        if not args.csv:
+            print("moee-bench: error: `data import folder` needs --csv", file=sys.stderr)
+            return 2
+        kw["csv_path"] = Path(args.csv)
+    if args.kind == "hdtf" and args.clip_list:
+        kw["clip_list"] = Path(args.clip_list)
+    if args.kind == "dh-faceemovid-150":
+        if args.labels_csv:
+            kw["labels_csv"] = Path(args.labels_csv)
+        if args.pattern:
+            kw["pattern"] = args.pattern
+    m = IMPORTERS[args.kind](root, **kw)
+    path = m.save(args.out)
+    excl = m.meta.get("excluded") or {}
+    print(f"imported {len(m.clips)} clips from {root} ({args.kind}) -> {path}")
+    for label, d in excl.items():
+        print(f"  excluded {d['count']} clips labelled {label!r}: {d['reason']}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from bench.manifest import load_manifest
+    from bench.validate import validate_manifest
+
+    m = load_manifest(args.manifest, verify_hash=not args.rehash)
+    if args.rehash:
+        m.save(args.manifest)
+        print(f"rewrote the content hash of {args.manifest}")
+    rep = validate_manifest(m)
+    for cid, probs in rep.problems.items():
+        for p in probs:
+            print(f"clip {cid}: {p}")
+    print(f"{len(rep.ok)} clips ok, {len(rep.problems)} with problems")
+    if args.out:
+        m.with_clips(rep.ok).save(args.out)
+        print(f"wrote {args.out} without the bad clips")
+    if rep.problems and args.strict:
+        return 1
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    import csv
+
+    from bench.manifest import load_manifest
+    from bench.splits import make_split, save_split
+
+    m = load_manifest(args.manifest)
+    ratios = {k: float(v) for k, v in (kv.split("=") for kv in args.ratios.split(","))}
+    official = None
+    if args.official:
+        with open(args.official, newline="") as f:
+            official = {r["clip_id"]: r["split"] for r in csv.DictReader(f)}
+    split = make_split(m, seed=args.seed, ratios=ratios, official=official)
+    save_split(split, args.out)
+    print(json.dumps({k: len(v) for k, v in split["clips"].items()}), f"-> {args.out} ({split['content_hash'][:12]})")
+    return 0

@@ -1,0 +1,137 @@
+"""Importers on fake trees in each dataset's layout, validation, identity-disjoint splits, the sample dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import media
+from bench.cli import main
+from bench.errors import PathEscapeError
+from bench.importers import IMPORTERS
+from bench.manifest import load_manifest
+from bench.splits import clips_of, load_split, make_split
+
+
+def _tiny(path: Path, n: int = 6) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return media.write_video(path, [np.full((n, 16, 16, 3), 90, np.uint8)], 25, audio=np.zeros(int(n / 25 * 16000), np.float32))
+
+
+def test_mead_importer(tmp_path: Path):
+    for actor in ("M003", "W009"):
+        for emo, lvl in (("happy", 1), ("disgusted", 3), ("contempt", 2), ("neutral", 1)):
+            _tiny(tmp_path / actor / "video" / "front" / emo / f"level_{lvl}" / "001.mp4")
+            a = tmp_path / actor / "audio" / emo / f"level_{lvl}" / "001.m4a"
+            a.parent.mkdir(parents=True, exist_ok=True)
+            a.write_bytes(b"")
+    m = IMPORTERS["mead"](tmp_path)
+    assert len(m.clips) == 6
+    by = m.by_id()
+    c = by["M003_disgusted_level_3_001"]
+    assert c.emotion.label == "disgust" and c.intensity == 3 and c.identity == "M003"
+    assert c.audio == "M003/audio/disgusted/level_3/001.m4a"
+    assert m.meta["excluded"]["contempt"]["count"] == 2
+
+
+def test_filename_coded_importers(tmp_path: Path):
+    _tiny(tmp_path / "rav" / "Actor_01" / "01-01-03-02-01-01-01.mp4")     # happy, strong
+    _tiny(tmp_path / "rav" / "Actor_01" / "01-01-02-01-01-01-01.mp4")     # calm -> excluded
+    _tiny(tmp_path / "rav" / "Actor_01" / "03-01-03-02-01-01-01.mp4")     # audio-only modality: skipped
+    m = IMPORTERS["ravdess"](tmp_path / "rav")
+    assert [c.emotion.label for c in m.clips] == ["happiness"] and m.clips[0].intensity == 2
+    assert m.meta["excluded"]["calm"]["count"] == 1
+    _tiny(tmp_path / "cre" / "1001_DFA_ANG_XX.mp4")
+    _tiny(tmp_path / "cre" / "1002_IEO_SAD_HI.mp4")
+    m = IMPORTERS["crema-d"](tmp_path / "cre")
+    assert {(c.identity, c.emotion.label, c.intensity) for c in m.clips} == {("1001", "anger", None), ("1002", "sadness", 3)}
+    _tiny(tmp_path / "dh" / "007_happy_012.mp4")
+    _tiny(tmp_path / "dh" / "008_sad_001.mp4")
+    m = IMPORTERS["dh-faceemovid-150"](tmp_path / "dh")
+    assert {(c.identity, c.emotion.label) for c in m.clips} == {("007", "happiness"), ("008", "sadness")}
+    _tiny(tmp_path / "hd" / "WRA_Obama_000.mp4")
+    _tiny(tmp_path / "hd" / "RD_Radio1_001.mp4")
+    m = IMPORTERS["hdtf"](tmp_path / "hd")
+    assert {c.identity for c in m.clips} == {"WRA_Obama", "RD_Radio1"} and all(c.emotion.kind == "neutral" for c in m.clips)
+
+
+def test_folder_importer_rejects_escaping_paths(tmp_path: Path):
+    _tiny(tmp_path / "v" / "a.mp4")
+    ok = tmp_path / "ok.csv"
+    ok.write_text("path,emotion,identity\nv/a.mp4,sad+surprised,p1\n")
+    m = IMPORTERS["folder"](tmp_path, ok)
+    assert m.clips[0].emotion.kind == "compound"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("path,emotion\n../outside.mp4,happy\n")
+    with pytest.raises(PathEscapeError, match="clip outside: .*escapes the dataset root"):
+        IMPORTERS["folder"](tmp_path, bad)
+
+
+def test_import_and_validate_cli(tmp_path: Path, capsys):
+    root = tmp_path / "ds"
+    _tiny(root / "v" / "good.mp4")
+    (root / "v" / "broken.mp4").write_bytes(b"\x00" * 500)
+    (root / "list.csv").write_text("path,emotion\nv/good.mp4,happy\nv/broken.mp4,fear\n")
+    out = tmp_path / "m.json"
+    assert main(["data", "import", "folder", str(root), "--csv", str(root / "list.csv"), "--out", str(out)]) == 0
+    assert main(["data", "validate", str(out), "--out", str(tmp_path / "clean.json")]) == 0
+    text = capsys.readouterr().out
+    assert "clip broken: " in text and "corrupt" in text and "1 clips ok, 1 with problems" in text
+    assert [c.clip_id for c in load_manifest(tmp_path / "clean.json").clips] == ["good"]
+    assert main(["data", "validate", str(out), "--strict"]) == 1
+
+
+def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):
+    from bench.emotions import parse_emotion
+    from bench.manifest import ClipRecord, Manifest
+
+    clips = [ClipRecord(f"c{i}", f"id{i % 10}", f"v{i}.mp4", parse_emotion("happy")) for i in range(60)]
+    m = Manifest("d", tmp_path, clips)
+    a, b = make_split(m, seed=3), make_split(m, seed=3)
+    assert a == b and make_split(m, seed=4)["identities"] != a["identities"]
+    owner = {}
+    for s, ids in a["identities"].items():
+        for i in ids:
+            assert i not in owner, f"identity {i} in {owner.get(i)} and {s}"
+            owner[i] = s
+    assert set(owner) == {f"id{k}" for k in range(10)}
+    for s, cids in a["clips"].items():
+        assert all(owner[m.by_id()[c].identity] == s for c in cids)
+    from bench.splits import save_split
+
+    p = save_split(a, tmp_path / "s.json")
+    assert load_split(p)["content_hash"] == a["content_hash"]
+    assert {c.clip_id for c in clips_of(m, "test", load_split(p))} == set(a["clips"]["test"])
+    off = make_split(m, official={c.clip_id: ("test" if c.identity == "id0" else "train") for c in clips})
+    assert off["source"] == "official" and off["identities"]["test"] == ["id0"]
+
+
+def test_sample_dataset(sample_manifest: Path):
+    m = load_manifest(sample_manifest)
+    assert len(m.clips) == 27 and len({c.identity for c in m.clips}) == 3
+    kinds = {c.emotion.kind for c in m.clips}
+    assert kinds == {"basic", "neutral", "compound"}
+    splits = {c.split: set() for c in m.clips}
+    for c in m.clips:
+        splits[c.split].add(c.identity)
+    assert all(len(v) == 1 for v in splits.values()) and len(splits) == 3
+    size = sum(p.stat().st_size for p in sample_manifest.parent.rglob("*") if p.is_file())
+    assert size < 30e6
+    clip = m.by_id()["astronaut_surprise"]
+    frames = media.read_frames(m.media_path(clip))
+    assert frames.shape[1:] == (256, 256, 3) and 50 <= len(frames) <= 100
+    audio = media.read_audio(m.media_path(clip, "audio"))
+    # mouth region brightness tracks the speech envelope: the puppet darkens the open mouth
+    from bench.sample.speech import envelope
+
+    env = envelope(audio, 25.0, len(frames))
+    mouth = frames[:, 150:200, 100:160].astype(float).mean(axis=(1, 2, 3))
+    r = np.corrcoef(env, -mouth)[0, 1]
+    assert r > 0.5, f"mouth motion does not follow speech (r={r:.2f})"
+    # emotions differ: the surprise clip's last frame differs from the neutral clip's
+    neutral = media.read_frames(m.media_path(m.by_id()["astronaut_neutral"]))
+    assert np.abs(frames[-1].astype(int) - neutral[-1].astype(int)).mean() > 2
