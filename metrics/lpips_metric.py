@@ -1,0 +1,99 @@
+"""LPIPS with the ``lpips`` package (v0.1, alex by default, vgg as an option).
+
+The calibration layers ship in the lpips wheel; the backbone comes from the weights registry
+(torchvision's ``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``), hash-checked and loaded
+with ``weights_only=True`` into ``lpips.LPIPS(pnet_rand=True)``'s backbone slices (lpips would
+otherwise download it unchecked). Frames: uint8 RGB -> [-1, 1]; mean of per-frame values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from bench.errors import ClipError
+from bench.weights import WeightsOptions, load_state_dict
+from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+
+BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
+
+
+def build_lpips(net: str, weights: WeightsOptions, device: str = "cpu"):
+    """An ``lpips.LPIPS`` model with its backbone loaded from the registry."""
+    import lpips
+
+    resolved = weights.resolve(BACKBONE_WEIGHTS[net])
+    sd = load_state_dict(resolved)
+    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    mapped = {}
+    for name in model.net.state_dict():
+        # lpips slices keep torchvision's module indices: slice2.3.weight <- features.3.weight
+        idx_param = name.split(".", 1)[1]
+        mapped[name] = sd[f"features.{idx_param}"]
+    model.net.load_state_dict(mapped)
+    return model.eval().to(device), resolved
+
+
+class _Extractor:
+    def __init__(self, metric: "LPIPS") -> None:
+        self.m = metric
+        self.vals: list[np.ndarray] = []
+
+    def add(self, chunk: FrameChunk) -> None:
+        import torch
+
+        def t(x: np.ndarray):
+            return torch.from_numpy(x).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(self.m.device)
+
+        with torch.no_grad():
+            d = self.m.model(t(chunk.pred), t(chunk.gt))
+        self.vals.append(d.reshape(-1).double().cpu().numpy())
+
+    def finish(self) -> Features:
+        return {"lpips": np.concatenate(self.vals) if self.vals else np.zeros(0)}
+
+
+class LPIPS(Metric):
+    name = "lpips"
+    keys = ("lpips",)
+    higher_is_better = {"lpips": False}
+    needs_gt = True
+
+    def __init__(self, options: Any) -> None:
+        self.net = options.param("lpips_net", "alex")
+        self.device = options.device
+        self.model, self.weights = build_lpips(self.net, options.weights, self.device)
+        super().__init__()
+
+    def reset(self) -> None:
+        self.frames = MeanState()
+
+    def config(self) -> dict[str, Any]:
+        return {"impl": "lpips 0.1.4", "net": self.net, "version": "0.1", "input": "RGB in [-1,1]",
+                "backbone_sha256": self.weights.sha256, "verified": self.weights.verified,
+                "aggregate": "mean over frames"}
+
+    def extractor(self, ctx: ClipContext) -> _Extractor:
+        return _Extractor(self)
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        v = np.asarray(feats["lpips"], np.float64)
+        if len(v) == 0:
+            raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
+        for x in v:
+            self.frames.add(float(x))
+        return {"lpips": float(v.mean())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.frames.load(state["frames"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.frames.merge(state["frames"])
+
+    def compute(self) -> dict[str, Any]:
+        m = self.frames.mean()
+        return {"lpips": m} if m is not None else {"lpips": None, "lpips_reason": "no scored frames"}

@@ -1,0 +1,74 @@
+"""SSIM as scikit-image computes it with the Wang et al. (2004) arguments:
+``structural_similarity(gt, pred, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+data_range=255, channel_axis=-1)`` on uint8 RGB frames; per-frame values averaged over all frames."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from bench.errors import ClipError
+from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+
+SKIMAGE_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 255,
+                "channel_axis": -1}
+
+
+def frame_ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-frame SSIM of ``(n,H,W,3)`` uint8 arrays (scikit-image, Wang et al. arguments)."""
+    from skimage.metrics import structural_similarity
+
+    return np.array([structural_similarity(g, p, **SKIMAGE_ARGS) for p, g in zip(pred, gt)], np.float64)
+
+
+class _Extractor:
+    def __init__(self) -> None:
+        self.vals: list[np.ndarray] = []
+
+    def add(self, chunk: FrameChunk) -> None:
+        self.vals.append(frame_ssim(chunk.pred, chunk.gt))
+
+    def finish(self) -> Features:
+        return {"ssim": np.concatenate(self.vals) if self.vals else np.zeros(0)}
+
+
+class SSIM(Metric):
+    name = "ssim"
+    keys = ("ssim",)
+    higher_is_better = {"ssim": True}
+    needs_gt = True
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__()
+
+    def reset(self) -> None:
+        self.frames = MeanState()
+
+    def config(self) -> dict[str, Any]:
+        return {"impl": "skimage.metrics.structural_similarity", **SKIMAGE_ARGS, "colour": "RGB",
+                "aggregate": "mean over frames"}
+
+    def extractor(self, ctx: ClipContext) -> _Extractor:
+        return _Extractor()
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        v = np.asarray(feats["ssim"], np.float64)
+        if len(v) == 0:
+            raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
+        for x in v:
+            self.frames.add(float(x))
+        return {"ssim": float(v.mean())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.frames.load(state["frames"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.frames.merge(state["frames"])
+
+    def compute(self) -> dict[str, Any]:
+        m = self.frames.mean()
+        return {"ssim": m} if m is not None else {"ssim": None, "ssim_reason": "no scored frames"}
