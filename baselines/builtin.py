@@ -1,0 +1,71 @@
+"""Built-in reference methods: ``ground-truth`` (upper bound), ``static`` (reference frame held,
+driving audio: lower bound) and ``precomputed`` (a folder of videos made elsewhere)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
+from baselines.normalize import normalize_video
+from bench import media
+from bench.errors import ClipError
+
+
+class GroundTruth(Method):
+    """The dataset's own video, normalised like any method's output (an upper bound)."""
+
+    name = "ground-truth"
+    version = "1"
+    capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        if request.gt_video is None:
+            raise ClipError(request.clip_id, "ground-truth method: the clip has no GT video", status="missing")
+        t = time.perf_counter()
+        rec = normalize_video(request.gt_video, request.out_path, audio=request.audio, fps=request.fps,
+                              size=request.size, clip_id=request.clip_id)
+        return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t, rec["n_frames"], rec)
+
+
+class Static(Method):
+    """The reference image held still for the length of the driving audio (a lower bound for motion and sync)."""
+
+    name = "static"
+    version = "1"
+    capabilities = Capabilities(emotion_inputs=frozenset({"none"}))
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        t = time.perf_counter()
+        img = media.read_image(request.ref_image, clip_id=request.clip_id)
+        if request.size is not None:
+            import cv2
+
+            img = cv2.resize(img, (request.size[1], request.size[0]), interpolation=cv2.INTER_AREA)
+        audio = media.read_audio(request.audio, clip_id=request.clip_id)
+        n = request.num_frames or max(1, int(round(len(audio) / media.AUDIO_RATE * request.fps)))
+        audio = np.pad(audio, (0, max(0, int(n / request.fps * media.AUDIO_RATE) - len(audio))))[: int(n / request.fps * media.AUDIO_RATE)]
+        media.write_video(request.out_path, [np.repeat(img[None], n, axis=0)], request.fps, audio=audio,
+                          clip_id=request.clip_id)
+        return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t, n,
+                                {"method": "reference image repeated", "audio": "driving audio muxed"})
+
+
+class Precomputed(Method):
+    """Videos generated elsewhere: ``config["folder"]/<clip_id>.mp4``; a missing clip is reported missing, never scored."""
+
+    name = "precomputed"
+    version = "1"
+    capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        folder = Path(self.config.get("folder", ""))
+        src = folder / f"{request.clip_id}.mp4"
+        if not src.is_file():
+            raise ClipError(request.clip_id, f"precomputed video {src} is missing (not scored)", status="missing")
+        t = time.perf_counter()
+        rec = normalize_video(src, request.out_path, audio=request.audio if self.config.get("mux_audio", True) else None,
+                              fps=request.fps, size=request.size, clip_id=request.clip_id)
+        return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t, rec["n_frames"], rec)
