@@ -1,0 +1,1 @@
+"""Reports rendered from the result store: leaderboard markdown, HTML, exports. Nothing typed by hand."""

@@ -1,0 +1,30 @@
+"""Write every report of a store: LEADERBOARD.md, the HTML report and exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.paths import atomic_write
+from bench.store import ResultStore
+from reports.export import export_all
+from reports.html import render_html
+from reports.leaderboard import render_markdown
+
+
+def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,
+                  leaderboard_path: Path | None = None) -> dict[str, Path]:
+    """Render the reports of ``run_ids`` (all runs when None) into ``out_dir``; also to ``leaderboard_path``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = render_markdown(store, run_ids)
+    paths: dict[str, Path] = {}
+    for p in [out_dir / "LEADERBOARD.md"] + ([Path(leaderboard_path)] if leaderboard_path else []):
+        with atomic_write(p) as tmp:
+            tmp.write_text(md, encoding="utf-8")
+    paths["leaderboard"] = out_dir / "LEADERBOARD.md"
+    html = out_dir / "report.html"
+    with atomic_write(html) as tmp:
+        tmp.write_text(render_html(store, run_ids), encoding="utf-8")
+    paths["html"] = html
+    paths.update(export_all(store, out_dir, run_ids))
+    return paths

@@ -1,0 +1,136 @@
+"""One self-contained HTML report (images embedded as base64 PNG, plots with matplotlib)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+
+from bench.store import ResultStore
+from metrics.keys import KEYS
+from reports.leaderboard import HEADLINE, method_table
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}.best{font-weight:bold;background:#e8f6e8}
+.warn{background:#fff3cd;padding:8px;border-left:4px solid #e0a800}.note{color:#666;font-size:13px}
+img{max-width:100%}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"""
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _bar_charts(t) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
+    if not keys:
+        return ""
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        vals = t[k].to_numpy(dtype=float)
+        err = None
+        if f"{k}_ci" in t.columns:
+            lo = np.array([c[0] if isinstance(c, tuple) else np.nan for c in t[f"{k}_ci"]])
+            hi = np.array([c[1] if isinstance(c, tuple) else np.nan for c in t[f"{k}_ci"]])
+            err = np.nan_to_num(np.vstack([vals - lo, hi - vals]), nan=0.0).clip(min=0)
+        ax.bar(range(len(vals)), np.nan_to_num(vals), yerr=err, color="#4C72B0", capsize=4)
+        ax.set_xticks(range(len(vals)), t["method"], rotation=30, ha="right")
+        ax.set_title(f"{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _frame_strips(store: ResultStore, run_id: str, methods: list[str], clip_ids: list[str]) -> str:
+    from bench import media
+
+    rows = []
+    for cid in clip_ids:
+        cells = []
+        for m in methods:
+            r = store.conn.execute("SELECT path FROM generations WHERE method=? AND clip_id=? AND status='ok'",
+                                   (m, cid)).fetchone()
+            img = None
+            if r:
+                try:
+                    fr = media.read_frames(r[0])
+                    img = np.concatenate([fr[i] for i in np.linspace(0, len(fr) - 1, 4).astype(int)], axis=1)
+                except Exception:  # a missing or unreadable video leaves the cell empty in the report
+                    img = None
+            if img is None:
+                cells.append("<td>(no video)</td>")
+                continue
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(img).resize((img.shape[1] // 2, img.shape[0] // 2)).save(buf, format="JPEG", quality=80)
+            cells.append(f'<td><img alt="{html.escape(m)}" src="data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()}"></td>')
+        rows.append(f"<tr><td>{html.escape(cid)}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    return f"<table><tr><th>clip</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
+    runs = {r["run_id"]: r for r in store.runs()}
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>moee-bench report</title><style>{CSS}</style></head><body>",
+             "<h1>moee-bench report</h1><p class='note'>Rendered from the result store. Means over clips with 95% "
+             "bootstrap CIs; — = not computed (see notes), never zero.</p>"]
+    for rid in run_ids or list(runs):
+        r = runs.get(rid)
+        if r is None:
+            continue
+        meta = r["meta"]
+        t = method_table(store, rid)
+        parts.append(f"<h2>{html.escape(str(meta.get('dataset_name', r['dataset'])))} / split {html.escape(r['split'])}</h2>")
+        if meta.get("unverified_weights"):
+            parts.append("<p class='warn'>Computed with unverified weights: not comparable with other results.</p>")
+        if t.empty:
+            parts.append("<p>No results.</p>")
+            continue
+        keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
+        hdr = "".join(f"<th>{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}</th>" for k in keys)
+        rows = []
+        for _, row in t.iterrows():
+            cells = []
+            for k in keys:
+                v = row.get(k)
+                col = t[k].dropna()
+                best = (col.max() if KEYS[k].higher_is_better else col.min()) if len(col) > 1 else None
+                txt = "—" if v is None or (isinstance(v, float) and np.isnan(v)) else KEYS[k].fmt.format(v)
+                ci = row.get(f"{k}_ci")
+                if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
+                    txt += f" <span class='note'>[{KEYS[k].fmt.format(ci[0])}, {KEYS[k].fmt.format(ci[1])}]</span>"
+                cls = " class='best'" if best is not None and v == best else ""
+                cells.append(f"<td{cls}>{txt}</td>")
+            rows.append(f"<tr><td>{html.escape(row['method'])}</td><td>{row['n_clips']}</td><td>{row['n_missing']}</td>"
+                        f"<td>{row['n_failed']}</td>{''.join(cells)}</tr>")
+        parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
+        parts.append(_bar_charts(t))
+        clips = store.clip_table(rid)
+        if not clips.empty:
+            show = [c for c in ["method", "clip_id", "emotion", *[k for k in HEADLINE if k in clips.columns]] if c in clips.columns]
+            parts.append("<h3>Per clip</h3>" + clips[show].to_html(index=False, na_rep="—", float_format=lambda x: f"{x:.3f}",
+                                                                  table_id="per-clip"))
+            ids = sorted(clips.clip_id.unique())[:6]
+            parts.append("<h3>Frame strips</h3>" + _frame_strips(store, rid, list(t["method"]), ids))
+        unavailable = meta.get("metrics_unavailable") or {}
+        if unavailable:
+            parts.append("<h3>Not computed</h3><ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                                                              for k, v in unavailable.items()) + "</ul>")
+        prov = {k: meta.get(k) for k in ("git_commit", "versions", "device", "seed", "suite_hash", "manifest_hash",
+                                         "weights", "unverified_weights", "protocol")}
+        parts.append("<h3>Protocol and provenance</h3><pre>" + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
