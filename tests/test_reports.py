@@ -1,0 +1,96 @@
+"""Report builders on constructed stores where the answer is known."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.store import ResultStore
+from reports.bootstrap import mean_ci, paired_diff_ci
+from reports.build import write_reports
+from reports.leaderboard import method_table, render_markdown
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ResultStore:
+    st = ResultStore(tmp_path / "store")
+    st.put_run("r1", suite_hash="abc", dataset="demo", split="test",
+               meta={"dataset_name": "demo", "unverified_weights": True,
+                     "metrics_unavailable": {"fid": "WeightsError: weights file 'x.pth' not found. Put it at /w"},
+                     "protocol": {"psnr": {"metric": "psnr", "data_range": 255}}})
+    rng = np.random.default_rng(0)
+    for method, base in (("good", 30.0), ("bad", 20.0)):
+        for i in range(8):
+            if method == "bad" and i == 7:
+                st.put_clip("r1", method, f"c{i}", values={}, status={"psnr": "missing"}, info={"emotion": "happiness"})
+                continue
+            status = {"psnr": "ok", "akd": "no_face" if (method == "bad" and i == 6) else "ok"}
+            vals = {"psnr": base + rng.normal(0, 0.5)}
+            if status["akd"] == "ok":
+                vals["akd"] = 2.0 if method == "good" else 5.0
+            st.put_clip("r1", method, f"c{i}", values=vals, status=status, info={"emotion": "happiness", "n_frames": 10})
+        ps = st.clip_table("r1")
+        ps = ps[ps.method == method]
+        st.put_aggregates("r1", method, {"psnr": float(ps.psnr.mean()), "akd": float(ps.akd.mean()), "fid": None,
+                                         "n_clips": 8, "n_missing": 1 if method == "bad" else 0})
+    return st
+
+
+def test_bootstrap_ci_contains_mean_and_paired_diff():
+    v = np.arange(20, dtype=float)
+    lo, hi = mean_ci(v)
+    assert lo < v.mean() < hi
+    d, lo, hi = paired_diff_ci(v, v + 3.0)
+    assert d == pytest.approx(3.0) and lo == pytest.approx(3.0) and hi == pytest.approx(3.0)
+    assert mean_ci(np.array([np.nan, 1.0])) == (1.0, 1.0)
+
+
+def test_leaderboard_counts_missing_and_failed_and_bolds_best(store):
+    t = method_table(store, "r1").set_index("method")
+    assert t.loc["bad", "n_missing"] == 1 and t.loc["bad", "n_failed"] == 1 and t.loc["good", "n_failed"] == 0
+    assert t.loc["bad", "psnr_n"] == 7
+    md = render_markdown(store)
+    good_line = next(l for l in md.splitlines() if l.startswith("| `good`"))
+    bad_line = next(l for l in md.splitlines() if l.startswith("| `bad`"))
+    assert good_line.count("**") == 4 and "**" not in bad_line      # best PSNR and best AKD are both `good`
+    assert "| 8 | 1 | 1 |" in bad_line
+    assert "unverified weights" in md and "`fid` not computed" in md
+    header = next(l for l in md.splitlines() if l.startswith("| method"))
+    assert "FID" not in header and "PSNR" in header                 # a metric nobody computed gets no column
+
+
+def test_write_reports_and_exports(store, tmp_path: Path):
+    paths = write_reports(store, tmp_path / "rep", None, tmp_path / "LEADERBOARD.md")
+    assert (tmp_path / "LEADERBOARD.md").read_text() == paths["leaderboard"].read_text()
+    html = paths["html"].read_text()
+    assert "id='leaderboard'" in html and "data:image/png;base64" in html and "unverified weights" in html
+    import json
+
+    doc = json.loads(paths["json"].read_text())
+    assert doc["r1"]["bad"]["aggregate"]["n_missing"] == 1 and len(doc["r1"]["good"]["clips"]) == 8
+    import pandas as pd
+
+    assert len(pd.read_parquet(paths["parquet"])) == 16
+
+
+def test_html_renders_in_headless_chromium(store, tmp_path: Path):
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
+    paths = write_reports(store, tmp_path / "rep")
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    url = paths["html"].resolve().as_uri()
+    dom = subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert "id=\"leaderboard\"" in dom.stdout and "<td>good</td>" in dom.stdout
+    console_errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Uncaught" in l or "rror" in l)]
+    assert not console_errors, console_errors
+    subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1280,1600", url], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 10_000
+    print(f"report screenshot: {shot}")
