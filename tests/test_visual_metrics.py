@@ -20,7 +20,7 @@ def pairs(tmp_path_factory) -> tuple[list[ClipInput], list[tuple[np.ndarray, np.
     rng = np.random.default_rng(0)
     clips, frames = [], []
     for i in range(2):
-        base = rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8)
+        base = rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8)
         noisy = np.clip(base.astype(int) + rng.integers(-30, 30, base.shape), 0, 255).astype(np.uint8)
         p = media.write_video(d / "pred" / f"c{i}.mp4", [noisy], 25)
         g = media.write_video(d / "gt" / f"c{i}.mp4", [base], 25)
