@@ -9,6 +9,7 @@ from bench.store import ResultStore
 from reports.export import export_all
 from reports.html import render_html
 from reports.leaderboard import render_markdown
+from reports.paper_tables import render as render_paper_tables
 
 
 def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,
@@ -22,6 +23,9 @@ def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None =
         with atomic_write(p) as tmp:
             tmp.write_text(md, encoding="utf-8")
     paths["leaderboard"] = out_dir / "LEADERBOARD.md"
+    with atomic_write(out_dir / "PAPER_TABLES.md") as tmp:
+        tmp.write_text(render_paper_tables(store), encoding="utf-8")
+    paths["paper_tables"] = out_dir / "PAPER_TABLES.md"
     html = out_dir / "report.html"
     with atomic_write(html) as tmp:
         tmp.write_text(render_html(store, run_ids), encoding="utf-8")

@@ -94,3 +94,45 @@ def test_html_renders_in_headless_chromium(store, tmp_path: Path):
     subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1280,1600", url], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 10_000
     print(f"report screenshot: {shot}")
+
+
+def _store_with(tmp_path: Path, name: str, psnr: np.ndarray) -> Path:
+    st = ResultStore(tmp_path / name)
+    st.put_run(name, dataset="d", split="test", meta={})
+    for i, v in enumerate(psnr):
+        st.put_clip(name, "m", f"c{i}", values={"psnr": float(v), "ssim": 0.5}, status={"psnr": "ok"})
+    st.close()
+    return tmp_path / name
+
+
+def test_compare_exit_status_on_known_regression(tmp_path: Path, capsys):
+    from bench.cli import main
+
+    rng = np.random.default_rng(0)
+    base = 30 + rng.normal(0, 1, 40)
+    same = _store_with(tmp_path, "same", base + rng.normal(0, 0.01, 40))
+    worse = _store_with(tmp_path, "worse", base - 1.0)
+    better = _store_with(tmp_path, "better", base + 1.0)
+    b = _store_with(tmp_path, "base", base)
+    assert main(["compare", str(b), str(same)]) == 0
+    assert main(["compare", str(b), str(better)]) == 0
+    out = capsys.readouterr().out
+    assert "improved" in out and "regressed" not in out.split("better")[-1]
+    assert main(["compare", str(b), str(worse)]) == 1
+    assert "❌ regressed" in capsys.readouterr().out
+    assert main(["compare", str(b), str(worse), "--threshold", "2.0"]) == 0      # a 1 dB drop is within 2 dB
+
+
+def test_paper_tables_label_published_and_show_measured_deltas(tmp_path: Path):
+    from reports.paper_tables import published, render
+
+    st = ResultStore(tmp_path / "s")
+    st.put_run("r", dataset="hdtf", split="test", meta={"dataset_name": "hdtf"})
+    st.put_aggregates("r", "hallo", {"fid": 30.61, "lpips": 0.2})
+    md = render(st)
+    hdtf = md.split("## Table 2: HDTF")[1].split("## ")[0]
+    hallo = next(l for l in hdtf.splitlines() if l.startswith("| Hallo"))
+    assert "28.61 (published) | 30.61 | +2.000" in hallo
+    moee = next(l for l in hdtf.splitlines() if l.startswith("| MoEE"))
+    assert moee.count("not measured") == 4
+    assert published()["dh_faceemovid_150"]["rows"][3]["fid"] == 39.62

@@ -1,0 +1,57 @@
+"""The MoEE paper's tables (published numbers, kept as data) side by side with numbers measured here."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from bench.store import ResultStore
+from metrics.keys import KEYS
+
+TABLES = Path(__file__).with_name("data") / "moee_paper_tables.toml"
+
+
+def published() -> dict:
+    with open(TABLES, "rb") as f:
+        return tomllib.load(f)
+
+
+def measured(store: ResultStore, dataset: str) -> dict[str, dict[str, float]]:
+    """method label -> metric -> latest measured aggregate, over runs whose dataset name matches."""
+    out: dict[str, dict[str, float]] = {}
+    runs = [r for r in store.runs() if dataset in (str(r["meta"].get("dataset_name", "")).lower(), r["dataset"].lower())]
+    for r in runs:
+        agg = store.aggregates(r["run_id"])
+        for (method, key), v in agg.set_index(["method", "key"])["value"].items():
+            if v is not None and np.isfinite(v):
+                out.setdefault(method, {})[key] = float(v)
+    return out
+
+
+def render(store: ResultStore) -> str:
+    lines = ["# MoEE paper tables: published vs measured", "",
+             "Published numbers come from the source named under each table (kept in "
+             "`reports/data/moee_paper_tables.toml`); they are **published, not measured**. Measured numbers come "
+             "from this result store (runs whose dataset matches); a row never run here shows 'not measured'.", ""]
+    for name, t in published().items():
+        meas = measured(store, t["dataset"])
+        lines += [f"## {t['title']}", "", f"Source: {t['source']}. Caveat: {t['caveat']}", ""]
+        head = ["method"] + [f"{KEYS[c].label} {'↑' if KEYS[c].higher_is_better else '↓'} published | measured | Δ"
+                             for c in t["columns"]]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "---|" * len(head))
+        for row in t["rows"]:
+            cells = [row["label"]]
+            got = meas.get(row["method"], {})
+            for c in t["columns"]:
+                f = KEYS[c].fmt
+                pub = f.format(row[c])
+                if c in got:
+                    cells.append(f"{pub} (published) | {f.format(got[c])} | {got[c] - row[c]:+.3f}")
+                else:
+                    cells.append(f"{pub} (published) | not measured | —")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
