@@ -1,0 +1,39 @@
+"""``moee-bench throughput --method NAME``: generation speed of one method (warm-up + repeats)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("throughput", help="measure a method's generation frames/s, s/clip and peak memory")
+    p.add_argument("--method", required=True)
+    p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
+    p.add_argument("--clips", default="", help="comma list of clip ids (default: the first two)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config, repeatable")
+    p.add_argument("--json", help="also write the measurement here")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bench.manifest import load_manifest
+    from bench.throughput import measure
+
+    if args.manifest:
+        m = load_manifest(args.manifest)
+    else:
+        from bench.sample import ensure_sample
+
+        m = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
+    cfg = dict(kv.split("=", 1) for kv in args.config)
+    r = measure(args.method, m, [c for c in args.clips.split(",") if c], config=cfg, repeats=args.repeats,
+                device=args.device)
+    for k, v in r.items():
+        print(f"{k:<26}{v:.4g}" if isinstance(v, float) else f"{k:<26}{v}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=1))
+    return 0
