@@ -93,14 +93,53 @@ def _sha(path: Path) -> str:
     return file_hash(path)
 
 
+class Dist:
+    """Rank, world size and collectives (torch.distributed, gloo on CPU); a no-op for one process."""
+
+    def __init__(self) -> None:
+        import torch.distributed as td
+
+        self.td = td if td.is_available() and td.is_initialized() else None
+        self.rank = self.td.get_rank() if self.td else 0
+        self.world = self.td.get_world_size() if self.td else 1
+
+    def barrier(self) -> None:
+        if self.td:
+            self.td.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if not self.td:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        self.td.all_gather_object(out, obj)
+        return out
+
+    def mine(self, items: list) -> list:
+        """This rank's shard (round robin)."""
+        return items[self.rank::self.world]
+
+
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
               device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print) -> RunSummary:
-    """Run every method of ``suite`` on its split; results go to ``out_dir/store``."""
+    """Run every method of ``suite`` on its split; results go to ``out_dir/store``.
+
+    Under torchrun each rank generates and scores its round-robin shard of the clips and writes
+    its per-clip rows; metric states are gathered and merged on rank 0, which writes the
+    aggregates, the run metadata and the report.
+    """
     from metrics.evaluate import ClipInput, evaluate
     from metrics.registry import MetricOptions, metric_class
 
+    dist = Dist()
+    if dist.rank != 0:
+        log = lambda *a, **k: None  # noqa: E731
     out_dir = Path(out_dir)
-    manifest = load_dataset(suite, out_dir)
+    if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
+        manifest = load_dataset(suite, out_dir)
+        ResultStore(out_dir / "store").close()
+    dist.barrier()
+    if dist.rank != 0:
+        manifest = load_dataset(suite, out_dir)
     split_file = load_split(suite.split_file) if suite.split_file else None
     clips = clips_of(manifest, suite.split, split_file)
     if not clips:
@@ -135,7 +174,7 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
         vid_dir = out_dir / "videos" / safe_name(spec.label)
         gen_s, gen_frames, n_gen = 0.0, 0, 0
         ok_clips: list[ClipRecord] = []
-        for clip in clips:
+        for clip in dist.mine(clips):
             out_path = vid_dir / f"{safe_name(clip.clip_id)}.mp4"
             prev = store.generation(spec.label, clip.clip_id, chash)
             if prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]:
@@ -164,13 +203,15 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
             n_gen += 1
             summary.generated += 1
             ok_clips.append(clip)
-        if n_gen:
+        tot = [sum(x) for x in zip(*dist.gather((gen_s, gen_frames, n_gen)))]
+        if tot[2] and dist.rank == 0:
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             store.put_throughput(run_id, spec.label, device=_device_name(device),
-                                 frames_per_s=gen_frames / gen_s if gen_s > 0 else None,
-                                 seconds_per_clip=gen_s / n_gen, peak_mem_bytes=rss, n_clips=n_gen,
-                                 extra={"peak_mem": "process peak RSS (CPU)" if device == "cpu" else "CUDA"})
-        missing = [c for c in clips if c not in ok_clips]
+                                 frames_per_s=tot[1] / tot[0] if tot[0] > 0 else None,
+                                 seconds_per_clip=tot[0] / tot[2], peak_mem_bytes=rss, n_clips=int(tot[2]),
+                                 extra={"peak_mem": "rank-0 process peak RSS (CPU)" if device == "cpu" else "CUDA",
+                                        "world_size": dist.world})
+        missing = [c for c in dist.mine(clips) if c not in ok_clips]
         for c in missing:
             gen = store.generation(spec.label, c.clip_id, chash) or {}
             store.put_clip(run_id, spec.label, c.clip_id, values={},
@@ -199,17 +240,31 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
         log(f"scoring {spec.label}: {len(inputs)} clips, metrics {[m.name for m in metrics]}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            res = evaluate(inputs, metrics, fps=suite.fps, size=suite.size, cache=store.features, progress=True,
-                           fail_fast=fail_fast, on_clip=on_clip)
-        agg = dict(res.metrics)
+            evaluate(inputs, metrics, fps=suite.fps, size=suite.size, cache=store.features, progress=dist.rank == 0,
+                     fail_fast=fail_fast, on_clip=on_clip)
+        states = dist.gather([m.state_dict() for m in metrics])
+        n_missing = sum(dist.gather(len(missing)))
+        if dist.rank != 0:
+            continue
+        for other in states[1:]:
+            for m, st in zip(metrics, other):
+                m.merge_state(st)
+        agg: dict[str, Any] = {}
+        for m in metrics:
+            agg.update(m.compute())
         for n, why in unavailable.items():
             agg[n] = None
         agg["n_clips"] = len(clips)
-        agg["n_missing"] = len(missing)
+        agg["n_missing"] = n_missing
         store.put_aggregates(run_id, spec.label, agg,
                              extra={n: {"reason": why} for n, why in unavailable.items()})
+    dist.barrier()
+    if dist.rank != 0:
+        store.close()
+        return summary
     meta["weights"] = [r.provenance() for r in wopts.used]
     meta["unverified_weights"] = wopts.any_unverified
+    meta["world_size"] = dist.world
     store.put_run(run_id, suite_hash=suite.hash, dataset=manifest.dataset, split=suite.split or "all", meta=meta)
     if report:
         try:

@@ -125,3 +125,26 @@ def test_score_precomputed_folder_against_split_from_cli(tmp_path: Path, capsys)
     assert doc["metrics"]["psnr"] < 20 and doc["metrics"]["fid"] is None and "not found" in doc["metrics"]["fid_reason"]
     assert {c["clip"] for c in doc["clips"]} == {"c00", "c01"}
     assert doc["protocol"]["fps"] == 25.0 and "versions" in doc["protocol"]
+
+
+def test_torchrun_two_processes_equal_one(tmp_path: Path):
+    m = _dataset(tmp_path / "ds", 5, frames=20)
+    s = _suite(tmp_path / "s.toml", m, '[[methods]]\nname = "static"\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(s), "--out", str(tmp_path / "o1"), "--no-report"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                          "-m", "bench.run", "--suite", str(s), "--out", str(tmp_path / "o2"), "--no-report"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    with ResultStore(tmp_path / "o1" / "store") as a, ResultStore(tmp_path / "o2" / "store") as b:
+        ra, rb = a.runs()[0], b.runs()[0]
+        assert rb["meta"]["world_size"] == 2
+        aa = a.aggregates(ra["run_id"]).set_index("key")["value"]
+        ab = b.aggregates(rb["run_id"]).set_index("key")["value"]
+        for k in ("psnr", "psnr_dataset", "ssim", "n_clips", "n_missing"):
+            assert ab[k] == pytest.approx(aa[k], rel=1e-12, abs=0), k      # float64 sums: order only
+        ca = a.clip_table(ra["run_id"]).set_index("clip_id")["psnr"].sort_index()
+        cb = b.clip_table(rb["run_id"]).set_index("clip_id")["psnr"].sort_index()
+        assert list(ca.index) == list(cb.index) and np.array_equal(ca.to_numpy(), cb.to_numpy())
