@@ -116,7 +116,11 @@ class SyncNetScorer:
             aud.append(self.net.forward_aud(a).cpu())
         return torch.cat(lip, 0), torch.cat(aud, 0)
 
+    def distances(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> torch.Tensor:
+        """The (N, 2*vshift+1) window-by-offset distance matrix of one crop clip."""
+        im, cc = self.features(frames_bgr, audio_int16)
+        return offset_distances(im, cc, self.vshift)
+
     def score(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> SyncResult:
         """Offset, Sync-C (conf) and Sync-D (dist) of one crop clip."""
-        im, cc = self.features(frames_bgr, audio_int16)
-        return summarise(offset_distances(im, cc, self.vshift), self.vshift)
+        return summarise(self.distances(frames_bgr, audio_int16), self.vshift)
