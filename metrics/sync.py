@@ -171,7 +171,7 @@ class Sync(Metric):
         return {"face_cropped": self.face_cropped, "audio": self.audio_source, "pixels": self.pixels,
                 "min_track": self.min_track, "detector": None if self.face_cropped else self.detector_name,
                 "crop_scale": 0.4, "vshift": syncnet_core.VSHIFT, "fps": 25, "track_rule": self.track_rule,
-                "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S)"}
+                "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S, folded 2D form)"}
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": "sync", **self.config(), "weights_sha256": dict(self._weights)}

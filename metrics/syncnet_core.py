@@ -82,8 +82,14 @@ def summarise(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncResult:
 class SyncNetScorer:
     """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
 
-    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 20, vshift: int = VSHIFT):
+    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 20, vshift: int = VSHIFT,
+                 fast: bool = True):
         self.net = net.to(device).eval()
+        self.fast = None
+        if fast:
+            from metrics.syncnet_fast import FastSyncNet
+
+            self.fast = FastSyncNet(self.net).to(device)
         self.device = device
         self.batch_size = batch_size
         self.vshift = vshift
@@ -103,17 +109,20 @@ class SyncNetScorer:
         n = n_windows(len(frames_bgr), len(audio_int16))
         if n <= 0:
             raise ValueError(f"too short: {len(frames_bgr)} frames, {len(audio_int16)} samples give {n} windows")
-        video = torch.from_numpy(np.ascontiguousarray(frames_bgr[: n + 4])).float().permute(3, 0, 1, 2)  # (3,T,H,W)
+        video = torch.from_numpy(np.ascontiguousarray(frames_bgr[: n + 4])).float()  # (T, H, W, 3)
         cc = torch.from_numpy(mfcc(audio_int16)).float()  # (13, M)
+        net = self.fast if self.fast is not None else self.net
         lip, aud = [], []
         for i in range(0, n, self.batch_size):
             j = min(n, i + self.batch_size)
-            v = video.unfold(1, 5, 1)[:, i:j]                       # (3, b, H, W, 5) view
-            v = v.permute(1, 0, 4, 2, 3).contiguous().to(self.device)  # (b, 3, 5, H, W)
-            lip.append(self.net.forward_lip(v).cpu())
+            if self.fast is not None:   # (b, 15, H, W): the 5 frames of each window stacked frame-major
+                v = torch.cat([video[i + k: j + k] for k in range(5)], dim=-1).permute(0, 3, 1, 2)
+            else:                       # (b, 3, 5, H, W) as the reference builds it
+                v = video.unfold(0, 5, 1)[i:j].permute(0, 3, 4, 1, 2).contiguous()
+            lip.append(net.forward_lip(v.to(self.device)).cpu())
             a = cc[:, 4 * i: 4 * (j - 1) + 20].unfold(1, 20, 4)    # (13, b, 20)
             a = a.permute(1, 0, 2).unsqueeze(1).contiguous().to(self.device)
-            aud.append(self.net.forward_aud(a).cpu())
+            aud.append(net.forward_aud(a).cpu())
         return torch.cat(lip, 0), torch.cat(aud, 0)
 
     def distances(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> torch.Tensor:

@@ -56,13 +56,32 @@ def test_parity_with_syncnet_instance(tmp_path: Path) -> None:
     opt = types.SimpleNamespace(tmp_dir=str(d), batch_size=20, vshift=15)
     r_off, r_conf, r_dist = ref.evaluate(opt)
 
-    ours = core.SyncNetScorer.from_state_dict(torch.load(wfile, weights_only=True), batch_size=7)
-    res = ours.score(frames, audio)
-    assert res.offset == r_off
-    assert abs(res.conf - r_conf) < 1e-4
-    assert abs(res.dist - r_dist) < 1e-4
-    assert res.n_windows == min(30, len(audio) // 640) - 5
-    assert res.mdist.shape == (31,)
+    for fast in (True, False):
+        ours = core.SyncNetScorer.from_state_dict(torch.load(wfile, weights_only=True), batch_size=7, fast=fast)
+        res = ours.score(frames, audio)
+        assert res.offset == r_off
+        assert abs(res.conf - r_conf) < 1e-4
+        assert abs(res.dist - r_dist) < 1e-4
+        assert res.n_windows == min(30, len(audio) // 640) - 5
+        assert res.mdist.shape == (31,)
+
+
+def test_fast_net_equals_syncnet_s(tmp_path: Path) -> None:
+    from syncnet_python.SyncNetModel import S
+
+    from metrics.syncnet_fast import FastSyncNet
+
+    net = S()
+    net.load_state_dict(torch.load(_random_net_file(tmp_path), weights_only=True))
+    net.eval()
+    fast = FastSyncNet(net)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 5, 224, 224, generator=g) * 255
+    a = torch.randn(3, 1, 13, 20, generator=g)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast.forward_lip(x.permute(0, 2, 1, 3, 4).reshape(3, 15, 224, 224)),
+                                   net.forward_lip(x), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(fast.forward_aud(a), net.forward_aud(a), atol=1e-5, rtol=1e-4)
 
 
 def test_vectorised_offsets_equal_loop() -> None:
