@@ -62,8 +62,9 @@ class _Extractor:
 
     def finish(self) -> Features:
         m, ctx = self.m, self.ctx
-        audio = ctx.audio
+        audio, source = ctx.audio, ctx.audio_source
         if m.audio_source == "video":
+            source = "video"
             from bench import media
 
             try:
@@ -95,7 +96,7 @@ class _Extractor:
             res.append((m.scorer().score(c, seg), len(c), s))
         if not res:
             return {"status": np.array("too_short"), "message": np.array("fewer than 6 frames of face and audio")}
-        return {"status": np.array("ok"), "message": np.array(""),
+        return {"status": np.array("ok"), "message": np.array(""), "audio_source": np.array(str(source)),
                 "offset": np.array([r.offset for r, _, _ in res]), "conf": np.array([r.conf for r, _, _ in res]),
                 "dist": np.array([r.dist for r, _, _ in res]), "mdist": np.stack([r.mdist for r, _, _ in res]),
                 "length": np.array([n for _, n, _ in res]), "start": np.array([s for _, _, s in res])}
@@ -195,7 +196,7 @@ class Sync(Metric):
         tracks = [{"start": int(s), "length": int(n), "offset": int(o), "conf": float(cc), "dist": float(dd)}
                   for s, n, o, cc, dd in zip(feats["start"], length, feats["offset"], conf, dist)]
         return {"sync_c": c, "sync_d": d, "offset": off, "sync_tracks": tracks,
-                "sync_audio": self.audio_source if ctx is None or ctx.audio_source is None else ctx.audio_source}
+                "sync_audio": str(feats["audio_source"]) if "audio_source" in feats else self.audio_source}
 
     def state_dict(self) -> dict[str, Any]:
         return {"c": self.c.state(), "d": self.d.state(), "counts": dict(self.counts)}

@@ -165,3 +165,22 @@ def test_jpeg_roundtrip_is_lossy_and_matches_ffmpeg_dump(tmp_path: Path) -> None
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(vid), "-f", "image2", "-threads", "1", str(tmp_path / "%06d.jpg")], check=True)
     dump = np.stack([cv2.imread(str(p)) for p in sorted(tmp_path.glob("*.jpg"))])
     assert np.abs(dump.astype(int) - rt.astype(int)).max() <= 2
+
+
+def test_through_evaluator(weights_dir: Path, write_clip) -> None:
+    """The metric plugs into metrics.evaluate: driving audio by default, the video's own track as the option."""
+    from metrics.evaluate import evaluate
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (30, 8, 8, 3), dtype=np.uint8).repeat(8, 1).repeat(8, 2)
+    pred = write_clip("p", frames=frames)
+    drv = write_clip("drv", frames=frames, seed=9)
+    res = {}
+    for src in ("driving", "video"):
+        m = Sync(_opts(weights_dir, face_cropped=True, sync_audio=src))
+        r = evaluate([ClipInput("p", pred, audio=drv)], [m], progress=False)
+        o = r.clips[0]
+        assert o.status.get("sync", "ok") == "ok", o.messages
+        assert o.values["sync_audio"] == src and -15 <= o.values["offset"] <= 15
+        res[src] = r.metrics["sync_c"]
+    assert res["driving"] != res["video"]  # different noise tracks give different curves
