@@ -52,12 +52,16 @@ class RetinaFaceDetector:
         from facexlib.detection.retinaface import RetinaFace
 
         self.net = RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
-        self.net.load_state_dict(torch.load(weights_path, map_location=device, weights_only=True), strict=False)
+        sd = torch.load(weights_path, map_location=device, weights_only=True)
+        sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}  # as facexlib's loader does
+        self.net.load_state_dict(sd, strict=True)
         self.net.eval()
+        self._torch = torch
         self.conf_th = conf_th
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        b = self.net.detect_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self.conf_th)
+        with self._torch.no_grad():
+            b = self.net.detect_faces(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self.conf_th)
         return np.asarray(b, np.float64)[:, :5].reshape(-1, 5) if len(b) else np.zeros((0, 5))
 
 

@@ -91,3 +91,15 @@ def test_tracked_path_scores_each_track(tmp_path: Path) -> None:
     with pytest.raises(ClipError) as e:
         m2.update(ctx, ex.finish())
     assert e.value.status == "too_short"
+
+
+def test_retinaface_alternative_runs(tmp_path: Path) -> None:
+    """The facexlib RetinaFace detector loads a state dict in facexlib's format and returns (n, 5) boxes."""
+    from facexlib.detection.retinaface import RetinaFace
+
+    torch.manual_seed(0)
+    net = RetinaFace(network_name="resnet50", half=False, device=torch.device("cpu"))
+    p = tmp_path / "detection_Resnet50_Final.pth"
+    torch.save({"module." + k: v for k, v in net.state_dict().items()}, p)
+    boxes = face_track.RetinaFaceDetector(str(p), conf_th=0.99)(np.zeros((120, 160, 3), np.uint8))
+    assert boxes.ndim == 2 and boxes.shape[1] == 5
