@@ -1,18 +1,17 @@
-"""Sync-C / Sync-D (LSE-C / LSE-D) with the SyncNet protocol.
+"""Sync-C / Sync-D (SyncNet confidence and min distance) with the published syncnet-python protocol.
 
-Frames at 25 fps (timestamp resampling by the evaluator), audio at 16 kHz mono (the driving audio
-from the manifest by default, MoChaBench convention; ``sync_audio=video`` uses the video's track).
-Face crops, per the reference ``run_pipeline`` geometry: per frame a face box (``sync_detector``:
-``s3fd``, the reference detector, weights ``sfd_face.pth`` via the registry; or ``mtcnn``, the
-offline default shipped with facenet-pytorch), a single track of the largest face with gaps
-linearly interpolated, centre and size median-filtered (kernel 13), the frame padded with grey 110,
-the crop spanning rows y-s..y+1.8s and columns x+-1.4s (crop_scale 0.4, s = max(w,h)/2), resized
-to 224x224. ``face_cropped=1``: the frames already are face crops (resized to 224 only).
-Then the published protocol's last JPEG round trip (ffmpeg image2 at its default mjpeg settings,
-read back with OpenCV) unless ``sync_pixels=exact``. Scoring: :mod:`metrics.syncnet_core`.
+Per clip: pred frames at 25 fps (the evaluator resamples by timestamps) -> face tracks and 224x224
+crops (:mod:`metrics.face_track`; or the whole frame resized to 224 with ``face_cropped=true``) ->
+the JPEG round trip of the reference (``ffmpeg -i crop %06d.jpg`` at ffmpeg's default mjpeg settings,
+read back with ``cv2.imread``; ``sync_pixels=exact`` skips it and is recorded) -> audio as int16
+16 kHz -> :class:`metrics.syncnet_core.SyncNetScorer`.
 
-Per clip: ``sync_c``, ``sync_d``, ``offset``; status no_face / too_short / no_audio, never 0.0.
-Not handled in this version: scene cuts and several face tracks (one track per clip).
+Audio: the driving audio from the manifest (MoChaBench convention) by default; ``sync_audio=video``
+uses the pred video's own track. Track rule (``sync_track_rule``): ``longest`` (default; conf and
+dist from the same, longest track) or ``pypi`` (max conf / min dist over tracks, as syncnet-python).
+Params: ``face_cropped``, ``sync_audio``, ``sync_pixels``, ``sync_min_track`` (default 25 frames:
+talking-head clips are 2-5 s, the reference's 100 and the wheel's 50 drop 2 s clips; 25 still gives
+>= 20 windows), ``sync_detector`` (s3fd | retinaface), ``sync_track_rule``.
 """
 
 from __future__ import annotations
@@ -26,181 +25,197 @@ import cv2
 import numpy as np
 
 from bench.errors import ClipError
-from bench.weights import load_state_dict
+from metrics import face_track, syncnet_core
 from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
-from metrics.syncnet_core import VSHIFT, load_syncnet, score, to_int16
 
-CROP_SCALE = 0.4
-MEDIAN_KERNEL = 13
+STATUSES = ("no_face", "too_short", "no_audio", "error")
 
 
-def jpeg_roundtrip(frames_bgr: np.ndarray) -> np.ndarray:
-    """Encode frames with ffmpeg's image2/mjpeg defaults and decode them with OpenCV, as the reference does."""
+def _truthy(v: Any) -> bool:
+    return str(v).lower() in ("1", "true", "yes", "on")
+
+
+def jpeg_roundtrip(frames_bgr: np.ndarray, fps: float = 25.0) -> np.ndarray:
+    """Encode BGR frames with ffmpeg's image2 muxer at its default mjpeg settings and decode with cv2.imread.
+
+    The reference dumps the crop video with ``ffmpeg -i crop.avi -f image2 %06d.jpg`` (no ``-q``), whose
+    mjpeg quality comes from ffmpeg's rate control, not a fixed quality, so ffmpeg itself is run here."""
     from bench.ffmpeg import ensure_ffmpeg_on_path
 
-    exe = ensure_ffmpeg_on_path()
+    ensure_ffmpeg_on_path()
     n, h, w, _ = frames_bgr.shape
-    with tempfile.TemporaryDirectory() as d:
-        cmd = [exe, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", "25",
-               "-i", "pipe:0", "-threads", "1", "-f", "image2", str(Path(d) / "%06d.jpg")]
-        subprocess.run(cmd, input=np.ascontiguousarray(frames_bgr, np.uint8).tobytes(), check=True, capture_output=True,
-                       timeout=300)
+    with tempfile.TemporaryDirectory(prefix="moee_sync_") as d:
+        cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+               "-r", str(fps), "-i", "-", "-f", "image2", "-threads", "1", str(Path(d) / "%06d.jpg")]
+        subprocess.run(cmd, input=np.ascontiguousarray(frames_bgr).tobytes(), check=True, capture_output=True)
         files = sorted(Path(d).glob("*.jpg"))
         return np.stack([cv2.imread(str(f)) for f in files])
 
 
-def smooth_track(boxes: np.ndarray) -> np.ndarray:
-    """(T, 3) centre x, centre y, half-size per frame from (T, 4) boxes with NaN gaps: interpolated, median-filtered."""
-    from scipy.signal import medfilt
-
-    t = np.arange(len(boxes))
-    ok = np.all(np.isfinite(boxes), axis=1)
-    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-    s = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) / 2
-    out = []
-    for v in (cx, cy, s):
-        v = np.interp(t, t[ok], v[ok])
-        k = min(MEDIAN_KERNEL, len(v) if len(v) % 2 else len(v) - 1)
-        out.append(medfilt(v, kernel_size=max(1, k)))
-    return np.stack(out, 1)
-
-
-def crop_faces(frames_rgb: np.ndarray, track: np.ndarray) -> np.ndarray:
-    """224x224 BGR crops with the reference pipeline's geometry."""
-    out = []
-    for img, (x, y, s) in zip(frames_rgb, track):
-        bsi = int(s * (1 + 2 * CROP_SCALE))
-        pad = cv2.copyMakeBorder(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), bsi, bsi, bsi, bsi, cv2.BORDER_CONSTANT,
-                                 value=(110, 110, 110))
-        my, mx = y + bsi, x + bsi
-        face = pad[int(my - s):int(my + s * (1 + 2 * CROP_SCALE)), int(mx - s * (1 + CROP_SCALE)):int(mx + s * (1 + CROP_SCALE))]
-        out.append(cv2.resize(face, (224, 224)))
-    return np.stack(out)
-
-
 class _Extractor:
-    def __init__(self, m: "Sync", ctx: ClipContext) -> None:
-        self.m, self.ctx = m, ctx
+    def __init__(self, metric: "Sync", ctx: ClipContext) -> None:
+        self.m, self.ctx = metric, ctx
         self.frames: list[np.ndarray] = []
-        self.boxes: list[np.ndarray] = []
-        if ctx.audio is None:
-            raise ClipError(ctx.clip_id, "no audio to score lip sync against (no driving audio, no audio track)",
-                            status="no_audio")
 
     def add(self, chunk: FrameChunk) -> None:
-        if self.m.face_cropped:
-            self.frames.append(np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2BGR), (224, 224)) for f in chunk.pred]))
-            return
-        self.frames.append(chunk.pred)
-        self.boxes.append(self.m.detect(chunk.pred))
+        self.frames.extend(chunk.pred)
 
     def finish(self) -> Features:
-        frames = np.concatenate(self.frames)
-        if not self.m.face_cropped:
-            boxes = np.concatenate(self.boxes)
-            found = int(np.all(np.isfinite(boxes), axis=1).sum())
-            if found == 0:
-                raise ClipError(self.ctx.clip_id, f"no face found in {len(boxes)} frames", status="no_face")
-            if found < self.m.min_track:
-                raise ClipError(self.ctx.clip_id, f"face found in {found} frames < min_track {self.m.min_track}",
-                                status="too_short")
-            frames = crop_faces(frames, smooth_track(boxes))
-        if self.m.pixels == "jpeg":
-            frames = jpeg_roundtrip(frames)
-        try:
-            r = score(self.m.net, frames, to_int16(self.ctx.audio), device=self.m.device)
-        except ValueError as e:
-            raise ClipError(self.ctx.clip_id, str(e), status="too_short") from None
-        return {"offset": np.array(r.offset), "conf": np.array(r.conf), "dist": np.array(r.dist),
-                "n_windows": np.array(r.n_windows), "mdist": r.mdist}
+        m, ctx = self.m, self.ctx
+        audio, source = ctx.audio, ctx.audio_source
+        if m.audio_source == "video":
+            source = "video"
+            from bench import media
+
+            try:
+                audio = media.read_audio(ctx.clip.pred, clip_id=ctx.clip_id)
+            except ClipError:
+                audio = None
+        if audio is None or len(audio) == 0:
+            return {"status": np.array("no_audio"), "message": np.array("no audio to score against")}
+        a16 = syncnet_core.float_to_int16(audio)
+        if m.face_cropped:
+            crops = [np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2BGR), (224, 224)) for f in self.frames])] \
+                if self.frames else []
+            starts = [0]
+        else:
+            tracks, n_det = m.tracker_tracks(self.frames)
+            if not tracks:
+                st = "no_face" if n_det == 0 else "too_short"
+                return {"status": np.array(st), "message": np.array(
+                    f"{n_det} face detections, no track longer than {m.min_track} frames")}
+            crops = [face_track.crop_track(self.frames, t) for t in tracks]
+            starts = [int(t.frames[0]) for t in tracks]
+        res = []
+        for c, s in zip(crops, starts):
+            if m.pixels == "jpeg":
+                c = jpeg_roundtrip(c)
+            seg = a16[s * 640:]
+            if syncnet_core.n_windows(len(c), len(seg)) <= 0:
+                continue
+            res.append((m.scorer().score(c, seg), len(c), s))
+        if not res:
+            return {"status": np.array("too_short"), "message": np.array("fewer than 6 frames of face and audio")}
+        return {"status": np.array("ok"), "message": np.array(""), "audio_source": np.array(str(source)),
+                "offset": np.array([r.offset for r, _, _ in res]), "conf": np.array([r.conf for r, _, _ in res]),
+                "dist": np.array([r.dist for r, _, _ in res]), "mdist": np.stack([r.mdist for r, _, _ in res]),
+                "length": np.array([n for _, n, _ in res]), "start": np.array([s for _, _, s in res])}
 
 
 class Sync(Metric):
+    """Sync-C (higher better) and Sync-D (lower better) per clip, averaged over scored clips."""
+
     name = "sync"
     keys = ("sync_c", "sync_d")
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
 
-    def __init__(self, options: Any) -> None:
-        p = options.param
-        self.device = options.device
-        self.face_cropped = str(p("face_cropped", "0")).lower() in ("1", "true", "yes")
+    def __init__(self, options: Any = None) -> None:
+        from metrics.registry import MetricOptions
+
+        self.options = options or MetricOptions()
+        p = self.options.param
+        self.face_cropped = _truthy(p("face_cropped", False))
+        self.audio_source = str(p("sync_audio", "driving"))
         self.pixels = str(p("sync_pixels", "jpeg"))
+        self.min_track = int(p("sync_min_track", face_track.DEFAULT_MIN_TRACK))
         self.detector_name = str(p("sync_detector", "s3fd"))
-        self.min_track = int(p("min_track", 25))
-        self.weights = options.weights.resolve("syncnet_v2")
-        self.net = load_syncnet(load_state_dict(self.weights), self.device)
-        self._s3fd = None
-        self._mtcnn = None
-        if not self.face_cropped:
-            if self.detector_name == "s3fd":
-                from syncnet_python.detectors.s3fd import S3FD
-                from syncnet_python.detectors.s3fd.nets import S3FDNet
-
-                r = options.weights.resolve("sfd_face")
-                net = S3FDNet(device=self.device)
-                net.load_state_dict(load_state_dict(r))
-                self._s3fd = S3FD(net=net, device=self.device)
-            elif self.detector_name == "mtcnn":
-                from metrics.faces import FaceDetector
-
-                self._mtcnn = FaceDetector(device=self.device)
-            else:
-                raise ValueError(f"sync_detector must be s3fd or mtcnn, got {self.detector_name!r}")
+        self.track_rule = str(p("sync_track_rule", "longest"))
+        for k, v, ok in (("sync_audio", self.audio_source, ("driving", "video")), ("sync_pixels", self.pixels, ("jpeg", "exact")),
+                         ("sync_detector", self.detector_name, ("s3fd", "retinaface")),
+                         ("sync_track_rule", self.track_rule, ("longest", "pypi"))):
+            if v not in ok:
+                raise ValueError(f"{k} must be one of {ok}, got {v!r}")
+        self._scorer: syncnet_core.SyncNetScorer | None = None
+        self._detector: Any = None
+        self._weights: dict[str, str] = {}
         super().__init__()
+        self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
 
-    def detect(self, frames: np.ndarray) -> np.ndarray:
-        """(n, 4) largest-face boxes, NaN rows where none."""
-        out = np.full((len(frames), 4), np.nan)
-        if self._mtcnn is not None:
-            for i, f in enumerate(self._mtcnn.detect(frames)):
-                if f is not None:
-                    out[i] = f.box
-            return out
-        for i, img in enumerate(frames):
-            b = self._s3fd.detect_faces(cv2.cvtColor(img, cv2.COLOR_RGB2BGR), conf_th=0.9, scales=[0.25])
-            if len(b):
-                j = int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))
-                out[i] = b[j, :4]
-        return out
+    def scorer(self) -> syncnet_core.SyncNetScorer:
+        """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
+        if self._scorer is None:
+            from bench.weights import load_state_dict
+
+            r = self.options.weights.resolve("syncnet_v2")
+            self._weights["syncnet_v2"] = r.sha256
+            self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device)
+        return self._scorer
+
+    def detector(self) -> Any:
+        if self._detector is None:
+            from bench.weights import load_state_dict
+
+            if self.detector_name == "s3fd":
+                r = self.options.weights.resolve("sfd_face")
+                self._detector = face_track.S3FDDetector(load_state_dict(r), device=self.options.device)
+            else:
+                r = self.options.weights.resolve("retinaface_resnet50")
+                self._detector = face_track.RetinaFaceDetector(str(r.path), device=self.options.device)
+            self._weights[r.spec.name] = r.sha256
+        return self._detector
+
+    def tracker_tracks(self, frames: list[np.ndarray]) -> tuple[list[face_track.Track], int]:
+        """Tracks over all scenes and the total number of detections."""
+        det = self.detector()
+        dets = [det(f) for f in frames]
+        tracks: list[face_track.Track] = []
+        for a, b in face_track.scene_cuts(frames):
+            if b - a >= self.min_track:
+                tracks += face_track.track_faces(dets[a:b], a, min_track=self.min_track)
+        return tracks, int(sum(len(d) for d in dets))
 
     def reset(self) -> None:
-        self.c = MeanState()
-        self.d = MeanState()
-        self.offsets: dict[int, int] = {}
+        self.c, self.d = MeanState(), MeanState()
+        self.counts = {s: 0 for s in STATUSES}
 
     def config(self) -> dict[str, Any]:
-        return {"impl": "syncnet_python S + vectorised offsets (SyncNetInstance.evaluate numbers)", "vshift": VSHIFT,
-                "fps": 25, "audio": "16 kHz mono int16, MFCC (python_speech_features defaults)",
-                "crop": "face_cropped" if self.face_cropped else f"{self.detector_name} track, crop_scale {CROP_SCALE}",
-                "min_track": self.min_track, "pixels": "ffmpeg JPEG round trip" if self.pixels == "jpeg" else "exact",
-                "syncnet_sha256": self.weights.sha256, "verified": self.weights.verified,
-                "aggregate": "mean over clips of per-clip conf / min dist (one face track per clip)"}
+        return {"face_cropped": self.face_cropped, "audio": self.audio_source, "pixels": self.pixels,
+                "min_track": self.min_track, "detector": None if self.face_cropped else self.detector_name,
+                "crop_scale": 0.4, "vshift": syncnet_core.VSHIFT, "fps": 25, "track_rule": self.track_rule,
+                "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S, folded 2D form)"}
+
+    def protocol(self) -> dict[str, Any]:
+        return {"metric": "sync", **self.config(), "weights_sha256": dict(self._weights)}
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self, ctx)
 
-    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
-        c, d, off = float(feats["conf"]), float(feats["dist"]), int(feats["offset"])
+    def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
+        st = str(feats["status"])
+        if st != "ok":
+            self.counts[st if st in self.counts else "error"] += 1
+            raise ClipError(ctx.clip_id if ctx else None, str(feats["message"]) or st, status=st)
+        conf, dist, length = (np.asarray(feats[k]) for k in ("conf", "dist", "length"))
+        if self.track_rule == "longest":
+            i = int(np.argmax(length))
+            c, d, off = float(conf[i]), float(dist[i]), int(feats["offset"][i])
+        else:
+            c, d, off = float(conf.max()), float(dist.min()), int(feats["offset"][int(np.argmax(conf))])
         self.c.add(c)
         self.d.add(d)
-        self.offsets[off] = self.offsets.get(off, 0) + 1
-        return {"sync_c": c, "sync_d": d, "offset": off}
+        tracks = [{"start": int(s), "length": int(n), "offset": int(o), "conf": float(cc), "dist": float(dd)}
+                  for s, n, o, cc, dd in zip(feats["start"], length, feats["offset"], conf, dist)]
+        return {"sync_c": c, "sync_d": d, "offset": off, "sync_tracks": tracks,
+                "sync_audio": str(feats["audio_source"]) if "audio_source" in feats else self.audio_source}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"c": self.c.state(), "d": self.d.state(), "offsets": dict(self.offsets)}
+        return {"c": self.c.state(), "d": self.d.state(), "counts": dict(self.counts)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.reset()
-        self.merge_state(state)
+        self.c.load(state["c"])
+        self.d.load(state["d"])
+        self.counts = {s: int(state["counts"].get(s, 0)) for s in STATUSES}
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
         self.c.merge(state["c"])
         self.d.merge(state["d"])
-        for k, v in state["offsets"].items():
-            self.offsets[int(k)] = self.offsets.get(int(k), 0) + int(v)
+        for s in STATUSES:
+            self.counts[s] += int(state["counts"].get(s, 0))
 
     def compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f"sync_n_{s}": n for s, n in self.counts.items()}
+        out["sync_n_scored"] = self.c.count
         if not self.c.count:
-            return {"sync_c": None, "sync_d": None, "sync_c_reason": "no clip could be scored", "sync_n": 0}
-        return {"sync_c": self.c.mean(), "sync_d": self.d.mean(), "sync_n": self.c.count}
+            return {"sync_c": None, "sync_d": None, "sync_c_reason": "no clip could be scored", **out}
+        return {"sync_c": self.c.mean(), "sync_d": self.d.mean(), **out}

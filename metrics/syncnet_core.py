@@ -1,88 +1,135 @@
-"""SyncNet scoring with the numbers of ``syncnet_python.SyncNetInstance.evaluate``, vectorised.
+"""SyncNet offset / confidence / distance, computed as ``syncnet_python.SyncNetInstance.evaluate`` does.
 
-Same network (``syncnet_python.SyncNetModel.S``), same MFCC (``python_speech_features.mfcc`` on
-int16 16 kHz samples), same windows (5 frames / 20 MFCC columns, ``min_length - 5`` of them), same
-distances (``pairwise_distance`` with eps 1e-6 against zero-padded audio features), same
-aggregation (mean over windows, min and median over the 2*vshift+1 offsets). What is ours: all
-offsets are scored in one tensor operation (``unfold`` over the padded audio features) instead of
-a Python loop per frame, and windows are batched.
+The network is the package's own ``syncnet_python.SyncNetModel.S`` and the MFCCs come from
+``python_speech_features.mfcc`` (the library the reference calls). What we write ourselves is the
+offset search: instead of the reference's Python loop over windows (``calc_pdist``) all 31 offsets
+of all windows are one tensor operation (``unfold`` over the zero-padded audio features), and the
+5-frame video windows / 20-column MFCC windows are built as strided views (no per-window copies).
+
+Protocol (anchors §1.1): BGR uint8 224x224 frames as float 0..255; 16 kHz int16 audio;
+``min_length = min(T, floor(n_samples / 640))``; ``N = min_length - 5`` windows; vshift 15;
+Sync-D = min over offsets of the mean distance, Sync-C = median - min, offset = vshift - argmin.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import python_speech_features
 import torch
 
 VSHIFT = 15
-FRAMES_PER_WINDOW = 5
-SAMPLES_PER_FRAME = 640        # 16000 / 25
+SAMPLES_PER_FRAME = 640  # 16000 / 25
 
 
-@dataclass(frozen=True)
+@dataclass
 class SyncResult:
+    """One scored crop clip."""
+
     offset: int
     conf: float
     dist: float
+    mdist: np.ndarray       # (2*vshift+1,) mean distance per offset index; offset = vshift - index
     n_windows: int
-    mdist: np.ndarray          # mean distance per offset index (2*vshift+1)
-    dists: np.ndarray          # (n_windows, 2*vshift+1) per-window distances
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offset": self.offset, "conf": self.conf, "dist": self.dist, "n_windows": self.n_windows}
 
 
-def load_syncnet(state_dict: dict | None = None, device: str = "cpu") -> torch.nn.Module:
-    """``syncnet_python``'s ``S`` network, optionally with a state dict."""
-    from syncnet_python.SyncNetModel import S
-
-    net = S(num_layers_in_fc_layers=1024)
-    if state_dict is not None:
-        net.load_state_dict(state_dict)
-    return net.eval().to(device)
+def float_to_int16(audio: np.ndarray) -> np.ndarray:
+    """float32 [-1, 1] -> int16 as ffmpeg's swresample (flt -> s16: round(x * 32768), clipped)."""
+    return np.clip(np.rint(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def mfcc_columns(audio_int16: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
-    """(13, M) MFCC matrix as the reference computes it (library defaults, 100 frames/s)."""
-    import python_speech_features
-
+def mfcc(audio_int16: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """MFCC (13, n) with python_speech_features defaults, exactly as the reference computes it."""
     return np.asarray(python_speech_features.mfcc(audio_int16, sample_rate), np.float64).T
 
 
+def n_windows(n_frames: int, n_samples: int) -> int:
+    """Number of 5-frame windows the reference scores (one fewer than fit; kept for parity)."""
+    return min(n_frames, n_samples // SAMPLES_PER_FRAME) - 5
+
+
 def offset_distances(im_feat: torch.Tensor, cc_feat: torch.Tensor, vshift: int = VSHIFT) -> torch.Tensor:
-    """(N, 2*vshift+1) distances between each video feature and the audio features around it."""
+    """Distances (N, 2*vshift+1) between each video feature and the audio features at all offsets, in one op.
+
+    Same as ``calc_pdist`` of the reference: audio features zero-padded by ``vshift`` rows at both ends,
+    ``pairwise_distance`` (p=2, eps=1e-6 added to the difference)."""
     padded = torch.nn.functional.pad(cc_feat, (0, 0, vshift, vshift))
-    windows = padded.unfold(0, 2 * vshift + 1, 1).permute(0, 2, 1)          # (N, 2v+1, D)
-    return torch.nn.functional.pairwise_distance(im_feat[:, None, :].expand_as(windows), windows)
+    win = padded.unfold(0, 2 * vshift + 1, 1).transpose(1, 2)       # (N, 31, D)
+    return torch.linalg.vector_norm(im_feat[:, None, :] - win + 1e-6, dim=-1)
 
 
-def score(net: torch.nn.Module, frames_bgr: np.ndarray, audio_int16: np.ndarray, *, vshift: int = VSHIFT,
-          batch: int = 20, device: str = "cpu") -> SyncResult:
-    """Sync offset, confidence (Sync-C) and min distance (Sync-D) of 224x224 BGR frames and int16 16 kHz audio."""
-    n_frames = len(frames_bgr)
-    min_length = min(n_frames, math.floor(len(audio_int16) / SAMPLES_PER_FRAME))
-    last = min_length - FRAMES_PER_WINDOW
-    if last < 1:
-        raise ValueError(f"too short for SyncNet: {n_frames} frames and {len(audio_int16) / 16000:.2f} s of audio "
-                         f"give {max(last, 0)} windows")
-    video = torch.from_numpy(np.ascontiguousarray(frames_bgr[:min_length], dtype=np.float32))   # T,H,W,3
-    video = video.permute(3, 0, 1, 2)                                                         # 3,T,H,W
-    cc = torch.from_numpy(mfcc_columns(audio_int16).astype(np.float32))                       # 13,M
-    im_feat, cc_feat = [], []
-    with torch.no_grad():
-        for s in range(0, last, batch):
-            idx = range(s, min(last, s + batch))
-            vb = torch.stack([video[:, i:i + FRAMES_PER_WINDOW] for i in idx]).to(device)
-            ab = torch.stack([cc[None, :, 4 * i:4 * i + 20] for i in idx]).to(device)
-            im_feat.append(net.forward_lip(vb).cpu())
-            cc_feat.append(net.forward_aud(ab).cpu())
-    dists = offset_distances(torch.cat(im_feat), torch.cat(cc_feat), vshift)
+def offset_distances_loop(im_feat: torch.Tensor, cc_feat: torch.Tensor, vshift: int = VSHIFT) -> torch.Tensor:
+    """The reference's loop (``syncnet_python.SyncNetInstance.calc_pdist``), stacked to (N, 31); for tests."""
+    from syncnet_python.SyncNetInstance import calc_pdist
+
+    return torch.stack(calc_pdist(im_feat, cc_feat, vshift=vshift), 0)
+
+
+def summarise(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncResult:
+    """Offset, confidence and min distance from the (N, 31) distance matrix (torch.median: lower middle)."""
     mdist = dists.mean(0)
     minval, minidx = torch.min(mdist, 0)
     conf = torch.median(mdist) - minval
-    return SyncResult(int(vshift - minidx), float(conf), float(minval), last, mdist.double().numpy(),
-                      dists.double().numpy())
+    return SyncResult(offset=int(vshift - minidx), conf=float(conf), dist=float(minval),
+                      mdist=mdist.double().numpy(), n_windows=int(dists.shape[0]))
 
 
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> int16 as ffmpeg's s16 conversion does (scale 32768, round, clip)."""
-    return np.clip(np.round(np.asarray(audio, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+class SyncNetScorer:
+    """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
+
+    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 8, vshift: int = VSHIFT,
+                 fast: bool = True):
+        self.net = net.to(device).eval()
+        self.fast = None
+        if fast:
+            from metrics.syncnet_fast import FastSyncNet
+
+            self.fast = FastSyncNet(self.net).to(device)
+        self.device = device
+        self.batch_size = batch_size
+        self.vshift = vshift
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor], **kw: Any) -> "SyncNetScorer":
+        """Build ``syncnet_python.SyncNetModel.S`` and load a state dict into it."""
+        from syncnet_python.SyncNetModel import S
+
+        net = S()
+        net.load_state_dict(state)
+        return cls(net, **kw)
+
+    @torch.inference_mode()
+    def features(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lip and audio features (N, 1024) each; ``frames_bgr`` is (T, 224, 224, 3) uint8."""
+        n = n_windows(len(frames_bgr), len(audio_int16))
+        if n <= 0:
+            raise ValueError(f"too short: {len(frames_bgr)} frames, {len(audio_int16)} samples give {n} windows")
+        video = torch.from_numpy(np.ascontiguousarray(frames_bgr[: n + 4])).float()  # (T, H, W, 3)
+        cc = torch.from_numpy(mfcc(audio_int16)).float()  # (13, M)
+        net = self.fast if self.fast is not None else self.net
+        lip, aud = [], []
+        for i in range(0, n, self.batch_size):
+            j = min(n, i + self.batch_size)
+            if self.fast is not None:   # (b, 15, H, W): the 5 frames of each window stacked frame-major
+                v = torch.cat([video[i + k: j + k] for k in range(5)], dim=-1).permute(0, 3, 1, 2)
+            else:                       # (b, 3, 5, H, W) as the reference builds it
+                v = video.unfold(0, 5, 1)[i:j].permute(0, 3, 4, 1, 2).contiguous()
+            lip.append(net.forward_lip(v.to(self.device)).cpu())
+            a = cc[:, 4 * i: 4 * (j - 1) + 20].unfold(1, 20, 4)    # (13, b, 20)
+            a = a.permute(1, 0, 2).unsqueeze(1).contiguous().to(self.device)
+            aud.append(net.forward_aud(a).cpu())
+        return torch.cat(lip, 0), torch.cat(aud, 0)
+
+    def distances(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> torch.Tensor:
+        """The (N, 2*vshift+1) window-by-offset distance matrix of one crop clip."""
+        im, cc = self.features(frames_bgr, audio_int16)
+        return offset_distances(im, cc, self.vshift)
+
+    def score(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> SyncResult:
+        """Offset, Sync-C (conf) and Sync-D (dist) of one crop clip."""
+        return summarise(self.distances(frames_bgr, audio_int16), self.vshift)
