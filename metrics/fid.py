@@ -117,3 +117,19 @@ class FID(Metric):
         mu2, s2 = self.real.mean_cov(unbiased=True)
         out["fid"] = frechet_distance(mu1, s1, mu2, s2)
         return out
+
+
+def fid_from_features(clip_feats: list[Features]) -> float | None:
+    """FID over the pooled per-clip features (``pred`` / ``gt`` activations), as :class:`FID` computes it.
+
+    Used to recompute FID on bootstrap resamples of clips from cached features, without the network."""
+    if not clip_feats:
+        return None
+    dim = int(np.asarray(clip_feats[0]["pred"]).shape[-1])
+    real, fake = Moments(dim), Moments(dim)
+    for f in clip_feats:
+        fake.add(f["pred"])
+        real.add(f["gt"])
+    if min(real.n, fake.n) < 2:
+        return None
+    return frechet_distance(*fake.mean_cov(True), *real.mean_cov(True))

@@ -29,3 +29,27 @@ def paired_diff_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 1000, lev
         return (float("nan"),) * 3
     lo, hi = mean_ci(d, n_boot=n_boot, level=level, seed=seed)
     return float(d.mean()), lo, hi
+
+
+def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100, level: float = 0.95,
+                  seed: int = 0) -> tuple[float, float] | None:
+    """Bootstrap CI of a set-level metric (FID) by resampling clips and recomputing from cached features.
+
+    Returns None when the store holds no cached features for it."""
+    from metrics.fid import fid_from_features
+
+    recompute = {"fid": fid_from_features}.get(metric)
+    keys = store.feature_keys(run_id, method, metric)
+    feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
+    if recompute is None or len(feats) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        v = recompute([feats[i] for i in rng.integers(0, len(feats), len(feats))])
+        if v is not None and np.isfinite(v):
+            vals.append(v)
+    if not vals:
+        return None
+    a = (1 - level) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))

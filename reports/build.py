@@ -13,11 +13,11 @@ from reports.paper_tables import render as render_paper_tables
 
 
 def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,
-                  leaderboard_path: Path | None = None) -> dict[str, Path]:
+                  leaderboard_path: Path | None = None, set_bootstrap: int = 0) -> dict[str, Path]:
     """Render the reports of ``run_ids`` (all runs when None) into ``out_dir``; also to ``leaderboard_path``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = render_markdown(store, run_ids)
+    md = render_markdown(store, run_ids, set_bootstrap)
     paths: dict[str, Path] = {}
     for p in [out_dir / "LEADERBOARD.md"] + ([Path(leaderboard_path)] if leaderboard_path else []):
         with atomic_write(p) as tmp:

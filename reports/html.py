@@ -119,6 +119,16 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
         parts.append(_bar_charts(t))
         clips = store.clip_table(rid)
+        from reports import plots
+
+        agg = store.aggregates(rid)
+        for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),
+                           ("Emotion confusion", plots.confusion_matrices(clips)),
+                           ("Compound emotions", plots.compound_bars(agg)),
+                           ("Lip-sync offsets", plots.offset_histograms(clips)),
+                           ("Speed vs quality", plots.speed_quality(agg, store.throughput(rid)))):
+            if fig is not None:
+                parts.append(f"<h3>{title}</h3>" + _png(fig))
         if not clips.empty:
             show = [c for c in ["method", "clip_id", "emotion", *[k for k in HEADLINE if k in clips.columns]] if c in clips.columns]
             parts.append("<h3>Per clip</h3>" + clips[show].to_html(index=False, na_rep="—", float_format=lambda x: f"{x:.3f}",

@@ -136,3 +136,47 @@ def test_paper_tables_label_published_and_show_measured_deltas(tmp_path: Path):
     moee = next(l for l in hdtf.splitlines() if l.startswith("| MoEE"))
     assert moee.count("not measured") == 4
     assert published()["dh_faceemovid_150"]["rows"][3]["fid"] == 39.62
+
+
+def test_plots_from_a_store_with_emotion_sync_and_throughput(tmp_path: Path):
+    from reports import plots
+
+    st = ResultStore(tmp_path / "s")
+    st.put_run("r", dataset="d", split="test", meta={})
+    for i, (emo, pred) in enumerate([("happiness", 0), ("sadness", 0), ("neutral", 6), ("angrily_disgusted", 2)]):
+        vals = {"emotion_pred_index": pred, "offset": i - 1}
+        if emo != "angrily_disgusted":
+            vals["emotion_acc"] = float(["happiness", "sadness", "anger", "disgust", "fear", "surprise", "neutral"][pred] == emo)
+        st.put_clip("r", "m", f"c{i}", values=vals, status={"emotion": "ok"}, info={"emotion": emo})
+    st.put_aggregates("r", "m", {"compound_mix": 0.4, "compound_top2": 0.0, "compound_recall": 0.5, "psnr": 30.0})
+    st.put_throughput("r", "m", device="cpu", frames_per_s=10.0, seconds_per_clip=1.0, peak_mem_bytes=1, n_clips=4)
+    clips = st.clip_table("r")
+    heat = plots.emotion_heatmap(clips)
+    assert heat is not None
+    data = heat.axes[0].images[0].get_array()
+    assert data[0, 0] == 1.0 and data[0, 1] == 0.0          # happiness right, sadness wrong (columns: taxonomy order)
+    cm = plots.confusion_matrices(clips).axes[0].images[0].get_array()
+    assert cm.sum() == 3 and cm[1, 0] == 1                   # the sad clip was predicted happy
+    assert plots.offset_histograms(clips) is not None and plots.compound_bars(st.aggregates("r")) is not None
+    assert plots.speed_quality(st.aggregates("r"), st.throughput("r")) is not None
+    assert plots.emotion_heatmap(clips.drop(columns=["emotion_acc"])) is None
+
+
+def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from metrics.fid import fid_from_features
+    from reports.bootstrap import set_metric_ci
+
+    rng = np.random.default_rng(0)
+    feats = [{"pred": rng.normal(0.5, 1, (20, 8)), "gt": rng.normal(0, 1, (20, 8))} for _ in range(6)]
+    p, g = np.concatenate([f["pred"] for f in feats]), np.concatenate([f["gt"] for f in feats])
+    ref = calculate_frechet_distance(p.mean(0), np.cov(p, rowvar=False), g.mean(0), np.cov(g, rowvar=False))
+    assert fid_from_features(feats) == pytest.approx(ref, rel=1e-9)
+    st = ResultStore(tmp_path / "s")
+    for i, f in enumerate(feats):
+        key = f"{i:02d}" + "ab" * 10
+        st.features.put(key, f)
+        st.put_feature_keys("r", "m", f"c{i}", {"fid": key})
+    lo, hi = set_metric_ci(st, "r", "m", "fid", n_boot=60)
+    assert lo < ref < hi and hi - lo > 0

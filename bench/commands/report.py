@@ -12,6 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", action="append", help="run id (repeatable; default: all runs)")
     p.add_argument("--out", default="moee_bench_runs/report", help="output folder")
     p.add_argument("--leaderboard", default="LEADERBOARD.md", help="also write the leaderboard here ('' to skip)")
+    p.add_argument("--set-bootstrap", type=int, default=0, metavar="N",
+                   help="bootstrap CIs for FID with N resamples from cached features (slow for large N)")
     p.set_defaults(func=_run)
 
 
@@ -23,7 +25,8 @@ def _run(args: argparse.Namespace) -> int:
     if not (Path(args.store) / "results.sqlite").exists():
         raise BenchError(f"no result store at {args.store}; run `moee-bench run` first")
     with ResultStore(args.store) as store:
-        paths = write_reports(store, Path(args.out), args.run, Path(args.leaderboard) if args.leaderboard else None)
+        paths = write_reports(store, Path(args.out), args.run, Path(args.leaderboard) if args.leaderboard else None,
+                              args.set_bootstrap)
     for k, p in paths.items():
         print(f"{k}: {p}")
     return 0
