@@ -16,7 +16,6 @@ import platform
 import resource
 import subprocess
 import sys
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -186,3 +186,39 @@ class MeanState:
 
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
+
+
+class FrameMeanMetric(Metric):
+    """A metric whose per-frame values (features ``{key: (n,)}``) are averaged over every frame of every clip.
+
+    Subclasses set ``name``, ``keys = (key,)`` and implement :meth:`config` and :meth:`extractor`."""
+
+    def reset(self) -> None:
+        self.frames = MeanState()
+
+    @property
+    def key(self) -> str:
+        return self.keys[0]
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        v = np.asarray(feats[self.key], np.float64)
+        if len(v) == 0:
+            from bench.errors import ClipError
+
+            raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
+        for x in v:
+            self.frames.add(float(x))
+        return {self.key: float(v.mean())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames.state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.frames.load(state["frames"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.frames.merge(state["frames"])
+
+    def compute(self) -> dict[str, Any]:
+        m = self.frames.mean()
+        return {self.key: m} if m is not None else {self.key: None, f"{self.key}_reason": "no scored frames"}

@@ -8,13 +8,12 @@ otherwise download it unchecked). Frames: uint8 RGB -> [-1, 1]; mean of per-fram
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
 
@@ -54,7 +53,7 @@ class _Extractor:
         return {"lpips": np.concatenate(self.vals) if self.vals else np.zeros(0)}
 
 
-class LPIPS(Metric):
+class LPIPS(FrameMeanMetric):
     name = "lpips"
     keys = ("lpips",)
     higher_is_better = {"lpips": False}
@@ -66,9 +65,6 @@ class LPIPS(Metric):
         self.model, self.weights = build_lpips(self.net, options.weights, self.device)
         super().__init__()
 
-    def reset(self) -> None:
-        self.frames = MeanState()
-
     def config(self) -> dict[str, Any]:
         return {"impl": "lpips 0.1.4", "net": self.net, "version": "0.1", "input": "RGB in [-1,1]",
                 "backbone_sha256": self.weights.sha256, "verified": self.weights.verified,
@@ -76,24 +72,3 @@ class LPIPS(Metric):
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self)
-
-    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
-        v = np.asarray(feats["lpips"], np.float64)
-        if len(v) == 0:
-            raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
-        for x in v:
-            self.frames.add(float(x))
-        return {"lpips": float(v.mean())}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames.state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames.load(state["frames"])
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.frames.merge(state["frames"])
-
-    def compute(self) -> dict[str, Any]:
-        m = self.frames.mean()
-        return {"lpips": m} if m is not None else {"lpips": None, "lpips_reason": "no scored frames"}

@@ -4,12 +4,11 @@ data_range=255, channel_axis=-1)`` on uint8 RGB frames; per-frame values average
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from bench.errors import ClipError
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 SKIMAGE_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 255,
                 "channel_axis": -1}
@@ -33,7 +32,7 @@ class _Extractor:
         return {"ssim": np.concatenate(self.vals) if self.vals else np.zeros(0)}
 
 
-class SSIM(Metric):
+class SSIM(FrameMeanMetric):
     name = "ssim"
     keys = ("ssim",)
     higher_is_better = {"ssim": True}
@@ -42,33 +41,9 @@ class SSIM(Metric):
     def __init__(self, options: Any = None) -> None:
         super().__init__()
 
-    def reset(self) -> None:
-        self.frames = MeanState()
-
     def config(self) -> dict[str, Any]:
         return {"impl": "skimage.metrics.structural_similarity", **SKIMAGE_ARGS, "colour": "RGB",
                 "aggregate": "mean over frames"}
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor()
-
-    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
-        v = np.asarray(feats["ssim"], np.float64)
-        if len(v) == 0:
-            raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
-        for x in v:
-            self.frames.add(float(x))
-        return {"ssim": float(v.mean())}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames.state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames.load(state["frames"])
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.frames.merge(state["frames"])
-
-    def compute(self) -> dict[str, Any]:
-        m = self.frames.mean()
-        return {"ssim": m} if m is not None else {"ssim": None, "ssim_reason": "no scored frames"}

@@ -6,7 +6,6 @@ import argparse
 import hashlib
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from bench.errors import WeightsError
 
