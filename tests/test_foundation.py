@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench import media
-from bench.emotions import BASIC, EmotionSpec, mixture, parse_emotion
+from bench.emotions import BASIC, mixture, parse_emotion
 from bench.errors import EmotionLabelError, ManifestError, MediaError, PathEscapeError
 from bench.manifest import ClipRecord, Manifest, load_manifest
 from bench.paths import resolve_inside

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import types
-from pathlib import Path
 
 import cv2
 import numpy as np
