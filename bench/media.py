@@ -114,7 +114,7 @@ class FrameReader:
             if not c.streams.video:
                 raise MediaError(self.clip_id, f"{self.path} has no video stream")
             vs = c.streams.video[0]
-            vs.thread_type = "AUTO"
+            # default (slice) threading: frame threading can deadlock when a generator is closed mid-stream
             rate = vs.average_rate or vs.guessed_rate
             self.source_fps = float(rate) if rate else None
             expected = int(vs.frames or 0)
