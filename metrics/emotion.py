@@ -49,9 +49,19 @@ from bench.emotions import BASIC, EmotionSpec
 from bench.errors import ClipError
 from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
 from metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
+from metrics.registry import MetricOptions
 from metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
 
 COMPOUND_KEYS = ("compound_top2", "compound_recall", "compound_mix")
 HEADLINE_COMPOUND = "compound_top2"
@@ -136,9 +146,13 @@ class Emotion(Metric):
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
-    detector_name = "MTCNN (facenet-pytorch 2.6.0 bundled P/R/O-net weights), largest face"
+    detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
-    def __init__(self, options: Any = None, *, classifier: EmotionClassifier | None = None) -> None:
+    def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:
+        """``options.params``: ``emotion_classifier`` (``fer2013`` | ``hsemotion[:variant]`` | ``emotion_fan``),
+        ``emotion_stride`` (5), ``emotion_aggregation`` (``mean`` | ``vote``), ``emotion_crop_margin`` (0.1),
+        ``emotion_min_face_score`` (0.9), ``emotion_recall_k`` (None: #components), ``emotion_recall_threshold``
+        (None: rank mode). ``classifier`` overrides the built one (tests)."""
         p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
         self.stride = int(p("emotion_stride", 5))
         if self.stride < 1:
@@ -171,7 +185,7 @@ class Emotion(Metric):
         return self._detector
 
     def _extract_config(self) -> dict[str, Any]:
-        return {"classifier": self.classifier.describe(), "detector": self.detector_name,
+        return {"classifier": self.classifier.describe(), "detector": f"{self.detector_name}, facenet-pytorch {_version('facenet-pytorch')}",
                 "min_face_score": self.min_face_score, "crop": {"rule": "square on box centre, side max(w,h)*(1+2*margin), "
                                                                         "edge-replicated, PIL bilinear resize",
                                                                 "margin": self.margin},
