@@ -45,7 +45,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench.emotions import BASIC, EmotionSpec
+from bench.emotions import EmotionSpec
 from bench.errors import ClipError
 from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
 from metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
