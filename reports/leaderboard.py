@@ -12,7 +12,7 @@ from bench.store import ResultStore
 from metrics.keys import KEYS
 from reports.bootstrap import mean_ci, set_metric_ci
 
-HEADLINE = ["fid", "fvd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc", "compound_mix"]
+HEADLINE = ["fid", "fvd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc", "compound_top2", "compound_mix"]
 
 
 def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.DataFrame:
