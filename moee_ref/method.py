@@ -1,0 +1,113 @@
+"""The ``moee-ref`` method: a trained MoEE checkpoint behind the benchmark's method protocol.
+
+Config keys: ``checkpoint`` (a ``ckpt-*`` folder, or a training output folder whose newest checkpoint
+is used; required), ``device`` (default cpu), ``steps`` (DDIM steps; default the config's),
+``guidance_ref`` / ``guidance_audio`` / ``guidance_emotion``, ``emotion_input`` (``auto``: the request's
+audio, else its label, else its text; ``text``: the clip's text; ``audio``: the driving audio itself).
+Emotion: a label, compound or mixture spec routes the experts by its weights; ``emotion_text`` uses
+the text encoder; ``emotion_audio`` (a wav or video) uses the audio path; neutral is residual only.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
+from bench import media
+from bench.errors import BenchError, ClipError
+from moee_ref.data import resize_image
+
+
+def load_trained(checkpoint: str | Path, device: str = "cpu"):
+    """(model, checkpoint folder) from a checkpoint folder or a training output folder."""
+    from moee_ref.checkpoint import checkpoint_config, latest_checkpoint, load_model_weights
+    from moee_ref.model import MoEEModel
+
+    p = Path(checkpoint)
+    if not (p / "trainer.json").is_file():
+        newest = latest_checkpoint(p)
+        if newest is None:
+            raise BenchError(f"moee-ref: no MoEE checkpoint at {p}. Train one with `moee-bench train --config tiny "
+                             f"--stage 1 --out RUN1` (then --stage 2 --init RUN1/ckpt-NNNNNNN --out RUN2) and pass "
+                             f"--checkpoint RUN2")
+        p = newest
+    model = MoEEModel(checkpoint_config(p))
+    load_model_weights(model, p)
+    return model.eval().to(device), p
+
+
+class MoEERef(Method):
+    """MoEE reference implementation (``moee_ref``)."""
+
+    name = "moee-ref"
+    version = "1"
+    capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}),
+                                native_fps=25.0, native_size=(512, 512), seedable=True,
+                                emotion_vocabulary=("happiness", "sadness", "anger", "disgust", "fear", "surprise",
+                                                    "neutral"))
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(config)
+        if not self.config.get("checkpoint"):
+            raise BenchError("moee-ref needs a checkpoint: pass --checkpoint PATH (or `checkpoint = \"PATH\"` in the "
+                             "suite's method config); train one with `moee-bench train --config tiny --stage 1`")
+        self._pipe = None
+        self.checkpoint_path: Path | None = None
+
+    def pipeline(self):
+        if self._pipe is None:
+            from moee_ref.pipeline import MoEEPipeline
+
+            device = str(self.config.get("device", "cpu"))
+            model, self.checkpoint_path = load_trained(self.config["checkpoint"], device)
+            self._pipe = MoEEPipeline(model, device=device)
+        return self._pipe
+
+    def _condition(self, request: GenerationRequest):
+        from moee_ref.pipeline import EmotionCondition
+
+        mode = str(self.config.get("emotion_input", "auto"))
+        if mode == "text" and request.emotion_text:
+            return EmotionCondition("text", text=request.emotion_text)
+        if mode == "audio" and request.emotion_audio is None:
+            wave = media.read_audio(request.audio, clip_id=request.clip_id)
+            return EmotionCondition("audio", wave=wave)
+        if request.emotion_audio is not None:
+            wave = media.read_audio(request.emotion_audio, clip_id=request.clip_id)
+            return EmotionCondition("audio", wave=wave)
+        if request.emotion is not None:
+            return EmotionCondition("label", weights=tuple(request.emotion.weights))
+        if request.emotion_text:
+            return EmotionCondition("text", text=request.emotion_text)
+        return EmotionCondition("label")
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        from moee_ref.pipeline import Guidance
+
+        t0 = time.perf_counter()
+        pipe = self.pipeline()
+        cfg = pipe.cfg
+        ref = media.read_image(request.ref_image, clip_id=request.clip_id)
+        wave = media.read_audio(request.audio, clip_id=request.clip_id)
+        n = request.num_frames or max(1, int(round(len(wave) / 16000 * cfg.video.fps)))
+        g = Guidance(float(self.config.get("guidance_ref", cfg.infer.guidance_ref)),
+                     float(self.config.get("guidance_audio", cfg.infer.guidance_audio)),
+                     float(self.config.get("guidance_emotion", cfg.infer.guidance_emotion)))
+        frames = pipe(ref, wave, self._condition(request), num_frames=n, seed=request.seed,
+                      steps=int(self.config["steps"]) if self.config.get("steps") else None, guidance=g)
+        if not np.isfinite(frames).all():
+            raise ClipError(request.clip_id, "moee-ref produced non-finite frames")
+        native = (cfg.video.height, cfg.video.width)
+        size = request.size or native
+        if size != native:
+            frames = np.stack([resize_image(f, size) for f in frames])
+        media.write_video(request.out_path, [frames], cfg.video.fps, audio=wave[: int(len(frames) / cfg.video.fps * 16000)],
+                          clip_id=request.clip_id)
+        rec = {"native_fps": cfg.video.fps, "native_size": list(native), "size": list(size), "resized": size != native,
+               "audio": "driving audio muxed", "checkpoint": str(self.checkpoint_path), "seed": request.seed,
+               "guidance": [g.ref, g.audio, g.emotion]}
+        return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t0, len(frames), rec)

@@ -1,0 +1,136 @@
+"""MoEE inference: DDIM sampling in sliding windows with motion frames and multi-condition guidance.
+
+Classifier-free guidance composes the three conditions in the order reference -> audio -> emotion
+(the paper gives no scheme; this is Hallo's hierarchical form extended by one condition)::
+
+    eps = e(0) + s_ref (e(r) - e(0)) + s_audio (e(r,a) - e(r)) + s_emo (e(r,a,e) - e(r,a))
+
+where ``e(0)`` drops everything, ``e(r)`` keeps the reference, ``e(r,a)`` adds audio and
+``e(r,a,e)`` is fully conditioned. With every scale at 1 this is exactly ``e(r,a,e)`` and only that
+pass runs. Long audio is generated window by window (``video.frames`` each); the last
+``video.motion_frames`` latents of a window feed the ReferenceNet of the next one, so motion carries
+over; the first window uses the reference latent in their place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+
+from moee_ref.audio import frame_windows, wav2vec2_features
+from moee_ref.data import resize_image
+from moee_ref.model import Conditions, MoEEModel
+
+
+@dataclass
+class EmotionCondition:
+    """How the emotion is given: ``label`` (six weights, zeros = neutral), ``text`` or ``audio`` (16 kHz)."""
+
+    modality: str = "label"
+    weights: tuple[float, ...] = (0.0,) * 6
+    text: str | None = None
+    wave: np.ndarray | None = None
+
+    @property
+    def is_neutral(self) -> bool:
+        return self.modality == "label" and sum(self.weights) <= 0
+
+
+@dataclass
+class Guidance:
+    ref: float = 1.0
+    audio: float = 1.0
+    emotion: float = 1.0
+
+    @property
+    def trivial(self) -> bool:
+        return self.ref == self.audio == self.emotion == 1.0
+
+
+def combine_guidance(e0: torch.Tensor, er: torch.Tensor, era: torch.Tensor, erae: torch.Tensor, g: Guidance) -> torch.Tensor:
+    """The hierarchical multi-condition guidance formula of the module docstring."""
+    return e0 + g.ref * (er - e0) + g.audio * (era - er) + g.emotion * (erae - era)
+
+
+class MoEEPipeline:
+    """Reference image + driving audio + emotion -> frames, with a trained :class:`MoEEModel`."""
+
+    def __init__(self, model: MoEEModel, *, device: str = "cpu", text_encoder=None) -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.cfg = model.cfg
+        self.text_encoder = text_encoder
+        self.scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                       beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
+                                       steps_offset=1, prediction_type="epsilon")
+
+    def _emotion(self, cond: EmotionCondition) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+        """(latents, routing, active) for one sample."""
+        m, dev = self.model, self.device
+        if cond.modality == "label":
+            w = torch.tensor([cond.weights], dtype=torch.float32, device=dev)
+            z = m.emotion_latents("label", w, torch.ones(1, 1, dtype=torch.bool, device=dev))
+            active = (w.sum(-1) > 0).float()
+            routing = (w / w.sum(-1, keepdim=True).clamp_min(1e-8)) if self.cfg.moe.force_routing_at_inference else None
+            return z, routing, active
+        if cond.modality == "text":
+            if self.text_encoder is None:
+                from moee_ref.emotion_latents import build_text_encoder
+
+                self.text_encoder = build_text_encoder(self.cfg.emotion.text_encoder)
+            feats, mask = self.text_encoder([cond.text or ""])
+            return m.emotion_latents("text", feats.to(dev), mask.to(dev)), None, torch.ones(1, device=dev)
+        if cond.modality == "audio":
+            n = max(1, int(round(self.cfg.emotion.emotion_audio_seconds * self.cfg.video.fps)))
+            wave = np.asarray(cond.wave, np.float32)[: int(n * 16000 / self.cfg.video.fps)]
+            feats = wav2vec2_features(m.audio_encoder, wave, n)[None].to(dev)
+            mask = torch.ones(feats.shape[:2], dtype=torch.bool, device=dev)
+            return m.emotion_latents("audio", feats, mask), None, torch.ones(1, device=dev)
+        raise ValueError(f"unknown emotion modality {cond.modality!r}")
+
+    @torch.no_grad()
+    def __call__(self, ref_image: np.ndarray, wave: np.ndarray, emotion: EmotionCondition, *,
+                 num_frames: int | None = None, seed: int = 0, steps: int | None = None,
+                 guidance: Guidance | None = None) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 frames at ``video.fps`` for ``wave`` (16 kHz mono float32)."""
+        cfg, m, dev = self.cfg, self.model, self.device
+        fps = cfg.video.fps
+        n_total = num_frames or max(1, int(round(len(wave) / 16000 * fps)))
+        g = guidance or Guidance(cfg.infer.guidance_ref, cfg.infer.guidance_audio, cfg.infer.guidance_emotion)
+        ref = torch.from_numpy(np.array(resize_image(ref_image, (cfg.video.height, cfg.video.width)), copy=True))
+        ref = ref.permute(2, 0, 1).float().div(127.5).sub(1)[None].to(dev)
+        ref_lat = m.encode_images(ref)
+        ref_tokens = m.reference_tokens(ref_lat)
+        feats = wav2vec2_features(m.audio_encoder, wave, n_total).to(dev)
+        z_emo, routing, active = self._emotion(emotion)
+        self.scheduler.set_timesteps(steps or cfg.infer.steps, device=dev)
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        f, mo = cfg.video.frames, cfg.video.motion_frames
+        motion = [ref_lat[0]] * mo
+        out: list[np.ndarray] = []
+        for start in range(0, n_total, f):
+            idx = list(range(start, start + f))
+            audio = m.project_audio(frame_windows(feats, idx, cfg.audio.window)[None])
+            group = torch.stack([ref_lat[0], *motion[-mo:]])[None] if mo else ref_lat[:, None]
+            lat = torch.randn((1, f, *ref_lat.shape[1:]), generator=gen).to(dev) * self.scheduler.init_noise_sigma
+            full = Conditions(ref_tokens, audio, z_emo, routing, active)
+            for t in self.scheduler.timesteps:
+                tt = t.reshape(1).to(dev)
+                m.set_reference(group, ref_tokens)
+                e_full = m.denoise(lat, tt, full)
+                if not g.trivial:
+                    e_ra = m.denoise(lat, tt, Conditions(ref_tokens, audio, None))
+                    e_r = m.denoise(lat, tt, Conditions(ref_tokens, torch.zeros_like(audio), None))
+                    m.set_reference(None, None)
+                    e_0 = m.denoise(lat, tt, Conditions(None, torch.zeros_like(audio), None))
+                    e_full = combine_guidance(e_0, e_r, e_ra, e_full, g)
+                lat = self.scheduler.step(e_full.flatten(0, 1), t, lat.flatten(0, 1)).prev_sample.reshape(lat.shape)
+            m.set_reference(None, None)
+            keep = min(f, n_total - start)
+            frames = m.decode_latents(lat[0, :keep]).clamp(-1, 1)
+            out.append(((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+            motion = list(lat[0])
+        return np.concatenate(out)[:n_total]

@@ -1,0 +1,262 @@
+"""Two-stage MoEE training with accelerate (paper section 3).
+
+Stage 1 trains the ReferenceNet and the denoiser (with audio and temporal layers) without the MoE
+layers; stage 2 freezes them and trains only the MoE experts/gates and Emotion-to-Latents, with masked
+noisy emotion sampling and the gate loss ``KL(target || g)``. Both stages minimise
+``L_latent + lambda * cos(t*pi/(2T)) * (L1 + LPIPS)`` (:mod:`moee_ref.losses`).
+
+Runs resume from the newest checkpoint in the output folder (model, optimizer and RNG states), so a
+killed run loses at most ``train.save_every`` steps. Stage 2 starts from a stage-1 checkpoint
+(``init``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from bench.manifest import load_manifest
+from moee_ref.checkpoint import (checkpoint_config, latest_checkpoint, load_model_weights, load_optimizer,
+                                 read_trainer_state, save_checkpoint)
+from moee_ref.config import ConfigError, MoEEConfig, load_config
+from moee_ref.data import Batch, WindowSampler, load_clips, routing_for
+from moee_ref.emotion_latents import build_text_encoder
+from moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
+from moee_ref.model import Conditions, MoEEModel, build_train_scheduler
+from moee_ref.moe import gate_kl
+
+
+@dataclass
+class TrainResult:
+    """What a training run did."""
+
+    out_dir: Path
+    checkpoint: Path
+    stage: int
+    start_step: int
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    fixed_batch_before: float = float("nan")
+    fixed_batch_after: float = float("nan")
+    seconds: float = 0.0
+
+
+def mixed_precision_for(cfg: MoEEConfig, device: str) -> str:
+    mp = cfg.train.mixed_precision
+    if mp != "auto":
+        return mp
+    if not device.startswith("cuda"):
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+class Trainer:
+    """Holds the model, the frozen encoders, the loss networks and one stage's optimisation state."""
+
+    def __init__(self, cfg: MoEEConfig, stage: int, *, device: str = "cpu", weights=None, seed: int = 0) -> None:
+        from accelerate import Accelerator
+
+        torch.manual_seed(seed)
+        self.cfg, self.stage, self.seed = cfg, stage, seed
+        self.accelerator = Accelerator(mixed_precision=mixed_precision_for(cfg, device),
+                                       cpu=not device.startswith("cuda"))
+        self.device = self.accelerator.device
+        self.model = MoEEModel(cfg, weights)
+        self.scheduler = build_train_scheduler()
+        self.perceptual = build_perceptual(cfg, weights).to(self.device)
+        self.text_encoder = build_text_encoder(cfg.emotion.text_encoder, weights) if stage == 2 else None
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def setup_optimizer(self) -> None:
+        params = self.model.set_stage(self.stage)
+        lr = self.cfg.train.lr_stage1 if self.stage == 1 else self.cfg.train.lr_stage2
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(self.model, opt)
+
+    @property
+    def core(self) -> MoEEModel:
+        return self.accelerator.unwrap_model(self.model)
+
+    # ----------------------------------------------------------------- one step
+    def conditions(self, batch: Batch, gen: torch.Generator, *, drop: bool = True) -> tuple[Conditions, torch.Tensor | None]:
+        """Encode the batch's conditions (with training dropout when ``drop``); returns conditions and
+        reference latents for the ReferenceNet (None when the reference is dropped)."""
+        m, cfg, b = self.core, self.cfg, batch.frames.shape[0]
+        with torch.no_grad():
+            ref_lat = m.encode_images(batch.ref)
+            group = [ref_lat[:, None]]
+            if batch.motion.shape[1]:
+                group.append(m.encode_images(batch.motion.flatten(0, 1)).reshape(b, batch.motion.shape[1], *ref_lat.shape[1:]))
+            ref_group = torch.cat(group, 1)
+
+        def rand(n: int) -> torch.Tensor:
+            return torch.rand(n, generator=gen).to(self.device)
+
+        drop_ref = drop and float(rand(1)) < cfg.train.p_drop_ref
+        audio = m.project_audio(batch.audio)
+        if drop:
+            keep = (rand(b) >= cfg.train.p_drop_audio).float()
+            audio = audio * keep[:, None, None, None]
+        emotion = routing = active = None
+        if self.stage == 2:
+            emotion = self.emotion_condition(batch)
+            routing, active = routing_for(batch.weights)
+            if cfg.moe.train_routing == "predicted":
+                routing = None
+        ref_tokens = None if drop_ref else m.reference_tokens(ref_lat)
+        return Conditions(ref_tokens, audio, emotion, routing, active), (None if drop_ref else ref_group)
+
+    def emotion_condition(self, batch: Batch) -> torch.Tensor:
+        m = self.core
+        if batch.modality == "label":
+            return m.emotion_latents("label", batch.weights, torch.ones(len(batch.weights), 1, dtype=torch.bool))
+        if batch.modality == "text":
+            feats, mask = self.text_encoder(batch.texts)
+            return m.emotion_latents("text", feats.to(self.device), mask.to(self.device))
+        mask = torch.ones(batch.emotion_audio.shape[:2], dtype=torch.bool, device=self.device)
+        return m.emotion_latents("audio", batch.emotion_audio, mask)
+
+    def loss(self, batch: Batch, gen: torch.Generator, *, drop: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of one batch; ``gen`` draws timesteps, noise and dropout."""
+        cfg, m = self.cfg, self.core
+        batch = batch.to(self.device)
+        b, f = batch.frames.shape[:2]
+        with torch.no_grad():
+            z0 = m.encode_images(batch.frames.flatten(0, 1)).reshape(b, f, -1, *m.cfg.latent_size)
+        cond, ref_group = self.conditions(batch, gen, drop=drop)
+        T = self.scheduler.config.num_train_timesteps
+        t = torch.randint(0, T, (b,), generator=gen).to(self.device)
+        noise = torch.randn(z0.shape, generator=gen).to(self.device)
+        zt = self.scheduler.add_noise(z0.flatten(0, 1), noise.flatten(0, 1), t.repeat_interleave(f)).reshape(z0.shape)
+        with self.accelerator.autocast():
+            m.set_reference(ref_group, cond.ref_tokens)
+            eps = m.denoise(zt, t, cond, moe=self.stage == 2)
+            gates = m.gate_outputs()
+            m.set_reference(None, None)
+        lmask = latent_mask(batch.loss_mask, tuple(z0.shape[-2:]))[:, None]              # (B, 1, 1, h, w)
+        l_latent = masked_mean((eps.float() - noise) ** 2, lmask).mean()
+        k = min(cfg.train.spatial_loss_frames, f)
+        x0 = x0_estimate(zt[:, :k], eps[:, :k].float(), self.scheduler.alphas_cumprod, t)
+        pred = m.decode_latents(x0.flatten(0, 1).to(m.vae.dtype)).float().clamp(-1, 1)
+        gt = batch.frames[:, :k].flatten(0, 1)
+        pmask = batch.loss_mask.repeat_interleave(k, 0)
+        l1 = masked_mean((pred - gt).abs(), pmask)
+        lp = self.perceptual(pred * pmask, gt * pmask).reshape(-1)
+        w = spatial_weight(t, T).repeat_interleave(k)
+        l_spatial = (w * (l1 + lp)).mean()
+        total = l_latent + cfg.train.lambda_spatial * l_spatial
+        logs = {"latent": l_latent.item(), "spatial": l_spatial.item()}
+        if self.stage == 2 and gates:
+            target, active = routing_for(batch.weights)
+            tgt = target.repeat_interleave(f, 0)
+            act = active.repeat_interleave(f, 0)
+            l_gate = torch.stack([gate_kl(g.float(), tgt, act) for g in gates]).mean()
+            total = total + cfg.moe.gate_loss_weight * l_gate
+            logs["gate"] = l_gate.item()
+        logs["total"] = total.item()
+        return total, logs
+
+    def step(self, batch: Batch, gen: torch.Generator) -> dict[str, float]:
+        self.model.train()
+        loss, logs = self.loss(batch, gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        if self.cfg.train.grad_clip:
+            self.accelerator.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
+                                             self.cfg.train.grad_clip)
+        self.optimizer.step()
+        return logs
+
+    @torch.no_grad()
+    def eval_loss(self, batch: Batch, seed: int = 1234) -> float:
+        """The loss of a fixed batch with fixed timesteps and noise, without dropout (for progress)."""
+        self.model.eval()
+        g = torch.Generator().manual_seed(seed)
+        loss, _ = self.loss(batch, g, drop=False)
+        return float(loss)
+
+
+def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, out_dir: str | Path,
+          split: str = "train", init: str | Path | None = None, steps: int | None = None, seed: int = 0,
+          device: str = "cpu", weights=None, resume: bool = True, max_clips: int | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train one stage; resumes from ``out_dir``'s newest checkpoint when there is one."""
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = latest_checkpoint(out) if resume else None
+    if previous is not None:
+        state = read_trainer_state(previous)
+        if state["stage"] != stage:
+            raise ConfigError(f"{out} holds a stage-{state['stage']} run; use another --out for stage {stage}")
+        cfg = checkpoint_config(previous)
+    elif init is not None:
+        cfg = checkpoint_config(init)
+    else:
+        cfg = config if isinstance(config, MoEEConfig) else load_config(config)
+    if stage == 2 and init is None and previous is None:
+        raise ConfigError("stage 2 starts from a stage-1 checkpoint: pass --init RUN_DIR/ckpt-NNNNNNN")
+    total_steps = steps if steps is not None else cfg.train.steps
+
+    trainer = Trainer(cfg, stage, device=device, weights=weights, seed=seed)
+    if init is not None and previous is None:
+        load_model_weights(trainer.model, init)
+    if previous is not None:
+        load_model_weights(trainer.model, previous)
+    trainer.setup_optimizer()
+    start = 0
+    np_state = None
+    if previous is not None:
+        extra = load_optimizer(trainer.optimizer, previous)
+        start = int(state["step"])
+        np_state = state.get("numpy_rng")
+        log(f"resuming stage {stage} from {previous.name} (step {start})")
+
+    m = load_manifest(manifest)
+    ids = [c.clip_id for c in m.clips if c.split == split] or [c.clip_id for c in m.clips]
+    if max_clips:
+        ids = ids[:max_clips]
+    clips = load_clips(m, ids, cfg, trainer.core.audio_encoder)
+    sampler = WindowSampler(clips, cfg, seed=seed)
+    fixed = WindowSampler(clips, cfg, seed=seed + 7).sample(cfg.train.batch_size, stage,
+                                                              modality="label" if stage == 1 else None)
+    if np_state is not None:
+        sampler.rng.bit_generator.state = np_state
+    gen = torch.Generator().manual_seed(seed)
+    if previous is not None and "step_generator" in extra:
+        gen.set_state(extra["step_generator"])
+    before = trainer.eval_loss(fixed)
+    log(f"stage {stage}: {len(clips)} clips, {sum(p.numel() for p in trainer.core.stage_parameters(stage)):,} "
+        f"trainable parameters, fixed-batch loss {before:.4f}")
+    losses: list[float] = []
+    log_path = out / "train_log.jsonl"
+    ckpt = previous
+    for step in range(start + 1, total_steps + 1):
+        logs = trainer.step(sampler.sample(cfg.train.batch_size, stage), gen)
+        losses.append(logs["total"])
+        if step % cfg.train.log_every == 0 or step == total_steps:
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps({"step": step, "stage": stage, **logs}) + "\n")
+            log(f"step {step}/{total_steps} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()))
+        if step % cfg.train.save_every == 0 or step == total_steps:
+            ckpt = save_checkpoint(out, step, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler),
+                                   {"step_generator": gen.get_state()})
+    after = trainer.eval_loss(fixed)
+    if ckpt is None:
+        ckpt = save_checkpoint(out, start, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler),
+                               {"step_generator": gen.get_state()})
+    log(f"stage {stage} done: fixed-batch loss {before:.4f} -> {after:.4f}; checkpoint {ckpt}")
+    return TrainResult(out, ckpt, stage, start, total_steps, losses, before, after, time.perf_counter() - t_start)
+
+
+def _state(cfg: MoEEConfig, stage: int, seed: int, sampler: WindowSampler) -> dict[str, Any]:
+    return {"stage": stage, "seed": seed, "config": cfg.to_dict(), "numpy_rng": sampler.rng.bit_generator.state,
+            "torch_version": torch.__version__, "numpy_version": np.__version__}

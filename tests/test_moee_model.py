@@ -1,0 +1,281 @@
+"""MoEE reference model: gating maths, Emotion-to-Latents, reference/temporal layers, guidance, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from moee_ref.config import ConfigError, from_dict, load_config
+from moee_ref.moe import MoELayer, gate_kl, onehot_routing
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from moee_ref.model import MoEEModel
+
+    torch.manual_seed(0)
+    return MoEEModel(load_config("tiny")).eval()
+
+
+def _conds(model, b: int = 1, f: int = 4, emotion: bool = True, seed: int = 0):
+    from moee_ref.model import Conditions
+
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.cfg
+    h, w = cfg.latent_size
+    ref = torch.randn(b, cfg.vae.latent_channels, h, w, generator=g)
+    audio = torch.randn(b, f, 2 * (2 * cfg.audio.window + 1), cfg.audio.dim, generator=g)
+    z = torch.randn(b, cfg.emotion.num_queries, cfg.emotion.latent_dim, generator=g) if emotion else None
+    noisy = torch.randn(b, f, cfg.vae.latent_channels, h, w, generator=g)
+    return ref, Conditions(model.reference_tokens(ref), audio, z, onehot_routing(0, b), torch.ones(b)), noisy
+
+
+# ---------------------------------------------------------------------------------------------- MoE layer
+def test_gates_shapes_ranges_and_softmax():
+    torch.manual_seed(0)
+    layer = MoELayer(16, 8, heads=2)
+    x, z = torch.randn(3, 10, 16), torch.randn(3, 4, 8)
+    s, g = layer.gates(x, z)
+    assert s.shape == (3, 10, 6) and g.shape == (3, 6)
+    assert bool(((s > 0) & (s < 1)).all())
+    assert torch.allclose(g.sum(-1), torch.ones(3), atol=1e-6)
+    out, g2, s2 = layer(x, z)
+    assert out.shape == x.shape and torch.equal(g, g2)
+
+
+def test_moe_formula_matches_explicit_sum():
+    """X' = X + sum_i w_i * s_i * E_i(norm(X) * s_i) with the predicted g (no routing)."""
+    torch.manual_seed(1)
+    layer = MoELayer(16, 8, heads=2)
+    x, z = torch.randn(2, 5, 16), torch.randn(2, 3, 8)
+    out, g, s = layer(x, z)
+    h = layer.norm(x)
+    want = x.clone()
+    for i, e in enumerate(layer.experts):
+        want = want + g[:, i, None, None] * s[..., i:i + 1] * e(h * s[..., i:i + 1], encoder_hidden_states=z)
+    assert torch.allclose(out, want, atol=1e-6)
+
+
+def test_routing_single_compound_neutral():
+    torch.manual_seed(2)
+    layer = MoELayer(16, 8, heads=2)
+    x, z = torch.randn(1, 5, 16), torch.randn(1, 3, 8)
+    single, _, _ = layer(x, z, routing=onehot_routing(2))
+    # only expert 2 contributes: perturbing expert 0 changes nothing
+    with torch.no_grad():
+        layer.experts[0].to_out[0].weight.add_(1.0)
+    single2, _, _ = layer(x, z, routing=onehot_routing(2))
+    assert torch.allclose(single, single2)
+    mix = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.0, 0.0]])
+    a, _, _ = layer(x, z, routing=onehot_routing(2))
+    b, _, _ = layer(x, z, routing=onehot_routing(3))
+    c, _, _ = layer(x, z, routing=mix)
+    assert torch.allclose(c - x, 0.5 * (a - x) + 0.5 * (b - x), atol=1e-6)     # compound = soft mix
+    neutral, _, _ = layer(x, z, routing=mix, active=torch.zeros(1))
+    assert torch.equal(neutral, x)                                            # neutral = residual only
+
+
+def test_gate_kl_zero_at_target_and_positive_elsewhere():
+    t = torch.tensor([[0.0, 0.0, 0.5, 0.5, 0.0, 0.0]])
+    assert float(gate_kl(t.clamp_min(1e-12) / t.clamp_min(1e-12).sum(), t)) == pytest.approx(0.0, abs=1e-6)
+    assert float(gate_kl(torch.full((1, 6), 1 / 6), t)) == pytest.approx(np.log(3), rel=1e-5)
+    assert float(gate_kl(torch.full((1, 6), 1 / 6), t, torch.zeros(1))) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- Emotion-to-Latents
+def test_emotion_to_latents_each_modality(tiny):
+    from moee_ref.emotion_latents import MiniLMTextEncoder
+
+    q, d = tiny.cfg.emotion.num_queries, tiny.cfg.emotion.latent_dim
+    w = torch.tensor([[1.0, 0, 0, 0, 0, 0], [0, 0, 0.5, 0.5, 0, 0], [0.0] * 6])
+    z_label = tiny.emotion_latents("label", w, torch.ones(3, 1, dtype=torch.bool))
+    assert z_label.shape == (3, q, d)
+    assert not torch.allclose(z_label[0], z_label[1]) and not torch.allclose(z_label[1], z_label[2])
+    enc = MiniLMTextEncoder()
+    feats, mask = enc(["a person talking with a happy, smiling face", "a person talking with a sad face"])
+    assert feats.shape == (2, 1, 384)
+    # real MiniLM weights: the two descriptions are different sentences, not a constant embedding
+    assert float(torch.nn.functional.cosine_similarity(feats[0, 0], feats[1, 0], dim=0)) < 0.95
+    z_text = tiny.emotion_latents("text", feats, mask)
+    assert z_text.shape == (2, q, d) and not torch.allclose(z_text[0], z_text[1])
+    hidden = tiny.audio_encoder.config.hidden_size
+    audio = torch.randn(2, 50, hidden)
+    mask = torch.ones(2, 50, dtype=torch.bool)
+    mask[1, 30:] = False
+    z_audio = tiny.emotion_latents("audio", audio, mask)
+    assert z_audio.shape == (2, q, d)
+    # padding is ignored: changing masked-out features does not change the latent
+    audio2 = audio.clone()
+    audio2[1, 32:] += 5.0
+    assert torch.allclose(tiny.emotion_latents("audio", audio2, mask)[1], z_audio[1], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown emotion modality"):
+        tiny.emotion("smell", feats, mask)
+
+
+# ---------------------------------------------------------------------------------------------- denoiser layers
+@torch.no_grad()
+def test_reference_injection_changes_output(tiny):
+    ref, cond, noisy = _conds(tiny)
+    t = torch.tensor([500])
+    group = ref[:, None]
+    tiny.set_reference(group, cond.ref_tokens)
+    with_ref = tiny.denoise(noisy, t, cond)
+    other = torch.randn_like(group)
+    tiny.set_reference(other, cond.ref_tokens)
+    with_other = tiny.denoise(noisy, t, cond)
+    tiny.set_reference(None, None)
+    without = tiny.denoise(noisy, t, cond)
+    assert with_ref.shape == noisy.shape
+    assert (with_ref - with_other).abs().max() > 1e-4        # the ReferenceNet's tokens reach the denoiser
+    assert (with_ref - without).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_temporal_layers_mix_frames(tiny):
+    ref, cond, noisy = _conds(tiny)
+    t = torch.tensor([300])
+    tiny.set_reference(ref[:, None], cond.ref_tokens)
+    base = tiny.denoise(noisy, t, cond)
+    changed = noisy.clone()
+    changed[:, 3] += 1.0                                      # perturb only the last frame
+    out = tiny.denoise(changed, t, cond)
+    tiny.set_reference(None, None)
+    assert (out[:, 0] - base[:, 0]).abs().max() > 1e-5       # frame 0 sees frame 3 through temporal attention
+    from moee_ref.unet import TemporalAttention
+
+    layer = TemporalAttention(8, 2, 16, zero_init=False)
+    x = torch.randn(3 * 2, 5, 8)                              # B=2 windows of 3 frames
+    y = layer(x, 3)
+    x2 = x.clone()
+    x2[3:] += 1.0                                             # second window only
+    assert torch.allclose(layer(x2, 3)[:3], y[:3])            # windows do not mix
+    assert torch.equal(layer(x, 1), x)
+
+
+@torch.no_grad()
+def test_audio_and_emotion_conditions_matter(tiny):
+    from moee_ref.model import Conditions
+
+    ref, cond, noisy = _conds(tiny)
+    t = torch.tensor([200])
+    tiny.set_reference(ref[:, None], cond.ref_tokens)
+    full = tiny.denoise(noisy, t, cond)
+    no_audio = tiny.denoise(noisy, t, Conditions(cond.ref_tokens, torch.zeros_like(cond.audio), cond.emotion,
+                                                 cond.routing, cond.emotion_active))
+    other_expert = tiny.denoise(noisy, t, Conditions(cond.ref_tokens, cond.audio, cond.emotion, onehot_routing(4),
+                                                     cond.emotion_active))
+    neutral = tiny.denoise(noisy, t, Conditions(cond.ref_tokens, cond.audio, cond.emotion, cond.routing, torch.zeros(1)))
+    no_emotion = tiny.denoise(noisy, t, Conditions(cond.ref_tokens, cond.audio, None))
+    tiny.set_reference(None, None)
+    assert (full - no_audio).abs().max() > 1e-4
+    assert (full - other_expert).abs().max() > 1e-4
+    assert torch.allclose(neutral, no_emotion, atol=1e-6)      # neutral == the no-emotion branch
+    assert len(tiny.gate_outputs()) == 0                        # the last call had no MoE
+
+
+def test_guidance_combination():
+    from moee_ref.pipeline import Guidance, combine_guidance
+
+    e0, er, era, erae = (torch.full((2,), v) for v in (0.0, 1.0, 3.0, 6.0))
+    assert torch.equal(combine_guidance(e0, er, era, erae, Guidance()), erae)
+    got = combine_guidance(e0, er, era, erae, Guidance(2.0, 1.5, 3.0))
+    assert torch.allclose(got, torch.full((2,), 0 + 2 * 1 + 1.5 * 2 + 3 * 3.0))
+    assert Guidance().trivial and not Guidance(emotion=2.0).trivial
+
+
+def test_stage_parameters_partition(tiny):
+    s1 = {id(p) for p in tiny.stage_parameters(1)}
+    s2 = {id(p) for p in tiny.stage_parameters(2)}
+    assert s1 and s2 and not (s1 & s2)
+    assert {id(p) for p in tiny.emotion.parameters()} <= s2
+    assert {id(p) for p in tiny.reference_net.parameters()} <= s1
+    frozen = {id(p) for p in list(tiny.vae.parameters()) + list(tiny.audio_encoder.parameters())}
+    assert not (frozen & (s1 | s2))
+
+
+# ---------------------------------------------------------------------------------------------- config, weights, checkpoints
+def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path):
+    with pytest.raises(ConfigError, match="unknown keys"):
+        from_dict({"unet": {"blokc_out_channels": [1]}})
+    with pytest.raises(ConfigError, match="one expert per basic emotion"):
+        from_dict({"moe": {"experts": 4}})
+    with pytest.raises(ConfigError, match="neither a built-in"):
+        load_config(tmp_path / "nope.toml")
+    paper = load_config("paper")
+    assert paper.unet.block_out_channels == [320, 640, 1280, 1280] and paper.video.height == 512
+
+
+def test_paper_config_without_weights_names_the_file(tmp_path: Path):
+    from bench.errors import WeightsError
+    from bench.weights import WeightsOptions
+    from moee_ref.model import MoEEModel
+
+    with pytest.raises(WeightsError) as e:
+        MoEEModel(load_config("paper"), WeightsOptions(str(tmp_path)))
+    msg = str(e.value)
+    assert "sd15-unet.safetensors" in msg and str(tmp_path) in msg and "huggingface.co" in msg
+
+
+def test_checkpoint_round_trip_and_tamper(tmp_path: Path, tiny):
+    from moee_ref.checkpoint import CheckpointError, load_model_weights, save_checkpoint
+    from moee_ref.model import MoEEModel
+
+    opt = torch.optim.AdamW(tiny.stage_parameters(2), lr=1e-3)
+    loss = sum(p.square().sum() for p in tiny.stage_parameters(2))
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    ck = save_checkpoint(tmp_path, 5, tiny, opt, {"stage": 2, "config": tiny.cfg.to_dict()})
+    fresh = MoEEModel(load_config("tiny"))
+    load_model_weights(fresh, ck)
+    a, b = tiny.state_dict(), fresh.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the optimizer state comes back equal
+    from moee_ref.checkpoint import load_optimizer
+
+    opt2 = torch.optim.AdamW(fresh.stage_parameters(2), lr=1e-3)
+    load_optimizer(opt2, ck)
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert s1.keys() == s2.keys() and all(torch.equal(s1[i]["exp_avg"], s2[i]["exp_avg"]) for i in s1)
+    # a plain state dict loads with weights_only=True
+    pt_dir = tmp_path / "pt"
+    pt_dir.mkdir()
+    torch.save(tiny.state_dict(), pt_dir / "model.pt")
+    fresh2 = MoEEModel(load_config("tiny"))
+    load_model_weights(fresh2, pt_dir)
+    assert torch.equal(fresh2.state_dict()["ref_proj.weight"], a["ref_proj.weight"])
+    # tampering is refused with a message naming the file
+    raw = bytearray((ck / "model.safetensors").read_bytes())
+    raw[-3] ^= 0xFF
+    (ck / "model.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="model.safetensors has sha256"):
+        load_model_weights(fresh, ck)
+
+
+def test_audio_windows():
+    from moee_ref.audio import frame_windows
+
+    feats = torch.arange(20, dtype=torch.float32)[:, None]      # 10 frames x 2 features
+    w = frame_windows(feats, [0, 5, 9], window=1)
+    assert w.shape == (3, 6, 1)
+    assert w[1, :, 0].tolist() == [8, 9, 10, 11, 12, 13]         # frames 4, 5, 6
+    assert w[0, :, 0].tolist() == [0, 1, 0, 1, 2, 3]             # clamped at the start
+    assert w[2, :, 0].tolist() == [16, 17, 18, 19, 18, 19]       # clamped at the end
+
+
+def test_mouth_box_and_loss_mask():
+    from moee_ref.data import mouth_box
+    from moee_ref.losses import latent_mask, spatial_weight
+
+    lm = np.array([[30, 40], [70, 40], [50, 55], [40, 70], [60, 70]], np.float64)
+    x1, y1, x2, y2 = mouth_box(lm, 100, 100)
+    assert x1 < 0.40 and x2 > 0.60 and y1 < 0.70 < y2
+    mask = torch.ones(1, 1, 16, 16)
+    mask[..., 8:12, 4:10] = 0
+    lat = latent_mask(mask, (4, 4))
+    assert lat[0, 0, 2, 1] == 0 and lat[0, 0, 2, 2] == 0 and lat[0, 0, 0, 0] == 1
+    w = spatial_weight(torch.tensor([0, 500, 1000]), 1000)
+    assert torch.allclose(w, torch.tensor([1.0, float(np.cos(np.pi / 4)), 0.0]), atol=1e-6)
