@@ -128,12 +128,12 @@ def build_text_encoder(kind: str, weights=None, device: str = "cpu"):
 def check_emotion2vec(weights) -> None:
     """The paper's audio emotion encoder: needs the emotion2vec checkpoint and FunASR."""
     weights.resolve("emotion2vec_base")
-    try:
-        import funasr  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("funasr") is None:
         raise BenchError("emotion.audio_encoder = 'emotion2vec' needs the FunASR package (pip install funasr) "
                          "to run the emotion2vec_base checkpoint; it is not installed. Use "
-                         "audio_encoder = 'wav2vec2-pool' (the offline fallback).") from None
+                         "audio_encoder = 'wav2vec2-pool' (the offline fallback).")
     raise BenchError("emotion2vec feature extraction through FunASR is not wired in this build; "
                      "use audio_encoder = 'wav2vec2-pool'")
 

@@ -71,6 +71,10 @@ class MoEEModel(nn.Module):
         if cfg.pretrained:
             weights = weights or _default_weights()
             _check_pretrained_files(cfg, weights)
+        if cfg.emotion.audio_encoder == "emotion2vec":
+            from moee_ref.emotion_latents import check_emotion2vec
+
+            check_emotion2vec(weights or _default_weights())
         self.vae = build_vae(cfg)
         self.reference_net = build_unet(cfg)
         self.denoiser = build_unet(cfg)

@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "metrics": ("metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
     "sync": ("metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
     "cache": ("bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
+    "moee": ("moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
 
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=1, help="timed repeats after one warm-up (default 1)")
     p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p.add_argument("--config", default=None, help="moee: model config, tiny (default) or paper (random weights)")
+    p.add_argument("--device", default=None, help="moee: cpu (default) or cuda")
+    p.add_argument("--steps", type=int, default=None, help="moee: DDIM steps (default: the config's)")
     p.set_defaults(func=_run)
 
 
