@@ -37,7 +37,11 @@ def build_wav2vec2(cfg: MoEEConfig, weights=None) -> nn.Module:
 
             sd = load_state_dict(weights.resolve("wav2vec2_base_960h"))
             sd = {k.removeprefix("wav2vec2."): v for k, v in sd.items() if not k.startswith("lm_head.")}
-            model.load_state_dict(sd, strict=False)
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+            missing = [k for k in missing if k != "masked_spec_embed"]     # training-only, absent in some exports
+            if missing or unexpected:
+                raise ValueError(f"wav2vec2_base_960h weights do not fit Wav2Vec2Model: missing {missing[:5]}, "
+                                 f"unexpected {unexpected[:5]}")
         return model
     raise ValueError(f"unknown audio encoder {a.encoder!r}")
 

@@ -84,23 +84,28 @@ class MiniLMTextEncoder:
 
 
 class T5TextEncoder:
-    """Frozen T5-base encoder (the paper's text encoder) from the weights registry -> (B, L, 768)."""
+    """Frozen T5 encoder (the paper's text encoder; t5-base in the registry) -> (B, L, d_model).
 
-    dim = 768
+    The architecture is read from the checkpoint's tensor shapes, so t5-small / base / large files
+    all load (the paper does not say which size it used).
+    """
 
     def __init__(self, weights, device: str = "cpu", max_length: int = 77) -> None:
-        from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+        from transformers import PreTrainedTokenizerFast, T5EncoderModel
 
         from bench.weights import load_state_dict
 
         model_w = weights.resolve("t5_base_encoder")
         tok_w = weights.resolve("t5_base_tokenizer")
-        cfg = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
-                       relative_attention_num_buckets=32, feed_forward_proj="relu", is_encoder_decoder=False)
-        self.model = T5EncoderModel(cfg).eval().to(device)
         sd = load_state_dict(model_w)
         sd = {k: v for k, v in sd.items() if k.startswith(("encoder.", "shared."))}
-        self.model.load_state_dict(sd, strict=False)
+        self.model = T5EncoderModel(t5_config_from_state_dict(sd)).eval().to(device)
+        missing, unexpected = self.model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if k != "encoder.embed_tokens.weight"]     # tied to shared.weight
+        if missing or unexpected:
+            raise BenchError(f"T5 weights {model_w.path} do not fit a T5 encoder: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        self.dim = self.model.config.d_model
         self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tok_w.path), pad_token="<pad>", eos_token="</s>")
         self.max_length = max_length
         self.device = device
@@ -110,6 +115,21 @@ class T5TextEncoder:
         tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         out = self.model(input_ids=tok["input_ids"].to(self.device), attention_mask=tok["attention_mask"].to(self.device))
         return out.last_hidden_state.float().cpu(), tok["attention_mask"].bool()
+
+
+def t5_config_from_state_dict(sd: dict[str, torch.Tensor]):
+    """A ``T5Config`` (encoder only) whose sizes match a T5 state dict."""
+    from transformers import T5Config
+
+    vocab, d_model = sd["shared.weight"].shape
+    n_layers = len({k.split(".")[2] for k in sd if k.startswith("encoder.block.")})
+    att = sd["encoder.block.0.layer.0.SelfAttention.q.weight"]
+    buckets, heads = sd["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].shape
+    gated = "encoder.block.0.layer.1.DenseReluDense.wi_0.weight" in sd
+    d_ff = sd["encoder.block.0.layer.1.DenseReluDense." + ("wi_0" if gated else "wi") + ".weight"].shape[0]
+    return T5Config(vocab_size=vocab, d_model=d_model, d_kv=att.shape[0] // heads, d_ff=d_ff, num_layers=n_layers,
+                    num_heads=heads, relative_attention_num_buckets=buckets, is_encoder_decoder=False,
+                    feed_forward_proj="gated-gelu" if gated else "relu")
 
 
 def build_text_encoder(kind: str, weights=None, device: str = "cpu"):

@@ -111,8 +111,9 @@ class MoEEModel(nn.Module):
         unet_sd = load_state_dict(weights.resolve("sd15_unet"))
         for net in (self.reference_net, self.denoiser):
             missing, unexpected = net.load_state_dict(unet_sd, strict=False)
-            if unexpected:
-                raise RuntimeError(f"SD 1.5 U-Net weights do not fit the configured U-Net: {unexpected[:5]}")
+            if missing or unexpected:
+                raise ValueError(f"SD 1.5 U-Net weights do not fit the configured U-Net: missing {missing[:5]}, "
+                                 f"unexpected {unexpected[:5]}")
         self.vae.load_state_dict(load_state_dict(weights.resolve("sd_vae_ft_mse")))
 
     # ----------------------------------------------------------------- groups

@@ -279,3 +279,50 @@ def test_mouth_box_and_loss_mask():
     assert lat[0, 0, 2, 1] == 0 and lat[0, 0, 2, 2] == 0 and lat[0, 0, 0, 0] == 1
     w = spatial_weight(torch.tensor([0, 500, 1000]), 1000)
     assert torch.allclose(w, torch.tensor([1.0, float(np.cos(np.pi / 4)), 0.0]), atol=1e-6)
+
+
+def test_t5_text_encoder_loads_registry_files(tmp_path: Path):
+    """The paper's T5 path with a tiny random T5 saved as the registry's safetensors file + tokenizer.json."""
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import T5Config, T5EncoderModel
+
+    from bench.weights import WeightsOptions
+    from moee_ref.emotion_latents import T5TextEncoder
+
+    words = ["<pad>", "</s>", "<unk>", "a", "happy", "sad", "face"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "t5-base-tokenizer.json"))
+    torch.manual_seed(0)
+    ref = T5EncoderModel(T5Config(vocab_size=len(words), d_model=16, d_kv=4, d_ff=32, num_layers=2, num_heads=4,
+                                  is_encoder_decoder=False)).eval()
+    sd = {k: v.contiguous() for k, v in ref.state_dict().items() if k != "encoder.embed_tokens.weight"}
+    save_file(sd, str(tmp_path / "t5-base.safetensors"))
+    with pytest.warns(UserWarning, match="unverified"):
+        enc = T5TextEncoder(WeightsOptions(str(tmp_path), allow_unverified=True))
+    feats, mask = enc(["a happy face", "sad"])
+    assert enc.dim == 16 and feats.shape == (2, 3, 16)
+    assert mask.tolist() == [[True, True, True], [True, False, False]]
+    with torch.no_grad():
+        want = ref(input_ids=torch.tensor([[3, 4, 6]])).last_hidden_state
+    assert torch.allclose(feats[0], want[0], atol=1e-6)
+
+
+def test_wav2vec2_registry_checkpoint_key_mapping(tmp_path: Path):
+    """A Wav2Vec2ForCTC-format checkpoint (``wav2vec2.`` prefix, CTC head) loads into the audio encoder."""
+    from safetensors.torch import save_file
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    from bench.weights import WeightsOptions
+    from moee_ref.audio import build_wav2vec2
+
+    torch.manual_seed(0)
+    ctc = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=32)).eval()
+    save_file({k: v.contiguous() for k, v in ctc.state_dict().items()}, str(tmp_path / "wav2vec2-base-960h.safetensors"))
+    cfg = load_config("paper")
+    with pytest.warns(UserWarning, match="unverified"):
+        enc = build_wav2vec2(cfg, WeightsOptions(str(tmp_path), allow_unverified=True)).eval()
+    wave = torch.randn(1, 8000)
+    with torch.no_grad():
+        assert torch.allclose(enc(wave).last_hidden_state, ctc.wav2vec2(wave).last_hidden_state, atol=1e-5)
