@@ -119,7 +119,10 @@ class MoEEModel(nn.Module):
     # ----------------------------------------------------------------- groups
     def stage_parameters(self, stage: int) -> list[nn.Parameter]:
         """What each training stage trains (paper section 3): 1 = ReferenceNet + U-Net (+ audio,
-        temporal, projections); 2 = only the MoE experts/gates and Emotion-to-Latents."""
+        temporal, projections); 2 = only the MoE experts/gates and Emotion-to-Latents; 0 = only the VAE
+        (for random-init configs; see :mod:`moee_ref.train`)."""
+        if stage == 0:
+            return list(self.vae.parameters())
         if stage == 1:
             mods = [self.reference_net, self.denoiser, self.audio_proj, self.ref_proj]
             moe_ids = {id(p) for p in self._moe_parameters()}
@@ -128,7 +131,7 @@ class MoEEModel(nn.Module):
             return params
         if stage == 2:
             return self._moe_parameters() + list(self.emotion.parameters())
-        raise ValueError(f"stage must be 1 or 2, got {stage}")
+        raise ValueError(f"stage must be 0, 1 or 2, got {stage}")
 
     def _moe_parameters(self) -> list[nn.Parameter]:
         return [p for ex in self.extras.values() for p in ex.moe.parameters()]

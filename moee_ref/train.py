@@ -1,4 +1,8 @@
-"""Two-stage MoEE training with accelerate (paper section 3).
+"""Two-stage MoEE training with accelerate (paper section 3), plus a stage 0 for random-init configs.
+
+Stage 0 fits the VAE alone (L1 + LPIPS reconstruction + ``VAE_KL_WEIGHT`` * KL, as SD's VAE was
+trained). It exists only for configs without pretrained weights (``tiny``): the ``paper`` config loads
+the pretrained sd-vae-ft-mse, which the paper keeps frozen, and a random VAE could never decode a face.
 
 Stage 1 trains the ReferenceNet and the denoiser (with audio and temporal layers) without the MoE
 layers; stage 2 freezes them and trains only the MoE experts/gates and Emotion-to-Latents, with masked
@@ -31,6 +35,9 @@ from moee_ref.emotion_latents import build_text_encoder
 from moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
 from moee_ref.model import Conditions, MoEEModel, build_train_scheduler
 from moee_ref.moe import gate_kl
+
+
+VAE_KL_WEIGHT = 1e-6
 
 
 @dataclass
@@ -76,7 +83,7 @@ class Trainer:
 
     def setup_optimizer(self) -> None:
         params = self.model.set_stage(self.stage)
-        lr = self.cfg.train.lr_stage1 if self.stage == 1 else self.cfg.train.lr_stage2
+        lr = self.cfg.train.lr_stage2 if self.stage == 2 else self.cfg.train.lr_stage1
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.model, opt)
 
@@ -123,10 +130,25 @@ class Trainer:
         mask = torch.ones(batch.emotion_audio.shape[:2], dtype=torch.bool, device=self.device)
         return m.emotion_latents("audio", batch.emotion_audio, mask)
 
+    def vae_loss(self, batch: Batch, gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        """Stage 0: reconstruction of the batch's frames through the VAE."""
+        m = self.core
+        x = batch.frames.flatten(0, 1)
+        post = m.vae.encode(x).latent_dist
+        noise = torch.randn(post.mean.shape, generator=gen).to(self.device)
+        rec = m.vae.decode(post.mean + post.std * noise).sample
+        l1 = (rec - x).abs().mean()
+        lp = self.perceptual(rec.clamp(-1, 1), x).mean()
+        kl = post.kl().mean()
+        total = l1 + lp + VAE_KL_WEIGHT * kl
+        return total, {"l1": l1.item(), "lpips": lp.item(), "kl": kl.item(), "total": total.item()}
+
     def loss(self, batch: Batch, gen: torch.Generator, *, drop: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss of one batch; ``gen`` draws timesteps, noise and dropout."""
         cfg, m = self.cfg, self.core
         batch = batch.to(self.device)
+        if self.stage == 0:
+            return self.vae_loss(batch, gen)
         b, f = batch.frames.shape[:2]
         with torch.no_grad():
             z0 = m.encode_images(batch.frames.flatten(0, 1)).reshape(b, f, -1, *m.cfg.latent_size)
@@ -204,6 +226,9 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
         cfg = config if isinstance(config, MoEEConfig) else load_config(config)
     if stage == 2 and init is None and previous is None:
         raise ConfigError("stage 2 starts from a stage-1 checkpoint: pass --init RUN_DIR/ckpt-NNNNNNN")
+    if stage == 1 and init is None and previous is None and not cfg.pretrained:
+        log(f"warning: config {cfg.name!r} has no pretrained VAE and no --init: the VAE stays random, so generated "
+            "frames cannot look like faces; run --stage 0 first and pass its checkpoint as --init")
     total_steps = steps if steps is not None else cfg.train.steps
 
     trainer = Trainer(cfg, stage, device=device, weights=weights, seed=seed)
@@ -227,7 +252,7 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     clips = load_clips(m, ids, cfg, trainer.core.audio_encoder)
     sampler = WindowSampler(clips, cfg, seed=seed)
     fixed = WindowSampler(clips, cfg, seed=seed + 7).sample(cfg.train.batch_size, stage,
-                                                              modality="label" if stage == 1 else None)
+                                                              modality=None if stage == 2 else "label")
     if np_state is not None:
         sampler.rng.bit_generator.state = np_state
     gen = torch.Generator().manual_seed(seed)

@@ -21,23 +21,30 @@ STEPS = 40
 def stages(sample_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("moee")
     logs: list[str] = []
-    r1 = train("tiny", stage=1, manifest=sample_manifest, out_dir=root / "s1", steps=STEPS, log=logs.append)
+    r0 = train("tiny", stage=0, manifest=sample_manifest, out_dir=root / "s0", steps=STEPS, log=logs.append)
+    assert r0.fixed_batch_after < 0.8 * r0.fixed_batch_before, (r0.fixed_batch_before, r0.fixed_batch_after)
+    r1 = train("tiny", stage=1, manifest=sample_manifest, out_dir=root / "s1", init=r0.checkpoint, steps=STEPS,
+               log=logs.append)
     r2 = train("tiny", stage=2, manifest=sample_manifest, out_dir=root / "s2", init=r1.checkpoint, steps=STEPS,
                log=logs.append)
-    return root, r1, r2, logs
+    return root, r1, r2, logs, r0
 
 
 def test_stage1_lowers_loss_on_a_fixed_batch(stages):
-    _, r1, _, logs = stages
+    _, r1, _, logs, r0 = stages
     assert len(r1.losses) == STEPS and all(np.isfinite(r1.losses))
     assert r1.fixed_batch_after < 0.7 * r1.fixed_batch_before, (r1.fixed_batch_before, r1.fixed_batch_after)
     assert any("fixed-batch loss" in line for line in logs)
     rows = [json.loads(x) for x in (r1.out_dir / "train_log.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == STEPS and {"latent", "spatial", "total"} <= rows[-1].keys()
+    a = load_file(str(r0.checkpoint / "model.safetensors"))
+    b = load_file(str(r1.checkpoint / "model.safetensors"))
+    changed = {k for k in a if not torch.equal(a[k], b[k])}
+    assert changed and not any(k.startswith(("vae.", "audio_encoder.", "emotion.")) or ".moe." in k for k in changed)
 
 
 def test_stage2_trains_only_experts_and_emotion_module(stages):
-    _, r1, r2, _ = stages
+    _, r1, r2, _, _ = stages
     assert r2.fixed_batch_after < r2.fixed_batch_before, (r2.fixed_batch_before, r2.fixed_batch_after)
     a = load_file(str(r1.checkpoint / "model.safetensors"))
     b = load_file(str(r2.checkpoint / "model.safetensors"))
@@ -70,7 +77,7 @@ def test_trained_model_generates_a_scorable_clip(stages, sample_manifest: Path, 
     from bench.emotions import parse_emotion
     from bench.manifest import load_manifest
 
-    _, _, r2, _ = stages
+    _, _, r2, _, _ = stages
     m = load_manifest(sample_manifest)
     clip = m.by_id()["astronaut_happiness"]
     method = build_method("moee-ref", {"checkpoint": str(r2.out_dir), "steps": 3})
@@ -147,7 +154,7 @@ def test_every_emotion_input_drives_generation(stages, sample_manifest: Path):
     from moee_ref.method import load_trained
     from moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
 
-    _, _, r2, _ = stages
+    _, _, r2, _, _ = stages
     model, _ = load_trained(r2.out_dir)
     pipe = MoEEPipeline(model)
     m = load_manifest(sample_manifest)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the MoEE reference model (moee_ref), stage 1 or 2",
-                       description="Train MoEE. Stage 1: ReferenceNet + U-Net; stage 2 (--init a stage-1 checkpoint): "
+    p = sub.add_parser("train", help="train the MoEE reference model (moee_ref), stage 0, 1 or 2",
+                       description="Train MoEE. Stage 0 (tiny/random-init configs): the VAE; stage 1 (--init the stage-0 checkpoint): ReferenceNet + U-Net; stage 2 (--init a stage-1 checkpoint): "
                                    "only the emotion experts and Emotion-to-Latents. Re-running with the same --out "
                                    "resumes from the newest checkpoint.")
     p.add_argument("--config", default="tiny", help="built-in config (tiny, paper) or a TOML file (default tiny)")
-    p.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    p.add_argument("--stage", type=int, choices=(0, 1, 2), required=True,
+                   help="0: fit the VAE (random-init configs only), 1: ReferenceNet + U-Net, 2: experts + Emotion-to-Latents")
     p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
     p.add_argument("--split", default="train")
     p.add_argument("--out", required=True, help="output folder for checkpoints and train_log.jsonl")
