@@ -1,6 +1,7 @@
 """Training data for MoEE: clips of a manifest split, decoded once, and random training windows.
 
-Each clip is decoded once at the model's frame size and 25 fps, its driving audio encoded once by
+Each clip is decoded once at the model's frame size and 25 fps (optionally into an on-disk cache that
+is memory-mapped back), its driving audio encoded once by
 the frozen wav2vec2 (:mod:`moee_ref.audio`), its text once by the frozen text encoder, and its
 mouth box found once with MTCNN's mouth corners (the paper uses MediaPipe for the mouth mask; MTCNN
 ships with weights here and its mouth corners are all the mask needs). Batches are then cut from
@@ -14,15 +15,21 @@ reference of a clip with a different emotion (or neutral), preferably of another
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from bench.emotions import BASIC
 from bench.errors import ClipError
 from bench.manifest import Manifest
+from bench.paths import safe_name
+from bench.weights import sha256_file
 from moee_ref.audio import frame_windows, wav2vec2_features
 from moee_ref.config import MoEEConfig
 from moee_ref.emotion_latents import template_text
@@ -33,12 +40,12 @@ MOUTH_PAD = 0.35           # fraction of the mouth-corner distance added around 
 
 @dataclass
 class ClipTensors:
-    """One decoded training clip."""
+    """One training clip, prepared once (frames may be a memory map of the on-disk clip cache)."""
 
     clip_id: str
     identity: str
-    frames: torch.Tensor        # (N, 3, H, W) float in [-1, 1]
-    ref: torch.Tensor           # (3, H, W) float in [-1, 1]
+    frames: np.ndarray          # (N, H, W, 3) uint8 at the model's frame size
+    ref: np.ndarray             # (H, W, 3) uint8
     audio_feats: torch.Tensor   # (2N, hidden) wav2vec2 features on the frame grid
     weights: torch.Tensor       # (6,) basic-emotion weights (zeros = neutral)
     text: str
@@ -72,36 +79,78 @@ def mouth_box(landmarks5: np.ndarray, width: int, height: int) -> tuple[float, f
     return (max(0.0, x1), max(0.0, y1), min(1.0, x2), min(1.0, y2))
 
 
-def load_clips(manifest: Manifest, clip_ids: Sequence[str], cfg: MoEEConfig, audio_encoder, *,
-               detector=None) -> list[ClipTensors]:
-    """Decode, encode and locate the mouth of each clip (errors name the clip)."""
+def _module_hash(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _prepare_clip(manifest: Manifest, clip, cfg: MoEEConfig, audio_encoder, detector) -> dict:
     from bench import media
+
+    cid = clip.clip_id
+    vid = manifest.media_path(clip, "video")
+    size = (cfg.video.height, cfg.video.width)
+    chunks = list(media.FrameReader(vid, fps=cfg.video.fps, size=size, clip_id=cid))
+    n = sum(len(c) for c in chunks)
+    if n < cfg.video.frames:
+        raise ClipError(cid, f"{n} frames, fewer than a training window of {cfg.video.frames}", status="too_short")
+    ref_full = (media.read_image(manifest.media_path(clip, "ref_image"), clip_id=cid) if clip.ref_image
+                else media.first_frame(vid, clip_id=cid))
+    face = detector.detect(ref_full)[0]
+    if face is None:
+        raise ClipError(cid, "no face found in the reference image (needed for the mouth mask)", status="no_face")
+    wave = media.read_audio(manifest.media_path(clip, "audio") if clip.audio else vid, clip_id=cid)
+    feats = wav2vec2_features(audio_encoder, wave, n).cpu()
+    if not torch.isfinite(feats).all():
+        raise ClipError(cid, "audio features contain NaN or infinite values")
+    return {"frames": np.concatenate(chunks), "ref": resize_image(ref_full, size), "audio": feats.numpy(),
+            "mouth": mouth_box(face.landmarks5, ref_full.shape[1], ref_full.shape[0])}
+
+
+def load_clips(manifest: Manifest, clip_ids: Sequence[str], cfg: MoEEConfig, audio_encoder, *,
+               detector=None, cache_dir: str | Path | None = None) -> list[ClipTensors]:
+    """Decode, encode and locate the mouth of each clip once (errors name the clip).
+
+    With ``cache_dir`` each prepared clip is stored there (``frames.npy``, ``audio.npy``, ``meta.json``;
+    written atomically, keyed by the video and audio files' hashes, the frame size and fps and the
+    audio encoder's weights) and memory-mapped back, so a resumed or later run skips the decoding and
+    training memory does not grow with the dataset.
+    """
     from metrics.faces import FaceDetector
 
     detector = detector or FaceDetector()
     by_id = manifest.by_id()
-    size = (cfg.video.height, cfg.video.width)
+    enc_hash = _module_hash(audio_encoder) if cache_dir else ""
     out: list[ClipTensors] = []
     for cid in clip_ids:
         clip = by_id[cid]
-        vid = manifest.media_path(clip, "video")
-        full = media.read_frames(vid, fps=cfg.video.fps, clip_id=cid)
-        if len(full) < cfg.video.frames:
-            raise ClipError(cid, f"{len(full)} frames, fewer than a training window of {cfg.video.frames}",
-                            status="too_short")
-        ref_full = media.read_image(manifest.media_path(clip, "ref_image"), clip_id=cid) if clip.ref_image else full[0]
-        face = detector.detect(ref_full)[0]
-        if face is None:
-            raise ClipError(cid, "no face found in the reference image (needed for the mouth mask)", status="no_face")
-        mouth = mouth_box(face.landmarks5, ref_full.shape[1], ref_full.shape[0])
-        frames = np.stack([resize_image(f, size) for f in full])
-        wave = media.read_audio(manifest.media_path(clip, "audio") if clip.audio else vid, clip_id=cid)
-        feats = wav2vec2_features(audio_encoder, wave, len(frames)).cpu()
-        if not torch.isfinite(feats).all():
-            raise ClipError(cid, "audio features contain NaN or infinite values")
-        out.append(ClipTensors(cid, clip.identity, _to_tensor(frames), _to_tensor(resize_image(ref_full, size)),
-                               feats, torch.tensor(clip.emotion.weights, dtype=torch.float32),
-                               clip.text or template_text(clip.emotion.weights), mouth))
+        cached = None
+        if cache_dir:
+            files = [manifest.media_path(clip, w) for w in ("video", "audio", "ref_image") if getattr(clip, w)]
+            key = hashlib.sha256(json.dumps([cid, [sha256_file(f) for f in files], cfg.video.height, cfg.video.width,
+                                             cfg.video.fps, enc_hash]).encode()).hexdigest()[:16]
+            folder = Path(cache_dir) / f"{safe_name(cid)}-{key}"
+            if not (folder / "meta.json").is_file():
+                prep = _prepare_clip(manifest, clip, cfg, audio_encoder, detector)
+                tmp = Path(cache_dir) / f".tmp-{folder.name}-{os.getpid()}"
+                tmp.mkdir(parents=True, exist_ok=True)
+                np.save(tmp / "frames.npy", prep["frames"])
+                np.save(tmp / "audio.npy", prep["audio"])
+                np.save(tmp / "ref.npy", prep["ref"])
+                (tmp / "meta.json").write_text(json.dumps({"clip_id": cid, "mouth": prep["mouth"]}))
+                if folder.exists():
+                    shutil.rmtree(folder)
+                os.replace(tmp, folder)
+            meta = json.loads((folder / "meta.json").read_text())
+            cached = {"frames": np.load(folder / "frames.npy", mmap_mode="r"), "ref": np.load(folder / "ref.npy"),
+                      "audio": np.load(folder / "audio.npy"), "mouth": tuple(meta["mouth"])}
+        prep = cached or _prepare_clip(manifest, clip, cfg, audio_encoder, detector)
+        out.append(ClipTensors(cid, clip.identity, prep["frames"], prep["ref"], torch.from_numpy(np.array(prep["audio"])),
+                               torch.tensor(clip.emotion.weights, dtype=torch.float32),
+                               clip.text or template_text(clip.emotion.weights), tuple(prep["mouth"])))
     return out
 
 
@@ -159,10 +208,11 @@ class WindowSampler:
         for target, source, _ in rows:
             n = source.frames.shape[0]
             s = int(rng.integers(0, n - f + 1))
-            frames.append(source.frames[s:s + f])
-            refs.append(source.ref)
-            mot = [source.frames[i] if i >= 0 else source.ref for i in range(s - m, s)]
-            motions.append(torch.stack(mot) if mot else source.frames[:0])
+            frames.append(_to_tensor(source.frames[s:s + f]))
+            ref = _to_tensor(source.ref)
+            refs.append(ref)
+            mot = [_to_tensor(source.frames[i]) if i >= 0 else ref for i in range(s - m, s)]
+            motions.append(torch.stack(mot) if mot else frames[-1][:0])
             audios.append(frame_windows(source.audio_feats, list(range(s, s + f)), cfg.audio.window))
             masks.append(self._mask(source.mouth, stage))
             emo_audio.append(target.audio_feats[:2 * n_emo])
@@ -186,12 +236,3 @@ def routing_for(weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     active = (weights.sum(-1) > 0).float()
     w = weights / weights.sum(-1, keepdim=True).clamp_min(1e-8)
     return w, active
-
-
-def label_names(weights: torch.Tensor) -> list[str]:
-    """Readable labels of condition weight rows (for logs)."""
-    out = []
-    for row in weights.tolist():
-        comps = [BASIC[i] for i in np.argsort(row)[::-1] if row[i] > 0]
-        out.append("+".join(comps) or "neutral")
-    return out

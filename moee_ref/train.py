@@ -208,8 +208,12 @@ class Trainer:
 def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, out_dir: str | Path,
           split: str = "train", init: str | Path | None = None, steps: int | None = None, seed: int = 0,
           device: str = "cpu", weights=None, resume: bool = True, max_clips: int | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train one stage; resumes from ``out_dir``'s newest checkpoint when there is one."""
+          clip_cache: str | Path | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train one stage; resumes from ``out_dir``'s newest checkpoint when there is one.
+
+    Prepared clips are cached in ``clip_cache`` (default ``out_dir/clip_cache``; share one folder
+    between stages to decode a dataset once).
+    """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -249,7 +253,7 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     ids = [c.clip_id for c in m.clips if c.split == split] or [c.clip_id for c in m.clips]
     if max_clips:
         ids = ids[:max_clips]
-    clips = load_clips(m, ids, cfg, trainer.core.audio_encoder)
+    clips = load_clips(m, ids, cfg, trainer.core.audio_encoder, cache_dir=clip_cache or out / "clip_cache")
     sampler = WindowSampler(clips, cfg, seed=seed)
     fixed = WindowSampler(clips, cfg, seed=seed + 7).sample(cfg.train.batch_size, stage,
                                                               modality=None if stage == 2 else "label")

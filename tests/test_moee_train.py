@@ -173,3 +173,30 @@ def test_every_emotion_input_drives_generation(stages, sample_manifest: Path):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert not np.array_equal(outs[a], outs[b]), (a, b)
+
+
+def test_clip_cache_is_reused_and_memory_mapped(sample_manifest: Path, tmp_path: Path):
+    from bench.manifest import load_manifest
+    from moee_ref.audio import build_wav2vec2
+    from moee_ref.config import load_config
+    from moee_ref.data import load_clips
+
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    enc = build_wav2vec2(cfg).eval()
+    m = load_manifest(sample_manifest)
+    ids = ["hopper_anger", "hopper_neutral"]
+    first = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")}
+    assert len(stamps) == 6
+    again = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")} == stamps     # nothing re-prepared
+    assert isinstance(again[0].frames, np.memmap)
+    assert np.array_equal(np.asarray(again[0].frames), first[0].frames)
+    assert torch.equal(again[1].audio_feats, first[1].audio_feats) and again[0].mouth == first[0].mouth
+    nocache = load_clips(m, ids[:1], cfg, enc)
+    assert np.array_equal(nocache[0].frames, first[0].frames)
+    # a different audio encoder is a different cache entry
+    enc2 = build_wav2vec2(cfg).eval()
+    load_clips(m, ids[:1], cfg, enc2, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("hopper_anger-*"))) == 2

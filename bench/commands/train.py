@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (mixed precision follows the config on GPU)")
     p.add_argument("--max-clips", type=int, help="use only the first N clips of the split")
+    p.add_argument("--clip-cache", help="folder for prepared clips (default OUT/clip_cache); share it between stages")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
     p.add_argument("--weights-dir", help="folder searched first for weight files (paper config)")
     p.add_argument("--allow-unverified-weights", action="store_true")
@@ -41,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     weights = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
     r = train(args.config, stage=args.stage, manifest=manifest, out_dir=args.out, split=args.split, init=args.init,
               steps=args.steps, seed=args.seed, device=args.device, weights=weights, resume=not args.no_resume,
-              max_clips=args.max_clips)
+              max_clips=args.max_clips, clip_cache=args.clip_cache)
     print(f"stage {r.stage}: steps {r.start_step}->{r.steps} in {r.seconds:.1f} s; fixed-batch loss "
           f"{r.fixed_batch_before:.4f} -> {r.fixed_batch_after:.4f}; checkpoint {r.checkpoint}")
     return 0
