@@ -283,6 +283,11 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
         ckpt = save_checkpoint(out, start, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler),
                                {"step_generator": gen.get_state()})
     log(f"stage {stage} done: fixed-batch loss {before:.4f} -> {after:.4f}; checkpoint {ckpt}")
+    if stage == 2:
+        from moee_ref.diagnostics import gate_routing, routing_summary
+
+        trainer.model.eval()
+        log(routing_summary(gate_routing(trainer.core)))
     return TrainResult(out, ckpt, stage, start, total_steps, losses, before, after, time.perf_counter() - t_start)
 
 

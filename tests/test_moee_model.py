@@ -326,3 +326,20 @@ def test_wav2vec2_registry_checkpoint_key_mapping(tmp_path: Path):
     wave = torch.randn(1, 8000)
     with torch.no_grad():
         assert torch.allclose(enc(wave).last_hidden_state, ctc.wav2vec2(wave).last_hidden_state, atol=1e-5)
+
+
+def test_gate_routing_table(tiny):
+    from moee_ref.diagnostics import gate_routing, routing_summary
+
+    table = gate_routing(tiny)
+    assert table.shape == (6, 6) and torch.allclose(table.sum(1), torch.ones(6), atol=1e-5)
+    # forcing the global gate's bias towards expert 3 shows up in every row
+    with torch.no_grad():
+        saved = [ex.moe.global_gate.bias.clone() for ex in tiny.extras.values()]
+        for ex in tiny.extras.values():
+            ex.moe.global_gate.bias[3] += 50.0
+        biased = gate_routing(tiny)
+        for ex, b in zip(tiny.extras.values(), saved):
+            ex.moe.global_gate.bias.copy_(b)
+    assert bool((biased.argmax(1) == 3).all())
+    assert routing_summary(biased).startswith("predicted gate routes 1/6")
