@@ -103,6 +103,7 @@ class TrainConfig:
     modality_probs: dict[str, float] = field(default_factory=lambda: {"label": 0.5, "text": 0.25, "audio": 0.25})
     grad_clip: float = 1.0
     mixed_precision: str = "auto"
+    gradient_checkpointing: bool = False
 
 
 @dataclass

@@ -88,8 +88,8 @@ class MoEEModel(nn.Module):
                                         text_dim=text_dim, audio_dim=hidden, heads=e.heads)
         self.bank = ReferenceBank()
         self.ctx = BlockContext()
-        install_reference_attention(self.reference_net, self.bank)
-        install_reference_attention(self.denoiser, self.bank)
+        install_reference_attention(self.reference_net, self.bank, "reference")
+        install_reference_attention(self.denoiser, self.bank, "denoiser")
         self.extras = install_block_extras(self.denoiser, cfg, self.ctx)
         if cfg.pretrained:
             self._load_pretrained(weights)

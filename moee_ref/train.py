@@ -83,6 +83,9 @@ class Trainer:
 
     def setup_optimizer(self) -> None:
         params = self.model.set_stage(self.stage)
+        if self.cfg.train.gradient_checkpointing:
+            self.model.denoiser.enable_gradient_checkpointing()
+            self.model.reference_net.enable_gradient_checkpointing()
         lr = self.cfg.train.lr_stage2 if self.stage == 2 else self.cfg.train.lr_stage1
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=self.cfg.train.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(self.model, opt)
@@ -161,7 +164,8 @@ class Trainer:
             m.set_reference(ref_group, cond.ref_tokens)
             eps = m.denoise(zt, t, cond, moe=self.stage == 2)
             gates = m.gate_outputs()
-            m.set_reference(None, None)
+        # the ReferenceNet tokens and block conditions stay set until after backward: gradient
+        # checkpointing re-runs the blocks (and our hooks) then; step() / eval_loss() clear them
         lmask = latent_mask(batch.loss_mask, tuple(z0.shape[-2:]))[:, None]              # (B, 1, 1, h, w)
         l_latent = masked_mean((eps.float() - noise) ** 2, lmask).mean()
         k = min(cfg.train.spatial_loss_frames, f)
@@ -190,6 +194,7 @@ class Trainer:
         loss, logs = self.loss(batch, gen)
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
+        self.core.set_reference(None, None)
         if self.cfg.train.grad_clip:
             self.accelerator.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
                                              self.cfg.train.grad_clip)
@@ -202,6 +207,7 @@ class Trainer:
         self.model.eval()
         g = torch.Generator().manual_seed(seed)
         loss, _ = self.loss(batch, g, drop=False)
+        self.core.set_reference(None, None)
         return float(loss)
 
 

@@ -73,17 +73,23 @@ class ReferenceBank:
 class ReferenceAttnProcessor:
     """Self-attention that records (ReferenceNet) or also attends to (denoiser) reference tokens."""
 
-    def __init__(self, name: str, bank: ReferenceBank) -> None:
+    def __init__(self, name: str, bank: ReferenceBank, role: str) -> None:
+        if role not in ("reference", "denoiser"):
+            raise ValueError(f"role must be 'reference' or 'denoiser', got {role!r}")
         self.name = name
         self.bank = bank
+        self.role = role
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
                  attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args: Any,
                  **kwargs: Any) -> torch.Tensor:
         kv = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         bank = self.bank
-        if bank.mode == "write":
-            bank.store[self.name] = hidden_states
+        # roles, not only the bank's mode, decide: gradient checkpointing re-runs ReferenceNet blocks
+        # in backward while the bank is in read mode, and they must not read their own tokens
+        if self.role == "reference":
+            if bank.mode == "write":
+                bank.store[self.name] = hidden_states
         elif bank.mode == "read" and self.name in bank.store:
             ref = bank.store[self.name]                          # (B * group, n, d)
             n, d = ref.shape[1], ref.shape[2]
@@ -103,12 +109,12 @@ def _attend(attn: Attention, x: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
     return o / attn.rescale_output_factor
 
 
-def install_reference_attention(unet: UNet2DConditionModel, bank: ReferenceBank) -> int:
+def install_reference_attention(unet: UNet2DConditionModel, bank: ReferenceBank, role: str) -> int:
     """Put a :class:`ReferenceAttnProcessor` on every ``attn1`` of ``unet``; returns how many."""
     n = 0
     for name, mod in unet.named_modules():
         if isinstance(mod, BasicTransformerBlock):
-            mod.attn1.set_processor(ReferenceAttnProcessor(name, bank))
+            mod.attn1.set_processor(ReferenceAttnProcessor(name, bank, role))
             n += 1
     return n
 

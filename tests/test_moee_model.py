@@ -343,3 +343,26 @@ def test_gate_routing_table(tiny):
             ex.moe.global_gate.bias.copy_(b)
     assert bool((biased.argmax(1) == 3).all())
     assert routing_summary(biased).startswith("predicted gate routes 1/6")
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    """Diffusers' block checkpointing re-runs our hooked layers in backward; gradients must not change."""
+    from moee_ref.model import MoEEModel
+
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = MoEEModel(load_config("tiny"))
+        model.train()
+        if ckpt:
+            model.denoiser.enable_gradient_checkpointing()
+            model.reference_net.enable_gradient_checkpointing()
+        ref, cond, noisy = _conds(model, seed=3)
+        model.set_reference(ref[:, None], cond.ref_tokens)
+        out = model.denoise(noisy, torch.tensor([400]), cond)
+        out.square().mean().backward()                 # the bank must still hold the reference here
+        model.set_reference(None, None)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    a, b = grads
+    assert a.keys() == b.keys() and len(a) > 100
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
