@@ -33,12 +33,16 @@ def paired_diff_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 1000, lev
 
 def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100, level: float = 0.95,
                   seed: int = 0) -> tuple[float, float] | None:
-    """Bootstrap CI of a set-level metric (FID) by resampling clips and recomputing from cached features.
+    """Bootstrap CI of a set-level metric (FID, FVD) by resampling clips and recomputing from cached features.
 
     Returns None when the store holds no cached features for it."""
     from metrics.fid import fid_from_features
+    from metrics.fvd import fvd_from_features
 
-    recompute = {"fid": fid_from_features}.get(metric)
+    run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
+    variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
+    recompute = {"fid": fid_from_features,
+                 "fvd": lambda fs: fvd_from_features(fs, variant)}.get(metric)
     keys = store.feature_keys(run_id, method, metric)
     feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
     if recompute is None or len(feats) < 2:

@@ -1,0 +1,121 @@
+"""CSIM: identity cosine similarity between the reference image and each generated frame (ArcFace).
+
+Network: facexlib's ArcFace ``Backbone(num_layers=50, drop_ratio=0.6, mode='ir_se')`` (512-d, L2-
+normalised), built on the CPU or the requested device ourselves because facexlib's
+``init_recognition_model`` moves it to CUDA unconditionally; weights ``arcface_ir_se50`` from the
+registry (facexlib's ``recognition_arcface_ir_se50.pth``), ``weights_only`` loading.
+Faces: MTCNN (bundled weights) 5 landmarks -> similarity transform onto the standard ArcFace 112x112
+template (insightface ``arcface_dst``; skimage ``SimilarityTransform`` least squares) -> ``cv2.warpAffine``
+with a black border. Input: RGB ``(x / 255 - 0.5) / 0.5`` (the TreB1eN InsightFace_Pytorch convention
+facexlib's weights come from; facexlib does not document it).
+Value: mean over frames of ``cos(emb(reference), emb(frame))``; frames without a face are skipped and
+counted (``csim_noface_frames``); a clip with no face at all is ``no_face``; a reference without a
+face is ``no_face`` for the clip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.errors import ClipError
+from bench.weights import WeightsOptions, load_state_dict
+from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+
+ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                             [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
+CROP = 112
+
+
+def build_arcface(weights: WeightsOptions, device: str = "cpu"):
+    """facexlib's ArcFace IR-SE50 with the registry's weights, on ``device``."""
+    from facexlib.recognition.arcface_arch import Backbone
+
+    resolved = weights.resolve("arcface_ir_se50")
+    net = Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se")
+    net.load_state_dict(load_state_dict(resolved), strict=True)
+    return net.eval().to(device), resolved
+
+
+def alignment_matrix(landmarks5: np.ndarray) -> np.ndarray:
+    """2x3 similarity transform taking the 5 landmarks onto the ArcFace template."""
+    from skimage.transform import SimilarityTransform
+
+    t = SimilarityTransform.from_estimate(np.asarray(landmarks5, np.float64), ARCFACE_TEMPLATE)
+    return np.asarray(t.params[:2], np.float64)
+
+
+def align_face(frame: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
+    """(112, 112, 3) uint8 ArcFace crop of an (H, W, 3) uint8 RGB frame."""
+    import cv2
+
+    return cv2.warpAffine(np.ascontiguousarray(frame), alignment_matrix(landmarks5), (CROP, CROP), borderValue=0.0)
+
+
+def embed(net, crops: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """(n, 112, 112, 3) uint8 crops -> (n, 512) float64 unit embeddings."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).contiguous().float().div(255.0).sub(0.5).div(0.5)
+    with torch.no_grad():
+        return net(x.to(device)).double().cpu().numpy()
+
+
+class _Extractor:
+    def __init__(self, m: "CSIM", ctx: ClipContext) -> None:
+        self.m, self.ctx = m, ctx
+        self.cos: list[np.ndarray] = []
+        self.n = self.noface = 0
+        ref_face = m.detector.detect(ctx.ref_image)[0]
+        if ref_face is None:
+            raise ClipError(ctx.clip_id, "no face found in the reference image", status="no_face")
+        self.ref = embed(m.net, align_face(ctx.ref_image, ref_face.landmarks5)[None], m.device)[0]
+
+    def add(self, chunk: FrameChunk) -> None:
+        idx = [i for i in range(len(chunk.pred)) if (chunk.start + i) % self.m.stride == 0]
+        if not idx:
+            return
+        frames = chunk.pred[idx]
+        faces = self.m.detector.detect(frames)
+        self.n += len(frames)
+        crops = [align_face(f, face.landmarks5) for f, face in zip(frames, faces) if face is not None]
+        self.noface += len(frames) - len(crops)
+        if crops:
+            self.cos.append(embed(self.m.net, np.stack(crops), self.m.device) @ self.ref)
+
+    def finish(self) -> Features:
+        if not self.cos:
+            raise ClipError(self.ctx.clip_id, f"no face found in any of the {self.n} checked frames", status="no_face")
+        return {"csim": np.concatenate(self.cos), "noface": np.array([self.noface, self.n], np.int64)}
+
+
+class CSIM(FrameMeanMetric):
+    name = "csim"
+    keys = ("csim",)
+    higher_is_better = {"csim": True}
+    needs_ref = True
+
+    def __init__(self, options: Any) -> None:
+        from metrics.faces import FaceDetector
+
+        self.device = options.device
+        self.stride = max(1, int(options.param("csim_stride", 1)))
+        self.net, self.weights = build_arcface(options.weights, self.device)
+        self.detector = FaceDetector(device=self.device)
+        super().__init__()
+
+    def config(self) -> dict[str, Any]:
+        return {"network": "facexlib ArcFace IR-SE50 (512-d, L2-normalised)", "weights_sha256": self.weights.sha256,
+                "verified": self.weights.verified, "detector": self.detector.name,
+                "alignment": "5-point similarity to the ArcFace 112x112 template, cv2.warpAffine, black border",
+                "input": "RGB (x/255-0.5)/0.5", "reference": "the clip's reference image (else the first GT frame)",
+                "aggregate": "mean over frames with a face", "frame_stride": self.stride}
+
+    def extractor(self, ctx: ClipContext) -> _Extractor:
+        return _Extractor(self, ctx)
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        out = super().update(ctx, feats)
+        noface, n = (int(v) for v in feats["noface"])
+        return {**out, "csim_noface_frames": noface, "csim_frames": n}
