@@ -23,6 +23,7 @@ from typing import Any
 
 from baselines.base import GenerationRequest
 from baselines.registry import build_method
+from bench.emotions import EmotionSpec
 from bench.errors import BenchError, ClipError
 from bench.manifest import ClipRecord, Manifest, load_manifest
 from bench.paths import safe_name
@@ -180,12 +181,7 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
                 summary.reused += 1
                 ok_clips.append(clip)
                 continue
-            req = GenerationRequest(
-                clip_id=clip.clip_id,
-                ref_image=manifest.media_path(clip, "ref_image") if clip.ref_image else _first_frame_ref(manifest, clip, out_dir),
-                audio=manifest.media_path(clip, "audio") if clip.audio else manifest.media_path(clip, "video"),
-                out_path=out_path, emotion=clip.emotion, emotion_text=clip.text, seed=suite.seed, fps=suite.fps,
-                size=suite.size, gt_video=manifest.media_path(clip, "video"))
+            req = build_request(manifest, clip, out_path, out_dir, seed=suite.seed, fps=suite.fps, size=suite.size)
             try:
                 res = method.generate(req)
             except ClipError as e:
@@ -279,6 +275,17 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
 def _info(c: ClipRecord, n_frames: int, seconds: float, warnings_: list[str]) -> dict[str, Any]:
     return {"identity": c.identity, "emotion": c.emotion.label, "emotion_kind": c.emotion.kind,
             "intensity": c.intensity, "n_frames": n_frames, "seconds": seconds, "warnings": warnings_}
+
+
+def build_request(manifest: Manifest, clip: ClipRecord, out_path: Path, out_dir: Path, *, seed: int, fps: float,
+                  size: tuple[int, int] | None, emotion: EmotionSpec | None = None) -> GenerationRequest:
+    """The generation request for one dataset clip (``emotion`` overrides the clip's own label)."""
+    return GenerationRequest(
+        clip_id=clip.clip_id,
+        ref_image=manifest.media_path(clip, "ref_image") if clip.ref_image else _first_frame_ref(manifest, clip, out_dir),
+        audio=manifest.media_path(clip, "audio") if clip.audio else manifest.media_path(clip, "video"),
+        out_path=out_path, emotion=emotion or clip.emotion, emotion_text=None if emotion else clip.text, seed=seed,
+        fps=fps, size=size, gt_video=manifest.media_path(clip, "video"))
 
 
 def _first_frame_ref(m: Manifest, clip: ClipRecord, out_dir: Path) -> Path:

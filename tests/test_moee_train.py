@@ -200,3 +200,16 @@ def test_clip_cache_is_reused_and_memory_mapped(sample_manifest: Path, tmp_path:
     enc2 = build_wav2vec2(cfg).eval()
     load_clips(m, ids[:1], cfg, enc2, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("hopper_anger-*"))) == 2
+
+
+def test_generate_cli_with_moee_ref_checkpoint(stages, sample_manifest: Path, tmp_path: Path):
+    _, _, r2, _, _ = stages
+    out = tmp_path / "videos"
+    assert main(["generate", "--method", "moee-ref", "--checkpoint", str(r2.out_dir), "--manifest", str(sample_manifest),
+                 "--split", "test", "--out", str(out), "--limit", "1", "--config", "steps=2"]) == 0
+    (video,) = out.glob("*.mp4")
+    rec = json.loads(video.with_suffix(".json").read_text())
+    assert rec["method"]["name"] == "moee-ref" and rec["normalisation"]["checkpoint"].endswith("ckpt-0000040")
+    from bench import media
+
+    assert media.probe(video).has_audio

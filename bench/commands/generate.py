@@ -1,0 +1,105 @@
+"""``moee-bench generate``: generate a dataset split's videos with one method (resumable, no scoring)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tomllib
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate a split's videos with one method (only missing ones; resumable)",
+                       description="Generate <out>/<clip_id>.mp4 for every clip of a split with a registered method; "
+                                   "a sidecar <clip_id>.json records timing and normalisation. Finished clips are "
+                                   "skipped on re-runs; a failed clip is recorded and the run goes on.")
+    p.add_argument("--method", required=True, help="registered method name (moee-bench weights/methods: see README)")
+    p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True, help="output folder for the videos")
+    p.add_argument("--checkpoint", help="passed to the method config as `checkpoint` (moee-ref)")
+    p.add_argument("--method-config", help="TOML file with the method's config table")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config, repeatable")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--size", help="HxW output size (default: the method's native size)")
+    p.add_argument("--emotion", help="generate every clip with this emotion label instead of the clip's own")
+    p.add_argument("--limit", type=int, help="only the first N clips of the split")
+    p.add_argument("--device", help="passed to the method config as `device`")
+    p.add_argument("--fail-fast", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _method_config(args: argparse.Namespace) -> dict:
+    cfg: dict = {}
+    if args.method_config:
+        with open(args.method_config, "rb") as fh:
+            cfg.update(tomllib.load(fh))
+    for kv in args.config:
+        k, _, v = kv.partition("=")
+        cfg[k] = v
+    if args.checkpoint:
+        cfg["checkpoint"] = args.checkpoint
+    if args.device:
+        cfg["device"] = args.device
+    return cfg
+
+
+def _run(args: argparse.Namespace) -> int:
+    from baselines.registry import build_method
+    from bench.emotions import parse_emotion
+    from bench.errors import BenchError, ClipError
+    from bench.manifest import load_manifest
+    from bench.paths import atomic_write, resolve_inside, safe_name
+    from bench.runner import build_request
+    from bench.splits import clips_of
+
+    if args.manifest:
+        manifest = load_manifest(args.manifest)
+    else:
+        from bench.sample import ensure_sample
+
+        manifest = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
+    clips = clips_of(manifest, args.split, None)
+    if not clips:
+        raise BenchError(f"split {args.split!r} of {manifest.dataset} has no clips")
+    clips = clips[: args.limit] if args.limit else clips
+    size = tuple(int(x) for x in args.size.lower().split("x")) if args.size else None
+    emotion = parse_emotion(args.emotion, compounds=manifest.compounds) if args.emotion else None
+    method = build_method(args.method, _method_config(args))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    done = skipped = 0
+    failures: list[str] = []
+    t0 = time.perf_counter()
+    for clip in clips:
+        video = resolve_inside(out, f"{safe_name(clip.clip_id)}.mp4")
+        sidecar = video.with_suffix(".json")
+        if video.is_file() and sidecar.is_file():
+            skipped += 1
+            continue
+        req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
+        try:
+            res = method.generate(req)
+        except ClipError as e:
+            failures.append(f"{clip.clip_id}: {e.status}: {e.reason}")
+            print(f"  {clip.clip_id}: {e.status}: {e.reason.splitlines()[0]}")
+            if args.fail_fast:
+                raise
+            continue
+        record = {"clip_id": clip.clip_id, "method": method.describe(), "seconds": res.seconds,
+                  "n_frames": res.n_frames, "seed": args.seed, "emotion": req.emotion.to_dict() if req.emotion else None,
+                  "normalisation": res.normalisation}
+        with atomic_write(sidecar) as tmp:
+            tmp.write_text(json.dumps(record, indent=1, default=str))
+        done += 1
+        print(f"  {clip.clip_id}: {res.n_frames} frames in {res.seconds:.1f} s")
+    if failures:
+        with atomic_write(out / "generate_failures.json") as tmp:
+            tmp.write_text(json.dumps(failures, indent=1))
+    print(f"{args.method}: {done} generated, {skipped} already done, {len(failures)} failed "
+          f"({time.perf_counter() - t0:.1f} s); videos in {out}")
+    for f in failures[:20]:
+        print(f"  failed {f}")
+    return 1 if failures and not done and not skipped else 0
