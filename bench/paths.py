@@ -47,6 +47,10 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Path]:
     tmp_p = Path(tmp)
     try:
         yield tmp_p
+        if tmp_p.exists():
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_p, 0o666 & ~umask)          # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp_p, path)
     finally:
         if tmp_p.exists():

@@ -180,3 +180,14 @@ def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
         st.put_feature_keys("r", "m", f"c{i}", {"fid": key})
     lo, hi = set_metric_ci(st, "r", "m", "fid", n_boot=60)
     assert lo < ref < hi and hi - lo > 0
+
+
+def test_export_command_writes_all_formats(store, tmp_path: Path, capsys):
+    from bench.cli import main
+
+    out = tmp_path / "exp"
+    assert main(["export", "--store", str(store.folder), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"clips.csv", "clips.parquet", "results.json"}
+    assert (out / "clips.csv").stat().st_mode & 0o044          # readable by others, not mkstemp's 0600
+    assert main(["export", "--store", str(store.folder), "--out", str(out), "--run", "nope"]) == 2
+    assert "unknown run ids" in capsys.readouterr().err
