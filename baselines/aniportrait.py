@@ -4,7 +4,9 @@
 where ``CFG.yaml`` is the checkout's ``configs/prompts/animation_audio.yaml`` with ``test_cases`` set to
 our reference image and WAV. The script writes
 ``output/<date>/<HHMM>--seed_<S>-<W>x<H>/<ref>_<audio>_<H>x<W>_<cfg>_<HHMM>.mp4`` (plus ``_noaudio``)
-inside the checkout; we move both into the work folder. It draws the head-pose ``id_seed`` with an
+inside the checkout; we move both into the work folder. That video is a grid of three panels side
+by side (reference | pose landmarks | generated; ``save_videos_grid`` -> torchvision ``make_grid`` with
+its default 2-pixel padding), so the generated panel is cut out (``crop_region`` in the record). It draws the head-pose ``id_seed`` with an
 unseeded ``random.randint(0, 99)``; the launcher's ``random.seed`` makes that repeatable.
 Native output: 512x512 at 30 fps (``fps`` config key), resampled to 25 fps by timestamps.
 """
@@ -15,6 +17,10 @@ from pathlib import Path
 
 from baselines.base import Capabilities, GenerationRequest
 from baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from bench import media
+from bench.errors import ClipError
+
+GRID_PAD = 2          # make_grid's default padding around and between the panels
 
 
 class AniPortrait(ExternalMethod):
@@ -45,6 +51,14 @@ class AniPortrait(ExternalMethod):
         if c.get("accelerate"):
             args.append("-acc")
         return Job(self.script, args, self.repo, notes={"emotion": "ignored (AniPortrait has no emotion input)"})
+
+    def crop_box(self, request: GenerationRequest, raw: Path) -> tuple[int, int, int, int] | None:
+        info = media.probe(raw, clip_id=request.clip_id)
+        w, h = (info.width - 4 * GRID_PAD) // 3, info.height - 2 * GRID_PAD
+        if 3 * w + 4 * GRID_PAD != info.width or h <= 0:
+            raise ClipError(request.clip_id, f"aniportrait output {raw} is {info.height}x{info.width}, not the 3-panel "
+                                             "grid (reference | pose | generated) that audio2vid.py writes")
+        return GRID_PAD, GRID_PAD + 2 * (w + GRID_PAD), h, w
 
     def find_output(self, request, work, inputs, job) -> Path | None:
         stem = f"{inputs['image'].stem}_{inputs['audio'].stem}_"

@@ -11,10 +11,12 @@ Native output: 512x512 at 24 fps, resampled to 25 fps by timestamps.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from baselines.base import Capabilities, GenerationRequest
 from baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from bench import media
 
 
 class EchoMimic(ExternalMethod):
@@ -36,14 +38,24 @@ class EchoMimic(ExternalMethod):
         c = self.config
         cfg = write_yaml_config(self.repo / "configs/prompts/animation.yaml",
                                 {"test_cases": {str(inputs["image"]): [str(inputs["audio"])]}}, work / "animation.yaml")
+        fps = int(c.get("fps", 24))
         args = ["--config", str(cfg), "-W", str(int(c.get("width", 512))), "-H", str(int(c.get("height", 512))),
-                "--seed", str(int(request.seed)), "--fps", str(int(c.get("fps", 24))),
+                "-L", str(self.length(request, inputs["audio"], fps)),
+                "--seed", str(int(request.seed)), "--fps", str(fps),
                 "--device", str(c.get("device", "cuda"))]
         for k in ("steps", "cfg"):
             if k in c:
                 args += [f"--{k}", str(c[k])]
         return Job(self.script, args, self.repo, notes={"emotion": "ignored (EchoMimic has no emotion input)",
                                                         "crop": "face re-cropped by the method (facecrop_dilation_ratio 0.5)"})
+
+    def length(self, request: GenerationRequest, wav: Path, fps: int) -> int:
+        """``-L`` frames: the config's ``length``, else the audio's length at ``fps`` (upstream's default of 1200
+        frames would cut clips longer than 50 s)."""
+        if "length" in self.config:
+            return int(self.config["length"])
+        seconds = len(media.read_audio(wav, clip_id=request.clip_id)) / media.AUDIO_RATE
+        return max(1, math.ceil(seconds * fps - 1e-6))
 
     def find_output(self, request, work, inputs, job) -> Path | None:
         stem = f"{inputs['image'].stem}_{inputs['audio'].stem}_"

@@ -148,6 +148,10 @@ class ExternalMethod(Method):
         """The video the method wrote for this request, or None."""
         raise NotImplementedError
 
+    def crop_box(self, request: GenerationRequest, raw: Path) -> tuple[int, int, int, int] | None:
+        """(top, left, height, width) to cut from every output frame (a panel of a grid video), or None."""
+        return None
+
     # ------------------------------------------------------------------ shared flow
     def work_dir(self, request: GenerationRequest) -> Path:
         return request.out_path.parent / ".work" / safe_name(f"{self.name}-{request.clip_id}")
@@ -185,7 +189,7 @@ class ExternalMethod(Method):
             raise ClipError(request.clip_id, f"{self.name} finished but wrote no video where expected; log {log}:\n"
                                              f"{log_tail(log)}")
         rec = normalize_video(raw, request.out_path, audio=request.audio, fps=request.fps, size=request.size,
-                              clip_id=request.clip_id)
+                              clip_id=request.clip_id, crop=self.crop_box(request, raw))
         rec.update({"method_output": str(raw), "seed": self.seed_note, **job.notes})
         if not self.config.get("keep_work"):
             shutil.rmtree(work, ignore_errors=True)

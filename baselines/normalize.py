@@ -14,18 +14,25 @@ from bench import media
 
 
 def normalize_video(src: Path, dst: Path, *, audio: Path | None, fps: float = 25.0,
-                    size: tuple[int, int] | None = None, clip_id: str | None = None) -> dict[str, Any]:
-    """Re-encode ``src`` into ``dst`` at ``fps`` and ``size`` (H, W) with ``audio``'s track; describe the changes."""
+                    size: tuple[int, int] | None = None, clip_id: str | None = None,
+                    crop: tuple[int, int, int, int] | None = None) -> dict[str, Any]:
+    """Re-encode ``src`` into ``dst`` at ``fps`` and ``size`` (H, W) with ``audio``'s track; describe the changes.
+
+    ``crop`` = (top, left, height, width) is cut from every frame first (e.g. one panel of a grid video)."""
     info = media.probe(src, clip_id=clip_id)
     rec: dict[str, Any] = {"source_fps": info.fps, "source_size": [info.height, info.width], "fps": fps}
     reader = media.FrameReader(src, fps=fps, clip_id=clip_id)
     frames = np.concatenate(list(reader))
     if abs(info.fps - fps) > 1e-3:
         rec["fps_conversion"] = f"{info.fps:g} -> {fps:g} fps by nearest timestamp"
+    if crop is not None:
+        top, left, h, w = crop
+        frames = np.ascontiguousarray(frames[:, top:top + h, left:left + w])
+        rec["crop_region"] = f"rows {top}:{top + h}, cols {left}:{left + w} of {info.height}x{info.width}"
     if size is not None and tuple(frames.shape[1:3]) != tuple(size):
         h, w = size
+        rec["resize"] = f"{frames.shape[1]}x{frames.shape[2]} -> {h}x{w} (area)"
         frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
-        rec["resize"] = f"{info.height}x{info.width} -> {h}x{w} (area)"
     a = None
     if audio is not None:
         a = media.read_audio(audio, clip_id=clip_id)

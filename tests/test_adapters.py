@@ -47,8 +47,14 @@ def request_(tmp_path: Path) -> GenerationRequest:
                              seed=7, fps=25.0, size=(128, 128))
 
 
-def _write_fake_video(path: Path, fps: float, size: int = 200, n: int = 30) -> None:
+def _write_fake_video(path: Path, fps: float, size: int = 200, n: int = 30, grid: bool = False) -> None:
     frames = np.random.default_rng(1).integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    if grid:                                        # make_grid(nrow=3, padding=2): ref | pose | generated
+        canvas = np.zeros((n, size + 4, 3 * size + 8, 3), np.uint8)
+        canvas[:, 2:2 + size, 2:2 + size] = 255
+        canvas[:, 2:2 + size, 4 + size:4 + 2 * size] = 0
+        canvas[:, 2:2 + size, 6 + 2 * size:6 + 3 * size] = frames
+        frames = canvas
     media.write_video(path, [frames], fps)          # no audio track: the adapter must mux the driving audio
 
 
@@ -128,8 +134,8 @@ def test_aniportrait_command_output_and_unseeded_pose(tmp_path, request_, monkey
         cfg = yaml.safe_load(Path(argv[argv.index("--config") + 1]).read_text())
         (ref, auds), = cfg["test_cases"].items()
         d = cwd / "output" / "20261125" / "0312--seed_7-512x512"
-        _write_fake_video(d / f"{Path(ref).stem}_{Path(auds[0]).stem}_512x512_3_0312.mp4", 30.0)
-        _write_fake_video(d / f"{Path(ref).stem}_{Path(auds[0]).stem}_512x512_3_0312_noaudio.mp4", 30.0)
+        _write_fake_video(d / f"{Path(ref).stem}_{Path(auds[0]).stem}_512x512_3_0312.mp4", 30.0, grid=True)
+        _write_fake_video(d / f"{Path(ref).stem}_{Path(auds[0]).stem}_512x512_3_0312_noaudio.mp4", 30.0, grid=True)
 
     fake = FakeRun(writer)
     monkeypatch.setattr(ext, "run_process", fake)
@@ -140,6 +146,10 @@ def test_aniportrait_command_output_and_unseeded_pose(tmp_path, request_, monkey
     _check_normalised(res, request_, 30.0)
     assert not list((repo / "output").glob("*/*/*.mp4"))       # moved out of the user's checkout
     assert "random.seed" in res.normalisation["seed"]
+    assert res.normalisation["crop_region"] == "rows 2:202, cols 406:606 of 204x608"
+    assert res.normalisation["resize"] == "200x200 -> 128x128 (area)"
+    # the kept panel is the generated one: not the white reference, not the black pose panel
+    assert 60 < media.read_frames(request_.out_path).mean() < 200
 
 
 def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
@@ -157,7 +167,7 @@ def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
     monkeypatch.setattr(ext, "run_process", fake)
     res = build_method("echomimic", {"repo": str(repo), "python": PY, "device": "cpu"}).generate(request_)
     _, args, _, _ = _script_args(fake.calls[0][0])
-    assert args[2:] == ["-W", "512", "-H", "512", "--seed", "7", "--fps", "24", "--device", "cpu"]
+    assert args[2:] == ["-W", "512", "-H", "512", "-L", "24", "--seed", "7", "--fps", "24", "--device", "cpu"]
     _check_normalised(res, request_, 24.0)
     assert "re-cropped" in res.normalisation["crop"]
 
