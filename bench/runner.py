@@ -181,8 +181,8 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
                 summary.reused += 1
                 ok_clips.append(clip)
                 continue
-            req = build_request(manifest, clip, out_path, out_dir, seed=suite.seed, fps=suite.fps, size=suite.size)
             try:
+                req = build_request(manifest, clip, out_path, out_dir, seed=suite.seed, fps=suite.fps, size=suite.size)
                 res = method.generate(req)
             except ClipError as e:
                 store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256="", seconds=0.0,

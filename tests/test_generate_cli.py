@@ -35,3 +35,18 @@ def test_generate_records_failures(sample_manifest: Path, tmp_path: Path, capsys
     fails = json.loads((out / "generate_failures.json").read_text())
     assert len(fails) == 2 and all("missing" in f for f in fails)
     assert "0 generated" in capsys.readouterr().out
+
+
+def test_generate_records_a_clip_whose_media_is_broken(sample_manifest: Path, tmp_path: Path):
+    """A clip without a reference image whose video is missing fails alone; the others are generated."""
+    from bench.manifest import load_manifest, replace_clip
+
+    m = load_manifest(sample_manifest)
+    clips = [c for c in m.clips if c.split == "test"][:2]
+    broken = replace_clip(clips[0], ref_image=None, video="videos/does_not_exist.mp4")
+    bad = m.with_clips([broken, clips[1]]).save(tmp_path / "m.json")
+    out = tmp_path / "gen"
+    assert main(["generate", "--method", "static", "--manifest", str(bad), "--out", str(out)]) == 0
+    fails = json.loads((out / "generate_failures.json").read_text())
+    assert len(fails) == 1 and fails[0].startswith(broken.clip_id)
+    assert (out / f"{clips[1].clip_id}.mp4").is_file()

@@ -79,8 +79,8 @@ def _run(args: argparse.Namespace) -> int:
         if video.is_file() and sidecar.is_file():
             skipped += 1
             continue
-        req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
         try:
+            req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
             res = method.generate(req)
         except ClipError as e:
             failures.append(f"{clip.clip_id}: {e.status}: {e.reason}")
