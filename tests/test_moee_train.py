@@ -213,3 +213,12 @@ def test_generate_cli_with_moee_ref_checkpoint(stages, sample_manifest: Path, tm
     from bench import media
 
     assert media.probe(video).has_audio
+
+
+def test_sample_moee_suite_file_names_the_checkpoint():
+    from bench.suite import load_suite
+
+    s = load_suite(Path(__file__).resolve().parents[1] / "bench" / "suites" / "sample_moee.toml")
+    (spec,) = [m for m in s.methods if m.name == "moee-ref"]
+    assert spec.label == "moee-ref-tiny" and spec.config["checkpoint"] == "moee_bench_runs/moee/s2"
+    assert s.dataset == "sample" and s.size == (256, 256)
