@@ -20,7 +20,7 @@ import numpy as np
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
 from metrics.base import ClipContext, Features, FrameChunk, Metric
-from metrics.frechet import Moments, frechet_distance
+from metrics.frechet import PairedMoments, frechet_distance
 
 DIM = 2048
 
@@ -74,8 +74,7 @@ class FID(Metric):
         super().__init__()
 
     def reset(self) -> None:
-        self.real = Moments(DIM)
-        self.fake = Moments(DIM)
+        self.moments = PairedMoments(DIM)
 
     def config(self) -> dict[str, Any]:
         return {"impl": "pytorch-fid 0.3.0 InceptionV3 pool3", "dims": DIM, "weights_sha256": self.weights.sha256,
@@ -88,23 +87,21 @@ class FID(Metric):
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         if len(feats["pred"]) == 0:
             raise ClipError(ctx.clip_id if ctx else None, "no frames", status="too_short")
-        self.fake.add(feats["pred"])
-        self.real.add(feats["gt"])
+        self.moments.add(feats["pred"], feats["gt"])
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"real": self.real.state(), "fake": self.fake.state()}
+        return self.moments.state()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.real.load(state["real"])
-        self.fake.load(state["fake"])
+        self.moments.load(state)
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.real.merge(state["real"])
-        self.fake.merge(state["fake"])
+        self.moments.merge(state)
 
     def compute(self) -> dict[str, Any]:
-        n_r, n_f = self.real.n, self.fake.n
+        real, fake = self.moments.real, self.moments.fake
+        n_r, n_f = real.n, fake.n
         out: dict[str, Any] = {"fid_n_real": n_r, "fid_n_fake": n_f}
         if min(n_r, n_f) < 2:
             return {**out, "fid": None, "fid_reason": f"FID needs at least 2 frames per side (got {n_r} real, {n_f} generated)"}
@@ -113,8 +110,8 @@ class FID(Metric):
                    "the value is biased upward and not comparable with published numbers")
             warnings.warn(msg, stacklevel=2)
             out["fid_warning"] = msg
-        mu1, s1 = self.fake.mean_cov(unbiased=True)
-        mu2, s2 = self.real.mean_cov(unbiased=True)
+        mu1, s1 = fake.mean_cov(unbiased=True)
+        mu2, s2 = real.mean_cov(unbiased=True)
         out["fid"] = frechet_distance(mu1, s1, mu2, s2)
         return out
 
@@ -126,10 +123,8 @@ def fid_from_features(clip_feats: list[Features]) -> float | None:
     if not clip_feats:
         return None
     dim = int(np.asarray(clip_feats[0]["pred"]).shape[-1])
-    real, fake = Moments(dim), Moments(dim)
-    for f in clip_feats:
-        fake.add(f["pred"])
-        real.add(f["gt"])
+    m = PairedMoments.pooled(clip_feats, dim)
+    real, fake = m.real, m.fake
     if min(real.n, fake.n) < 2:
         return None
     return frechet_distance(*fake.mean_cov(True), *real.mean_cov(True))

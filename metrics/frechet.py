@@ -50,3 +50,34 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+class PairedMoments:
+    """The mergeable state of a set-level metric (FID, FVD): moments of real (GT) and generated features."""
+
+    def __init__(self, dim: int) -> None:
+        self.real = Moments(dim)
+        self.fake = Moments(dim)
+
+    def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
+        self.fake.add(pred)
+        self.real.add(gt)
+
+    def state(self) -> dict[str, Any]:
+        return {"real": self.real.state(), "fake": self.fake.state()}
+
+    def load(self, s: Mapping[str, Any]) -> None:
+        self.real.load(s["real"])
+        self.fake.load(s["fake"])
+
+    def merge(self, s: Mapping[str, Any]) -> None:
+        self.real.merge(s["real"])
+        self.fake.merge(s["fake"])
+
+    @classmethod
+    def pooled(cls, clip_feats: list[Mapping[str, np.ndarray]], dim: int) -> "PairedMoments":
+        """Moments of per-clip ``pred`` / ``gt`` features pooled over clips (bootstrap recomputation)."""
+        m = cls(dim)
+        for f in clip_feats:
+            m.add(f["pred"], f["gt"])
+        return m

@@ -27,7 +27,7 @@ import numpy as np
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
 from metrics.base import ClipContext, Features, FrameChunk, Metric
-from metrics.frechet import Moments
+from metrics.frechet import PairedMoments
 
 DIM = 400
 CLIP_LEN = 16
@@ -147,8 +147,7 @@ class FVD(Metric):
         return np.asarray(out.reshape(-1).double().cpu().numpy())
 
     def reset(self) -> None:
-        self.real = Moments(DIM)
-        self.fake = Moments(DIM)
+        self.moments = PairedMoments(DIM)
 
     def config(self) -> dict[str, Any]:
         det = ("StyleGAN-V I3D TorchScript, rescale=False resize=False return_features=True" if self.variant == "styleganv"
@@ -166,23 +165,21 @@ class FVD(Metric):
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         if len(feats["pred"]) == 0:
             raise ClipError(ctx.clip_id if ctx else None, "no 16-frame clip", status="too_short")
-        self.fake.add(feats["pred"])
-        self.real.add(feats["gt"])
+        self.moments.add(feats["pred"], feats["gt"])
         return {"fvd_clips": int(len(feats["pred"]))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"real": self.real.state(), "fake": self.fake.state()}
+        return self.moments.state()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.real.load(state["real"])
-        self.fake.load(state["fake"])
+        self.moments.load(state)
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.real.merge(state["real"])
-        self.fake.merge(state["fake"])
+        self.moments.merge(state)
 
     def compute(self) -> dict[str, Any]:
-        n_r, n_f = self.real.n, self.fake.n
+        real, fake = self.moments.real, self.moments.fake
+        n_r, n_f = real.n, fake.n
         out: dict[str, Any] = {"fvd_variant": self.variant, "fvd_n_real": n_r, "fvd_n_fake": n_f}
         if min(n_r, n_f) < 2:
             return {**out, "fvd": None, "fvd_reason": f"FVD needs at least 2 clips of {CLIP_LEN} frames per side "
@@ -193,8 +190,8 @@ class FVD(Metric):
             warnings.warn(msg, stacklevel=2)
             out["fvd_warning"] = msg
         unbiased = self.variant == "videogpt"
-        mu1, s1 = self.fake.mean_cov(unbiased=unbiased)
-        mu2, s2 = self.real.mean_cov(unbiased=unbiased)
+        mu1, s1 = fake.mean_cov(unbiased=unbiased)
+        mu2, s2 = real.mean_cov(unbiased=unbiased)
         dist = frechet_styleganv if self.variant == "styleganv" else frechet_tfgan
         out["fvd"] = dist(mu1, s1, mu2, s2)
         return out
@@ -204,10 +201,8 @@ def fvd_from_features(clip_feats: list[Features], variant: str = "styleganv") ->
     """FVD over pooled per-clip I3D features (``pred`` / ``gt``), as :class:`FVD` computes it for ``variant``.
 
     Used to recompute FVD on bootstrap resamples of clips from cached features, without the network."""
-    real, fake = Moments(DIM), Moments(DIM)
-    for f in clip_feats:
-        fake.add(f["pred"])
-        real.add(f["gt"])
+    m = PairedMoments.pooled(clip_feats, DIM)
+    real, fake = m.real, m.fake
     if min(real.n, fake.n) < 2:
         return None
     unbiased = variant == "videogpt"
