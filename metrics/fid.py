@@ -12,15 +12,15 @@ N <= 2048 the covariance is rank-deficient and the result carries a loud warning
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any
 from unittest import mock
 
 import numpy as np
 
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk, Metric
-from metrics.frechet import PairedMoments, frechet_distance
+from metrics.base import ClipContext, Features, FrameChunk
+from metrics.frechet import MomentsMetric, PairedMoments, frechet_distance
 
 DIM = 2048
 
@@ -66,19 +66,17 @@ class _Extractor:
         return {"pred": np.concatenate(self.pred).astype(np.float32), "gt": np.concatenate(self.gt).astype(np.float32)}
 
 
-class FID(Metric):
+class FID(MomentsMetric):
     name = "fid"
     keys = ("fid",)
     higher_is_better = {"fid": False}
     needs_gt = True
+    dim = DIM
 
     def __init__(self, options: Any) -> None:
         self.device = options.device
         self.model, self.weights = build_inception(options.weights, self.device)
         super().__init__()
-
-    def reset(self) -> None:
-        self.moments = PairedMoments(DIM)
 
     def config(self) -> dict[str, Any]:
         return {"impl": "pytorch-fid 0.3.0 InceptionV3 pool3", "dims": DIM, "weights_sha256": self.weights.sha256,
@@ -93,15 +91,6 @@ class FID(Metric):
             raise ClipError(ctx.clip_id if ctx else None, "no frames", status="too_short")
         self.moments.add(feats["pred"], feats["gt"])
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.moments.state()
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.moments.load(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.moments.merge(state)
 
     def compute(self) -> dict[str, Any]:
         real, fake = self.moments.real, self.moments.fake

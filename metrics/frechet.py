@@ -7,9 +7,11 @@ imaginary-part check), called as a library; only the mergeable moment state is o
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
+
+from metrics.base import Metric
 
 
 class Moments:
@@ -81,3 +83,21 @@ class PairedMoments:
         for f in clip_feats:
             m.add(f["pred"], f["gt"])
         return m
+
+
+class MomentsMetric(Metric):
+    """Base of set-level metrics whose state is :class:`PairedMoments` of ``dim``-d features (FID, FVD)."""
+
+    dim: ClassVar[int]
+
+    def reset(self) -> None:
+        self.moments = PairedMoments(self.dim)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.moments.state()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.moments.load(state)
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.moments.merge(state)

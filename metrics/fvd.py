@@ -20,14 +20,14 @@ The variant, clip rule and N are part of the output's protocol.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk, Metric
-from metrics.frechet import PairedMoments
+from metrics.base import ClipContext, Features, FrameChunk
+from metrics.frechet import MomentsMetric, PairedMoments
 
 DIM = 400
 CLIP_LEN = 16
@@ -121,11 +121,12 @@ class _Extractor:
                 "gt": np.stack(self.feats["gt"][:k]).astype(np.float32)}
 
 
-class FVD(Metric):
+class FVD(MomentsMetric):
     name = "fvd"
     keys = ("fvd",)
     higher_is_better = {"fvd": False}
     needs_gt = True
+    dim = DIM
 
     def __init__(self, options: Any) -> None:
         self.variant = str(options.param("fvd_variant", "styleganv"))
@@ -146,9 +147,6 @@ class FVD(Metric):
             out = self.detector(preprocess(clip, self.device)[None])
         return np.asarray(out.reshape(-1).double().cpu().numpy())
 
-    def reset(self) -> None:
-        self.moments = PairedMoments(DIM)
-
     def config(self) -> dict[str, Any]:
         det = ("StyleGAN-V I3D TorchScript, rescale=False resize=False return_features=True" if self.variant == "styleganv"
                else "InceptionI3d (VideoGPT/TATS port) Kinetics-400 logits, mean over time")
@@ -167,15 +165,6 @@ class FVD(Metric):
             raise ClipError(ctx.clip_id if ctx else None, "no 16-frame clip", status="too_short")
         self.moments.add(feats["pred"], feats["gt"])
         return {"fvd_clips": int(len(feats["pred"]))}
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.moments.state()
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.moments.load(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.moments.merge(state)
 
     def compute(self) -> dict[str, Any]:
         real, fake = self.moments.real, self.moments.fake
