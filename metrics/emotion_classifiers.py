@@ -50,7 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bench.errors import WeightsError
-from bench.weights import ResolvedWeights, WeightsOptions, get_spec, sha256_file
+from bench.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, sha256_file
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,10 +232,7 @@ class HSEmotion(EmotionClassifier):
             state_dict = load_state_dict(self.weights, map_location="cpu")
         sd = {k.replace("classifier.0.", "classifier."): v for k, v in state_dict.items()}
         self.model = timm.create_model(arch, pretrained=False, num_classes=len(self.classes))
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise WeightsError(f"HSEmotion {variant}: state dict does not fit timm {arch} "
-                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        load_into(self.model, sd, what=f"HSEmotion {variant}: state dict for timm {arch}")
         self.device = device
         self.model.eval().to(device)
         self._torch = torch
@@ -302,10 +299,7 @@ class EmotionFAN(EmotionClassifier):
             state_dict = load_state_dict(self.weights, map_location="cpu")
         sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state_dict.items()}
         self.model = build_frame_attention_net(len(self.classes))
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        if missing or unexpected:
-            raise WeightsError(f"Emotion-FAN: state dict does not fit the ResNet-18 frame-attention network "
-                               f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        load_into(self.model, sd, what="Emotion-FAN: state dict for the ResNet-18 frame-attention network")
         self.device = device
         self.model.eval().to(device)
         self._torch = torch

@@ -33,15 +33,12 @@ def build_wav2vec2(cfg: MoEEConfig, weights=None) -> nn.Module:
     if a.encoder == "wav2vec2-base-960h":
         model = Wav2Vec2Model(Wav2Vec2Config())       # transformers' defaults are the base architecture
         if cfg.pretrained:
-            from bench.weights import load_state_dict
+            from bench.weights import load_into, load_state_dict
 
             sd = load_state_dict(weights.resolve("wav2vec2_base_960h"))
             sd = {k.removeprefix("wav2vec2."): v for k, v in sd.items() if not k.startswith("lm_head.")}
-            missing, unexpected = model.load_state_dict(sd, strict=False)
-            missing = [k for k in missing if k != "masked_spec_embed"]     # training-only, absent in some exports
-            if missing or unexpected:
-                raise ValueError(f"wav2vec2_base_960h weights do not fit Wav2Vec2Model: missing {missing[:5]}, "
-                                 f"unexpected {unexpected[:5]}")
+            load_into(model, sd, what="wav2vec2_base_960h weights for Wav2Vec2Model",
+                      allow_missing=("masked_spec_embed",))               # training-only, absent in some exports
         return model
     raise ValueError(f"unknown audio encoder {a.encoder!r}")
 

@@ -93,18 +93,15 @@ class T5TextEncoder:
     def __init__(self, weights, device: str = "cpu", max_length: int = 77) -> None:
         from transformers import PreTrainedTokenizerFast, T5EncoderModel
 
-        from bench.weights import load_state_dict
+        from bench.weights import load_into, load_state_dict
 
         model_w = weights.resolve("t5_base_encoder")
         tok_w = weights.resolve("t5_base_tokenizer")
         sd = load_state_dict(model_w)
         sd = {k: v for k, v in sd.items() if k.startswith(("encoder.", "shared."))}
         self.model = T5EncoderModel(t5_config_from_state_dict(sd)).eval().to(device)
-        missing, unexpected = self.model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if k != "encoder.embed_tokens.weight"]     # tied to shared.weight
-        if missing or unexpected:
-            raise BenchError(f"T5 weights {model_w.path} do not fit a T5 encoder: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
+        load_into(self.model, sd, what=f"T5 weights {model_w.path} for a T5 encoder",
+                  allow_missing=("encoder.embed_tokens.weight",))           # tied to shared.weight
         self.dim = self.model.config.d_model
         self.tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tok_w.path), pad_token="<pad>", eos_token="</s>")
         self.max_length = max_length

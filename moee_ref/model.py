@@ -106,14 +106,11 @@ class MoEEModel(nn.Module):
 
     # ----------------------------------------------------------------- weights
     def _load_pretrained(self, weights) -> None:
-        from bench.weights import load_state_dict
+        from bench.weights import load_into, load_state_dict
 
         unet_sd = load_state_dict(weights.resolve("sd15_unet"))
         for net in (self.reference_net, self.denoiser):
-            missing, unexpected = net.load_state_dict(unet_sd, strict=False)
-            if missing or unexpected:
-                raise ValueError(f"SD 1.5 U-Net weights do not fit the configured U-Net: missing {missing[:5]}, "
-                                 f"unexpected {unexpected[:5]}")
+            load_into(net, unet_sd, what="SD 1.5 U-Net weights for the configured U-Net")
         self.vae.load_state_dict(load_state_dict(weights.resolve("sd_vae_ft_mse")))
 
     # ----------------------------------------------------------------- groups

@@ -116,3 +116,16 @@ def test_psnr_matches_skimage_and_merge_equals_single_pass(tmp_path: Path, write
     assert merged.keys() == single.keys()
     for k in single:
         assert merged[k] == pytest.approx(single[k], rel=1e-12)
+
+
+def test_load_into_names_keys_that_do_not_fit():
+    import torch
+
+    from bench.errors import WeightsError
+    from bench.weights import load_into
+
+    net = torch.nn.Linear(2, 3)
+    with pytest.raises(WeightsError, match=r"toy weights does not fit: missing \['bias'\], unexpected \['extra'\]"):
+        load_into(net, {"weight": torch.zeros(3, 2), "extra": torch.zeros(1)}, what="toy weights")
+    load_into(net, {"weight": torch.ones(3, 2)}, what="toy weights", allow_missing=("bias",))
+    assert float(net.weight.sum()) == 6.0

@@ -180,6 +180,15 @@ def load_state_dict(resolved: ResolvedWeights, *, map_location: str = "cpu") -> 
     return obj
 
 
+def load_into(module, state_dict: dict[str, Any], *, what: str, allow_missing: tuple[str, ...] = ()) -> None:
+    """``module.load_state_dict`` that names what did not fit: every key must match, except the
+    ``allow_missing`` keys (tied or training-only tensors some exports leave out)."""
+    missing, unexpected = module.load_state_dict(state_dict, strict=False)
+    missing = [k for k in missing if k not in allow_missing]
+    if missing or unexpected:
+        raise WeightsError(f"{what} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
 @dataclass
 class WeightsOptions:
     """How a component finds its weights (passed down from the CLI)."""
