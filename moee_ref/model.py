@@ -190,7 +190,8 @@ class MoEEModel(nn.Module):
                 moe: bool = True) -> torch.Tensor:
         """Predict the noise of (B, F, C, h, w) latents at ``timesteps`` (B,) under ``cond``.
 
-        :meth:`set_reference` must have been called for this batch (or with None to drop it).
+        :meth:`set_reference` must have been called for this batch (or with None to drop it); a call with
+        ``cond.ref_tokens`` None ignores the ReferenceNet tokens without clearing them.
         """
         b, f = noisy.shape[:2]
         ctx = self.ctx
@@ -208,8 +209,14 @@ class MoEEModel(nn.Module):
                                  device=noisy.device, dtype=noisy.dtype)
         else:
             tokens = cond.ref_tokens
-        out = self.denoiser(noisy.flatten(0, 1), timesteps.repeat_interleave(f, 0),
-                            encoder_hidden_states=tokens.repeat_interleave(f, 0)).sample
+        mode = self.bank.mode
+        if cond.ref_tokens is None:
+            self.bank.mode = "off"          # reference dropped for this call; the ReferenceNet tokens stay for the next
+        try:
+            out = self.denoiser(noisy.flatten(0, 1), timesteps.repeat_interleave(f, 0),
+                                encoder_hidden_states=tokens.repeat_interleave(f, 0)).sample
+        finally:
+            self.bank.mode = mode
         return out.reshape(noisy.shape)
 
     def gate_outputs(self) -> list[torch.Tensor]:

@@ -117,14 +117,13 @@ class MoEEPipeline:
             group = torch.stack([ref_lat[0], *motion[-mo:]])[None] if mo else ref_lat[:, None]
             lat = torch.randn((1, f, *ref_lat.shape[1:]), generator=gen).to(dev) * self.scheduler.init_noise_sigma
             full = Conditions(ref_tokens, audio, z_emo, routing, active)
+            m.set_reference(group, ref_tokens)        # the ReferenceNet runs once per window (timestep 0)
             for t in self.scheduler.timesteps:
                 tt = t.reshape(1).to(dev)
-                m.set_reference(group, ref_tokens)
                 e_full = m.denoise(lat, tt, full)
                 if not g.trivial:
                     e_ra = m.denoise(lat, tt, Conditions(ref_tokens, audio, None))
                     e_r = m.denoise(lat, tt, Conditions(ref_tokens, torch.zeros_like(audio), None))
-                    m.set_reference(None, None)
                     e_0 = m.denoise(lat, tt, Conditions(None, torch.zeros_like(audio), None))
                     e_full = combine_guidance(e_0, e_r, e_ra, e_full, g)
                 lat = self.scheduler.step(e_full.flatten(0, 1), t, lat.flatten(0, 1)).prev_sample.reshape(lat.shape)

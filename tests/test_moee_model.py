@@ -126,8 +126,14 @@ def test_reference_injection_changes_output(tiny):
     other = torch.randn_like(group)
     tiny.set_reference(other, cond.ref_tokens)
     with_other = tiny.denoise(noisy, t, cond)
+    from moee_ref.model import Conditions
+
+    dropped = Conditions(None, cond.audio, cond.emotion, cond.routing, cond.emotion_active)
+    ignored = tiny.denoise(noisy, t, dropped)                 # reference dropped for one call only
+    assert tiny.bank.mode == "read" and tiny.bank.store
     tiny.set_reference(None, None)
     without = tiny.denoise(noisy, t, cond)
+    assert torch.equal(ignored, tiny.denoise(noisy, t, dropped))
     assert with_ref.shape == noisy.shape
     assert (with_ref - with_other).abs().max() > 1e-4        # the ReferenceNet's tokens reach the denoiser
     assert (with_ref - without).abs().max() > 1e-4
