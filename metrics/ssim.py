@@ -4,6 +4,8 @@ data_range=255, channel_axis=-1)`` on uint8 RGB frames; per-frame values average
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -14,11 +16,26 @@ SKIMAGE_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance":
                 "channel_axis": -1}
 
 
+@lru_cache(maxsize=1)
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssim")
+
+
 def frame_ssim(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-frame SSIM of ``(n,H,W,3)`` uint8 arrays (scikit-image, Wang et al. arguments)."""
+    """Per-frame SSIM of ``(n,H,W,3)`` uint8 arrays (scikit-image, Wang et al. arguments).
+
+    Frames run on as many threads as torch uses (scipy's filters release the GIL; 1 under torchrun's
+    default OMP_NUM_THREADS=1); each frame is the same scikit-image call, so the values do not change."""
+    import torch
     from skimage.metrics import structural_similarity
 
-    return np.array([structural_similarity(g, p, **SKIMAGE_ARGS) for p, g in zip(pred, gt)], np.float64)
+    def one(i: int) -> float:
+        return structural_similarity(gt[i], pred[i], **SKIMAGE_ARGS)
+
+    workers = max(1, torch.get_num_threads())
+    if workers == 1 or len(pred) < 2:
+        return np.array([one(i) for i in range(len(pred))], np.float64)
+    return np.array(list(_pool(workers).map(one, range(len(pred)))), np.float64)
 
 
 class _Extractor:
