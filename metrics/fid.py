@@ -20,7 +20,7 @@ import numpy as np
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
 from metrics.base import ClipContext, Features, FrameChunk
-from metrics.frechet import MomentsMetric, PairedMoments, frechet_distance
+from metrics.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
 
 DIM = 2048
 
@@ -109,10 +109,12 @@ class FID(MomentsMetric):
         return out
 
 
-def fid_from_features(clip_feats: list[Features]) -> float | None:
+def fid_from_features(clip_feats: list[Features], frechet: str = "sqrtm") -> float | None:
     """FID over the pooled per-clip features (``pred`` / ``gt`` activations), as :class:`FID` computes it.
 
-    Used to recompute FID on bootstrap resamples of clips from cached features, without the network."""
+    Used to recompute FID on bootstrap resamples of clips from cached features, without the network.
+    ``frechet``: ``sqrtm`` (pytorch-fid's function, as the headline) or ``eigh``
+    (:func:`metrics.frechet.frechet_distance_eigh`, same value to about 1e-7 relative, ~7x faster)."""
     if not clip_feats:
         return None
     dim = int(np.asarray(clip_feats[0]["pred"]).shape[-1])
@@ -120,4 +122,5 @@ def fid_from_features(clip_feats: list[Features]) -> float | None:
     real, fake = m.real, m.fake
     if min(real.n, fake.n) < 2:
         return None
-    return frechet_distance(*fake.mean_cov(True), *real.mean_cov(True))
+    dist = {"sqrtm": frechet_distance, "eigh": frechet_distance_eigh}[frechet]
+    return dist(*fake.mean_cov(True), *real.mean_cov(True))

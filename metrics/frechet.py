@@ -3,6 +3,10 @@
 The distance itself is pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``, eps retry,
 imaginary-part check), called as a library; only the mergeable moment state is ours
 (torchmetrics / StyleGAN-V ``FeatureStats`` design: n, sum x, sum x x^T).
+
+:func:`frechet_distance_eigh` is the symmetric-eigendecomposition form of the same quantity, for
+the many recomputations of a bootstrap: at 2048 dims scipy's ``sqrtm`` takes about 10 s a call on
+2 CPU cores, the eigh form about 1.5 s, and the two agree within 1e-7 relative (tests/test_reports.py).
 """
 
 from __future__ import annotations
@@ -52,6 +56,20 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def frechet_distance_eigh(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """The Fréchet distance with ``tr sqrt(S1 S2)`` taken as the sum of square roots of the eigenvalues of the
+    symmetric PSD matrix ``S1^(1/2) S2 S1^(1/2)``, which has the same spectrum as ``S1 S2``.
+
+    Our own few lines (pytorch-fid has only the ``sqrtm`` form; this is the "more stable" computation asked
+    for in pytorch-fid#117). Eigenvalues below 0 from rounding are clipped to 0."""
+    w, v = np.linalg.eigh(np.asarray(sigma1, np.float64))
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = root1 @ np.asarray(sigma2, np.float64) @ root1
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum())
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
 class PairedMoments:

@@ -35,13 +35,15 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
                   seed: int = 0) -> tuple[float, float] | None:
     """Bootstrap CI of a set-level metric (FID, FVD) by resampling clips and recomputing from cached features.
 
-    Returns None when the store holds no cached features for it."""
+    Returns None when the store holds no cached features for it. FID resamples use the eigh form of the
+    Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value to ~1e-7 relative,
+    ~7x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
     from metrics.fid import fid_from_features
     from metrics.fvd import fvd_from_features
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
-    recompute = {"fid": fid_from_features,
+    recompute = {"fid": lambda fs: fid_from_features(fs, frechet="eigh"),
                  "fvd": lambda fs: fvd_from_features(fs, variant)}.get(metric)
     keys = store.feature_keys(run_id, method, metric)
     feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]

@@ -173,6 +173,7 @@ def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
     p, g = np.concatenate([f["pred"] for f in feats]), np.concatenate([f["gt"] for f in feats])
     ref = calculate_frechet_distance(p.mean(0), np.cov(p, rowvar=False), g.mean(0), np.cov(g, rowvar=False))
     assert fid_from_features(feats) == pytest.approx(ref, rel=1e-9)
+    assert fid_from_features(feats, frechet="eigh") == pytest.approx(ref, rel=1e-9)
     st = ResultStore(tmp_path / "s")
     for i, f in enumerate(feats):
         key = f"{i:02d}" + "ab" * 10
@@ -191,3 +192,17 @@ def test_export_command_writes_all_formats(store, tmp_path: Path, capsys):
     assert (out / "clips.csv").stat().st_mode & 0o044          # readable by others, not mkstemp's 0600
     assert main(["export", "--store", str(store.folder), "--out", str(out), "--run", "nope"]) == 2
     assert "unknown run ids" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [300, 3000])
+def test_eigh_frechet_matches_pytorch_fid_at_inception_size(n: int):
+    """The bootstrap's eigh form against pytorch-fid's sqrtm at 2048 dims, rank-deficient (n=300) and full rank."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    from metrics.frechet import frechet_distance_eigh
+
+    rng = np.random.default_rng(n)
+    a = np.abs(rng.standard_normal((n, 2048))) ** 1.5
+    b = a[:, ::-1] * 0.9 + np.abs(rng.standard_normal((n, 2048))) * 0.3
+    args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert frechet_distance_eigh(*args) == pytest.approx(calculate_frechet_distance(*args), rel=1e-6)
