@@ -27,7 +27,7 @@ import numpy as np
 from bench.errors import ClipError
 from bench.weights import WeightsOptions, load_state_dict
 from metrics.base import ClipContext, Features, FrameChunk
-from metrics.frechet import MomentsMetric, PairedMoments
+from metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
 DIM = 400
 CLIP_LEN = 16
@@ -87,9 +87,7 @@ def frechet_tfgan(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarr
         si = np.where(s < eps, s, np.sqrt(s))
         return (u * si) @ vt
 
-    r = sym_sqrt(s1)
-    trace_sqrt = np.trace(sym_sqrt(r @ s2 @ r))
-    return float(np.trace(s1 + s2) - 2.0 * trace_sqrt + np.square(mu1 - mu2).sum())
+    return frechet_sym_sqrt(mu1, s1, mu2, s2, sym_sqrt)
 
 
 class _Extractor:

@@ -36,8 +36,8 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     """Bootstrap CI of a set-level metric (FID, FVD) by resampling clips and recomputing from cached features.
 
     Returns None when the store holds no cached features for it. FID resamples use the eigh form of the
-    Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value to ~1e-7 relative,
-    ~7x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
+    Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6 relative,
+    ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
     from metrics.fid import fid_from_features
     from metrics.fvd import fvd_from_features
 
