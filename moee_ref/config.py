@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from bench.errors import BenchError
+from moee_bench.bench.core.errors import BenchError
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -96,7 +96,7 @@ class TrainConfig:
     save_every: int = 100
     lambda_spatial: float = 0.1
     spatial_loss_frames: int = 2
-    lpips_backbone: str = "random"
+    perceptual_backbone: str = "random"
     p_drop_ref: float = 0.05
     p_drop_audio: float = 0.05
     p_noisy: float = 0.2

@@ -2,9 +2,15 @@
 
 ``L_latent`` is the epsilon-prediction MSE. The spatial term decodes the one-step estimate
 ``x0 = (z_t - sqrt(1 - a_t) * eps) / sqrt(a_t)`` through the frozen VAE for ``train.spatial_loss_frames``
-frames per sample and compares it with the ground-truth frames by L1 and by the LPIPS network of the
-metrics module (the paper's ``V`` is an unnamed perceptual network; LPIPS is the one the suite
-already trusts). Both terms honour the loss mask (the stage-2 mouth mask).
+frames per sample and compares it with the ground-truth frames by L1 and by a perceptual feature
+loss. Both terms honour the loss mask (the stage-2 mouth mask).
+
+The paper's ``V`` is an unnamed perceptual network. We use a VGG-16 feature loss (mean L1 of the
+relu1_2, relu2_2, relu3_3 and relu4_3 activations of ImageNet-normalised inputs), deliberately
+*not* LPIPS: LPIPS is a reported metric, and a model trained on its own evaluation metric would
+flatter itself. The weights are torchvision's VGG-16 file from the registry (entry ``lpips_vgg16``;
+only the convolutional features are used); ``train.perceptual_backbone = "random"`` uses a random
+VGG-16 for offline tiny runs.
 """
 
 from __future__ import annotations
@@ -15,21 +21,51 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.config import MoEEConfig
+
+
+VGG_LAYERS = (3, 8, 15, 22)   # relu1_2, relu2_2, relu3_3, relu4_3 in torchvision's vgg16().features
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatureLoss(nn.Module):
+    """Per-sample mean L1 distance between VGG-16 activations of two image batches in [-1, 1]."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features[: VGG_LAYERS[-1] + 1]
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        h = ((x + 1) / 2 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            if i in VGG_LAYERS:
+                out.append(h)
+        return out
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = [(a - b).abs().mean(dim=(1, 2, 3)) for a, b in zip(self._taps(pred), self._taps(target))]
+        return torch.stack(losses).mean(0)
 
 
 def build_perceptual(cfg: MoEEConfig, weights=None) -> nn.Module:
-    """The frozen LPIPS network: ``registry`` = metrics' alexnet from the weights registry; ``random`` = the
-    lpips package's calibration layers on a random alexnet (offline tiny runs)."""
-    if cfg.train.lpips_backbone == "registry":
-        from bench.weights import WeightsOptions
-        from metrics.lpips_metric import build_lpips
+    """The frozen VGG-16 feature loss: ``registry`` = torchvision's ImageNet VGG-16 from the weights
+    registry; ``random`` = a random VGG-16 (offline tiny runs)."""
+    from torchvision.models import vgg16
 
-        model, _ = build_lpips("alex", weights or WeightsOptions())
-    else:
-        import lpips
+    net = vgg16(weights=None)
+    if cfg.train.perceptual_backbone == "registry":
+        from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict
 
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        resolved = (weights or WeightsOptions()).resolve("lpips_vgg16")
+        load_into(net, load_state_dict(resolved), what="VGG-16 (perceptual loss)")
+    elif cfg.train.perceptual_backbone != "random":
+        raise ValueError(f"train.perceptual_backbone must be 'registry' or 'random', got {cfg.train.perceptual_backbone!r}")
+    model = VGGFeatureLoss(net.features)
     model.eval().requires_grad_(False)
     return model
 

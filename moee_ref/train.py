@@ -26,15 +26,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from bench.manifest import load_manifest
-from moee_ref.checkpoint import (checkpoint_config, latest_checkpoint, load_model_weights, load_optimizer,
+from moee_bench.bench.core.manifest import load_manifest
+from moee_bench.moee_ref.checkpoint import (checkpoint_config, latest_checkpoint, load_model_weights, load_optimizer,
                                  read_trainer_state, save_checkpoint)
-from moee_ref.config import ConfigError, MoEEConfig, load_config
-from moee_ref.data import Batch, WindowSampler, load_clips, routing_for
-from moee_ref.emotion_latents import build_text_encoder
-from moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
-from moee_ref.model import Conditions, MoEEModel, build_train_scheduler
-from moee_ref.moe import gate_kl
+from moee_bench.moee_ref.config import ConfigError, MoEEConfig, load_config
+from moee_bench.moee_ref.data import Batch, WindowSampler, load_clips, routing_for
+from moee_bench.moee_ref.emotion_latents import build_text_encoder
+from moee_bench.moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
+from moee_bench.moee_ref.model import Conditions, MoEEModel, build_train_scheduler
+from moee_bench.moee_ref.moe import gate_kl
 
 
 VAE_KL_WEIGHT = 1e-6
@@ -144,7 +144,7 @@ class Trainer:
         lp = self.perceptual(rec.clamp(-1, 1), x).mean()
         kl = post.kl().mean()
         total = l1 + lp + VAE_KL_WEIGHT * kl
-        return total, {"l1": l1.item(), "lpips": lp.item(), "kl": kl.item(), "total": total.item()}
+        return total, {"l1": l1.item(), "perceptual": lp.item(), "kl": kl.item(), "total": total.item()}
 
     def loss(self, batch: Batch, gen: torch.Generator, *, drop: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss of one batch; ``gen`` draws timesteps, noise and dropout."""
@@ -290,7 +290,7 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
                                {"step_generator": gen.get_state()})
     log(f"stage {stage} done: fixed-batch loss {before:.4f} -> {after:.4f}; checkpoint {ckpt}")
     if stage == 2:
-        from moee_ref.diagnostics import gate_routing, routing_summary
+        from moee_bench.moee_ref.diagnostics import gate_routing, routing_summary
 
         trainer.model.eval()
         log(routing_summary(gate_routing(trainer.core)))
