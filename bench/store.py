@@ -34,7 +34,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from bench.paths import atomic_write
+from moee_bench.bench.core.paths import atomic_write
 
 SCHEMA_VERSION = 1
 
@@ -211,6 +211,13 @@ class ResultStore:
             return None
         return {"path": r[0], "sha256": r[1], "seconds": r[2], "n_frames": r[3], "normalisation": json.loads(r[4] or "{}"),
                 "status": r[5], "message": r[6]}
+
+
+    def generated_video(self, method: str, clip_id: str) -> str | None:
+        """Path of a successfully generated video of ``method`` for ``clip_id`` (any config), or None."""
+        r = self.conn.execute("SELECT path FROM generations WHERE method=? AND clip_id=? AND status='ok'",
+                              (method, clip_id)).fetchone()
+        return r[0] if r else None
 
 
 class FeatureStore:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.paths import atomic_write
-from bench.store import ResultStore
-from reports.export import export_all
-from reports.html import render_html
-from reports.leaderboard import render_markdown
-from reports.paper_tables import render as render_paper_tables
+from moee_bench.bench.core.paths import atomic_write
+from moee_bench.reports.export import export_all
+from moee_bench.reports.html import render_html
+from moee_bench.reports.leaderboard import render_markdown
+from moee_bench.reports.paper_tables import render as render_paper_tables
+
+if TYPE_CHECKING:  # the store sits above reports; reports only receive one
+    from moee_bench.bench.store import ResultStore
 
 
 def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metrics.keys import KEYS
-from reports.bootstrap import paired_diff_ci
+from moee_bench.metrics.keys import KEYS
+from moee_bench.reports.bootstrap import paired_diff_ci
 
 
 @dataclass

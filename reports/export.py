@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.paths import atomic_write
-from bench.store import ResultStore
+from moee_bench.bench.core.paths import atomic_write
+
+if TYPE_CHECKING:  # the store sits above reports; reports only receive one
+    from moee_bench.bench.store import ResultStore
 
 
 def export_all(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:

@@ -6,12 +6,15 @@ import base64
 import html
 import io
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.store import ResultStore
-from metrics.keys import KEYS
-from reports.leaderboard import HEADLINE, method_table
+from moee_bench.metrics.keys import KEYS
+from moee_bench.reports.leaderboard import HEADLINE, method_table
+
+if TYPE_CHECKING:  # the store sits above reports; reports only receive one
+    from moee_bench.bench.store import ResultStore
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -54,18 +57,17 @@ def _bar_charts(t) -> str:
 
 
 def _frame_strips(store: ResultStore, run_id: str, methods: list[str], clip_ids: list[str]) -> str:
-    from bench import media
+    from moee_bench.bench.core import media
 
     rows = []
     for cid in clip_ids:
         cells = []
         for m in methods:
-            r = store.conn.execute("SELECT path FROM generations WHERE method=? AND clip_id=? AND status='ok'",
-                                   (m, cid)).fetchone()
+            path = store.generated_video(m, cid)
             img = None
-            if r:
+            if path:
                 try:
-                    fr = media.read_frames(r[0])
+                    fr = media.read_frames(path)
                     img = np.concatenate([fr[i] for i in np.linspace(0, len(fr) - 1, 4).astype(int)], axis=1)
                 except Exception:  # a missing or unreadable video leaves the cell empty in the report
                     img = None
@@ -119,7 +121,7 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
         parts.append(_bar_charts(t))
         clips = store.clip_table(rid)
-        from reports import plots
+        from moee_bench.reports import plots
 
         agg = store.aggregates(rid)
         for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bench.store import ResultStore
-from metrics.keys import KEYS
-from reports.bootstrap import mean_ci, set_metric_ci
+from moee_bench.metrics.keys import KEYS
+from moee_bench.reports.bootstrap import mean_ci, set_metric_ci
+
+if TYPE_CHECKING:  # the store sits above reports; reports only receive one
+    from moee_bench.bench.store import ResultStore
 
 HEADLINE = ["fid", "fvd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc", "compound_top2", "compound_mix"]
 

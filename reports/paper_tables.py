@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.store import ResultStore
-from metrics.keys import KEYS
+from moee_bench.metrics.keys import KEYS
+
+if TYPE_CHECKING:  # the store sits above reports; reports only receive one
+    from moee_bench.bench.store import ResultStore
 
 TABLES = Path(__file__).with_name("data") / "moee_paper_tables.toml"
 

@@ -10,8 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.emotions import ALL_SINGLE  # noqa: E402
-from metrics.keys import KEYS  # noqa: E402
+from moee_bench.bench.core.emotions import ALL_SINGLE  # noqa: E402
+from moee_bench.metrics.keys import KEYS  # noqa: E402
 
 
 def emotion_heatmap(clips: pd.DataFrame):
