@@ -6,19 +6,20 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.weights import WeightsOptions
-from metrics.base import Metric
+from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.base import Metric
 
 METRICS: dict[str, str] = {
-    "psnr": "metrics.psnr:PSNR",
-    "ssim": "metrics.ssim:SSIM",
-    "lpips": "metrics.lpips_metric:LPIPS",
-    "fid": "metrics.fid:FID",
-    "fvd": "metrics.fvd:FVD",
-    "csim": "metrics.csim:CSIM",
-    "akd": "metrics.akd:AKD",
-    "sync": "metrics.sync:Sync",
-    "emotion": "metrics.emotion:Emotion",
+    "psnr": "moee_bench.metrics.psnr:PSNR",
+    "ssim": "moee_bench.metrics.ssim:SSIM",
+    "lpips": "moee_bench.metrics.lpips_metric:LPIPS",
+    "fid": "moee_bench.metrics.fid:FID",
+    "fvd": "moee_bench.metrics.fvd:FVD",
+    "csim": "moee_bench.metrics.csim:CSIM",
+    "akd": "moee_bench.metrics.akd:AKD",
+    "sync": "moee_bench.metrics.sync:Sync",
+    "emotion": "moee_bench.metrics.emotion:Emotion",
 }
 
 
@@ -41,7 +42,23 @@ def metric_class(name: str) -> type[Metric]:
     return getattr(importlib.import_module(mod), cls)
 
 
-def build_metrics(names: list[str], options: MetricOptions | None = None) -> list[Metric]:
-    """Instantiate the named metrics with shared options."""
+def build_metrics(names: list[str], options: MetricOptions | None = None) -> tuple[list[Metric], dict[str, str]]:
+    """Instantiate the named metrics with shared options, for ``run`` and ``score`` alike.
+
+    Returns the metrics that can run here and, for the others, metric name -> reason. Only the
+    errors that mean "cannot run on this machine" (missing or refused weights, a missing optional
+    package) make a metric unavailable; anything else is a bug and propagates. An unknown name is
+    a :class:`BenchError` naming the known ones.
+    """
     options = options or MetricOptions()
-    return [metric_class(n)(options) for n in names]
+    built, unavailable = [], {}
+    for n in names:
+        try:
+            cls = metric_class(n)
+        except KeyError as e:
+            raise BenchError(e.args[0]) from None
+        try:
+            built.append(cls(options))
+        except (BenchError, ImportError) as e:
+            unavailable[n] = f"{type(e).__name__}: {e}"
+    return built, unavailable

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.emotions import BASIC, mixture, parse_emotion
-from bench.media import write_video
-from metrics.base import ClipContext, ClipInput
-from metrics.emotion import Emotion
-from metrics.emotion_classifiers import build_classifier, face_crop
-from metrics.emotion_scoring import TAXONOMY
-from metrics.evaluate import evaluate
-from metrics.registry import MetricOptions, build_metrics
+from moee_bench.bench.core.emotions import BASIC, mixture, parse_emotion
+from moee_bench.bench.core.media import write_video
+from moee_bench.metrics.base import ClipContext, ClipInput
+from moee_bench.metrics.emotion import Emotion
+from moee_bench.metrics.emotion_classifiers import build_classifier, face_crop
+from moee_bench.metrics.emotion_scoring import TAXONOMY
+from moee_bench.metrics.evaluate import evaluate
+from moee_bench.metrics.registry import MetricOptions, build_metrics
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def fer():
 
 @pytest.fixture(scope="module")
 def detector():
-    from metrics.faces import FaceDetector
+    from moee_bench.bench.core.faces import FaceDetector
 
     return FaceDetector()
 
@@ -97,7 +97,8 @@ def test_full_metric_on_astronaut_video_labelled_happiness(tmp_path):
     img = _astronaut()[::2, ::2]          # 256 x 256, keeps MTCNN cheap
     vid = _video(tmp_path / "astro.mp4", np.repeat(img[None], 10, axis=0))
     clip = ClipInput("astro", vid, emotion=parse_emotion("happiness"), intensity=2)
-    (m,) = build_metrics(["emotion"])
+    (m,), unavailable = build_metrics(["emotion"])
+    assert not unavailable
     res = evaluate([clip], [m], progress=False)
     out = res.clips[0]
     assert out.status["emotion"] == "ok", out.messages
@@ -241,8 +242,8 @@ def test_update_without_context_uses_the_target_stored_with_features(fer, tmp_pa
     clip = ClipInput("a", vid, emotion=parse_emotion("happily_surprised"))
     ctx = ClipContext(clip, 25.0, (256, 256))
     ex = m.extractor(ctx)
-    from metrics.base import FrameChunk
-    from bench.media import read_frames
+    from moee_bench.metrics.base import FrameChunk
+    from moee_bench.bench.core.media import read_frames
 
     ex.add(FrameChunk(0, read_frames(vid)))
     feats = ex.finish()
@@ -257,7 +258,7 @@ def test_detections_are_shared_by_frame_content_and_match_mtcnn(detector):
     facenet-pytorch's MTCNN gives for that frame, and min_score is applied per detector after the lookup."""
     from facenet_pytorch import MTCNN
 
-    from metrics.faces import DETECTIONS, FaceDetector
+    from moee_bench.bench.core.faces import DETECTIONS, FaceDetector
 
     from PIL import Image
 

@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from bench.errors import BenchError
+from moee_bench.bench.core.errors import BenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,26 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
 
-def build_available(names: list[str], options) -> tuple[list, dict[str, str]]:
-    """Instantiate what can be instantiated; the rest maps metric name -> reason."""
-    from metrics.registry import metric_class
-
-    built, unavailable = [], {}
-    for n in names:
-        try:
-            built.append(metric_class(n)(options))
-        except KeyError as e:
-            raise BenchError(str(e)) from None
-        except (BenchError, ImportError, ModuleNotFoundError, AttributeError) as e:
-            unavailable[n] = f"{type(e).__name__}: {e}"
-    return built, unavailable
-
-
 def _score(args: argparse.Namespace) -> int:
-    from bench.manifest import load_manifest
-    from bench.weights import WeightsOptions
-    from metrics.evaluate import evaluate, pair_folders
-    from metrics.registry import MetricOptions
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.metrics.evaluate import evaluate, pair_folders
+    from moee_bench.bench.provenance import environment
+    from moee_bench.metrics.registry import MetricOptions, build_metrics
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     pairs, warn = pair_folders(Path(args.pred), Path(args.gt) if args.gt else None)
@@ -82,7 +68,7 @@ def _score(args: argparse.Namespace) -> int:
         print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
               "marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
-    metrics, unavailable = build_available(names, opts)
+    metrics, unavailable = build_metrics(names, opts)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         res = evaluate(pairs, metrics, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict)
@@ -90,15 +76,7 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("moee-bench", "torch", "numpy", "scipy", "scikit-image", "lpips", "pytorch-fid", "av"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    out["protocol"].update({"versions": versions, "weights": [r.provenance() for r in wopts.used],
+    out["protocol"].update({**environment(args.device), "weights": [r.provenance() for r in wopts.used],
                             "unverified_weights": wopts.any_unverified, "pairing_warnings": warn,
                             "warnings": sorted({str(w.message) for w in caught})})
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench import media
-from bench.weights import WeightsOptions
-from metrics.benchmarks.common import peak_rss_mb, report, timed
+from moee_bench.bench.core import media
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.benchmarks.common import peak_rss_mb, report, timed
 
 
 def _random_weights(d: Path) -> None:
@@ -37,8 +37,8 @@ def run(args) -> int:
     import pytorch_fid.fid_score as fs
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-    from metrics.evaluate import ClipInput, evaluate
-    from metrics.registry import MetricOptions, build_metrics
+    from moee_bench.metrics.evaluate import ClipInput, evaluate
+    from moee_bench.metrics.registry import MetricOptions, build_metrics
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
@@ -56,7 +56,9 @@ def run(args) -> int:
         opts = MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True))
 
         def ours():
-            ms = build_metrics(["psnr", "ssim", "lpips", "fid"], opts)
+            ms, unavailable = build_metrics(["psnr", "ssim", "lpips", "fid"], opts)
+            if unavailable:
+                raise RuntimeError(f"benchmark metrics unavailable: {unavailable}")
             return evaluate(clips, ms, progress=False).metrics
 
         def reference():
