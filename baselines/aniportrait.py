@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
-from bench import media
-from bench.errors import ClipError
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import ClipError
 
 GRID_PAD = 2          # make_grid's default padding around and between the panels
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from bench.emotions import EmotionSpec
+from moee_bench.bench.core.emotions import EmotionSpec
 
 EMOTION_INPUTS = frozenset({"label", "compound", "mixture", "text", "audio", "none"})
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
-from baselines.normalize import normalize_video
-from bench import media
-from bench.errors import ClipError
+from moee_bench.baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
+from moee_bench.baselines.normalize import normalize_video
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import ClipError
 
 
 class GroundTruth(Method):

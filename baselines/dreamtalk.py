@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, Job, collect, dominant_label
-from bench.errors import ClipError
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, Job, collect, dominant_label
+from moee_bench.bench.core.errors import ClipError
 
 STYLE_LABELS = {"happiness": "happy", "sadness": "sad", "anger": "angry", "disgust": "disgusted", "fear": "fear",
                 "surprise": "surprised", "neutral": "neutral"}

@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, InstallError, Job, dominant_label, newest
-from bench import media
-from bench.errors import ClipError
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, InstallError, Job, dominant_label, newest
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import ClipError
 
 EMO_CODES = {"anger": "ang", "disgust": "dis", "fear": "fea", "happiness": "hap", "neutral": "neu",
              "sadness": "sad", "surprise": "sur"}

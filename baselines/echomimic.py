@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
-from bench import media
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from moee_bench.bench.core import media
 
 
 class EchoMimic(ExternalMethod):

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from baselines.base import GenerationRequest, GenerationResult, Method
-from baselines.normalize import normalize_video
-from bench import media
-from bench.errors import BenchError, ClipError
-from bench.paths import safe_name
+from moee_bench.baselines.base import GenerationRequest, GenerationResult, Method
+from moee_bench.baselines.normalize import normalize_video
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.paths import safe_name
 
 LAUNCHER = r"""
 import os, random, runpy, sys

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, Job, write_yaml_config
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, Job, write_yaml_config
 
 _WEIGHTS = ("pretrained_models/stable-diffusion-v1-5", "pretrained_models/sd-vae-ft-mse",
             "pretrained_models/motion_module/mm_sd_v15_v2.ckpt", "pretrained_models/wav2vec/wav2vec2-base-960h",

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench import media
+from moee_bench.bench.core import media
 
 
 def normalize_video(src: Path, dst: Path, *, audio: Path | None, fps: float = 25.0,

@@ -7,20 +7,20 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any, Mapping
 
-from baselines.base import Method
+from moee_bench.baselines.base import Method
 
 METHODS: dict[str, str] = {
-    "ground-truth": "baselines.builtin:GroundTruth",
-    "static": "baselines.builtin:Static",
-    "precomputed": "baselines.builtin:Precomputed",
-    "aniportrait": "baselines.aniportrait:AniPortrait",
-    "hallo": "baselines.hallo:Hallo",
-    "hallo2": "baselines.hallo:Hallo2",
-    "eat": "baselines.eat:EAT",
-    "sadtalker": "baselines.sadtalker:SadTalker",
-    "echomimic": "baselines.echomimic:EchoMimic",
-    "dreamtalk": "baselines.dreamtalk:DreamTalk",
-    "moee-ref": "moee_ref.method:MoEERef",
+    "ground-truth": "moee_bench.baselines.builtin:GroundTruth",
+    "static": "moee_bench.baselines.builtin:Static",
+    "precomputed": "moee_bench.baselines.builtin:Precomputed",
+    "aniportrait": "moee_bench.baselines.aniportrait:AniPortrait",
+    "hallo": "moee_bench.baselines.hallo:Hallo",
+    "hallo2": "moee_bench.baselines.hallo:Hallo2",
+    "eat": "moee_bench.baselines.eat:EAT",
+    "sadtalker": "moee_bench.baselines.sadtalker:SadTalker",
+    "echomimic": "moee_bench.baselines.echomimic:EchoMimic",
+    "dreamtalk": "moee_bench.baselines.dreamtalk:DreamTalk",
+    "moee-ref": "moee_bench.moee_ref.method:MoEERef",
 }
 
 

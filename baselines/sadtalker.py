@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baselines.base import Capabilities, GenerationRequest
-from baselines.external import ExternalMethod, Job, newest
+from moee_bench.baselines.base import Capabilities, GenerationRequest
+from moee_bench.baselines.external import ExternalMethod, Job, newest
 
 
 class SadTalker(ExternalMethod):

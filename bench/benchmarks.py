@@ -10,12 +10,12 @@ import numpy as np
 
 
 def run_cache(args) -> int:
-    from bench import media
-    from bench.emotions import parse_emotion
-    from bench.manifest import ClipRecord, Manifest
-    from bench.runner import run_suite
-    from bench.suite import load_suite
-    from metrics.benchmarks.common import report
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.runner import run_suite
+    from moee_bench.bench.suite import load_suite
+    from moee_bench.metrics.benchmarks.common import report
 
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "ds"

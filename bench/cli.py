@@ -9,8 +9,9 @@ import pkgutil
 import sys
 from typing import Sequence
 
-from bench import __version__
-from bench.errors import BenchError
+from moee_bench import __version__
+from moee_bench.bench import exitcodes
+from moee_bench.bench.core.errors import BenchError
 
 DESCRIPTION = """\
 moee-bench: evaluate emotional audio-driven talking-head generation (MoEE and baselines).
@@ -24,7 +25,7 @@ Typical use:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import bench.commands as pkg
+    import moee_bench.bench.commands as pkg
 
     parser = argparse.ArgumentParser(prog="moee-bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        mod = importlib.import_module(f"bench.commands.{info.name}")
+        mod = importlib.import_module(f"moee_bench.bench.commands.{info.name}")
         mod.register(sub)
     return parser
 
@@ -48,10 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc = args.func(args)
     except BenchError as e:
         print(f"moee-bench: error: {e}", file=sys.stderr)
-        return 2
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     return int(rc or 0)
 
 

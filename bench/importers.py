@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from bench.emotions import parse_emotion
-from bench.errors import EmotionLabelError, ManifestError, PathEscapeError
-from bench.manifest import ClipRecord, Manifest
-from bench.paths import resolve_inside
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.errors import EmotionLabelError, ManifestError, PathEscapeError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.core.paths import resolve_inside
 
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".flv")
 

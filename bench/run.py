@@ -1,4 +1,4 @@
-"""Entry point for multi-process runs: ``torchrun --nproc_per_node N -m bench.run [--suite FILE] [--out DIR] ...``.
+"""Entry point for multi-process runs: ``torchrun --nproc_per_node N -m moee_bench.bench.run [--suite FILE] [--out DIR] ...``.
 
 Takes the same options as ``moee-bench run``. Each rank generates and scores a round-robin shard of
 the clips; metric states are merged on rank 0 (gloo on CPU, nccl on CUDA), so N processes give the
@@ -16,9 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import torch.distributed as td
 
-    from bench.commands import run as run_cmd
+    from moee_bench.bench.commands import run as run_cmd
 
-    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser = argparse.ArgumentParser(prog="python -m moee_bench.bench.run")
     sub = parser.add_subparsers(dest="command")
     run_cmd.register(sub)
     args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     try:
-        from bench.cli import BenchError
+        from moee_bench.bench.cli import BenchError
 
         try:
             return int(args.func(args) or 0)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from moee_bench.bench.core.errors import BenchError
 
 BUILTIN_SUITE = Path(__file__).with_name("suites") / "sample.toml"
 

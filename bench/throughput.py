@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baselines.base import GenerationRequest
-from baselines.registry import build_method
-from bench.manifest import Manifest
+from moee_bench.baselines.base import GenerationRequest
+from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.manifest import Manifest
 
 
 def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config: dict | None = None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import media
-from bench.errors import BenchError
-from bench.manifest import ClipRecord, Manifest
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
 
 FPS_RANGE = (10.0, 120.0)
 MAX_DURATION = 3600.0

@@ -16,9 +16,9 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from bench.errors import ClipError
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
-from metrics.faces import FaceDetector, Landmarks68
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.bench.core.faces import FaceDetector, Landmarks68
 
 SIZE = 256
 
@@ -77,7 +77,7 @@ class AKD(Metric):
             self.detector: FaceDetector | None = FaceDetector(device=device)
             self.lm68 = Landmarks68()
         elif self.backend == "fan":
-            from metrics.fan_landmarks import FANLandmarks
+            from moee_bench.metrics.fan_landmarks import FANLandmarks
 
             self.detector = None
             self.lm68 = FANLandmarks(options.weights, device)

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Mapping, Protocol
 
 import numpy as np
 
-from bench.emotions import EmotionSpec
+from moee_bench.bench.core.emotions import EmotionSpec
 
 Features = dict[str, np.ndarray]
 
@@ -203,7 +203,7 @@ class FrameMeanMetric(Metric):
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         v = np.asarray(feats[self.key], np.float64)
         if len(v) == 0:
-            from bench.errors import ClipError
+            from moee_bench.bench.core.errors import ClipError
 
             raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
         for x in v:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import ClipError
-from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
@@ -97,7 +97,7 @@ class CSIM(FrameMeanMetric):
     needs_ref = True
 
     def __init__(self, options: Any) -> None:
-        from metrics.faces import FaceDetector
+        from moee_bench.bench.core.faces import FaceDetector
 
         self.device = options.device
         self.stride = max(1, int(options.param("csim_stride", 1)))

@@ -45,12 +45,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench.emotions import EmotionSpec
-from bench.errors import ClipError
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
-from metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
-from metrics.registry import MetricOptions
-from metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
+from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
+from moee_bench.metrics.registry import MetricOptions
+from moee_bench.metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
 
@@ -179,7 +179,7 @@ class Emotion(Metric):
     def detector(self):
         """The MTCNN face detector, built on first use."""
         if self._detector is None:
-            from metrics.faces import FaceDetector
+            from moee_bench.bench.core.faces import FaceDetector
 
             self._detector = FaceDetector(device=self.device, min_score=self.min_face_score)
         return self._detector

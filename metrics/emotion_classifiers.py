@@ -49,8 +49,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.errors import WeightsError
-from bench.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, sha256_file
+from moee_bench.bench.core.errors import WeightsError
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, sha256_file
 
 
 # ----------------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ class HSEmotion(EmotionClassifier):
         import timm
         import torch
 
-        from bench.weights import load_state_dict
+        from moee_bench.bench.core.weights import load_state_dict
 
         arch, self.input_size = HSEMOTION_VARIANTS[variant]
         self.variant = variant
@@ -292,7 +292,7 @@ class EmotionFAN(EmotionClassifier):
     def __init__(self, weights: WeightsOptions | None = None, device: str = "cpu", state_dict: dict | None = None) -> None:
         import torch
 
-        from bench.weights import load_state_dict
+        from moee_bench.bench.core.weights import load_state_dict
 
         if state_dict is None:
             self.weights = (weights or WeightsOptions()).resolve(self.WEIGHTS)

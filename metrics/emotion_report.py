@@ -18,13 +18,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.manifest import load_manifest
-from bench.weights import WeightsOptions
-from metrics.base import ClipInput
-from metrics.emotion import COMPOUND_KEYS, Emotion
-from metrics.emotion_scoring import TAXONOMY
-from metrics.evaluate import evaluate
-from metrics.registry import MetricOptions
+from moee_bench.bench.core.manifest import load_manifest
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.base import ClipInput
+from moee_bench.metrics.emotion import COMPOUND_KEYS, Emotion
+from moee_bench.metrics.emotion_scoring import TAXONOMY
+from moee_bench.metrics.evaluate import evaluate
+from moee_bench.metrics.registry import MetricOptions
 
 
 def emotion_report(manifest: str | Path, *, classifier: str = "fer2013", stride: int = 5, aggregation: str = "mean",
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--allow-unverified-weights", action="store_true")
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     a = ap.parse_args(argv)
-    from bench.ffmpeg import ensure_ffmpeg_on_path
+    from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
 
     ensure_ffmpeg_on_path()
     rep = emotion_report(a.manifest, classifier=a.classifier, stride=a.stride, aggregation=a.aggregation, split=a.split,

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench.emotions import ALIASES, ALL_SINGLE, BASIC, NEUTRAL
+from moee_bench.bench.core.emotions import ALIASES, ALL_SINGLE, BASIC, NEUTRAL
 
 TAXONOMY: tuple[str, ...] = ALL_SINGLE          # 6 basic emotions (BASIC order) + neutral
 NEUTRAL_INDEX = TAXONOMY.index(NEUTRAL)

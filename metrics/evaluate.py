@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from bench import media
-from bench.errors import ClipError, MediaError
-from metrics.base import ClipContext, ClipInput, FeatureCache, Features, FrameChunk, Metric
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import ClipError, MediaError
+from moee_bench.metrics.base import ClipContext, ClipInput, FeatureCache, Features, FrameChunk, Metric
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.weights import WeightsOptions, load_state_dict
+from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
 
 
 class FANLandmarks:

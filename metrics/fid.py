@@ -17,10 +17,10 @@ from unittest import mock
 
 import numpy as np
 
-from bench.errors import ClipError
-from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk
-from metrics.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk
+from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
 
 DIM = 2048
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from metrics.base import Metric
+from moee_bench.metrics.base import Metric
 
 
 class Moments:

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import ClipError
-from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk
-from metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk
+from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
 DIM = 400
 CLIP_LEN = 16
@@ -44,7 +44,7 @@ def build_detector(variant: str, weights: WeightsOptions, device: str = "cpu"):
         try:
             module = torch.jit.load(str(resolved.path), map_location=device).eval()
         except Exception as e:
-            from bench.errors import WeightsError
+            from moee_bench.bench.core.errors import WeightsError
 
             raise WeightsError(f"I3D TorchScript {resolved.path} cannot be loaded: {type(e).__name__}: {e}") from None
 
@@ -52,7 +52,7 @@ def build_detector(variant: str, weights: WeightsOptions, device: str = "cpu"):
             return module(x, rescale=False, resize=False, return_features=True)
         return run, resolved
     if variant == "videogpt":
-        from metrics.i3d import InceptionI3d
+        from moee_bench.metrics.i3d import InceptionI3d
 
         resolved = weights.resolve("i3d_tats")
         net = InceptionI3d()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.emotions import ALL_SINGLE
+from moee_bench.bench.core.emotions import ALL_SINGLE
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.weights import WeightsOptions, load_state_dict
-from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
 
 CAP_DB = 100.0
 
@@ -75,7 +75,7 @@ class PSNR(Metric):
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
         mse = np.asarray(feats["mse"], np.float64)
         if len(mse) == 0:
-            from bench.errors import ClipError
+            from moee_bench.bench.core.errors import ClipError
 
             raise ClipError(ctx.clip_id, "no frame pairs to compare", status="too_short")
         per = psnr_from_mse(mse)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 SKIMAGE_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 255,
                 "channel_axis": -1}

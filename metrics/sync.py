@@ -24,9 +24,9 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from bench.errors import ClipError
-from metrics import face_track, syncnet_core
-from metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.metrics import face_track, syncnet_core
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 
@@ -40,7 +40,7 @@ def jpeg_roundtrip(frames_bgr: np.ndarray, fps: float = 25.0) -> np.ndarray:
 
     The reference dumps the crop video with ``ffmpeg -i crop.avi -f image2 %06d.jpg`` (no ``-q``), whose
     mjpeg quality comes from ffmpeg's rate control, not a fixed quality, so ffmpeg itself is run here."""
-    from bench.ffmpeg import ensure_ffmpeg_on_path
+    from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
 
     ensure_ffmpeg_on_path()
     n, h, w, _ = frames_bgr.shape
@@ -65,7 +65,7 @@ class _Extractor:
         audio, source = ctx.audio, ctx.audio_source
         if m.audio_source == "video":
             source = "video"
-            from bench import media
+            from moee_bench.bench.core import media
 
             try:
                 audio = media.read_audio(ctx.clip.pred, clip_id=ctx.clip_id)
@@ -111,7 +111,7 @@ class Sync(Metric):
     needs_audio = True
 
     def __init__(self, options: Any = None) -> None:
-        from metrics.registry import MetricOptions
+        from moee_bench.metrics.registry import MetricOptions
 
         self.options = options or MetricOptions()
         p = self.options.param
@@ -135,7 +135,7 @@ class Sync(Metric):
     def scorer(self) -> syncnet_core.SyncNetScorer:
         """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
         if self._scorer is None:
-            from bench.weights import load_state_dict
+            from moee_bench.bench.core.weights import load_state_dict
 
             r = self.options.weights.resolve("syncnet_v2")
             self._weights["syncnet_v2"] = r.sha256
@@ -144,7 +144,7 @@ class Sync(Metric):
 
     def detector(self) -> Any:
         if self._detector is None:
-            from bench.weights import load_state_dict
+            from moee_bench.bench.core.weights import load_state_dict
 
             if self.detector_name == "s3fd":
                 r = self.options.weights.resolve("sfd_face")

@@ -87,7 +87,7 @@ class SyncNetScorer:
         self.net = net.to(device).eval()
         self.fast = None
         if fast:
-            from metrics.syncnet_fast import FastSyncNet
+            from moee_bench.metrics.syncnet_fast import FastSyncNet
 
             self.fast = FastSyncNet(self.net).to(device)
         self.device = device

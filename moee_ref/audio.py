@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.config import MoEEConfig
 
 FEATURES_PER_FRAME = 2
 AUDIO_RATE = 16000
@@ -33,7 +33,7 @@ def build_wav2vec2(cfg: MoEEConfig, weights=None) -> nn.Module:
     if a.encoder == "wav2vec2-base-960h":
         model = Wav2Vec2Model(Wav2Vec2Config())       # transformers' defaults are the base architecture
         if cfg.pretrained:
-            from bench.weights import load_into, load_state_dict
+            from moee_bench.bench.core.weights import load_into, load_state_dict
 
             sd = load_state_dict(weights.resolve("wav2vec2_base_960h"))
             sd = {k.removeprefix("wav2vec2."): v for k, v in sd.items() if not k.startswith("lm_head.")}

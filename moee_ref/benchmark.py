@@ -36,10 +36,10 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moee_ref.config import load_config
-    from moee_ref.model import MoEEModel
-    from moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
-    from moee_ref.unet import build_unet
+    from moee_bench.moee_ref.config import load_config
+    from moee_bench.moee_ref.model import MoEEModel
+    from moee_bench.moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
+    from moee_bench.moee_ref.unet import build_unet
 
     cfg = load_config(getattr(args, "config", None) or "tiny")
     cfg.pretrained = False
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = cfg.latent_size
     lat = torch.randn(1, f, cfg.vae.latent_channels, h, w, device=device)
     tt = torch.tensor([500], device=device)
-    from moee_ref.model import Conditions
+    from moee_bench.moee_ref.model import Conditions
 
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
         ref_lat = model.encode_images(torch.zeros(1, 3, cfg.video.height, cfg.video.width, device=device))

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from bench.errors import BenchError
-from bench.weights import sha256_file
-from moee_ref.config import MoEEConfig, from_dict
+from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.weights import sha256_file
+from moee_bench.moee_ref.config import MoEEConfig, from_dict
 
 PREFIX = "ckpt-"
 

@@ -26,13 +26,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.errors import ClipError
-from bench.manifest import Manifest
-from bench.paths import safe_name
-from bench.weights import sha256_file
-from moee_ref.audio import frame_windows, wav2vec2_features
-from moee_ref.config import MoEEConfig
-from moee_ref.emotion_latents import template_text
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.paths import safe_name
+from moee_bench.bench.core.weights import sha256_file
+from moee_bench.moee_ref.audio import frame_windows, wav2vec2_features
+from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.emotion_latents import template_text
 
 MODALITY_ORDER = ("label", "text", "audio")
 MOUTH_PAD = 0.35           # fraction of the mouth-corner distance added around the mouth box
@@ -88,7 +88,7 @@ def _module_hash(module: torch.nn.Module) -> str:
 
 
 def _prepare_clip(manifest: Manifest, clip, cfg: MoEEConfig, audio_encoder, detector) -> dict:
-    from bench import media
+    from moee_bench.bench.core import media
 
     cid = clip.clip_id
     vid = manifest.media_path(clip, "video")
@@ -119,7 +119,7 @@ def load_clips(manifest: Manifest, clip_ids: Sequence[str], cfg: MoEEConfig, aud
     audio encoder's weights) and memory-mapped back, so a resumed or later run skips the decoding and
     training memory does not grow with the dataset.
     """
-    from metrics.faces import FaceDetector
+    from moee_bench.bench.core.faces import FaceDetector
 
     detector = detector or FaceDetector()
     by_id = manifest.by_id()

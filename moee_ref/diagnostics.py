@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.emotions import BASIC
-from moee_ref.model import Conditions, MoEEModel
+from moee_bench.bench.core.emotions import BASIC
+from moee_bench.moee_ref.model import Conditions, MoEEModel
 
 
 @torch.no_grad()

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.emotions import BASIC
-from bench.errors import BenchError
+from moee_bench.bench.core.emotions import BASIC
+from moee_bench.bench.core.errors import BenchError
 
 MODALITIES = ("label", "text", "audio")
 TEMPLATES = {
@@ -93,7 +93,7 @@ class T5TextEncoder:
     def __init__(self, weights, device: str = "cpu", max_length: int = 77) -> None:
         from transformers import PreTrainedTokenizerFast, T5EncoderModel
 
-        from bench.weights import load_into, load_state_dict
+        from moee_bench.bench.core.weights import load_into, load_state_dict
 
         model_w = weights.resolve("t5_base_encoder")
         tok_w = weights.resolve("t5_base_tokenizer")
@@ -136,7 +136,7 @@ def build_text_encoder(kind: str, weights=None, device: str = "cpu"):
     if kind == "minilm":
         return MiniLMTextEncoder(device)
     if kind == "t5":
-        from bench.weights import WeightsOptions
+        from moee_bench.bench.core.weights import WeightsOptions
 
         return T5TextEncoder(weights or WeightsOptions(), device)
     raise BenchError(f"unknown text encoder {kind!r}")

@@ -16,16 +16,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
-from bench import media
-from bench.errors import BenchError, ClipError
-from moee_ref.data import resize_image
+from moee_bench.baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
+from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.moee_ref.data import resize_image
 
 
 def load_trained(checkpoint: str | Path, device: str = "cpu"):
     """(model, checkpoint folder) from a checkpoint folder or a training output folder."""
-    from moee_ref.checkpoint import checkpoint_config, latest_checkpoint, load_model_weights
-    from moee_ref.model import MoEEModel
+    from moee_bench.moee_ref.checkpoint import checkpoint_config, latest_checkpoint, load_model_weights
+    from moee_bench.moee_ref.model import MoEEModel
 
     p = Path(checkpoint)
     if not (p / "trainer.json").is_file():
@@ -60,7 +60,7 @@ class MoEERef(Method):
 
     def pipeline(self):
         if self._pipe is None:
-            from moee_ref.pipeline import MoEEPipeline
+            from moee_bench.moee_ref.pipeline import MoEEPipeline
 
             device = str(self.config.get("device", "cpu"))
             model, self.checkpoint_path = load_trained(self.config["checkpoint"], device)
@@ -68,7 +68,7 @@ class MoEERef(Method):
         return self._pipe
 
     def _condition(self, request: GenerationRequest):
-        from moee_ref.pipeline import EmotionCondition
+        from moee_bench.moee_ref.pipeline import EmotionCondition
 
         mode = str(self.config.get("emotion_input", "auto"))
         if mode == "text" and request.emotion_text:
@@ -86,7 +86,7 @@ class MoEERef(Method):
         return EmotionCondition("label")
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        from moee_ref.pipeline import Guidance
+        from moee_bench.moee_ref.pipeline import Guidance
 
         t0 = time.perf_counter()
         pipe = self.pipeline()

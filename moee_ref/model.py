@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler
 from torch import nn
 
-from moee_ref.audio import build_wav2vec2
-from moee_ref.config import MoEEConfig
-from moee_ref.emotion_latents import EmotionToLatents
-from moee_ref.unet import BlockContext, ReferenceBank, build_unet, install_block_extras, install_reference_attention
+from moee_bench.moee_ref.audio import build_wav2vec2
+from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.emotion_latents import EmotionToLatents
+from moee_bench.moee_ref.unet import BlockContext, ReferenceBank, build_unet, install_block_extras, install_reference_attention
 
 MINILM_DIM = 384
 T5_DIM = 768
@@ -72,7 +72,7 @@ class MoEEModel(nn.Module):
             weights = weights or _default_weights()
             _check_pretrained_files(cfg, weights)
         if cfg.emotion.audio_encoder == "emotion2vec":
-            from moee_ref.emotion_latents import check_emotion2vec
+            from moee_bench.moee_ref.emotion_latents import check_emotion2vec
 
             check_emotion2vec(weights or _default_weights())
         self.vae = build_vae(cfg)
@@ -106,7 +106,7 @@ class MoEEModel(nn.Module):
 
     # ----------------------------------------------------------------- weights
     def _load_pretrained(self, weights) -> None:
-        from bench.weights import load_into, load_state_dict
+        from moee_bench.bench.core.weights import load_into, load_state_dict
 
         unet_sd = load_state_dict(weights.resolve("sd15_unet"))
         for net in (self.reference_net, self.denoiser):
@@ -225,7 +225,7 @@ class MoEEModel(nn.Module):
 
 
 def _default_weights():
-    from bench.weights import WeightsOptions
+    from moee_bench.bench.core.weights import WeightsOptions
 
     return WeightsOptions()
 

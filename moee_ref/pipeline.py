@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from moee_ref.audio import frame_windows, wav2vec2_features
-from moee_ref.data import resize_image
-from moee_ref.model import Conditions, MoEEModel
+from moee_bench.moee_ref.audio import frame_windows, wav2vec2_features
+from moee_bench.moee_ref.data import resize_image
+from moee_bench.moee_ref.model import Conditions, MoEEModel
 
 
 @dataclass
@@ -78,7 +78,7 @@ class MoEEPipeline:
             return z, routing, active
         if cond.modality == "text":
             if self.text_encoder is None:
-                from moee_ref.emotion_latents import build_text_encoder
+                from moee_bench.moee_ref.emotion_latents import build_text_encoder
 
                 self.text_encoder = build_text_encoder(self.cfg.emotion.text_encoder)
             feats, mask = self.text_encoder([cond.text or ""])

@@ -41,8 +41,8 @@ from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
-from moee_ref.config import MoEEConfig
-from moee_ref.moe import MoELayer
+from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.moe import MoELayer
 
 
 def build_unet(cfg: MoEEConfig) -> UNet2DConditionModel:

@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from bench.ffmpeg import ensure_ffmpeg_on_path  # noqa: E402
+from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path  # noqa: E402
 
 ensure_ffmpeg_on_path()
 
@@ -20,7 +20,7 @@ ensure_ffmpeg_on_path()
 @pytest.fixture(scope="session")
 def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in sample dataset, generated once per test session; returns the manifest path."""
-    from bench.sample import make_sample
+    from moee_bench.bench.sample import make_sample
 
     return make_sample(tmp_path_factory.mktemp("sample"))
 
@@ -28,7 +28,7 @@ def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def write_clip(tmp_path: Path):
     """Write a small synthetic H.264+AAC clip: ``write_clip(name, frames=..., fps=..., audio=True)``."""
-    from bench.media import write_video
+    from moee_bench.bench.core.media import write_video
 
     def _write(name: str = "clip", *, frames: np.ndarray | None = None, n: int = 30, size: int = 64, fps: float = 25.0,
                audio: bool = True, seed: int = 0, folder: Path | None = None) -> Path:

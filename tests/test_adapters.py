@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-import baselines.external as ext
-from baselines.base import GenerationRequest
-from baselines.registry import build_method
-from bench import media
-from bench.emotions import parse_emotion
-from bench.errors import BenchError, ClipError
+import moee_bench.baselines.external as ext
+from moee_bench.baselines.base import GenerationRequest
+from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.errors import BenchError, ClipError
 
 PY = sys.executable
 
@@ -86,7 +86,7 @@ def _check_normalised(res, request_, native_fps: float) -> None:
 
 
 def test_hallo_command_and_output(tmp_path, request_, monkeypatch):
-    from baselines.hallo import Hallo
+    from moee_bench.baselines.hallo import Hallo
 
     repo = _fake_repo(tmp_path / "hallo", Hallo)
     fake = FakeRun(lambda argv, cwd: _write_fake_video(Path(argv[argv.index("--output") + 1]), 25.0))
@@ -105,7 +105,7 @@ def test_hallo_command_and_output(tmp_path, request_, monkeypatch):
 
 
 def test_hallo2_writes_its_yaml(tmp_path, request_, monkeypatch):
-    from baselines.hallo import Hallo2
+    from moee_bench.baselines.hallo import Hallo2
 
     repo = _fake_repo(tmp_path / "hallo2", Hallo2)
 
@@ -126,7 +126,7 @@ def test_hallo2_writes_its_yaml(tmp_path, request_, monkeypatch):
 
 
 def test_aniportrait_command_output_and_unseeded_pose(tmp_path, request_, monkeypatch):
-    from baselines.aniportrait import AniPortrait
+    from moee_bench.baselines.aniportrait import AniPortrait
 
     repo = _fake_repo(tmp_path / "ani", AniPortrait)
 
@@ -153,7 +153,7 @@ def test_aniportrait_command_output_and_unseeded_pose(tmp_path, request_, monkey
 
 
 def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
-    from baselines.echomimic import EchoMimic
+    from moee_bench.baselines.echomimic import EchoMimic
 
     repo = _fake_repo(tmp_path / "echo", EchoMimic)
 
@@ -173,7 +173,7 @@ def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
 
 
 def test_sadtalker_command_and_output(tmp_path, request_, monkeypatch):
-    from baselines.sadtalker import SadTalker
+    from moee_bench.baselines.sadtalker import SadTalker
 
     repo = _fake_repo(tmp_path / "sad", SadTalker)
     fake = FakeRun(lambda argv, cwd: _write_fake_video(
@@ -189,7 +189,7 @@ def test_sadtalker_command_and_output(tmp_path, request_, monkeypatch):
 
 
 def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypatch):
-    from baselines.dreamtalk import DreamTalk
+    from moee_bench.baselines.dreamtalk import DreamTalk
 
     repo = _fake_repo(tmp_path / "dt", DreamTalk, {"data/style_clip/3DMM/M030_front_happy_level3_001.mat": "",
                                                     "data/style_clip/3DMM/W009_front_neutral_level1_001.mat": ""})
@@ -219,7 +219,7 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
 
 
 def test_eat_shadow_checkout_and_emotion_code(tmp_path, request_, monkeypatch):
-    from baselines.eat import EAT
+    from moee_bench.baselines.eat import EAT
 
     repo = _fake_repo(tmp_path / "eat", EAT, {"demo/shape_predictor_68_face_landmarks.dat": "x",
                                               "demo/imgs/theirs.jpg": "y", "modules/model.py": ""})
@@ -256,18 +256,18 @@ def test_install_errors_name_what_to_get(tmp_path, request_):
         build_method("sadtalker", {}).generate(request_)
     with pytest.raises(BenchError, match="does not exist: git clone"):
         build_method("sadtalker", {"repo": str(tmp_path / "nope"), "python": PY}).generate(request_)
-    from baselines.sadtalker import SadTalker
+    from moee_bench.baselines.sadtalker import SadTalker
 
     repo = _fake_repo(tmp_path / "sad", SadTalker)
     (repo / "checkpoints" / "mapping_00229-model.pth.tar").unlink()
     with pytest.raises(BenchError, match="mapping_00229-model.pth.tar.*download_models.sh"):
         build_method("sadtalker", {"repo": str(repo), "python": PY}).generate(request_)
     with pytest.raises(BenchError, match="no Python environment"):
-        build_method("hallo", {"repo": str(_fake_repo(tmp_path / "h", __import__("baselines.hallo").hallo.Hallo))}).generate(request_)
+        build_method("hallo", {"repo": str(_fake_repo(tmp_path / "h", __import__("moee_bench.baselines.hallo").baselines.hallo.Hallo))}).generate(request_)
 
 
 def test_failed_run_names_the_clip_with_the_log_tail(tmp_path, request_, monkeypatch):
-    from baselines.hallo import Hallo
+    from moee_bench.baselines.hallo import Hallo
 
     repo = _fake_repo(tmp_path / "hallo", Hallo)
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import media
-from bench.emotions import parse_emotion
-from bench.errors import BenchError, EmotionLabelError, ManifestError, MediaError, PathEscapeError
-from bench.manifest import ClipRecord, Manifest, load_manifest
-from metrics.evaluate import ClipInput, evaluate
-from metrics.psnr import PSNR
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.errors import BenchError, EmotionLabelError, ManifestError, MediaError, PathEscapeError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
+from moee_bench.metrics.evaluate import ClipInput, evaluate
+from moee_bench.metrics.psnr import PSNR
 
 
 def _video(path: Path, n: int = 20, audio: bool = True, fps: float = 25) -> Path:
@@ -115,8 +115,8 @@ def test_bad_clip_is_isolated_not_scored_zero(tmp_path: Path):
 def test_tampered_weights_are_refused(tmp_path: Path, monkeypatch):
     import torch
 
-    from bench.errors import WeightsError
-    from bench.weights import get_spec, load_state_dict, resolve
+    from moee_bench.bench.core.errors import WeightsError
+    from moee_bench.bench.core.weights import get_spec, load_state_dict, resolve
 
     spec = get_spec("lpips_alexnet")
     torch.save({"w": torch.zeros(2)}, tmp_path / spec.file)

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import media
-from bench.cli import main
-from bench.errors import PathEscapeError
-from bench.importers import IMPORTERS
-from bench.manifest import load_manifest
-from bench.splits import clips_of, load_split, make_split
+from moee_bench.bench.core import media
+from moee_bench.bench.cli import main
+from moee_bench.bench.core.errors import PathEscapeError
+from moee_bench.bench.importers import IMPORTERS
+from moee_bench.bench.core.manifest import load_manifest
+from moee_bench.bench.core.splits import clips_of, load_split, make_split
 
 
 def _tiny(path: Path, n: int = 6) -> Path:
@@ -84,8 +84,8 @@ def test_import_and_validate_cli(tmp_path: Path, capsys):
 
 
 def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):
-    from bench.emotions import parse_emotion
-    from bench.manifest import ClipRecord, Manifest
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
 
     clips = [ClipRecord(f"c{i}", f"id{i % 10}", f"v{i}.mp4", parse_emotion("happy")) for i in range(60)]
     m = Manifest("d", tmp_path, clips)
@@ -99,7 +99,7 @@ def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):
     assert set(owner) == {f"id{k}" for k in range(10)}
     for s, cids in a["clips"].items():
         assert all(owner[m.by_id()[c].identity] == s for c in cids)
-    from bench.splits import save_split
+    from moee_bench.bench.core.splits import save_split
 
     p = save_split(a, tmp_path / "s.json")
     assert load_split(p)["content_hash"] == a["content_hash"]
@@ -124,7 +124,7 @@ def test_sample_dataset(sample_manifest: Path):
     assert frames.shape[1:] == (256, 256, 3) and 50 <= len(frames) <= 100
     audio = media.read_audio(m.media_path(clip, "audio"))
     # mouth region brightness tracks the speech envelope: the puppet darkens the open mouth
-    from bench.sample.speech import envelope
+    from moee_bench.bench.sample.speech import envelope
 
     env = envelope(audio, 25.0, len(frames))
     mouth = frames[:, 150:200, 100:160].astype(float).mean(axis=(1, 2, 3))

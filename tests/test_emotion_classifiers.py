@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import WeightsError
-from bench.weights import WeightsOptions, get_spec
-from metrics.emotion_classifiers import (CLASSIFIERS, EmotionFAN, HSEmotion, build_classifier,
+from moee_bench.bench.core.errors import WeightsError
+from moee_bench.bench.core.weights import WeightsOptions, get_spec
+from moee_bench.metrics.emotion_classifiers import (CLASSIFIERS, EmotionFAN, HSEmotion, build_classifier,
                                          build_frame_attention_net, resolve_package_weights)
 
 
@@ -25,7 +25,7 @@ def test_registry_names():
 
 
 def test_package_weights_hash_mismatch_refused(monkeypatch):
-    from bench import weights as w
+    from moee_bench.bench.core import weights as w
 
     spec = w.get_spec("fer2013_tflite")
     bad = w.WeightSpec(**{**spec.__dict__, "sha256": "0" * 64})

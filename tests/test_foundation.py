@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import media
-from bench.emotions import BASIC, mixture, parse_emotion
-from bench.errors import EmotionLabelError, ManifestError, MediaError, PathEscapeError
-from bench.manifest import ClipRecord, Manifest, load_manifest
-from bench.paths import resolve_inside
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import BASIC, mixture, parse_emotion
+from moee_bench.bench.core.errors import EmotionLabelError, ManifestError, MediaError, PathEscapeError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
+from moee_bench.bench.core.paths import resolve_inside
 
 
 def test_parse_basic_alias_compound_and_mixture():
@@ -95,8 +95,8 @@ def test_media_errors_name_the_clip(tmp_path: Path):
 def test_psnr_matches_skimage_and_merge_equals_single_pass(tmp_path: Path, write_clip):
     from skimage.metrics import peak_signal_noise_ratio
 
-    from metrics.evaluate import ClipInput, evaluate
-    from metrics.psnr import PSNR
+    from moee_bench.metrics.evaluate import ClipInput, evaluate
+    from moee_bench.metrics.psnr import PSNR
 
     clips, frames = [], []
     for i in range(2):
@@ -121,8 +121,8 @@ def test_psnr_matches_skimage_and_merge_equals_single_pass(tmp_path: Path, write
 def test_load_into_names_keys_that_do_not_fit():
     import torch
 
-    from bench.errors import WeightsError
-    from bench.weights import load_into
+    from moee_bench.bench.core.errors import WeightsError
+    from moee_bench.bench.core.weights import load_into
 
     net = torch.nn.Linear(2, 3)
     with pytest.raises(WeightsError, match=r"toy weights does not fit: missing \['bias'\], unexpected \['extra'\]"):

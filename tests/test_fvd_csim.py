@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench import media
-from bench.weights import WeightsOptions
-from metrics.evaluate import ClipInput, evaluate
-from metrics.registry import MetricOptions
+from moee_bench.bench.core import media
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.evaluate import ClipInput, evaluate
+from moee_bench.metrics.registry import MetricOptions
 
 
 class _StandInI3D(torch.nn.Module):
@@ -35,7 +35,7 @@ def fvd_weights(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("fvdw")
     torch.manual_seed(0)
     torch.jit.save(torch.jit.script(_StandInI3D().eval()), str(d / "i3d_torchscript.pt"))
-    from metrics.i3d import InceptionI3d
+    from moee_bench.metrics.i3d import InceptionI3d
 
     torch.save(InceptionI3d().state_dict(), d / "i3d_pretrained_400.pt")
     return d
@@ -64,7 +64,7 @@ def _clips(pred: Path, gt: Path) -> list[ClipInput]:
 
 def test_preprocess_matches_an_independent_bilinear():
     """align_corners=False bilinear (half-pixel centres, edge clamp) written out in numpy."""
-    from metrics.fvd import SIZE, preprocess
+    from moee_bench.metrics.fvd import SIZE, preprocess
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (2, 30, 50, 3), dtype=np.uint8)
@@ -87,8 +87,8 @@ def test_preprocess_matches_an_independent_bilinear():
 
 
 def test_frechet_variants_match_numpy_and_torch_references():
-    from metrics.frechet import Moments
-    from metrics.fvd import frechet_styleganv, frechet_tfgan
+    from moee_bench.metrics.frechet import Moments
+    from moee_bench.metrics.fvd import frechet_styleganv, frechet_tfgan
 
     rng = np.random.default_rng(2)
     a = rng.standard_normal((60, 400)) @ rng.standard_normal((400, 400)) * 0.05
@@ -118,7 +118,7 @@ def test_frechet_variants_match_numpy_and_torch_references():
 
 
 def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
-    from metrics.fvd import FVD, preprocess
+    from moee_bench.metrics.fvd import FVD, preprocess
 
     pred, gt = videos
     m = FVD(_opts(fvd_weights))
@@ -142,8 +142,8 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
     h1.merge(h2)
     assert h1.compute()["fvd"] == pytest.approx(one.compute()["fvd"], rel=1e-9)
     # the bootstrap's recomputation from cached features gives the same number
-    from metrics.base import FrameChunk
-    from metrics.fvd import fvd_from_features
+    from moee_bench.metrics.base import FrameChunk
+    from moee_bench.metrics.fvd import fvd_from_features
 
     feats = []
     for c in clips:
@@ -162,7 +162,7 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
 
 
 def test_fvd_videogpt_variant_runs_the_pytorch_i3d(videos, fvd_weights):
-    from metrics.fvd import FVD
+    from moee_bench.metrics.fvd import FVD
 
     pred, gt = videos
     m = FVD(_opts(fvd_weights, fvd_variant="videogpt", fvd_clips="first"))
@@ -173,7 +173,7 @@ def test_fvd_videogpt_variant_runs_the_pytorch_i3d(videos, fvd_weights):
 
 
 def test_i3d_layout_matches_the_upstream_checkpoint_names():
-    from metrics.i3d import InceptionI3d
+    from moee_bench.metrics.i3d import InceptionI3d
 
     sd = InceptionI3d().state_dict()
     for k in ("Conv3d_1a_7x7.conv3d.weight", "Mixed_3b.b1b.bn.running_var", "Mixed_5c.b3b.conv3d.weight",
@@ -185,7 +185,7 @@ def test_i3d_layout_matches_the_upstream_checkpoint_names():
 
 
 def test_score_reports_null_with_reason_when_weights_are_missing(videos, tmp_path: Path):
-    from bench.cli import main
+    from moee_bench.bench.cli import main
 
     pred, gt = videos
     out = tmp_path / "s.json"
@@ -214,7 +214,7 @@ def arcface_weights(tmp_path_factory) -> Path:
 
 
 def test_alignment_identity_and_scaling():
-    from metrics.csim import ARCFACE_TEMPLATE, align_face, alignment_matrix
+    from moee_bench.metrics.csim import ARCFACE_TEMPLATE, align_face, alignment_matrix
 
     assert np.allclose(alignment_matrix(ARCFACE_TEMPLATE), [[1, 0, 0], [0, 1, 0]], atol=1e-9)
     rng = np.random.default_rng(0)
@@ -227,9 +227,9 @@ def test_alignment_identity_and_scaling():
 def test_csim_embedding_parity_and_sample_faces(arcface_weights, sample_manifest: Path):
     from facexlib.recognition.arcface_arch import Backbone
 
-    from bench.manifest import load_manifest
-    from metrics.csim import CSIM, align_face, embed
-    from metrics.faces import FaceDetector
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.metrics.csim import CSIM, align_face, embed
+    from moee_bench.bench.core.faces import FaceDetector
 
     m = CSIM(_opts(arcface_weights, csim_stride=8))
     ref_net = Backbone(50, 0.6, "ir_se").eval()
@@ -261,7 +261,7 @@ def test_csim_embedding_parity_and_sample_faces(arcface_weights, sample_manifest
 
 
 def test_csim_no_face_is_a_status(arcface_weights, tmp_path: Path):
-    from metrics.csim import CSIM
+    from moee_bench.metrics.csim import CSIM
 
     flat = media.write_video(tmp_path / "flat.mp4", [np.full((8, 64, 64, 3), 128, np.uint8)], 25)
     m = CSIM(_opts(arcface_weights))

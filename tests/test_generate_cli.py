@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import media
-from bench.cli import main
+from moee_bench.bench.core import media
+from moee_bench.bench.cli import main
 
 
 def test_generate_static_resumes_and_overrides_emotion(sample_manifest: Path, tmp_path: Path, capsys):
@@ -39,7 +39,7 @@ def test_generate_records_failures(sample_manifest: Path, tmp_path: Path, capsys
 
 def test_generate_records_a_clip_whose_media_is_broken(sample_manifest: Path, tmp_path: Path):
     """A clip without a reference image whose video is missing fails alone; the others are generated."""
-    from bench.manifest import load_manifest, replace_clip
+    from moee_bench.bench.core.manifest import load_manifest, replace_clip
 
     m = load_manifest(sample_manifest)
     clips = [c for c in m.clips if c.split == "test"][:2]

@@ -8,20 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from moee_ref.config import ConfigError, from_dict, load_config
-from moee_ref.moe import MoELayer, gate_kl, onehot_routing
+from moee_bench.moee_ref.config import ConfigError, from_dict, load_config
+from moee_bench.moee_ref.moe import MoELayer, gate_kl, onehot_routing
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from moee_ref.model import MoEEModel
+    from moee_bench.moee_ref.model import MoEEModel
 
     torch.manual_seed(0)
     return MoEEModel(load_config("tiny")).eval()
 
 
 def _conds(model, b: int = 1, f: int = 4, emotion: bool = True, seed: int = 0):
-    from moee_ref.model import Conditions
+    from moee_bench.moee_ref.model import Conditions
 
     g = torch.Generator().manual_seed(seed)
     cfg = model.cfg
@@ -87,7 +87,7 @@ def test_gate_kl_zero_at_target_and_positive_elsewhere():
 
 # ---------------------------------------------------------------------------------------------- Emotion-to-Latents
 def test_emotion_to_latents_each_modality(tiny):
-    from moee_ref.emotion_latents import MiniLMTextEncoder
+    from moee_bench.moee_ref.emotion_latents import MiniLMTextEncoder
 
     q, d = tiny.cfg.emotion.num_queries, tiny.cfg.emotion.latent_dim
     w = torch.tensor([[1.0, 0, 0, 0, 0, 0], [0, 0, 0.5, 0.5, 0, 0], [0.0] * 6])
@@ -126,7 +126,7 @@ def test_reference_injection_changes_output(tiny):
     other = torch.randn_like(group)
     tiny.set_reference(other, cond.ref_tokens)
     with_other = tiny.denoise(noisy, t, cond)
-    from moee_ref.model import Conditions
+    from moee_bench.moee_ref.model import Conditions
 
     dropped = Conditions(None, cond.audio, cond.emotion, cond.routing, cond.emotion_active)
     ignored = tiny.denoise(noisy, t, dropped)                 # reference dropped for one call only
@@ -150,7 +150,7 @@ def test_temporal_layers_mix_frames(tiny):
     out = tiny.denoise(changed, t, cond)
     tiny.set_reference(None, None)
     assert (out[:, 0] - base[:, 0]).abs().max() > 1e-5       # frame 0 sees frame 3 through temporal attention
-    from moee_ref.unet import TemporalAttention
+    from moee_bench.moee_ref.unet import TemporalAttention
 
     layer = TemporalAttention(8, 2, 16, zero_init=False)
     x = torch.randn(3 * 2, 5, 8)                              # B=2 windows of 3 frames
@@ -163,7 +163,7 @@ def test_temporal_layers_mix_frames(tiny):
 
 @torch.no_grad()
 def test_audio_and_emotion_conditions_matter(tiny):
-    from moee_ref.model import Conditions
+    from moee_bench.moee_ref.model import Conditions
 
     ref, cond, noisy = _conds(tiny)
     t = torch.tensor([200])
@@ -183,7 +183,7 @@ def test_audio_and_emotion_conditions_matter(tiny):
 
 
 def test_guidance_combination():
-    from moee_ref.pipeline import Guidance, combine_guidance
+    from moee_bench.moee_ref.pipeline import Guidance, combine_guidance
 
     e0, er, era, erae = (torch.full((2,), v) for v in (0.0, 1.0, 3.0, 6.0))
     assert torch.equal(combine_guidance(e0, er, era, erae, Guidance()), erae)
@@ -215,9 +215,9 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path: Path):
 
 
 def test_paper_config_without_weights_names_the_file(tmp_path: Path):
-    from bench.errors import WeightsError
-    from bench.weights import WeightsOptions
-    from moee_ref.model import MoEEModel
+    from moee_bench.bench.core.errors import WeightsError
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.moee_ref.model import MoEEModel
 
     with pytest.raises(WeightsError) as e:
         MoEEModel(load_config("paper"), WeightsOptions(str(tmp_path)))
@@ -226,8 +226,8 @@ def test_paper_config_without_weights_names_the_file(tmp_path: Path):
 
 
 def test_checkpoint_round_trip_and_tamper(tmp_path: Path, tiny):
-    from moee_ref.checkpoint import CheckpointError, load_model_weights, save_checkpoint
-    from moee_ref.model import MoEEModel
+    from moee_bench.moee_ref.checkpoint import CheckpointError, load_model_weights, save_checkpoint
+    from moee_bench.moee_ref.model import MoEEModel
 
     opt = torch.optim.AdamW(tiny.stage_parameters(2), lr=1e-3)
     loss = sum(p.square().sum() for p in tiny.stage_parameters(2))
@@ -240,7 +240,7 @@ def test_checkpoint_round_trip_and_tamper(tmp_path: Path, tiny):
     a, b = tiny.state_dict(), fresh.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     # the optimizer state comes back equal
-    from moee_ref.checkpoint import load_optimizer
+    from moee_bench.moee_ref.checkpoint import load_optimizer
 
     opt2 = torch.optim.AdamW(fresh.stage_parameters(2), lr=1e-3)
     load_optimizer(opt2, ck)
@@ -262,7 +262,7 @@ def test_checkpoint_round_trip_and_tamper(tmp_path: Path, tiny):
 
 
 def test_audio_windows():
-    from moee_ref.audio import frame_windows
+    from moee_bench.moee_ref.audio import frame_windows
 
     feats = torch.arange(20, dtype=torch.float32)[:, None]      # 10 frames x 2 features
     w = frame_windows(feats, [0, 5, 9], window=1)
@@ -273,8 +273,8 @@ def test_audio_windows():
 
 
 def test_mouth_box_and_loss_mask():
-    from moee_ref.data import mouth_box
-    from moee_ref.losses import latent_mask, spatial_weight
+    from moee_bench.moee_ref.data import mouth_box
+    from moee_bench.moee_ref.losses import latent_mask, spatial_weight
 
     lm = np.array([[30, 40], [70, 40], [50, 55], [40, 70], [60, 70]], np.float64)
     x1, y1, x2, y2 = mouth_box(lm, 100, 100)
@@ -293,8 +293,8 @@ def test_t5_text_encoder_loads_registry_files(tmp_path: Path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import T5Config, T5EncoderModel
 
-    from bench.weights import WeightsOptions
-    from moee_ref.emotion_latents import T5TextEncoder
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.moee_ref.emotion_latents import T5TextEncoder
 
     words = ["<pad>", "</s>", "<unk>", "a", "happy", "sad", "face"]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
@@ -320,8 +320,8 @@ def test_wav2vec2_registry_checkpoint_key_mapping(tmp_path: Path):
     from safetensors.torch import save_file
     from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-    from bench.weights import WeightsOptions
-    from moee_ref.audio import build_wav2vec2
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.moee_ref.audio import build_wav2vec2
 
     torch.manual_seed(0)
     ctc = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=32)).eval()
@@ -335,7 +335,7 @@ def test_wav2vec2_registry_checkpoint_key_mapping(tmp_path: Path):
 
 
 def test_gate_routing_table(tiny):
-    from moee_ref.diagnostics import gate_routing, routing_summary
+    from moee_bench.moee_ref.diagnostics import gate_routing, routing_summary
 
     table = gate_routing(tiny)
     assert table.shape == (6, 6) and torch.allclose(table.sum(1), torch.ones(6), atol=1e-5)
@@ -353,7 +353,7 @@ def test_gate_routing_table(tiny):
 
 def test_gradient_checkpointing_gives_the_same_gradients():
     """Diffusers' block checkpointing re-runs our hooked layers in backward; gradients must not change."""
-    from moee_ref.model import MoEEModel
+    from moee_bench.moee_ref.model import MoEEModel
 
     grads = []
     for ckpt in (False, True):

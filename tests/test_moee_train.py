@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench.cli import main
-from moee_ref.train import train
+from moee_bench.bench.cli import main
+from moee_bench.moee_ref.train import train
 
 STEPS = 40
 
@@ -71,11 +71,11 @@ def test_killed_run_resumes_to_the_same_weights(sample_manifest: Path, tmp_path:
 
 
 def test_trained_model_generates_a_scorable_clip(stages, sample_manifest: Path, tmp_path: Path):
-    from baselines.base import GenerationRequest
-    from baselines.registry import build_method
-    from bench import media
-    from bench.emotions import parse_emotion
-    from bench.manifest import load_manifest
+    from moee_bench.baselines.base import GenerationRequest
+    from moee_bench.baselines.registry import build_method
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import load_manifest
 
     _, _, r2, _, _ = stages
     m = load_manifest(sample_manifest)
@@ -127,8 +127,8 @@ def test_bench_moee_reports_speed_and_ratio(tmp_path: Path):
 @pytest.mark.slow
 def test_paper_config_builds_with_random_weights_and_denoises():
     """SD 1.5-sized MoEE (random init, pretrained off): parameter count and one small denoiser call."""
-    from moee_ref.config import load_config
-    from moee_ref.model import Conditions, MoEEModel
+    from moee_bench.moee_ref.config import load_config
+    from moee_bench.moee_ref.model import Conditions, MoEEModel
 
     cfg = load_config("paper")
     cfg.pretrained = False
@@ -149,10 +149,10 @@ def test_paper_config_builds_with_random_weights_and_denoises():
 
 def test_every_emotion_input_drives_generation(stages, sample_manifest: Path):
     """Label, compound, text (MiniLM) and audio-only emotion conditions all reach the experts."""
-    from bench import media
-    from bench.manifest import load_manifest
-    from moee_ref.method import load_trained
-    from moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.moee_ref.method import load_trained
+    from moee_bench.moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
 
     _, _, r2, _, _ = stages
     model, _ = load_trained(r2.out_dir)
@@ -176,10 +176,10 @@ def test_every_emotion_input_drives_generation(stages, sample_manifest: Path):
 
 
 def test_clip_cache_is_reused_and_memory_mapped(sample_manifest: Path, tmp_path: Path):
-    from bench.manifest import load_manifest
-    from moee_ref.audio import build_wav2vec2
-    from moee_ref.config import load_config
-    from moee_ref.data import load_clips
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.moee_ref.audio import build_wav2vec2
+    from moee_bench.moee_ref.config import load_config
+    from moee_bench.moee_ref.data import load_clips
 
     cfg = load_config("tiny")
     torch.manual_seed(0)
@@ -210,13 +210,13 @@ def test_generate_cli_with_moee_ref_checkpoint(stages, sample_manifest: Path, tm
     (video,) = out.glob("*.mp4")
     rec = json.loads(video.with_suffix(".json").read_text())
     assert rec["method"]["name"] == "moee-ref" and rec["normalisation"]["checkpoint"].endswith("ckpt-0000040")
-    from bench import media
+    from moee_bench.bench.core import media
 
     assert media.probe(video).has_audio
 
 
 def test_sample_moee_suite_file_names_the_checkpoint():
-    from bench.suite import load_suite
+    from moee_bench.bench.suite import load_suite
 
     s = load_suite(Path(__file__).resolve().parents[1] / "bench" / "suites" / "sample_moee.toml")
     (spec,) = [m for m in s.methods if m.name == "moee-ref"]

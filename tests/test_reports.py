@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.store import ResultStore
-from reports.bootstrap import mean_ci, paired_diff_ci
-from reports.build import write_reports
-from reports.leaderboard import method_table, render_markdown
+from moee_bench.bench.store import ResultStore
+from moee_bench.reports.bootstrap import mean_ci, paired_diff_ci
+from moee_bench.reports.build import write_reports
+from moee_bench.reports.leaderboard import method_table, render_markdown
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def _store_with(tmp_path: Path, name: str, psnr: np.ndarray) -> Path:
 
 
 def test_compare_exit_status_on_known_regression(tmp_path: Path, capsys):
-    from bench.cli import main
+    from moee_bench.bench.cli import main
 
     rng = np.random.default_rng(0)
     base = 30 + rng.normal(0, 1, 40)
@@ -124,7 +124,7 @@ def test_compare_exit_status_on_known_regression(tmp_path: Path, capsys):
 
 
 def test_paper_tables_label_published_and_show_measured_deltas(tmp_path: Path):
-    from reports.paper_tables import published, render
+    from moee_bench.reports.paper_tables import published, render
 
     st = ResultStore(tmp_path / "s")
     st.put_run("r", dataset="hdtf", split="test", meta={"dataset_name": "hdtf"})
@@ -139,7 +139,7 @@ def test_paper_tables_label_published_and_show_measured_deltas(tmp_path: Path):
 
 
 def test_plots_from_a_store_with_emotion_sync_and_throughput(tmp_path: Path):
-    from reports import plots
+    from moee_bench.reports import plots
 
     st = ResultStore(tmp_path / "s")
     st.put_run("r", dataset="d", split="test", meta={})
@@ -165,8 +165,8 @@ def test_plots_from_a_store_with_emotion_sync_and_throughput(tmp_path: Path):
 def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from metrics.fid import fid_from_features
-    from reports.bootstrap import set_metric_ci
+    from moee_bench.metrics.fid import fid_from_features
+    from moee_bench.reports.bootstrap import set_metric_ci
 
     rng = np.random.default_rng(0)
     feats = [{"pred": rng.normal(0.5, 1, (20, 8)), "gt": rng.normal(0, 1, (20, 8))} for _ in range(6)]
@@ -184,7 +184,7 @@ def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
 
 
 def test_export_command_writes_all_formats(store, tmp_path: Path, capsys):
-    from bench.cli import main
+    from moee_bench.bench.cli import main
 
     out = tmp_path / "exp"
     assert main(["export", "--store", str(store.folder), "--out", str(out)]) == 0
@@ -199,7 +199,7 @@ def test_eigh_frechet_matches_pytorch_fid_at_inception_size(n: int):
     """The bootstrap's eigh form against pytorch-fid's sqrtm at 2048 dims, rank-deficient (n=300) and full rank."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from metrics.frechet import frechet_distance_eigh
+    from moee_bench.metrics.frechet import frechet_distance_eigh
 
     rng = np.random.default_rng(n)
     a = np.abs(rng.standard_normal((n, 2048))) ** 1.5

@@ -13,13 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import media
-from bench.cli import main
-from bench.emotions import parse_emotion
-from bench.manifest import ClipRecord, Manifest
-from bench.store import ResultStore
+from moee_bench.bench.core import media
+from moee_bench.bench.cli import main
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.store import ResultStore
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _dataset(root: Path, n: int, frames: int = 20, size: int = 64) -> Path:
@@ -71,9 +70,9 @@ def test_kill_minus_9_then_resume_loses_and_repeats_nothing(tmp_path: Path):
     m = _dataset(tmp_path / "ds", 10, frames=60, size=96)
     s = _suite(tmp_path / "s.toml", m, '[[methods]]\nname = "static"\n[[methods]]\nname = "ground-truth"\n')
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "bench", "run", "--suite", str(s), "--out", str(out), "--no-report"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    cmd = [sys.executable, "-m", "moee_bench.bench", "run", "--suite", str(s), "--out", str(out), "--no-report"]
+    env = dict(os.environ)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     db = out / "store" / "results.sqlite"
     deadline = time.time() + 120
@@ -95,7 +94,7 @@ def test_kill_minus_9_then_resume_loses_and_repeats_nothing(tmp_path: Path):
         gens_before = {r[0]: r[1] for r in c.execute("SELECT clip_id, sha256 FROM generations WHERE method='static'")}
         n_before = c.execute("SELECT COUNT(*) FROM generations WHERE status='ok'").fetchone()[0]
     mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "videos" / "static").glob("*.mp4")}
-    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT COUNT(*) FROM clip_info").fetchone()[0] == 20
@@ -130,13 +129,13 @@ def test_score_precomputed_folder_against_split_from_cli(tmp_path: Path, capsys)
 def test_torchrun_two_processes_equal_one(tmp_path: Path):
     m = _dataset(tmp_path / "ds", 5, frames=20)
     s = _suite(tmp_path / "s.toml", m, '[[methods]]\nname = "static"\n')
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, "-m", "bench", "run", "--suite", str(s), "--out", str(tmp_path / "o1"), "--no-report"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "moee_bench.bench", "run", "--suite", str(s), "--out", str(tmp_path / "o1"), "--no-report"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                          "-m", "bench.run", "--suite", str(s), "--out", str(tmp_path / "o2"), "--no-report"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          "-m", "moee_bench.bench.run", "--suite", str(s), "--out", str(tmp_path / "o2"), "--no-report"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     with ResultStore(tmp_path / "o1" / "store") as a, ResultStore(tmp_path / "o2" / "store") as b:
         ra, rb = a.runs()[0], b.runs()[0]
@@ -148,3 +147,29 @@ def test_torchrun_two_processes_equal_one(tmp_path: Path):
         ca = a.clip_table(ra["run_id"]).set_index("clip_id")["psnr"].sort_index()
         cb = b.clip_table(rb["run_id"]).set_index("clip_id")["psnr"].sort_index()
         assert list(ca.index) == list(cb.index) and np.array_equal(ca.to_numpy(), cb.to_numpy())
+
+
+def test_runner_stages_run_alone(tmp_path: Path):
+    """Each stage of a run can be called by itself: prepare, generate, score, merge, aggregate."""
+    from moee_bench.bench.runner import SuiteRunner
+    from moee_bench.bench.suite import load_suite
+
+    m = _dataset(tmp_path / "ds", 3)
+    pre = tmp_path / "pre"
+    media.write_video(pre / "c01.mp4", [np.zeros((20, 64, 64, 3), np.uint8)], 25)
+    suite = load_suite(_suite(tmp_path / "s.toml", m, f'[[methods]]\nname = "precomputed"\nfolder = "{pre}"\n'))
+    r = SuiteRunner(suite, tmp_path / "out", report=False, log=lambda *a, **k: None)
+    r.prepare()
+    assert [c.clip_id for c in r.clips] == ["c00", "c01", "c02"] and [x.name for x in r.metrics] == ["psnr", "ssim"]
+    gen = r.generate(suite.methods[0])
+    assert [c.clip_id for c in gen.ok] == ["c01"] and [c.clip_id for c in gen.missing] == ["c00", "c02"]
+    assert (gen.video_dir / "c01.mp4").is_file() and gen.n_generated == 1
+    r.score(gen)
+    assert set(r.store.clip_table(r.run_id).clip_id) == {"c00", "c01", "c02"}
+    assert r.metrics[0].state_dict()["frames"]["count"] == 20
+    assert r.merge()
+    agg = r.aggregate(gen, n_missing=len(gen.missing))
+    assert agg["n_missing"] == 2 and agg["psnr"] < 20
+    r.finish()
+    with ResultStore(tmp_path / "out" / "store") as st:
+        assert [x["run_id"] for x in st.runs()] == [r.run_id]

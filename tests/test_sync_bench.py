@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from metrics.syncnet_core import SyncNetScorer
+from moee_bench.metrics.syncnet_core import SyncNetScorer
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench.weights import WeightsOptions
-from metrics import syncnet_core as core
-from metrics.base import ClipContext, ClipInput, FrameChunk
-from metrics.registry import MetricOptions
-from metrics.sync import Sync, jpeg_roundtrip
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics import syncnet_core as core
+from moee_bench.metrics.base import ClipContext, ClipInput, FrameChunk
+from moee_bench.metrics.registry import MetricOptions
+from moee_bench.metrics.sync import Sync, jpeg_roundtrip
 
 
 @pytest.fixture
@@ -89,12 +89,12 @@ def test_audio_shift_moves_offset_synthetic(weights_dir: Path) -> None:
 
 def test_audio_shift_moves_offset_on_sample(weights_dir: Path, request: pytest.FixtureRequest) -> None:
     """Same check on the built-in sample data (first clip, whole frame resized to 224, its driving audio)."""
-    pytest.importorskip("bench.sample")
+    pytest.importorskip("moee_bench.bench.sample")
     sample_manifest = request.getfixturevalue("sample_manifest")
     import cv2
 
-    from bench import media
-    from bench.manifest import load_manifest
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.manifest import load_manifest
 
     man = load_manifest(sample_manifest)
     clip = man.clips[0]
@@ -108,7 +108,7 @@ def test_audio_shift_moves_offset_on_sample(weights_dir: Path, request: pytest.F
 
 
 def test_no_face_video_is_no_face_not_zero(weights_dir: Path) -> None:
-    from bench.errors import ClipError
+    from moee_bench.bench.core.errors import ClipError
 
     m = Sync(_opts(weights_dir))
     frames, audio = _clip(30)
@@ -120,7 +120,7 @@ def test_no_face_video_is_no_face_not_zero(weights_dir: Path) -> None:
 
 
 def test_no_audio_status(weights_dir: Path) -> None:
-    from bench.errors import ClipError
+    from moee_bench.bench.core.errors import ClipError
 
     m = Sync(_opts(weights_dir, face_cropped=True))
     with pytest.raises(ClipError) as e:
@@ -156,7 +156,7 @@ def test_jpeg_roundtrip_is_lossy_and_matches_ffmpeg_dump(tmp_path: Path) -> None
     rt = jpeg_roundtrip(frames)
     assert rt.shape == frames.shape and not np.array_equal(rt, frames)
     # ffmpeg image2 dump of a lossless video of the same frames, read back with cv2.imread
-    from bench.ffmpeg import ensure_ffmpeg_on_path
+    from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
 
     ensure_ffmpeg_on_path()
     vid = tmp_path / "v.avi"
@@ -169,7 +169,7 @@ def test_jpeg_roundtrip_is_lossy_and_matches_ffmpeg_dump(tmp_path: Path) -> None
 
 def test_through_evaluator(weights_dir: Path, write_clip) -> None:
     """The metric plugs into metrics.evaluate: driving audio by default, the video's own track as the option."""
-    from metrics.evaluate import evaluate
+    from moee_bench.metrics.evaluate import evaluate
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (30, 8, 8, 3), dtype=np.uint8).repeat(8, 1).repeat(8, 2)

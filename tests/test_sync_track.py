@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from metrics import face_track
+from moee_bench.metrics import face_track
 
 
 def _dets(n: int = 80, seed: int = 0) -> list[np.ndarray]:
@@ -62,10 +62,10 @@ def test_tracked_path_scores_each_track(tmp_path: Path) -> None:
     """End to end with a fixed-box detector standing in for S3FD: one track, scored with the real core."""
     from syncnet_python.SyncNetModel import S
 
-    from bench.weights import WeightsOptions
-    from metrics.base import ClipContext, ClipInput, FrameChunk
-    from metrics.registry import MetricOptions
-    from metrics.sync import Sync
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.metrics.base import ClipContext, ClipInput, FrameChunk
+    from moee_bench.metrics.registry import MetricOptions
+    from moee_bench.metrics.sync import Sync
 
     torch.manual_seed(0)
     torch.save(S().state_dict(), tmp_path / "syncnet_v2.model")
@@ -86,7 +86,7 @@ def test_tracked_path_scores_each_track(tmp_path: Path) -> None:
     m2._detector = m._detector
     ex = m2.extractor(ctx)
     ex.add(FrameChunk(0, frames))
-    from bench.errors import ClipError
+    from moee_bench.bench.core.errors import ClipError
 
     with pytest.raises(ClipError) as e:
         m2.update(ctx, ex.finish())

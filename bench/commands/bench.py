@@ -7,10 +7,10 @@ import argparse
 import importlib
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "metrics": ("metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
-    "sync": ("metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
-    "cache": ("bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
-    "moee": ("moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
+    "metrics": ("moee_bench.metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
+    "sync": ("moee_bench.metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
+    "cache": ("moee_bench.bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
+    "moee": ("moee_bench.moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
 

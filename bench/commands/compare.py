@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(ref: str, store_dir: str):
-    from bench.errors import BenchError
-    from bench.store import ResultStore
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.store import ResultStore
 
     if (Path(ref) / "results.sqlite").exists():
         st = ResultStore(ref)
@@ -43,7 +43,7 @@ def _load(ref: str, store_dir: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reports.compare import compare_tables, render
+    from moee_bench.reports.compare import compare_tables, render
 
     bname, base = _load(args.base, args.store)
     nname, new = _load(args.new, args.store)

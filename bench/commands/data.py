@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("out", help="output folder (manifest.json, videos/, audio/, refs/)")
     s.set_defaults(func=_make_sample)
 
-    from bench.importers import IMPORTERS
+    from moee_bench.bench.importers import IMPORTERS
 
     i = dsub.add_parser("import", help="import a dataset from its own layout into a manifest",
                         description="KIND: " + ", ".join(IMPORTERS) + ". See bench/importers.py for each layout.")
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from bench.sample import make_sample
+    from moee_bench.bench.sample import make_sample
 
     t = time.perf_counter()
     path = make_sample(args.out, verbose=True)
@@ -57,7 +57,7 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from bench.importers import IMPORTERS
+    from moee_bench.bench.importers import IMPORTERS
 
     root = Path(args.root)
     kw: dict = {}
@@ -83,8 +83,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from bench.manifest import load_manifest
-    from bench.validate import validate_manifest
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.validate import validate_manifest
 
     m = load_manifest(args.manifest, verify_hash=not args.rehash)
     if args.rehash:
@@ -106,8 +106,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _split(args: argparse.Namespace) -> int:
     import csv
 
-    from bench.manifest import load_manifest
-    from bench.splits import make_split, save_split
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.core.splits import make_split, save_split
 
     m = load_manifest(args.manifest)
     ratios = {k: float(v) for k, v in (kv.split("=") for kv in args.ratios.split(","))}

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.errors import BenchError
-    from bench.store import ResultStore
-    from reports.export import export_all
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.store import ResultStore
+    from moee_bench.reports.export import export_all
 
     if not (Path(args.store) / "results.sqlite").is_file():
         raise BenchError(f"no result store at {args.store}; run `moee-bench run` first or pass --store")

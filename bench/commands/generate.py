@@ -47,18 +47,18 @@ def _method_config(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from baselines.registry import build_method
-    from bench.emotions import parse_emotion
-    from bench.errors import BenchError, ClipError
-    from bench.manifest import load_manifest
-    from bench.paths import atomic_write, resolve_inside, safe_name
-    from bench.runner import build_request
-    from bench.splits import clips_of
+    from moee_bench.baselines.registry import build_method
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.errors import BenchError, ClipError
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.core.paths import atomic_write, resolve_inside, safe_name
+    from moee_bench.bench.runner import build_request
+    from moee_bench.bench.core.splits import clips_of
 
     if args.manifest:
         manifest = load_manifest(args.manifest)
     else:
-        from bench.sample import ensure_sample
+        from moee_bench.bench.sample import ensure_sample
 
         manifest = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
     clips = clips_of(manifest, args.split, None)

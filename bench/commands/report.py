@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.errors import BenchError
-    from bench.store import ResultStore
-    from reports.build import write_reports
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.store import ResultStore
+    from moee_bench.reports.build import write_reports
 
     if not (Path(args.store) / "results.sqlite").exists():
         raise BenchError(f"no result store at {args.store}; run `moee-bench run` first")

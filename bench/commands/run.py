@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.runner import run_suite
-    from bench.suite import load_suite
+    from moee_bench.bench.runner import run_suite
+    from moee_bench.bench.suite import load_suite
 
     t = time.perf_counter()
     suite = load_suite(args.suite)

@@ -20,13 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.manifest import load_manifest
-    from bench.throughput import measure
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.throughput import measure
 
     if args.manifest:
         m = load_manifest(args.manifest)
     else:
-        from bench.sample import ensure_sample
+        from moee_bench.bench.sample import ensure_sample
 
         m = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
     cfg = dict(kv.split("=", 1) for kv in args.config)

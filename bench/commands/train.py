@@ -30,13 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.weights import WeightsOptions
-    from moee_ref.train import train
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.moee_ref.train import train
 
     if args.manifest:
         manifest = Path(args.manifest)
     else:
-        from bench.sample import ensure_sample
+        from moee_bench.bench.sample import ensure_sample
 
         manifest = ensure_sample(Path("moee_bench_runs") / "sample")
     weights = WeightsOptions(args.weights_dir, args.allow_unverified_weights)

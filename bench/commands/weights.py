@@ -7,7 +7,7 @@ import hashlib
 import urllib.error
 import urllib.request
 
-from bench.errors import WeightsError
+from moee_bench.bench.core.errors import WeightsError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bench.weights import get_spec, locate, registry, resolve, search_dirs
+    from moee_bench.bench.core.weights import get_spec, locate, registry, resolve, search_dirs
 
     if args.action == "list":
         print(f"{'name':<20}{'file':<42}{'hash':<10}{'present':<9}used by / licence")
@@ -55,8 +55,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fetch(name: str, weights_dir: str | None) -> int:
-    from bench.paths import atomic_write
-    from bench.weights import get_spec, search_dirs
+    from moee_bench.bench.core.paths import atomic_write
+    from moee_bench.bench.core.weights import get_spec, search_dirs
 
     spec = get_spec(name)
     dest = search_dirs(weights_dir)[0] / spec.file

@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import media
-from bench.emotions import BASIC, parse_emotion
-from bench.errors import BenchError, ManifestError
-from bench.manifest import ClipRecord, Manifest, load_manifest
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import BASIC, parse_emotion
+from moee_bench.bench.core.errors import BenchError, ManifestError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 
 FPS = 25.0
 SIZE = 256
@@ -100,7 +100,7 @@ def _crop_face(img: np.ndarray, detector) -> np.ndarray:
 
 
 def _landmarks(img: np.ndarray, detector) -> np.ndarray:
-    from metrics.faces import Landmarks68  # noqa: PLC0415  (faces only wraps packaged detectors)
+    from moee_bench.bench.core.faces import Landmarks68  # noqa: PLC0415  (faces only wraps packaged detectors)
 
     face = detector.detect(img[None])[0]
     if face is None:
@@ -110,9 +110,9 @@ def _landmarks(img: np.ndarray, detector) -> np.ndarray:
 
 def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
     """Generate the sample dataset under ``out_dir`` and return its manifest path (deterministic)."""
-    from bench.sample.face_anim import Puppet
-    from bench.sample.speech import envelope, synthesize
-    from metrics.faces import FaceDetector
+    from moee_bench.bench.sample.face_anim import Puppet
+    from moee_bench.bench.sample.speech import envelope, synthesize
+    from moee_bench.bench.core.faces import FaceDetector
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -164,7 +164,7 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
             if verbose:
                 print(f"  {clip_id}: {n} frames", flush=True)
     manifest = Manifest("moee-bench-sample", out, clips, meta={
-        "generator": "bench.sample.make_sample", "fps": FPS, "size": SIZE,
+        "generator": "moee_bench.bench.sample.make_sample", "fps": FPS, "size": SIZE,
         "faces": {"astronaut": "skimage.data.astronaut (public domain)",
                   "hopper": "matplotlib sample_data/grace_hopper.jpg (public domain)",
                   "cameraman": "skimage.data.camera (CC0)"},

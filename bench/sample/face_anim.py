@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bench.emotions import BASIC
+from moee_bench.bench.core.emotions import BASIC
 
 # iBUG 68-point groups
 JAW_LOW = list(range(5, 12))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from bench.errors import BenchError
+from moee_bench.bench.core.errors import BenchError
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1

@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from syncnet_python.SyncNetInstance import SyncNetInstance
     from syncnet_python.SyncNetModel import S
 
-    from bench.ffmpeg import ensure_ffmpeg_on_path
-    from metrics.sync import jpeg_roundtrip
-    from metrics.syncnet_core import SyncNetScorer
+    from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
+    from moee_bench.metrics.sync import jpeg_roundtrip
+    from moee_bench.metrics.syncnet_core import SyncNetScorer
 
     ensure_ffmpeg_on_path()
     torch.manual_seed(0)

@@ -13,9 +13,9 @@ import random
 from pathlib import Path
 from typing import Mapping
 
-from bench.errors import ManifestError
-from bench.manifest import Manifest
-from bench.paths import atomic_write
+from moee_bench.bench.core.errors import ManifestError
+from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.paths import atomic_write
 
 SCHEMA = "moee-bench/split"
 DEFAULT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from bench.errors import EmotionLabelError
+from moee_bench.bench.core.errors import EmotionLabelError
 
 BASIC: tuple[str, ...] = ("happiness", "sadness", "anger", "disgust", "fear", "surprise")
 NEUTRAL = "neutral"

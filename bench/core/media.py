@@ -21,8 +21,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from bench.errors import MediaError
-from bench.paths import atomic_write
+from moee_bench.bench.core.errors import MediaError
+from moee_bench.bench.core.paths import atomic_write
 
 AUDIO_RATE = 16000
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from bench.emotions import DEFAULT_COMPOUNDS, EmotionSpec, validate_compounds
-from bench.errors import ManifestError
-from bench.paths import atomic_write, resolve_inside
+from moee_bench.bench.core.emotions import DEFAULT_COMPOUNDS, EmotionSpec, validate_compounds
+from moee_bench.bench.core.errors import ManifestError
+from moee_bench.bench.core.paths import atomic_write, resolve_inside
 
 SCHEMA = "moee-bench/manifest"
 SCHEMA_VERSION = 1
@@ -43,7 +43,9 @@ class ClipRecord:
     video: str
     emotion: EmotionSpec
     audio: str | None = None          # None: the video's own audio track
-    ref_image: str | None = None      # None: the first frame of the video
+    ref_image: str | None = None      # None: chosen by bench.core.references.choose_reference
+    ref_source: str | None = None     # how ref_image was chosen: None = set by the user; "neutral:<clip_id>"
+                                      # = derived by an importer from that clip (see bench.core.references)
     fps: float | None = None
     n_frames: int | None = None
     duration: float | None = None
@@ -56,7 +58,7 @@ class ClipRecord:
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"clip_id": self.clip_id, "identity": self.identity, "video": self.video,
                              "emotion": self.emotion.to_dict()}
-        for k in ("audio", "ref_image", "fps", "n_frames", "duration", "intensity", "aus", "text", "split"):
+        for k in ("audio", "ref_image", "ref_source", "fps", "n_frames", "duration", "intensity", "aus", "text", "split"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v
@@ -73,7 +75,7 @@ class ClipRecord:
         emo = EmotionSpec.from_dict(d["emotion"], compounds=compounds, clip_id=cid)
         return ClipRecord(
             clip_id=cid, identity=str(d["identity"]), video=str(d["video"]), emotion=emo,
-            audio=d.get("audio"), ref_image=d.get("ref_image"),
+            audio=d.get("audio"), ref_image=d.get("ref_image"), ref_source=d.get("ref_source"),
             fps=None if d.get("fps") is None else float(d["fps"]),
             n_frames=None if d.get("n_frames") is None else int(d["n_frames"]),
             duration=None if d.get("duration") is None else float(d["duration"]),

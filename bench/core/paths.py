@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from bench.errors import PathEscapeError
+from moee_bench.bench.core.errors import PathEscapeError
 
 
 def resolve_inside(root: str | Path, rel: str | Path, *, clip_id: str | None = None, what: str = "path") -> Path:

@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bench.errors import WeightsError
+from moee_bench.bench.core.errors import WeightsError
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 ENV_VAR = "MOEE_BENCH_WEIGHTS"

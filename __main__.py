@@ -1,0 +1,7 @@
+"""``python -m moee_bench ...`` is the ``moee-bench`` command."""
+
+import sys
+
+from moee_bench.bench.cli import main
+
+sys.exit(main())

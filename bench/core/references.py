@@ -1,0 +1,58 @@
+"""The reference-image policy: which portrait a method and CSIM get for a clip.
+
+The reference must never be a frame of the emotional target clip itself: a method that copies its
+reference would otherwise score the target's expression, identity and pixels for free. The
+policy, in order (the choice and its source are recorded per clip):
+
+1. the manifest's ``ref_image`` (``ref_source`` says whether the user set it or an importer
+   derived it, e.g. ``neutral:<clip_id>``);
+2. the first frame of a neutral clip of the same identity, other than the clip itself (MEAD,
+   RAVDESS, CREMA-D and DH-FaceEmoVid-150 all have one): the lowest clip id of that identity's
+   neutral clips, so every clip of an identity shares one reference;
+3. otherwise the first frame of the target clip itself, with a warning saying that the
+   reference leaks the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
+
+
+@dataclass(frozen=True)
+class ReferenceChoice:
+    """Where a clip's reference portrait comes from: an image file, or frame ``frame`` of ``video``."""
+
+    source: str                    # "manifest" | "manifest:<ref_source>" | "neutral:<clip_id>" | "first-frame:<clip_id>"
+    image: Path | None = None
+    video: Path | None = None
+    frame: int = 0
+    warning: str | None = None
+
+    @property
+    def leaks_target(self) -> bool:
+        return self.source.startswith("first-frame:")
+
+
+def neutral_donor(manifest: Manifest, clip: ClipRecord) -> ClipRecord | None:
+    """The neutral clip of ``clip``'s identity whose first frame serves as its reference (never ``clip``)."""
+    donors = sorted((c for c in manifest.clips
+                     if c.identity == clip.identity and c.clip_id != clip.clip_id and c.emotion.kind == "neutral"),
+                    key=lambda c: c.clip_id)
+    return donors[0] if donors else None
+
+
+def choose_reference(manifest: Manifest, clip: ClipRecord) -> ReferenceChoice:
+    """Apply the policy of this module to one clip."""
+    if clip.ref_image:
+        src = "manifest" if clip.ref_source is None else f"manifest:{clip.ref_source}"
+        return ReferenceChoice(src, image=manifest.media_path(clip, "ref_image"))
+    donor = neutral_donor(manifest, clip)
+    if donor is not None:
+        return ReferenceChoice(f"neutral:{donor.clip_id}", video=manifest.media_path(donor, "video"))
+    return ReferenceChoice(f"first-frame:{clip.clip_id}", video=manifest.media_path(clip, "video"),
+                           warning=f"clip {clip.clip_id}: no reference image and no other neutral clip of identity "
+                                   f"{clip.identity}: the reference is the target clip's own first frame, which leaks "
+                                   "the target (expression, pixels) into methods that copy it and into CSIM")

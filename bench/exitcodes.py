@@ -1,0 +1,12 @@
+"""The exit codes of every ``moee-bench`` command (documented in the README)."""
+
+from __future__ import annotations
+
+OK = 0                 # success
+REGRESSION = 1         # ``compare``: a significant regression was found
+USAGE = 2              # usage error or bad input (nothing was computed)
+FAILED_CLIPS = 3       # finished and wrote everything, but some clip's generation or metric errored
+                       # (``no_face``/``too_short``/``no_audio`` statuses are not failures); ``score``
+                       # whose every clip failed also exits with this code
+METRIC_MISSING = 4     # ``compare``: a metric of the base run is missing from the new run
+INTERRUPTED = 130      # Ctrl-C: finished work is kept and a re-run resumes
