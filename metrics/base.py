@@ -93,6 +93,7 @@ class Metric(abc.ABC):
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
     higher_is_better: ClassVar[Mapping[str, bool]]  # per key
     needs_gt: ClassVar[bool] = False
+    uses_gt: ClassVar[bool] = False                 # scores GT frames when the clip has a GT video (not required)
     needs_audio: ClassVar[bool] = False
     needs_ref: ClassVar[bool] = False
     needs_emotion: ClassVar[bool] = False

@@ -78,7 +78,7 @@ def file_hash(path: Path) -> str:
 
 def cache_key(metric: Metric, clip: ClipInput, fps: float, size: tuple[int, int] | None) -> str:
     parts = {"f": metric.feature_id(), "fps": fps, "size": size, "pred": file_hash(clip.pred),
-             "gt": file_hash(clip.gt) if (clip.gt and metric.needs_gt) else None,
+             "gt": file_hash(clip.gt) if (clip.gt and (metric.needs_gt or metric.uses_gt)) else None,
              "audio": file_hash(clip.audio) if (clip.audio and metric.needs_audio) else None,
              "ref": file_hash(clip.ref_image) if (clip.ref_image and metric.needs_ref) else None,
              "emo": clip.emotion.to_dict() if (clip.emotion and metric.needs_emotion) else None}
@@ -177,7 +177,7 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
     t0 = time.perf_counter()
     out = ClipOutcome(clip.clip_id)
     try:
-        use_gt = clip.gt is not None and any(m.needs_gt for m in metrics)
+        use_gt = clip.gt is not None and any(m.needs_gt or m.uses_gt for m in metrics)
         for m in metrics:
             if m.needs_gt and clip.gt is None:
                 out.status[m.name] = "no_gt"
