@@ -57,6 +57,7 @@ class ClipContext:
     audio: np.ndarray | None = None       # float32 mono, 16 kHz
     audio_source: str | None = None       # "driving" | "video"
     notes: list[str] = field(default_factory=list)
+    feature_keys: dict[str, str] = field(default_factory=dict)   # metric -> feature cache key (when cached)
 
     @property
     def clip_id(self) -> str:

@@ -21,6 +21,9 @@ METRICS: dict[str, str] = {
     "sync": "moee_bench.metrics.sync:Sync",
     "emotion": "moee_bench.metrics.emotion:Emotion",
     "dynamics": "moee_bench.metrics.dynamics:Dynamics",
+    "kid": "moee_bench.metrics.kid:KID",
+    "kvd": "moee_bench.metrics.kid:KVD",
+    "flmd": "moee_bench.metrics.flmd:FLMD",
 }
 
 
