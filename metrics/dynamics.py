@@ -129,7 +129,7 @@ class Dynamics(Metric):
 
     def config(self) -> dict[str, Any]:
         return {"definitions": "THEval (Newbyl/THEval cfe23fe), deviations in metrics/dynamics_defs.py",
-                **self.backend.describe(), "head_pose": "cv2.solvePnP, 6 landmarks, generic 3D face, f = width",
+                **self.backend.describe(), "head_pose": "cv2.solvePnP (SQPnP), 6 landmarks, generic 3D face, f = width",
                 "vad": self._vad_info, "audio": "driving audio (else the video's track), 16 kHz mono",
                 "rms": "50 ms frames and hop, centred, interpolated at frame times"}
 

@@ -210,7 +210,7 @@ def build_backend(name: str, device: str = "cpu") -> LandmarkBackend:
 def head_pose(points: np.ndarray, scheme: Scheme, size: tuple[int, int]) -> np.ndarray:
     """``(n, 3)`` pitch, yaw, roll in degrees from 2D landmarks (NaN where missing).
 
-    ``cv2.solvePnP`` (iterative) of :data:`FACE_3D` against the scheme's six pose points, pinhole camera
+    ``cv2.solvePnP`` (SQPnP) of :data:`FACE_3D` against the scheme's six pose points, pinhole camera
     with focal length = frame width, principal point at the frame centre, no distortion; angles from
     ``cv2.RQDecomp3x3`` of the rotation matrix. A stand-in for THEval's FaceXFormer pose network (not
     available offline): same units (degrees), different estimator."""
@@ -224,7 +224,9 @@ def head_pose(points: np.ndarray, scheme: Scheme, size: tuple[int, int]) -> np.n
         img = p[idx]
         if not np.isfinite(img).all():
             continue
-        ok, rvec, _ = cv2.solvePnP(FACE_3D, img.reshape(-1, 1, 2), cam, np.zeros(4), flags=cv2.SOLVEPNP_ITERATIVE)
+        # SQPNP: the global minimum of the reprojection error (the iterative solver from scratch flips to the
+        # mirrored solution on some MediaPipe frames: pitch/roll jumps of tens of degrees)
+        ok, rvec, _ = cv2.solvePnP(FACE_3D, img.reshape(-1, 1, 2), cam, np.zeros(4), flags=cv2.SOLVEPNP_SQPNP)
         if not ok:
             continue
         rot, _ = cv2.Rodrigues(rvec)
