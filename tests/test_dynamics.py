@@ -220,3 +220,38 @@ def test_dynamics_metric_closeness_and_exact_merge():
         assert ref[k] == pytest.approx((vals[0][k] + vals[1][k] + vals[2][k]) / 3)
     assert ref["dynamics_score"] == pytest.approx(np.mean([ref[f"{k}_closeness"] for k in THEVAL_KEYS]))
     assert ref["lip_dynamics_n"] == 3 and ref["lip_dynamics_n_paired"] == 2
+
+
+@pytest.mark.slow
+def test_score_path_on_a_real_face_with_speech(tmp_path):
+    """The user path: video + driving audio through the evaluator, real MTCNN + dlib + Silero VAD weights.
+    GT = the same video, so every defined closeness is exactly 1 and the per-clip values match their GT twins."""
+    import cv2
+    import skimage.data
+
+    from moee_bench.bench.core import media
+    from moee_bench.bench.sample.speech import synthesize
+    from moee_bench.metrics.evaluate import ClipInput, evaluate
+    from moee_bench.metrics.registry import build_metrics
+
+    img = skimage.data.astronaut()[::2, ::2]
+    frames = []
+    for t in range(40):
+        z = 1 + 0.06 * np.sin(t / 3)
+        m = cv2.getRotationMatrix2D((128, 128), 3 * np.sin(t / 5), z)
+        frames.append(cv2.warpAffine(img, m, (256, 256), borderMode=cv2.BORDER_REPLICATE))
+    speech = np.asarray(synthesize("Hello, a short test."), np.float32)[:16000]
+    audio = np.concatenate([speech, np.zeros(16000 * 2, np.float32)])[: 16000 * 40 // 25]
+    vid = media.write_video(tmp_path / "v.mp4", [np.stack(frames)], 25, audio=audio)
+    (m,), unavailable = build_metrics(["dynamics"])
+    assert not unavailable
+    res = evaluate([ClipInput("c", vid, vid)], [m], progress=False)
+    out = res.clips[0]
+    assert out.status["dynamics"] == "ok", out.messages
+    for k in ("lip_dynamics", "head_dynamics", "eyebrow_dynamics", "lip_loudness_dist"):
+        assert np.isfinite(out.values[k]) and out.values[k] == out.values[f"{k}_gt"]
+    assert out.values["head_dynamics"] > 0
+    assert res.metrics["lip_dynamics_closeness"] == 1.0
+    assert all(v == 1.0 for k, v in res.metrics.items() if k.endswith("_closeness") and v is not None)
+    proto = res.protocol["metrics"]["dynamics"]
+    assert proto["vad"]["verified"] and "dlib" in proto["landmarks"]
