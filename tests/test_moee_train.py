@@ -21,12 +21,14 @@ STEPS = 40
 def stages(sample_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("moee")
     logs: list[str] = []
-    r0 = train("tiny", stage=0, manifest=sample_manifest, out_dir=root / "s0", steps=STEPS, log=logs.append)
+    cache = root / "clip_cache"
+    r0 = train("tiny", stage=0, manifest=sample_manifest, out_dir=root / "s0", steps=STEPS, log=logs.append,
+               clip_cache=cache)
     assert r0.fixed_batch_after < 0.8 * r0.fixed_batch_before, (r0.fixed_batch_before, r0.fixed_batch_after)
     r1 = train("tiny", stage=1, manifest=sample_manifest, out_dir=root / "s1", init=r0.checkpoint, steps=STEPS,
-               log=logs.append)
+               log=logs.append, clip_cache=cache)
     r2 = train("tiny", stage=2, manifest=sample_manifest, out_dir=root / "s2", init=r1.checkpoint, steps=STEPS,
-               log=logs.append)
+               log=logs.append, clip_cache=cache)
     return root, r1, r2, logs, r0
 
 
@@ -188,7 +190,7 @@ def test_clip_cache_is_reused_and_memory_mapped(sample_manifest: Path, tmp_path:
     ids = ["hopper_anger", "hopper_neutral"]
     first = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")}
-    assert len(stamps) == 6
+    assert len(stamps) == 8                                   # frames, audio, ref, emotion audio per clip
     again = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")} == stamps     # nothing re-prepared
     assert isinstance(again[0].frames, np.memmap)
