@@ -21,6 +21,7 @@ from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState
 from moee_bench.bench.core.faces import FaceDetector, Landmarks68
 
 SIZE = 256
+LANDMARKS = ("dlib", "fan")            # ``akd_landmarks`` values
 
 
 def landmarks_256(frames: np.ndarray, detector: FaceDetector | None, lm68) -> np.ndarray:
@@ -65,6 +66,7 @@ class _Extractor:
 
 class AKD(Metric):
     name = "akd"
+    reference = "FOMM pose-evaluation cmp_kp.py on dlib 68 landmarks (akd_landmarks=fan: face-alignment FAN)"
     keys = ("akd",)
     higher_is_better = {"akd": False}
     needs_gt = True
@@ -82,7 +84,7 @@ class AKD(Metric):
             self.detector = None
             self.lm68 = FANLandmarks(options.weights, device)
         else:
-            raise ValueError(f"akd_landmarks must be 'dlib' or 'fan', got {self.backend!r}")
+            raise ValueError(f"akd_landmarks must be one of {LANDMARKS}, got {self.backend!r}")
         super().__init__()
 
     def reset(self) -> None:

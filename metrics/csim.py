@@ -92,6 +92,7 @@ class _Extractor:
 
 class CSIM(FrameMeanMetric):
     name = "csim"
+    reference = "ArcFace IR-SE50 (facexlib) cosine similarity, reference image vs frames"
     keys = ("csim",)
     higher_is_better = {"csim": True}
     needs_ref = True

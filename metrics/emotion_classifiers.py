@@ -54,15 +54,14 @@ input size with PIL bilinear filtering. Grey conversion, if any, is done by the 
 from __future__ import annotations
 
 import abc
-import importlib.util
 import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, sha256_file
+from moee_bench.bench.core.weights import (ResolvedWeights, WeightsOptions, get_spec, load_into, package_file,
+                                           sha256_file)
 
 
 MEASURED_FER = ("4 of 5 real labelled clips (80 %) with its matched crop, 3 of 5 with the shared crop; clips: the MEAD-style "
@@ -155,12 +154,11 @@ def resolve_package_weights(name: str, options: WeightsOptions | None = None) ->
     spec = get_spec(name)
     if spec.format != "package":
         raise WeightsError(f"weights {name!r} are not shipped in a package (format {spec.format!r})")
-    pkg, _, rel = spec.file.partition("/")
-    found = importlib.util.find_spec(pkg)
-    if found is None or not found.submodule_search_locations:
+    pkg = spec.file.partition("/")[0]
+    path = package_file(spec)
+    if path is None:
         raise WeightsError(f"weights {name!r} ship inside the Python package {pkg!r}, which is not installed; "
                            f"{spec.notes or 'install it'}")
-    path = Path(list(found.submodule_search_locations)[0]) / rel
     if not path.is_file():
         raise WeightsError(f"weights {name!r}: {path} is missing from the installed {pkg!r} package; reinstall it ({spec.url})")
     digest = sha256_file(path)

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from moee_bench.bench.commands._metric_flags import add_metric_flags, metric_params
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite: generate missing videos, score, store, report (resumable)",
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed clip")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
+    add_metric_flags(p)
     p.set_defaults(func=_run)
 
 
@@ -27,6 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     suite = load_suite(args.suite)
+    suite.override_params(metric_params(args, list(suite.metrics)))
     s = run_suite(suite, Path(args.out), weights_dir=args.weights_dir, allow_unverified=args.allow_unverified_weights,
                   device=args.device, fail_fast=args.fail_fast, report=not args.no_report)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")

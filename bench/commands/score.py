@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from moee_bench.bench.commands._metric_flags import add_metric_flags, metric_params
 from moee_bench.bench.core.errors import BenchError
 
 
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric parameter, repeatable")
+    add_metric_flags(p)
     p.set_defaults(func=_score)
 
 
@@ -46,6 +47,7 @@ def _score(args: argparse.Namespace) -> int:
     from moee_bench.metrics.registry import MetricOptions, build_metrics
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    params: dict = {"psnr_mode": args.psnr_mode, **metric_params(args, names)}
     pairs, warn = pair_folders(Path(args.pred), Path(args.gt) if args.gt else None)
     if not pairs:
         raise BenchError(f"no .mp4 files in {args.pred}")
@@ -61,10 +63,6 @@ def _score(args: argparse.Namespace) -> int:
             c.audio = m.media_path(rec, "audio") if rec.audio else None
             c.ref_image = m.media_path(rec, "ref_image") if rec.ref_image else None
             c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
-    params: dict = {"psnr_mode": args.psnr_mode}
-    for kv in args.param:
-        k, _, v = kv.partition("=")
-        params[k] = v
     wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "

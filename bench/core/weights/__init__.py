@@ -130,9 +130,25 @@ def missing_message(spec: WeightSpec, weights_dir: str | Path | None = None) -> 
             f"licence: {spec.licence}.")
 
 
+def package_file(spec: WeightSpec) -> Path | None:
+    """Where a ``format = "package"`` file (``file`` = ``<package>/<path inside it>``) lies in the installed package,
+    whether or not it exists; None when the package is not installed (found without importing it)."""
+    import importlib.util
+
+    pkg, _, rel = spec.file.partition("/")
+    found = importlib.util.find_spec(pkg)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0]) / rel
+
+
 def locate(name: str, weights_dir: str | Path | None = None) -> Path | None:
-    """The first existing file for ``name`` in :func:`search_dirs`, or None."""
+    """The first existing file for ``name`` in :func:`search_dirs` (in its installed package for ``format = "package"``),
+    or None."""
     spec = get_spec(name)
+    if spec.format == "package":
+        p = package_file(spec)
+        return p if p is not None and p.is_file() else None
     for d in search_dirs(weights_dir):
         p = d / spec.file
         if p.is_file():
