@@ -19,6 +19,7 @@ class GroundTruth(Method):
 
     name = "ground-truth"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -35,6 +36,7 @@ class Static(Method):
 
     name = "static"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"none"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -58,6 +60,7 @@ class Precomputed(Method):
 
     name = "precomputed"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -201,9 +201,10 @@ class SuiteRunner:
         return gen
 
     def record_throughput(self, gen: Generation) -> None:
-        """Store the method's generation speed over every rank (only when something was generated)."""
+        """Store the method's generation speed over every rank (only when something was generated, and only for
+        methods that generate: ground truth, static and precomputed videos have no generation speed)."""
         tot = [sum(x) for x in zip(*self.dist.gather((gen.seconds, gen.frames, gen.n_generated)))]
-        if not tot[2] or self.dist.rank != 0:
+        if not tot[2] or self.dist.rank != 0 or not self.meta["methods"][gen.spec.label].get("generates", True):
             return
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         self.store.put_throughput(self.run_id, gen.spec.label, device=device_name(self.device),

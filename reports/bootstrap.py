@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def percentile_ci_method(n_boot: int = 1000, level: float = 0.95, what: str = "clips") -> str:
+    """How :func:`mean_ci` (and the other resampling CIs here) are made, in words, for tables and charts."""
+    return f"{level:.0%} percentile bootstrap over {what} ({n_boot} resamples)"
+
+
 def mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile CI of the mean of per-clip ``values`` (NaNs dropped)."""
     v = np.asarray(values, np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from moee_bench.metrics.keys import KEYS
-from moee_bench.reports.bootstrap import mean_ci, set_metric_ci
+from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
@@ -42,18 +42,23 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
             v = a[key]
             row[key] = None if pd.isna(v) else float(v)
             info = KEYS.get(key)
+            row[f"{key}_ci_method"] = "none (set-level; --set-bootstrap N)" if info and info.kind == "set" else "none"
             if key in ("kid", "kvd") and row[key] is not None and f"{key}_se" in a.index and not pd.isna(a[f"{key}_se"]):
                 row[f"{key}_ci"] = (row[key] - 1.96 * float(a[f"{key}_se"]), row[key] + 1.96 * float(a[f"{key}_se"]))
+                row[f"{key}_ci_method"] = "±1.96 standard errors (Bińkowski et al.)"
             if key == "dynamics_score" and row[key] is not None and not c.empty:
                 row[f"{key}_ci"] = closeness_cis(c, n_boot=300).get(key, (np.nan, np.nan))
+                row[f"{key}_ci_method"] = percentile_ci_method(300)
             if info and info.kind == "set" and set_bootstrap > 0 and row[key] is not None:
                 ci = set_metric_ci(store, run_id, method, key, n_boot=set_bootstrap)
                 if ci is not None:
                     row[f"{key}_ci"] = ci
+                    row[f"{key}_ci_method"] = percentile_ci_method(set_bootstrap) + ", recomputed from cached features"
             if info and info.kind == "clip_mean" and key in c.columns:
                 vals = c[key].to_numpy(dtype=float)
                 row[f"{key}_n"] = int(np.isfinite(vals).sum())
                 row[f"{key}_ci"] = mean_ci(vals)
+                row[f"{key}_ci_method"] = percentile_ci_method()
         rows.append(row)
     return pd.DataFrame(rows)
 
