@@ -1,8 +1,13 @@
 """Every result key the suite reports: its direction, display name, and how it aggregates.
 
-``clip_mean``: the aggregate is the mean of per-clip values (bootstrap by resampling clips).
+``clip_mean``: the aggregate is a mean of per-clip values (bootstrap by resampling clips). When
+``weight`` names a per-clip key (the clip's number of scored frames), the aggregate is the
+frame-weighted mean (the mean over every frame of every clip) and its CI bootstraps that same
+weighted estimator.
 ``set``: the aggregate is computed over the whole set of clips (FID, FVD: bootstrap by
 recomputing from cached features).
+``gt_aligned``: compared pixel- or landmark-wise with the full GT frames (not comparable for a method
+that re-crops the face).
 """
 
 from __future__ import annotations
@@ -19,17 +24,19 @@ class KeyInfo:
     higher_is_better: bool
     kind: str = "clip_mean"      # clip_mean | set
     fmt: str = "{:.3f}"
+    weight: str | None = None    # per-clip key holding the clip's weight in the aggregate (frame-weighted means)
+    gt_aligned: bool = False
 
 
 KEYS: dict[str, KeyInfo] = {k.key: k for k in [
     KeyInfo("fid", "FID", False, "set", "{:.2f}"),
-    KeyInfo("fvd", "FVD", False, "set", "{:.2f}"),
-    KeyInfo("lpips", "LPIPS", False),
-    KeyInfo("psnr", "PSNR", True, fmt="{:.2f}"),
-    KeyInfo("psnr_dataset", "PSNR (dataset)", True, "set", "{:.2f}"),
-    KeyInfo("ssim", "SSIM", True),
-    KeyInfo("csim", "CSIM", True),
-    KeyInfo("akd", "AKD", False),
+    KeyInfo("fvd", "FVD", False, "set", "{:.2f}", gt_aligned=True),
+    KeyInfo("lpips", "LPIPS", False, weight="lpips_nframes", gt_aligned=True),
+    KeyInfo("psnr", "PSNR", True, fmt="{:.2f}", weight="psnr_nframes", gt_aligned=True),
+    KeyInfo("psnr_dataset", "PSNR (dataset)", True, "set", "{:.2f}", gt_aligned=True),
+    KeyInfo("ssim", "SSIM", True, weight="ssim_nframes", gt_aligned=True),
+    KeyInfo("csim", "CSIM", True, weight="csim_nframes"),
+    KeyInfo("akd", "AKD", False, weight="akd_nframes", gt_aligned=True),
     KeyInfo("sync_c", "Sync-C", True),
     KeyInfo("sync_d", "Sync-D", False),
     KeyInfo("emotion_acc", "Emo-Acc", True),
@@ -44,3 +51,6 @@ KEYS: dict[str, KeyInfo] = {k.key: k for k in [
 
 def key_info(key: str) -> KeyInfo | None:
     return KEYS.get(key)
+
+
+GT_ALIGNED_KEYS: tuple[str, ...] = tuple(k for k, i in KEYS.items() if i.gt_aligned)
