@@ -24,7 +24,7 @@ from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
 from moee_bench.bench.store import ResultStore
 
-VISUAL = '["psnr", "ssim", "lpips", "fid", "fvd"]'
+VISUAL = '["psnr", "ssim", "lpips", "fvd"]'          # FID (a 2048-d sqrtm per value) in the slow test
 
 
 def _smooth(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -68,26 +68,29 @@ def _run_store(out: Path) -> tuple[ResultStore, str]:
 
 
 # ------------------------------------------------------------------------------------ the end-to-end suite
-@pytest.fixture(scope="module")
-def e2e(tmp_path_factory, reference_format_weights):
+def _e2e(d: Path, weights: Path, metrics: str) -> dict:
     """One suite (ground-truth + precomputed) and one ``score`` of the same precomputed folder, random weights in
     the reference formats. c00's pred conforms (25 fps, GT size); c01's is 30 fps and 80x96 and longer than its GT."""
-    d = tmp_path_factory.mktemp("e2e")
     rng = np.random.default_rng(0)
-    gts = {"c00": _smooth(rng, 24, 64, 64), "c01": _smooth(rng, 24, 64, 64)}
+    gts = {"c00": _smooth(rng, 17, 64, 64), "c01": _smooth(rng, 17, 64, 64)}      # FVD needs 16 frames
     m = _manifest(d / "ds", [(cid, "id0", "happy", fr, True) for cid, fr in gts.items()])
     pre = d / "pre"
     noisy = np.clip(gts["c00"].astype(int) + rng.integers(-20, 20, gts["c00"].shape), 0, 255).astype(np.uint8)
     media.write_video(pre / "c00.mp4", [noisy], 25)
-    media.write_video(pre / "c01.mp4", [_smooth(rng, 36, 80, 96)], 30)
-    w = str(reference_format_weights)
+    media.write_video(pre / "c01.mp4", [_smooth(rng, 24, 80, 96)], 30)                # 20 frames at 25 fps
+    w = str(weights)
     s = _suite(d / "s.toml", m, f'[[methods]]\nname = "ground-truth"\n[[methods]]\nname = "precomputed"\nfolder = "{pre}"\n',
-               VISUAL)
+               metrics)
     rc_run = main(["run", "--suite", str(s), "--out", str(d / "out"), "--weights-dir", w, "--allow-unverified-weights"])
-    rc_score = main(["score", "--pred", str(pre), "--manifest", str(m), "--metrics", "psnr,ssim,lpips,fid,fvd",
+    rc_score = main(["score", "--pred", str(pre), "--manifest", str(m), "--metrics", ",".join(json.loads(metrics)),
                      "--json", str(d / "score.json"), "--weights-dir", w, "--allow-unverified-weights"])
     return {"dir": d, "rc_run": rc_run, "rc_score": rc_score, "score": json.loads((d / "score.json").read_text()),
             "out": d / "out", "manifest": m, "pre": pre}
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory, reference_format_weights):
+    return _e2e(tmp_path_factory.mktemp("e2e"), reference_format_weights, VISUAL)
 
 
 def test_run_and_score_give_identical_values_and_ground_truth_is_exact(e2e):
@@ -103,7 +106,7 @@ def test_run_and_score_give_identical_values_and_ground_truth_is_exact(e2e):
     for cid in ("c00", "c01"):
         for k in keys:
             assert clips.loc[("precomputed", cid), k] == score[cid][k], (cid, k)    # identical, not close
-    for k in ("psnr", "psnr_dataset", "ssim", "lpips", "fid", "fvd"):
+    for k in ("psnr", "psnr_dataset", "ssim", "lpips", "fvd"):
         assert agg[("precomputed", k)] == pytest.approx(e2e["score"]["metrics"][k], rel=1e-12, abs=0), k
     # the pred was stored as given: the same compressed video, no re-encode, no resize
     assert "stream copy" in gens["c00"]["video"] and "resize" not in gens["c00"]
@@ -112,8 +115,17 @@ def test_run_and_score_give_identical_values_and_ground_truth_is_exact(e2e):
     # ground truth against itself: exact
     assert agg[("ground-truth", "psnr")] == 100.0 and agg[("ground-truth", "ssim")] == 1.0
     assert agg[("ground-truth", "lpips")] == 0.0
+    assert agg[("ground-truth", "psnr_capped_frames")] == 34
+
+
+@pytest.mark.slow
+def test_fid_through_run_equals_score_and_ground_truth_fid_is_zero(tmp_path, reference_format_weights):
+    r = _e2e(tmp_path, reference_format_weights, '["fid"]')
+    st, rid = _run_store(r["out"])
+    with st:
+        agg = st.aggregates(rid).set_index(["method", "key"])["value"]
+    assert agg[("precomputed", "fid")] == pytest.approx(r["score"]["metrics"]["fid"], rel=1e-12, abs=0)
     assert abs(agg[("ground-truth", "fid")]) < 1e-3
-    assert agg[("ground-truth", "psnr_capped_frames")] == 48
 
 
 def test_conversion_happens_once_with_the_named_kernel(e2e, tmp_path):
@@ -137,20 +149,20 @@ def test_caveats_are_stored_with_the_aggregate_and_shown(e2e):
     with st:
         extra = {(m, k): json.loads(e or "{}") for m, k, e in zip(*(st.aggregates(rid)[c] for c in ("method", "key", "extra")))}
         run = st.runs()[-1]
-    assert "rank-deficient" in extra[("precomputed", "fid")]["warning"]
+    assert "rank-deficient" in extra[("precomputed", "fvd")]["warning"]
     assert "unverified" in extra[("precomputed", "lpips")]["unverified"]
     assert extra[("precomputed", "fvd")]["fvd_clip_rule"] == "styleganv"
     items = extra[("precomputed", "caveats")]["items"]
     assert any("1 of 2 clips: length truncated" in x for x in items)
     assert any("1 of 2 clips: frame rate resampled" in x for x in items)
-    assert any(w.startswith("UserWarning: FID over") for w in run["meta"]["warnings"]["precomputed"])   # not muted
+    assert any(w.startswith("UserWarning: FVD over") for w in run["meta"]["warnings"]["precomputed"])   # not muted
     md = (e2e["out"] / "report" / "LEADERBOARD.md").read_text()
     html = (e2e["out"] / "report" / "report.html").read_text()
     for text in (md, html):
         assert "rank-deficient" in text and "length truncated" in text and "frame rate resampled" in text
         assert "unverified weights" in text
     line = next(ln for ln in md.splitlines() if ln.startswith("| `precomputed`"))
-    assert "†" in line                                       # the FID cell is flagged in the table itself
+    assert "†" in line                                       # the FVD cell is flagged in the table itself
     r = main(["compare", str(e2e["out"] / "store"), str(e2e["out"] / "store"), "--out", str(e2e["dir"] / "cmp.md")])
     cmp = (e2e["dir"] / "cmp.md").read_text()
     assert r == exitcodes.OK and "length truncated" in cmp and "unverified" in cmp

@@ -30,11 +30,9 @@ def pairs(tmp_path_factory) -> tuple[list[ClipInput], list[tuple[np.ndarray, np.
 
 
 @pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> Path:
+def random_weights(reference_format_weights) -> Path:
     """Random-initialised backbones saved under the registry file names (as their reference code saves them)."""
-    from conftest import write_visual_weights
-
-    return write_visual_weights(tmp_path_factory.mktemp("weights"))
+    return reference_format_weights
 
 
 def _opts(wdir: Path) -> MetricOptions:
