@@ -31,12 +31,12 @@ from moee_bench.bench.provenance import device_name, environment
 from moee_bench.bench.store import ResultStore
 from moee_bench.bench.suite import MethodSpec, Suite
 from moee_bench.metrics.base import Metric
+from moee_bench.metrics.evaluate import BUG_ERRORS
 from moee_bench.metrics.keys import GT_ALIGNED_KEYS
 
 
 # per-clip statuses that describe the clip, not a failure: they never make ``run`` exit with FAILED_CLIPS
 BENIGN_STATUSES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "no_label", "missing", "unavailable"})
-BUG_ERRORS = (AttributeError, TypeError, NameError)     # code bugs propagate; never a clip's status
 
 
 @dataclass
@@ -111,7 +111,6 @@ class Generation:
     load_seconds: float | None = None        # model load, measured apart (None: the method has no load step)
     child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (bench.throughput.child_usage)
     recrops_face: bool = False
-    config_hash: str = ""
 
 
 class SuiteRunner:
@@ -203,7 +202,7 @@ class SuiteRunner:
         self.meta["methods"][spec.label] = method.describe()
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label),
-                         recrops_face=bool(method.capabilities.recrops_face), config_hash=chash)
+                         recrops_face=bool(method.capabilities.recrops_face))
         loaded = False
         norms: list[dict[str, Any]] = []
         from moee_bench.bench.throughput import child_usage, reset_device_peak

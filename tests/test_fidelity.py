@@ -354,6 +354,25 @@ def test_subprocess_peak_rss_is_the_childs_and_unmeasured_is_not_zero(tmp_path):
     assert rc == -9
 
 
+def test_subprocess_gpu_peak_is_queried_for_the_childs_process_tree(tmp_path, monkeypatch):
+    """nvidia-smi's per-process memory, summed over the method's process tree (a stand-in nvidia-smi here)."""
+    from moee_bench.baselines.process import run_measured
+
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text(f"#!{sys.executable}\nimport psutil\n"
+                    "for p in psutil.process_iter(['pid', 'cmdline']):\n"
+                    "    if any('gpu_marker' in c for c in (p.info['cmdline'] or [])):\n"
+                    "        print(f\"{p.info['pid']}, 1536\")\n"
+                    "print('1, 99999')\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{__import__('os').environ['PATH']}")
+    with open(tmp_path / "log.txt", "wb") as log:
+        rc, stats = run_measured([sys.executable, "-c", "import time; time.sleep(2.5)  # gpu_marker"], cwd=tmp_path,
+                                 stdout=log, timeout=60)
+    assert rc == 0 and stats["child_gpu_peak_bytes"] == 1536 * 2**20 and "nvidia-smi" in stats["child_gpu_peak"]
+
+
 def test_throughput_reports_model_load_apart_or_says_not_measured(tmp_path):
     st = ResultStore(tmp_path / "store")
     st.put_run("r", meta={})
