@@ -22,7 +22,8 @@ Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``
       safetensors.torch.save_file({k: v.contiguous() for k, v in m.state_dict().items()},
                                   "hsemotion_enet_b0_8_best_vgaf.safetensors")
 
-  and put the result in the weights folder (see ``bench/weights/catalog/emotion.toml``).
+  put the result in the weights folder (see ``bench/core/weights/catalog/emotion.toml``), and lock it
+  with ``moee-bench weights fetch hsemotion_enet_b0_8_best_vgaf`` (no digest is published for it).
 * ``emotion_fan``: Emotion-FAN (Meng et al., ICIP 2019) as used by EAT's MEAD evaluation: a
   ResNet-18 frame encoder, self-attention weights alpha_i = sigmoid(w.f_i), a clip vector
   v' = sum(alpha f)/sum(alpha), relation weights beta_i = sigmoid(w'.[f_i, v']), and the clip
