@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -70,6 +71,22 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     return f"**{s}**" if best is not None and v == best else s
 
 
+def unverified_warning(meta: dict) -> str:
+    """The run's unverified-weights warning (per metric; a run stored before per-metric records: whole run)."""
+    bad = meta.get("unverified_weights")
+    if not bad:
+        return ""
+    if bad is True:
+        return "computed with unverified weights; not comparable"
+    return (", ".join(f"`{m}`" for m in bad) + " computed with unverified weights (digest matches neither the "
+            "registry, the lock nor a --trust pin); not comparable")
+
+
+def weight_note(f: dict) -> str:
+    """One weight file of a metric: registry name, file name, full sha256 and how it was trusted."""
+    return f"`{f.get('name')}` {Path(str(f.get('file', ''))).name} sha256 `{f.get('sha256')}` ({f.get('trust', '?')})"
+
+
 def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bootstrap: int = 0) -> str:
     runs = {r["run_id"]: r for r in store.runs()}
     ids = run_ids or list(runs)
@@ -105,13 +122,16 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
             out.append("| " + " | ".join(cells) + " |")
         out += [""] + render_markdown_sections(store.clip_table(rid))
         out += ["", "Protocol notes:", ""]
-        if meta.get("unverified_weights"):
-            out.append("- **WARNING: computed with unverified weights** (hash mismatch allowed); not comparable.")
+        warn = unverified_warning(meta)
+        if warn:
+            out.append(f"- **WARNING: {warn}**")
         for name, why in (meta.get("metrics_unavailable") or {}).items():
-            out.append(f"- `{name}` not computed: {why.split('. Put it at')[0]}.")
+            out.append(f"- `{name}` not computed: {str(why).splitlines()[0] if why else ''}")
         for name, proto in (meta.get("protocol") or {}).items():
             short = {k: v for k, v in proto.items() if k not in ("metric",) and not str(k).endswith("sha256")}
             out.append(f"- `{name}`: " + json.dumps(short, default=str))
+        for name, files in (meta.get("weights_by_metric") or {}).items():
+            out.append(f"- `{name}` weights: " + "; ".join(weight_note(f) for f in files))
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
                 f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
     return "\n".join(out) + "\n"

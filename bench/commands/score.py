@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", help="dataset manifest: GT video, driving audio, reference image and emotion per clip id")
     p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,kid,kvd,csim,akd,sync,emotion,dynamics,flmd")
     p.add_argument("--json", required=True, help="output JSON file")
-    p.add_argument("--weights-dir", help="folder searched first for weight files")
-    p.add_argument("--allow-unverified-weights", action="store_true",
-                   help="accept weight files whose sha256 does not match the registry (results are marked unverified)")
+    add_weights_arguments(p)
     p.add_argument("--fps", type=float, default=25.0, help="evaluation frame rate (timestamp resampling; default 25)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default: GT resolution)")
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
@@ -39,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.metrics.evaluate import evaluate, pair_folders
     from moee_bench.bench.provenance import environment
     from moee_bench.bench.store import FeatureStore
@@ -65,10 +63,10 @@ def _score(args: argparse.Namespace) -> int:
     for kv in args.param:
         k, _, v = kv.partition("=")
         params[k] = v
-    wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
+    wopts = options_from_args(args)
     if args.allow_unverified_weights:
-        print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
-              "marked unverified", file=sys.stderr)
+        print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
+              "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
     metrics, unavailable = build_metrics(names, opts)
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
@@ -81,8 +79,9 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
-    out["protocol"].update({**environment(args.device), "weights": [r.provenance() for r in wopts.used],
-                            "unverified_weights": wopts.any_unverified, "pairing_warnings": warn,
+    out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
+                            "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
+                            "pairing_warnings": warn,
                             "warnings": sorted({str(w.message) for w in caught})})
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
