@@ -364,8 +364,8 @@ class SuiteRunner:
         failures = self.dist.gather(self.summary.failures)      # every rank's, so rank 0 exits FAILED_CLIPS too
         self.summary.failures = [f for part in failures for f in part]
         if self.dist.rank == 0:
-            self.meta.update({"weights": [r.provenance() for r in self.weights.used],
-                              "unverified_weights": self.weights.any_unverified, "world_size": self.dist.world})
+            self.meta.update({"weights": self.weights.provenance(), "weights_by_metric": self.weights.by_metric(),
+                              "unverified_weights": self.weights.unverified_metrics(), "world_size": self.dist.world})
             self.store.put_run(self.run_id, suite_hash=self.suite.hash, dataset=self.manifest.dataset,
                                split=self.suite.split or "all", meta=self.meta)
             if self.write_report:
@@ -393,9 +393,11 @@ class SuiteRunner:
 
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
-              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print) -> RunSummary:
-    """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`)."""
-    return SuiteRunner(suite, out_dir, weights=WeightsOptions(weights_dir, allow_unverified), device=device,
+              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
+              weights: WeightsOptions | None = None) -> RunSummary:
+    """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
+    ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``."""
+    return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
                        fail_fast=fail_fast, report=report, log=log).run()
 
 
@@ -423,10 +425,10 @@ def _caveats(runner: "SuiteRunner", gen: Generation, agg: dict[str, Any]) -> tup
                 extra.setdefault(base, {})[suffix[1:]] = agg[k]
                 if suffix == "_warning":
                     lines.append(f"{base}: {agg[k]}")
+    bad = set(runner.weights.unverified_metrics())
     for m in runner.metrics:
-        cfg = m.config()
-        if cfg.get("verified") is False:
-            why = f"computed with unverified weights (sha256 {str(cfg.get('weights_sha256', ''))[:12]}... not in the registry)"
+        if m.name in bad:
+            why = "computed with unverified weights (digest matches neither the registry, the lock nor a --trust pin)"
             for key in m.keys:
                 extra.setdefault(key, {})["unverified"] = why
             lines.append(f"{m.name}: {why}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moee_bench.bench.core.errors import BenchError
@@ -20,6 +20,10 @@ METRICS: dict[str, str] = {
     "akd": "moee_bench.metrics.akd:AKD",
     "sync": "moee_bench.metrics.sync:Sync",
     "emotion": "moee_bench.metrics.emotion:Emotion",
+    "dynamics": "moee_bench.metrics.dynamics:Dynamics",
+    "kid": "moee_bench.metrics.kid:KID",
+    "kvd": "moee_bench.metrics.kid:KVD",
+    "flmd": "moee_bench.metrics.flmd:FLMD",
 }
 
 
@@ -57,8 +61,8 @@ def build_metrics(names: list[str], options: MetricOptions | None = None) -> tup
             cls = metric_class(n)
         except KeyError as e:
             raise BenchError(e.args[0]) from None
-        try:
-            built.append(cls(options))
+        try:                    # each metric resolves its weights through a view that records them under its name
+            built.append(cls(replace(options, weights=options.weights.for_metric(n))))
         except (BenchError, ImportError) as e:
             unavailable[n] = f"{type(e).__name__}: {e}"
     return built, unavailable

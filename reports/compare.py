@@ -71,7 +71,7 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
     run is ``not comparable`` with its reason."""
     out: list[Verdict] = []
     bc, nc = base_caveats or RunCaveats(), new_caveats or RunCaveats()
-    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean"]
+    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean" and not i.closer_to_gt]  # ≈GT keys have no direction
     for method in sorted(set(base.method) & set(new.method)):
         b = base[base.method == method].set_index("clip_id")
         n = new[new.method == method].set_index("clip_id")

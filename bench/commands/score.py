@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,11 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help="folder of generated .mp4 files (paired by file stem)")
     p.add_argument("--gt", help="folder of ground-truth .mp4 files")
     p.add_argument("--manifest", help="dataset manifest: GT video, driving audio, reference image and emotion per clip id")
-    p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,csim,akd,sync,emotion")
+    p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,kid,kvd,csim,akd,sync,emotion,dynamics,flmd")
     p.add_argument("--json", required=True, help="output JSON file")
-    p.add_argument("--weights-dir", help="folder searched first for weight files")
-    p.add_argument("--allow-unverified-weights", action="store_true",
-                   help="accept weight files whose sha256 does not match the registry (results are marked unverified)")
+    add_weights_arguments(p)
     p.add_argument("--fps", type=float, default=25.0, help="evaluation frame rate (timestamp resampling; default 25)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="evaluation size (default: GT resolution)")
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
@@ -38,9 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.metrics.evaluate import evaluate, pair_folders
     from moee_bench.bench.provenance import environment
+    from moee_bench.bench.store import FeatureStore
     from moee_bench.metrics.registry import MetricOptions, build_metrics
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -65,25 +65,30 @@ def _score(args: argparse.Namespace) -> int:
     for kv in args.param:
         k, _, v = kv.partition("=")
         params[k] = v
-    wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
+    wopts = options_from_args(args)
     if args.allow_unverified_weights:
-        print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
-              "marked unverified", file=sys.stderr)
+        print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
+              "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
     metrics, unavailable = build_metrics(names, opts)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
-        res = evaluate(pairs, metrics, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict)
+        # KID/KVD read their features back from a feature cache: a temporary one for this command
+        cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
+        res = evaluate(pairs, metrics, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict,
+                       cache=cache)
     out = res.to_json()
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
+    bad = set(wopts.unverified_metrics())
     for mt in metrics:
-        if mt.config().get("verified") is False:
+        if mt.name in bad:
             for k in mt.keys:
-                out["metrics"][f"{k}_unverified"] = "computed with unverified weights (sha256 not in the registry)"
-    out["protocol"].update({**environment(args.device), "weights": [r.provenance() for r in wopts.used],
-                            "unverified_weights": wopts.any_unverified, "pairing_warnings": warn,
+                out["metrics"][f"{k}_unverified"] = "computed with unverified weights (digest not in the registry)"
+    out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
+                            "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
+                            "pairing_warnings": warn,
                             "warnings": sorted({str(w.message) for w in caught})})
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
