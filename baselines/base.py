@@ -52,6 +52,7 @@ class GenerationRequest:
     num_frames: int | None = None            # None: as long as the audio at ``fps``
     gt_video: Path | None = None             # only the ground-truth method reads this
     extra: dict[str, Any] = field(default_factory=dict)
+    ref_source: str | None = None            # where ref_image comes from (bench.core.references ReferenceChoice.source)
 
 
 @dataclass
@@ -80,6 +81,13 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Write ``request.out_path`` and describe what was done."""
+
+    def load(self) -> bool:
+        """Load the model before the first clip, so that its load time is measured apart from per-clip time.
+
+        Returns False when the method has no separate load step (built-ins load nothing; subprocess
+        baselines load their model inside every clip's process, so it is part of their per-clip time)."""
+        return False
 
     def describe(self) -> dict[str, Any]:
         """Name, version, capabilities and config, for run metadata."""

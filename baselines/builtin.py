@@ -15,7 +15,8 @@ from moee_bench.bench.core.errors import ClipError
 
 
 class GroundTruth(Method):
-    """The dataset's own video, normalised like any method's output (an upper bound)."""
+    """The dataset's own video, stored like any method's output (an upper bound): its video stream is copied,
+    not re-encoded, so it is scored frame for frame as the GT itself."""
 
     name = "ground-truth"
     version = "1"
@@ -41,9 +42,7 @@ class Static(Method):
         t = time.perf_counter()
         img = media.read_image(request.ref_image, clip_id=request.clip_id)
         if request.size is not None:
-            import cv2
-
-            img = cv2.resize(img, (request.size[1], request.size[0]), interpolation=cv2.INTER_AREA)
+            img = media.resize_frames(img, request.size)
         audio = media.read_audio(request.audio, clip_id=request.clip_id)
         n = request.num_frames or max(1, int(round(len(audio) / media.AUDIO_RATE * request.fps)))
         audio = np.pad(audio, (0, max(0, int(n / request.fps * media.AUDIO_RATE) - len(audio))))[: int(n / request.fps * media.AUDIO_RATE)]

@@ -19,8 +19,8 @@ repeatable. The launcher can also drop a method's watermark step (DreamTalk).
 
 from __future__ import annotations
 
+import contextvars
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,16 +71,28 @@ class Job:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+_LAST_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("last_process_usage", default=None)
+
+
 def run_process(argv: Sequence[str], *, cwd: Path, log_path: Path, timeout: float) -> int:
-    """Run ``argv`` (a list; never a shell) with stdout and stderr to ``log_path``; return the exit code."""
+    """Run ``argv`` (a list; never a shell) with stdout and stderr to ``log_path``; return the exit code.
+
+    What the process used (:func:`baselines.process.run_measured`: the child's peak RSS, its GPU memory where
+    nvidia-smi exists) is left for :func:`last_process_usage`."""
+    from moee_bench.baselines.process import run_measured
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        try:
-            return subprocess.run(list(argv), cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                  check=False).returncode
-        except subprocess.TimeoutExpired:
+        rc, stats = run_measured(argv, cwd=cwd, stdout=log, timeout=timeout)
+        if rc == -9:
             log.write(f"\n[moee-bench] killed after {timeout:.0f} s\n".encode())
-            return -9
+    _LAST_USAGE.set(stats)
+    return rc
+
+
+def last_process_usage() -> dict[str, Any] | None:
+    """The measurements of the last :func:`run_process` in this context (None when none ran or it was replaced)."""
+    return _LAST_USAGE.get()
 
 
 def log_tail(path: Path, n: int = 15) -> str:
@@ -180,8 +192,10 @@ class ExternalMethod(Method):
         inputs = self.prepare_inputs(request, work)
         job = self.job(request, work, inputs)
         log = work / "log.txt"
+        _LAST_USAGE.set(None)
         rc = run_process(self.argv(job, request.seed), cwd=job.cwd, log_path=log,
                          timeout=float(self.config.get("timeout", 7200)))
+        usage = last_process_usage()
         if rc != 0:
             raise ClipError(request.clip_id, f"{self.name} exited with code {rc}; log {log}:\n{log_tail(log)}")
         raw = self.find_output(request, work, inputs, job)
@@ -190,7 +204,8 @@ class ExternalMethod(Method):
                                              f"{log_tail(log)}")
         rec = normalize_video(raw, request.out_path, audio=request.audio, fps=request.fps, size=request.size,
                               clip_id=request.clip_id, crop=self.crop_box(request, raw))
-        rec.update({"method_output": str(raw), "seed": self.seed_note, **job.notes})
+        rec.update({"method_output": str(raw), "seed": self.seed_note, **job.notes,
+                    "process": usage or {"child_peak_rss": "not measured"}})
         if not self.config.get("keep_work"):
             shutil.rmtree(work, ignore_errors=True)
         return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t0, rec["n_frames"], rec)

@@ -13,7 +13,8 @@ Tables (long format, one row per value, so new metrics need no migration):
   weight file), ``weights_by_metric`` and ``unverified_weights`` (the metrics computed with one).
 * ``clip_values(run_id, method, clip_id, key, value)``: a per-clip number; NULL never stands for 0.
 * ``clip_status(run_id, method, clip_id, metric, status, message)``: ok | no_face | too_short | ...
-* ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings)``
+* ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings,
+  ref_source)``: ``ref_source`` = where the clip's reference portrait came from (bench.core.references).
 * ``aggregates(run_id, method, key, value, extra)``: aggregate numbers (extra: JSON, e.g. N, reason).
 * ``generations(method, clip_id, config_hash, path, sha256, seconds, n_frames, normalisation, status, message)``
 * ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature file holds a clip's
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS clip_values(run_id TEXT, method TEXT, clip_id TEXT, k
 CREATE TABLE IF NOT EXISTS clip_status(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, status TEXT, message TEXT,
     PRIMARY KEY(run_id, method, clip_id, metric));
 CREATE TABLE IF NOT EXISTS clip_info(run_id TEXT, method TEXT, clip_id TEXT, identity TEXT, emotion TEXT,
-    emotion_kind TEXT, intensity INTEGER, n_frames INTEGER, seconds REAL, warnings TEXT,
+    emotion_kind TEXT, intensity INTEGER, n_frames INTEGER, seconds REAL, warnings TEXT, ref_source TEXT,
     PRIMARY KEY(run_id, method, clip_id));
 CREATE TABLE IF NOT EXISTS aggregates(run_id TEXT, method TEXT, key TEXT, value REAL, extra TEXT,
     PRIMARY KEY(run_id, method, key));
@@ -73,6 +74,9 @@ class ResultStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_DDL)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(clip_info)")}
+        if "ref_source" not in cols:                # stores written before the reference policy was recorded
+            self.conn.execute("ALTER TABLE clip_info ADD COLUMN ref_source TEXT")
         self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.features = FeatureStore(self.folder / "features")
 
@@ -125,10 +129,11 @@ class ResultStore:
                     c.execute("INSERT INTO clip_values VALUES(?,?,?,?,?)", (run_id, method, clip_id, k, fv))
             for m, s in status.items():
                 c.execute("INSERT INTO clip_status VALUES(?,?,?,?,?,?)", (run_id, method, clip_id, m, s, messages.get(m, "")))
-            c.execute("INSERT OR REPLACE INTO clip_info VALUES(?,?,?,?,?,?,?,?,?,?)",
+            c.execute("INSERT OR REPLACE INTO clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, "
+                      "intensity, n_frames, seconds, warnings, ref_source) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                       (run_id, method, clip_id, info.get("identity"), info.get("emotion"), info.get("emotion_kind"),
                        info.get("intensity"), info.get("n_frames"), info.get("seconds"),
-                       json.dumps(info.get("warnings") or [])))
+                       json.dumps(info.get("warnings") or []), info.get("ref_source")))
 
     def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, str]) -> None:
         with self.transaction() as c:

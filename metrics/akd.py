@@ -111,7 +111,7 @@ class AKD(Metric):
         for v in per[ok]:
             self.frames.add(float(v))
         self.skipped += skipped
-        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped}
+        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped, "akd_nframes": int(ok.sum())}
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state(), "skipped": self.skipped}

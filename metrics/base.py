@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Mapping, Protocol
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.references import ReferenceChoice
 
 Features = dict[str, np.ndarray]
 
@@ -39,11 +40,13 @@ class ClipInput:
     clip_id: str
     pred: Path
     gt: Path | None = None
-    ref_image: Path | None = None      # None: first GT frame (or first pred frame without GT)
+    ref_image: Path | None = None      # a reference image given without a policy (``score`` without a manifest)
     audio: Path | None = None          # driving audio (wav or a video); None: the pred video's own track
     emotion: EmotionSpec | None = None
     intensity: int | None = None
     identity: str | None = None
+    reference: ReferenceChoice | None = None   # the reference policy's choice (bench.core.references); wins over
+                                               # ref_image; with neither, the GT's first frame, with a warning
 
 
 @dataclass
@@ -54,6 +57,7 @@ class ClipContext:
     fps: float
     size: tuple[int, int] | None
     ref_image: np.ndarray | None = None   # (H, W, 3) uint8
+    ref_source: str | None = None         # ReferenceChoice.source of ref_image
     audio: np.ndarray | None = None       # float32 mono, 16 kHz
     audio_source: str | None = None       # "driving" | "video"
     notes: list[str] = field(default_factory=list)
@@ -210,7 +214,7 @@ class FrameMeanMetric(Metric):
             raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
         for x in v:
             self.frames.add(float(x))
-        return {self.key: float(v.mean())}
+        return {self.key: float(v.mean()), f"{self.key}_nframes": len(v)}   # the clip's weight in the aggregate
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state()}

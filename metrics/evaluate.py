@@ -1,9 +1,15 @@
 """Decode each video once and feed every requested metric from that one pass.
 
 Pairing rules (pred vs GT): clips are matched by id; both streams are resampled to ``fps``
-(25 by default) by timestamps (:mod:`bench.media`); frames are brought to ``size`` (default: the
-GT's resolution, else the pred's); when the lengths differ the longer is truncated to the
-shorter and a warning is recorded (``strict=True`` makes it an error).
+(25 by default) by timestamps and brought to ``size`` (default: the GT's resolution, else the
+pred's) by the one ingest rule of :mod:`bench.core.media` (a video already at that fps and size is
+used exactly as decoded; a conversion is recorded per clip); when the lengths differ the longer is
+truncated to the shorter and a warning is recorded (``strict=True`` makes it an error).
+
+Failures are per clip: any exception while scoring one clip becomes that clip's status for the
+metrics it touched (``error`` with a one-line reason, or the :class:`ClipError`'s own status) and
+every other clip is still scored. ``AttributeError``, ``TypeError`` and ``NameError`` are bugs in
+our code, not properties of a clip, and propagate.
 
 Per-clip features go through an optional :class:`metrics.base.FeatureCache`, so re-scoring a
 clip whose inputs and metric config are unchanged does not decode anything.
@@ -23,6 +29,7 @@ import numpy as np
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import ClipError, MediaError
+from moee_bench.bench.core.references import ReferenceChoice, reference_pixels
 from moee_bench.metrics.base import ClipContext, ClipInput, FeatureCache, Features, FrameChunk, Metric
 
 
@@ -39,9 +46,12 @@ class ClipOutcome:
     seconds: float = 0.0
     cached: list[str] = field(default_factory=list)
     feature_keys: dict[str, str] = field(default_factory=dict)   # metric -> feature cache key
+    ref_source: str | None = None                                # where the reference portrait came from
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"clip": self.clip_id, **self.values, "status": dict(self.status)}
+        if self.ref_source is not None:
+            d["ref_source"] = self.ref_source
         if self.messages:
             d["messages"] = dict(self.messages)
         if self.warnings:
@@ -80,15 +90,76 @@ def cache_key(metric: Metric, clip: ClipInput, fps: float, size: tuple[int, int]
     parts = {"f": metric.feature_id(), "fps": fps, "size": size, "pred": file_hash(clip.pred),
              "gt": file_hash(clip.gt) if (clip.gt and (metric.needs_gt or metric.uses_gt)) else None,
              "audio": file_hash(clip.audio) if (clip.audio and metric.needs_audio) else None,
-             "ref": file_hash(clip.ref_image) if (clip.ref_image and metric.needs_ref) else None,
+             "ref": _reference_identity(reference_of(clip)) if metric.needs_ref else None,
              "emo": clip.emotion.to_dict() if (clip.emotion and metric.needs_emotion) else None}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+BUG_ERRORS = (AttributeError, TypeError, NameError)   # code bugs: never a clip's status
+
+
+def reference_of(clip: ClipInput) -> ReferenceChoice:
+    """The reference portrait of a clip: the policy's choice, else the given image, else the first frame of the GT
+    (or of the pred without GT), which leaks the target and says so."""
+    if clip.reference is not None:
+        return clip.reference
+    if clip.ref_image is not None:
+        return ReferenceChoice("given", image=clip.ref_image)
+    src, what = (clip.gt, "GT") if clip.gt is not None else (clip.pred, "generated")
+    return ReferenceChoice(f"first-frame:{clip.clip_id}", video=src,
+                           warning=f"clip {clip.clip_id}: no reference image (no manifest reference, no neutral clip of "
+                                   f"the identity): the reference is the first frame of the {what} video itself, which "
+                                   "leaks the target into CSIM")
+
+
+def _reference_identity(ref: ReferenceChoice) -> dict[str, Any]:
+    path = ref.image if ref.image is not None else ref.video
+    return {"source": ref.source, "file": file_hash(path) if path is not None and path.is_file() else None,
+            "frame": ref.frame}
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, ClipError):
+        return e.reason.splitlines()[0] if e.reason else e.status
+    msg = (str(e).splitlines() or [""])[0]
+    return f"{type(e).__name__}: {msg}"[:300]
+
+
+def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
+    """Record ``e`` as the status of ``names`` for this clip (a bug propagates instead)."""
+    if isinstance(e, BUG_ERRORS):
+        raise e
+    status = e.status if isinstance(e, ClipError) else "error"
+    for n in names:
+        out.status[n], out.messages[n] = status, _one_line(e)
+
+
+def _conversion_notes(side: str, reader: media.FrameReader, fps: float) -> list[str]:
+    notes = []
+    if reader.resampled and reader.source_fps:
+        notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
+    if reader.resized:
+        (h0, w0), (h, w) = reader.source_size, reader.size
+        notes.append(f"resized: {side} {h0}x{w0} -> {h}x{w} ({media.RESIZE_KERNEL})")
+    return notes
+
+
 def _lockstep(clip: ClipInput, fps: float, size: tuple[int, int] | None, chunk: int, with_gt: bool,
               strict: bool, warnings: list[str]) -> Iterator[FrameChunk]:
-    pred_it = iter(media.FrameReader(clip.pred, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id))
-    gt_it = iter(media.FrameReader(clip.gt, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)) if with_gt else None
+    readers = [("pred", media.FrameReader(clip.pred, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id))]
+    if with_gt:
+        readers.append(("GT", media.FrameReader(clip.gt, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)))
+    try:
+        yield from _paired(clip, readers, fps, chunk, strict, warnings)
+    finally:
+        for side, r in readers:
+            warnings.extend(_conversion_notes(side, r, fps))
+
+
+def _paired(clip: ClipInput, readers: list, fps: float, chunk: int, strict: bool,
+            warnings: list[str]) -> Iterator[FrameChunk]:
+    pred_it = iter(readers[0][1])
+    gt_it = iter(readers[1][1]) if len(readers) > 1 else None
     start = 0
     pbuf = np.zeros((0,), np.uint8)
     gbuf = np.zeros((0,), np.uint8)
@@ -123,8 +194,8 @@ def _lockstep(clip: ClipInput, fps: float, size: tuple[int, int] | None, chunk: 
             rest_p = len(pbuf) + (0 if p_done else sum(len(x) for x in pred_it))
             rest_g = len(gbuf) + (0 if g_done else sum(len(x) for x in gt_it))
             if rest_p or rest_g:
-                msg = (f"length mismatch at {fps:g} fps: pred has {start + rest_p} frames, GT has {start + rest_g}; "
-                       f"truncated to {start}")
+                msg = (f"truncated: length mismatch at {fps:g} fps: pred has {start + rest_p} frames, GT has "
+                       f"{start + rest_g}; truncated to {start}")
                 if strict:
                     raise ClipError(clip.clip_id, msg + " (--strict)", status="length_mismatch")
                 warnings.append(msg)
@@ -171,16 +242,28 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
         aggregate.update(m.compute())
     protocol = {"fps": fps, "fps_conversion": "nearest timestamp (ffmpeg fps filter, round=near)",
                 "size": list(size) if size else "GT resolution (pred resized to it); pred resolution without GT",
+                "ingest": media.ingest_protocol(fps, size), "resize_kernel": media.RESIZE_KERNEL,
+                "reference": "the manifest's reference policy (bench.core.references); without a manifest the given "
+                             "image, else the GT's first frame (warned: it leaks the target)",
                 "length_mismatch": "error" if strict else "truncate to shorter, warn",
                 "n_clips": len(clips), "metrics": {m.name: m.protocol() for m in metrics}}
+    leaks = sorted(o.clip_id for o in outcomes if any(w.startswith("reference: ") for w in o.warnings))
+    if leaks:
+        protocol["reference_warning"] = (f"{len(leaks)} clip(s) scored against the first frame of their own target video "
+                                         f"as the reference (it leaks the target into CSIM): {', '.join(leaks[:20])}")
     return EvalResult(outcomes, aggregate, protocol)
 
 
 def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0, size: tuple[int, int] | None = None,
                strict: bool = False, cache: FeatureCache | None = None, chunk: int = 32) -> ClipOutcome:
-    """Extract (or fetch cached) features for one clip and update every metric with them."""
+    """Extract (or fetch cached) features for one clip and update every metric with them.
+
+    An exception raised for this clip (decoding, a detector, a lazily resolved weight, a metric's update)
+    becomes the status of the metrics it affected, with a one-line reason; bugs propagate (:data:`BUG_ERRORS`)."""
     t0 = time.perf_counter()
     out = ClipOutcome(clip.clip_id)
+    ref = reference_of(clip)
+    out.ref_source = ref.source
     try:
         use_gt = clip.gt is not None and any(m.needs_gt or m.uses_gt for m in metrics)
         for m in metrics:
@@ -188,6 +271,8 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 out.status[m.name] = "no_gt"
                 out.messages[m.name] = f"{m.name} needs a ground-truth video and the clip has none"
         active = [m for m in metrics if m.name not in out.status]
+        if ref.warning and any(m.needs_ref for m in active):
+            out.warnings.append("reference: " + ref.warning)
         eval_size = _probe_size(clip, size) if active else None
         ctx = ClipContext(clip, fps, eval_size)
         feats: dict[str, Features] = {}
@@ -202,7 +287,11 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                     out.cached.append(m.name)
                     continue
             todo.append(m)
-        _load_context(ctx, todo)
+        try:
+            _load_context(ctx, todo, ref)
+        except Exception as e:                      # the reference or the audio: only the metrics that need them fail
+            _fail(out, [m.name for m in todo if m.needs_ref or m.needs_audio], e)
+            todo = [m for m in todo if m.name not in out.status]
         # metrics sharing a feature identity (KID with FID, KVD with FVD) share one extraction
         twins: dict[str, list[str]] = {}
         first: dict[str, Metric] = {}
@@ -216,25 +305,24 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         for m in first.values():
             try:
                 extractors[m.name] = m.extractor(ctx)
-            except ClipError as e:
-                out.status[m.name], out.messages[m.name] = e.status, e.reason
+            except Exception as e:
+                _fail(out, [m.name], e)
         if extractors:
             for ch in _lockstep(clip, fps, eval_size, chunk, use_gt, strict, out.warnings):
                 out.n_frames = ch.start + len(ch.pred)
                 for name, ex in list(extractors.items()):
                     try:
                         ex.add(ch)
-                    except ClipError as e:
-                        out.status[name], out.messages[name] = e.status, e.reason
+                    except Exception as e:
+                        _fail(out, [name], e)
                         del extractors[name]
             for name, ex in extractors.items():
                 try:
                     feats[name] = ex.finish()
-                except ClipError as e:
-                    out.status[name], out.messages[name] = e.status, e.reason
-                    continue
-                if cache is not None:
-                    cache.put(keys[name], feats[name])
+                    if cache is not None:
+                        cache.put(keys[name], feats[name])
+                except Exception as e:
+                    _fail(out, [name], e)
         for name, others in twins.items():
             for o in others:
                 if name in feats:
@@ -244,30 +332,25 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         out.feature_keys = {k: v for k, v in keys.items() if k in feats}
         ctx.feature_keys = dict(out.feature_keys)
         for m in active:
-            if m.name in out.status:
+            if m.name in out.status or m.name not in feats:
                 continue
             try:
                 out.values.update(m.update(ctx, feats[m.name]))
                 out.status[m.name] = "ok"
-            except ClipError as e:
-                out.status[m.name], out.messages[m.name] = e.status, e.reason
+            except Exception as e:
+                _fail(out, [m.name], e)
         out.warnings.extend(ctx.notes)
-    except ClipError as e:
-        for m in metrics:
-            if out.status.get(m.name) in (None, "ok"):
-                out.status[m.name], out.messages[m.name] = e.status, e.reason
+    except Exception as e:                          # decoding, probing: every metric not yet settled fails
+        _fail(out, [m.name for m in metrics if m.name not in out.status], e)
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def _load_context(ctx: ClipContext, metrics: Sequence[Metric]) -> None:
+def _load_context(ctx: ClipContext, metrics: Sequence[Metric], ref: ReferenceChoice) -> None:
     clip = ctx.clip
     if any(m.needs_ref for m in metrics) and ctx.ref_image is None:
-        if clip.ref_image is not None:
-            ctx.ref_image = media.read_image(clip.ref_image, clip_id=clip.clip_id)
-        else:
-            ctx.ref_image = media.first_frame(clip.gt or clip.pred, clip_id=clip.clip_id)
-            ctx.notes.append("reference image: first frame of " + ("the GT video" if clip.gt else "the pred video"))
+        ctx.ref_image = reference_pixels(ref, clip_id=clip.clip_id)
+        ctx.ref_source = ref.source
     if any(m.needs_audio for m in metrics) and ctx.audio is None:
         if clip.audio is not None:
             ctx.audio, ctx.audio_source = media.read_audio(clip.audio, clip_id=clip.clip_id), "driving"

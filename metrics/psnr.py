@@ -85,7 +85,7 @@ class PSNR(Metric):
         self.sse += float(mse.sum()) * npix
         self.n_values += npix * len(mse)
         self.capped += int((mse == 0).sum())
-        return {"psnr": float(per.mean())}
+        return {"psnr": float(per.mean()), "psnr_nframes": len(per)}   # the clip's weight in the frame mean
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state(), "sse": self.sse, "n_values": self.n_values, "capped": self.capped}

@@ -37,19 +37,23 @@ def _load(ref: str, store_dir: str):
         if ref not in {r["run_id"] for r in st.runs()}:
             raise BenchError(f"run {ref!r} is not in {store_dir} (and {ref} is not a store folder)")
         rid = ref
+    from moee_bench.reports.compare import run_caveats
+
     table = st.clip_table(rid)
+    caveats = run_caveats(st.aggregates(rid))
     st.close()
-    return rid, table
+    return rid, table, caveats
 
 
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.reports.compare import compare_tables, render
 
-    bname, base = _load(args.base, args.store)
-    nname, new = _load(args.new, args.store)
+    bname, base, bcav = _load(args.base, args.store)
+    nname, new, ncav = _load(args.new, args.store)
     verdicts = compare_tables(base, new, threshold=args.threshold,
-                              metrics=args.metrics.split(",") if args.metrics else None)
-    md = render(verdicts, bname, nname)
+                              metrics=args.metrics.split(",") if args.metrics else None,
+                              base_caveats=bcav, new_caveats=ncav)
+    md = render(verdicts, bname, nname, bcav, ncav)
     print(md)
     if args.out:
         Path(args.out).write_text(md)

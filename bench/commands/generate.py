@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             continue
         record = {"clip_id": clip.clip_id, "method": method.describe(), "seconds": res.seconds,
                   "n_frames": res.n_frames, "seed": args.seed, "emotion": req.emotion.to_dict() if req.emotion else None,
-                  "normalisation": res.normalisation}
+                  "normalisation": res.normalisation, "reference": req.ref_source}
         with atomic_write(sidecar) as tmp:
             tmp.write_text(json.dumps(record, indent=1, default=str))
         done += 1

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moee_bench.bench import exitcodes
     from moee_bench.bench.runner import run_suite
     from moee_bench.bench.suite import load_suite
 
@@ -31,11 +32,18 @@ def _run(args: argparse.Namespace) -> int:
     s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
                   report=not args.no_report)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
+    if s.notes:
+        print(f"{len(s.notes)} clip statuses (not failures: no face, too short, missing...):")
+        for f in s.notes[:15]:
+            print(f"  {f}")
     if s.failures:
-        print(f"{len(s.failures)} clip failures:")
+        print(f"{len(s.failures)} clip failures (a generation or a metric errored):")
         for f in s.failures[:30]:
             print(f"  {f}")
     for k, p in s.reports.items():
         print(f"{k}: {p}")
     print(f"done in {time.perf_counter() - t:.1f} s")
-    return 0
+    if s.failures:
+        print(f"exit code {exitcodes.FAILED_CLIPS}: finished and wrote everything, but some clips failed")
+        return exitcodes.FAILED_CLIPS
+    return exitcodes.OK

@@ -48,6 +48,8 @@ def _score(args: argparse.Namespace) -> int:
     if not pairs:
         raise BenchError(f"no .mp4 files in {args.pred}")
     if args.manifest:
+        from moee_bench.bench.core.references import choose_reference
+
         m = load_manifest(args.manifest)
         by = m.by_id()
         for c in pairs:
@@ -57,7 +59,7 @@ def _score(args: argparse.Namespace) -> int:
                 continue
             c.gt = c.gt or m.media_path(rec, "video")
             c.audio = m.media_path(rec, "audio") if rec.audio else None
-            c.ref_image = m.media_path(rec, "ref_image") if rec.ref_image else None
+            c.reference = choose_reference(m, rec)     # the same reference `run` gives methods and CSIM
             c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
     params: dict = {"psnr_mode": args.psnr_mode}
     for kv in args.param:
@@ -79,6 +81,11 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
+    bad = set(wopts.unverified_metrics())
+    for mt in metrics:
+        if mt.name in bad:
+            for k in mt.keys:
+                out["metrics"][f"{k}_unverified"] = "computed with unverified weights (digest not in the registry)"
     out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
                             "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
                             "pairing_warnings": warn,
@@ -89,7 +96,7 @@ def _score(args: argparse.Namespace) -> int:
         print(f"warning: {w}", file=sys.stderr)
     print(f"{'metric':<24}{'value':>14}")
     for k, v in out["metrics"].items():
-        if k.endswith("_reason") or k.endswith("_warning"):
+        if k.endswith(("_reason", "_warning", "_unverified")):
             continue
         print(f"{k:<24}{('null' if v is None else f'{v:.4f}' if isinstance(v, float) else str(v)):>14}")
         if v is None and f"{k}_reason" in out["metrics"]:

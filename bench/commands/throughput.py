@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     r = measure(args.method, m, [c for c in args.clips.split(",") if c], config=cfg, repeats=args.repeats,
                 device=args.device)
     for k, v in r.items():
-        print(f"{k:<26}{v:.4g}" if isinstance(v, float) else f"{k:<26}{v}")
+        print(f"{k:<26}{v:.4g}" if isinstance(v, float) else f"{k:<26}{'not measured' if v is None else v}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1))
     return 0

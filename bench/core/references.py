@@ -18,7 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from moee_bench.bench.core import media
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.core.paths import safe_name
 
 
 @dataclass(frozen=True)
@@ -56,3 +60,26 @@ def choose_reference(manifest: Manifest, clip: ClipRecord) -> ReferenceChoice:
                            warning=f"clip {clip.clip_id}: no reference image and no other neutral clip of identity "
                                    f"{clip.identity}: the reference is the target clip's own first frame, which leaks "
                                    "the target (expression, pixels) into methods that copy it and into CSIM")
+
+
+def reference_pixels(choice: ReferenceChoice, *, clip_id: str | None = None) -> np.ndarray:
+    """The chosen reference as ``(H, W, 3)`` uint8 RGB: the image, or frame ``choice.frame`` of the video (an
+    ``image`` path that names a video, e.g. ``ref_image = "videos/neutral.mp4"``, means that video's frame)."""
+    path = choice.image if choice.image is not None else choice.video
+    if path is None:
+        raise ValueError(f"clip {clip_id}: reference choice {choice.source!r} names no file")
+    if choice.image is not None and not media.is_video_path(path):
+        return media.read_image(path, clip_id=clip_id)
+    return media.frame_at(path, choice.frame, clip_id=clip_id)
+
+
+def reference_image_file(choice: ReferenceChoice, folder: Path, *, clip_id: str | None = None) -> Path:
+    """An image file holding the chosen reference, for methods that read one: the manifest's image itself,
+    else a PNG of the chosen frame written once into ``folder`` (named after the source, so the clips that
+    share a reference share the file)."""
+    if choice.image is not None and not media.is_video_path(choice.image):
+        return choice.image
+    p = Path(folder) / f"{safe_name(f'{choice.source}-f{choice.frame}')}.png"
+    if not p.exists():
+        media.write_image(p, reference_pixels(choice, clip_id=clip_id))
+    return p
