@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, VideoChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
 DIM = 400
@@ -91,32 +91,33 @@ def frechet_tfgan(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarr
 
 
 class _Extractor:
+    """I3D embeddings of the 16-frame clips of one video (either side: GT embeddings are reused by every method).
+
+    The pairing (as many clips of each side as the shorter video has) happens in :meth:`FVD.combine`."""
+
     def __init__(self, m: "FVD", clip_id: str) -> None:
         self.m, self.clip_id = m, clip_id
-        self.buf: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
-        self.feats: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
+        self.buf: list[np.ndarray] = []
+        self.feats: list[np.ndarray] = []
         self.n = 0
 
-    def add(self, chunk: FrameChunk) -> None:
-        if self.m.clips == "first" and self.n >= CLIP_LEN:
+    def add(self, chunk: VideoChunk) -> None:
+        if self.m.clips == "first" and self.feats:
             return
-        self.n += len(chunk.pred)
-        for side, frames in (("pred", chunk.pred), ("gt", chunk.gt)):
-            self.buf[side].extend(frames)
-            while len(self.buf[side]) >= CLIP_LEN:
-                clip = np.stack(self.buf[side][:CLIP_LEN])
-                del self.buf[side][:CLIP_LEN]
-                if self.m.clips == "first" and self.feats[side]:
-                    continue
-                self.feats[side].append(self.m.embed(clip))
+        self.n += len(chunk.frames)
+        self.buf.extend(chunk.frames)
+        while len(self.buf) >= CLIP_LEN:
+            clip = np.stack(self.buf[:CLIP_LEN])
+            del self.buf[:CLIP_LEN]
+            if self.m.clips == "first" and self.feats:
+                continue
+            self.feats.append(self.m.embed(clip))
 
     def finish(self) -> Features:
-        if not self.feats["pred"] or not self.feats["gt"]:
+        if not self.feats:
             raise ClipError(self.clip_id, f"{self.n} frames: FVD needs at least {CLIP_LEN} frames per video",
                             status="too_short")
-        k = min(len(self.feats["pred"]), len(self.feats["gt"]))
-        return {"pred": np.stack(self.feats["pred"][:k]).astype(np.float32),
-                "gt": np.stack(self.feats["gt"][:k]).astype(np.float32)}
+        return {"x": np.stack(self.feats).astype(np.float32)}
 
 
 class FVD(MomentsMetric):
@@ -124,6 +125,7 @@ class FVD(MomentsMetric):
     keys = ("fvd",)
     higher_is_better = {"fvd": False}
     needs_gt = True
+    parts = {"pred": ("pred",), "gt": ("gt",)}
     dim = DIM
 
     def __init__(self, options: Any) -> None:
@@ -136,6 +138,9 @@ class FVD(MomentsMetric):
         self.device = options.device
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
         super().__init__()
+
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
 
     def embed(self, clip: np.ndarray) -> np.ndarray:
         """(16, H, W, 3) uint8 -> (400,) float64 features."""
@@ -155,7 +160,7 @@ class FVD(MomentsMetric):
                 "covariance": "biased (N)" if self.variant == "styleganv" else "unbiased (N-1)",
                 "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)"}
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         return _Extractor(self, ctx.clip_id)
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:

@@ -40,14 +40,17 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
     from moee_bench.metrics.fid import fid_from_features
     from moee_bench.metrics.fvd import fvd_from_features
+    from moee_bench.metrics.registry import metric_class
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
     recompute = {"fid": lambda fs: fid_from_features(fs, frechet="eigh"),
                  "fvd": lambda fs: fvd_from_features(fs, variant)}.get(metric)
-    keys = store.feature_keys(run_id, method, metric)
-    feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
-    if recompute is None or len(feats) < 2:
+    if recompute is None:
+        return None
+    combine = metric_class(metric).combine
+    feats = [combine(parts) for parts in store.clip_feature_parts(run_id, method, metric).values()]
+    if len(feats) < 2:
         return None
     rng = np.random.default_rng(seed)
     vals = []
