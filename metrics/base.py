@@ -149,6 +149,11 @@ class Metric(abc.ABC):
         """The parts this instance extracts and the inputs each reads (default: :attr:`parts`)."""
         return self.parts
 
+    def part_config(self, part: str) -> dict[str, Any]:
+        """What one part's extraction does differently from the others (e.g. a clip rule for real videos only).
+        Default: nothing, so a video's ``pred`` and ``gt`` features are the same and serve either side."""
+        return {}
+
     def extractor(self, ctx: ClipContext) -> FeatureExtractor:
         """A feature extractor fed :class:`FrameChunk` s (pred and GT frames together) for one clip.
 
@@ -217,17 +222,20 @@ class Metric(abc.ABC):
         return _digest(self.identity())[:24]
 
     def cache_key(self, part: str, ctx: ClipContext) -> str:
-        """The cache key of one part of one clip's features: :meth:`feature_id`, the part, and the identities
-        (``ctx.inputs``) of the inputs the part reads; for a video part also the fps, size and decoding.
+        """The cache key of one part of one clip's features: :meth:`feature_id`, the part, its
+        :meth:`part_config`, and the identities (``ctx.inputs``) of the inputs the part reads; for a video
+        part also the fps, size and decoding.
 
-        A ``pred`` or ``gt`` part is keyed by its video's content alone (not by its side), so one file's
-        features serve it as GT for every method and as pred (the ``ground-truth`` method) alike."""
+        A ``pred`` or ``gt`` part is keyed by its video's content (not by its side, unless its
+        :meth:`part_config` says the sides differ), so one file's features serve it as GT for every method
+        and as pred (the ``ground-truth`` method) alike."""
         reads = self.feature_parts()[part]
         missing = [r for r in reads if r not in ctx.inputs]
         if missing:
             raise KeyError(f"{self.name}: the identity of input(s) {missing} of part {part!r} was not computed")
         inputs = {r: ctx.inputs[r] for r in reads}
-        blob: dict[str, Any] = {"feature_id": self.feature_id(), "part": part, "inputs": inputs}
+        blob: dict[str, Any] = {"feature_id": self.feature_id(), "part": part, "inputs": inputs,
+                                "part_config": self.part_config(part)}
         if part in VIDEO_PARTS:
             blob["part"] = "video"
             inputs["video"] = inputs.pop(part)

@@ -41,3 +41,28 @@ def write_clip(tmp_path: Path):
         return write_video(path, [frames], fps, audio=a)
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def save_standin_i3d():
+    """``save(path, seed=0)``: a small random network with the call signature of StyleGAN-V's I3D TorchScript
+    (``detector(x, rescale=, resize=, return_features=)`` -> (B, 400)), saved as TorchScript."""
+    import torch
+
+    class StandInI3D(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4))
+            self.fc = torch.nn.Linear(8, 400)
+
+        def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
+                    return_features: bool = False) -> torch.Tensor:
+            h = torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
+            return self.fc(h)
+
+    def save(path: Path, seed: int = 0) -> Path:
+        torch.manual_seed(seed)
+        torch.jit.save(torch.jit.script(StandInI3D().eval()), str(path))
+        return path
+
+    return save

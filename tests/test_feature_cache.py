@@ -26,30 +26,12 @@ I3D = "i3d_torchscript.pt"
 FRAMES = 16          # one FVD clip per video
 
 
-class _StandInI3D(torch.nn.Module):
-    """StyleGAN-V's I3D TorchScript call signature on a small random network (FID's 2048-d Fréchet distance
-    costs scipy ~10 s per compute; FVD's 400-d one is cheap, and FVD is extracted per side the same way)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4))
-        self.fc = torch.nn.Linear(8, 400)
-
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
-                return_features: bool = False) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
-
-
 @pytest.fixture(scope="module")
-def i3d_files(tmp_path_factory) -> tuple[Path, Path]:
-    """Two different random detectors in the reference (TorchScript) format."""
+def i3d_files(tmp_path_factory, save_standin_i3d) -> tuple[Path, Path]:
+    """Two different random detectors in the reference (TorchScript) format. (FVD rather than FID: FID's
+    2048-d Fréchet distance costs scipy ~10 s per compute, FVD's 400-d one little; both extract per side.)"""
     d = tmp_path_factory.mktemp("i3d")
-    out = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        torch.jit.save(torch.jit.script(_StandInI3D().eval()), str(d / f"{seed}.pt"))
-        out.append(d / f"{seed}.pt")
-    return out[0], out[1]
+    return save_standin_i3d(d / "0.pt", seed=0), save_standin_i3d(d / "1.pt", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -16,25 +16,10 @@ from moee_bench.metrics.evaluate import ClipInput, evaluate
 from moee_bench.metrics.registry import MetricOptions
 
 
-class _StandInI3D(torch.nn.Module):
-    """Same call signature as StyleGAN-V's I3D TorchScript; a small random network."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4))
-        self.fc = torch.nn.Linear(8, 400)
-
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
-                return_features: bool = False) -> torch.Tensor:
-        h = torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
-        return self.fc(h)
-
-
 @pytest.fixture(scope="module")
-def fvd_weights(tmp_path_factory) -> Path:
+def fvd_weights(tmp_path_factory, save_standin_i3d) -> Path:
     d = tmp_path_factory.mktemp("fvdw")
-    torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(_StandInI3D().eval()), str(d / "i3d_torchscript.pt"))
+    save_standin_i3d(d / "i3d_torchscript.pt", seed=0)
     from moee_bench.metrics.i3d import InceptionI3d
 
     torch.save(InceptionI3d().state_dict(), d / "i3d_pretrained_400.pt")
