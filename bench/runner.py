@@ -321,13 +321,22 @@ class SuiteRunner:
                      progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip)
 
     def merge(self) -> bool:
-        """Gather every rank's metric states into rank 0's metrics; True on rank 0."""
-        states = self.dist.gather([m.state_dict() for m in self.metrics])
+        """Gather every rank's metric states into rank 0's metrics; True on rank 0.
+
+        Each state travels with its metric's config and feature identity (weights included), and a rank
+        whose metrics differ from rank 0's is refused (:meth:`Metric.merge_snapshot`), not summed."""
+        snaps = self.dist.gather([m.snapshot() for m in self.metrics])
         if self.dist.rank != 0:
             return False
-        for other in states[1:]:
-            for m, st in zip(self.metrics, other):
-                m.merge_state(st)
+        for rank, other in enumerate(snaps[1:], start=1):
+            if [s["metric"] for s in other] != [m.name for m in self.metrics]:
+                raise BenchError(f"rank {rank} scored metrics {[s['metric'] for s in other]}, rank 0 "
+                                 f"{[m.name for m in self.metrics]}: refusing to merge")
+            for m, snap in zip(self.metrics, other):
+                try:
+                    m.merge_snapshot(snap)
+                except ValueError as e:
+                    raise BenchError(f"rank {rank}: {e}") from None
         return True
 
     def aggregate(self, gen: Generation, n_missing: int) -> dict[str, Any]:

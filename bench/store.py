@@ -17,8 +17,11 @@ Tables (long format, one row per value, so new metrics need no migration):
   ref_source)``: ``ref_source`` = where the clip's reference portrait came from (bench.core.references).
 * ``aggregates(run_id, method, key, value, extra)``: aggregate numbers (extra: JSON, e.g. N, reason).
 * ``generations(method, clip_id, config_hash, path, sha256, seconds, n_frames, normalisation, status, message)``
-* ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature file holds a clip's
-  features for a metric (bootstrap of FID/FVD recomputes from these).
+* ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature files hold a clip's
+  features for a metric, one row per part, ``metric`` written ``<metric>/<part>`` (``pred``, ``gt``, ``ref``,
+  ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
+  recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
+  video's features are one file, shared by every method and run scored against it.
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
 Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
@@ -135,15 +138,31 @@ class ResultStore:
                        info.get("intensity"), info.get("n_frames"), info.get("seconds"),
                        json.dumps(info.get("warnings") or []), info.get("ref_source")))
 
-    def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, str]) -> None:
+    def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, Mapping[str, str]]) -> None:
+        """Record the feature cache keys of one clip: metric -> part -> key (replacing the clip's earlier rows)."""
         with self.transaction() as c:
-            for metric, key in keys.items():
-                c.execute("INSERT OR REPLACE INTO clip_features VALUES(?,?,?,?,?)", (run_id, method, clip_id, metric, key))
+            c.execute("DELETE FROM clip_features WHERE run_id=? AND method=? AND clip_id=?", (run_id, method, clip_id))
+            for metric, parts in keys.items():
+                for part, key in parts.items():
+                    c.execute("INSERT INTO clip_features VALUES(?,?,?,?,?)", (run_id, method, clip_id, f"{metric}/{part}", key))
 
-    def feature_keys(self, run_id: str, method: str, metric: str) -> dict[str, str]:
-        rows = self.conn.execute("SELECT clip_id, feature_key FROM clip_features WHERE run_id=? AND method=? AND metric=?",
-                                 (run_id, method, metric))
-        return {r[0]: r[1] for r in rows}
+    def feature_keys(self, run_id: str, method: str, metric: str) -> dict[str, dict[str, str]]:
+        """clip id -> part -> feature cache key of ``metric`` in a run (a pre-part row is the part ``pair``)."""
+        rows = self.conn.execute("SELECT clip_id, metric, feature_key FROM clip_features WHERE run_id=? AND method=? "
+                                 "AND (metric=? OR metric LIKE ?) ORDER BY clip_id", (run_id, method, metric, f"{metric}/%"))
+        out: dict[str, dict[str, str]] = {}
+        for clip_id, name, key in rows:
+            out.setdefault(clip_id, {})[name.partition("/")[2] or "pair"] = key
+        return out
+
+    def clip_feature_parts(self, run_id: str, method: str, metric: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """clip id -> part -> cached features of ``metric`` in a run, for the clips whose every part is in the cache."""
+        out = {}
+        for clip_id, parts in self.feature_keys(run_id, method, metric).items():
+            feats = {p: self.features.get(k) for p, k in parts.items()}
+            if all(f is not None for f in feats.values()):
+                out[clip_id] = feats
+        return out
 
     def done_clips(self, run_id: str, method: str) -> set[str]:
         rows = self.conn.execute("SELECT clip_id FROM clip_info WHERE run_id=? AND method=?", (run_id, method))

@@ -108,6 +108,7 @@ class Dynamics(Metric):
     higher_is_better = {**{f"{k}_closeness": True for k in THEVAL_KEYS}, "dynamics_score": True}
     needs_audio = True
     uses_gt = True
+    parts = {"pair": ("pred", "gt", "audio")}      # the GT side when the clip has one (else its identity is "absent")
 
     def __init__(self, options: Any = None) -> None:
         p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)

@@ -39,15 +39,13 @@ The state is integer counts and float64 sums, merged by addition.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Mapping
 
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
 from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
 from moee_bench.metrics.registry import MetricOptions
 from moee_bench.metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
@@ -113,12 +111,12 @@ class _Extractor:
         self.n_sampled = 0
         self.n_noface = 0
 
-    def add(self, chunk: FrameChunk) -> None:
-        idx = np.arange(chunk.start, chunk.start + len(chunk.pred))
+    def add(self, chunk: VideoChunk) -> None:
+        idx = np.arange(chunk.start, chunk.start + len(chunk.frames))
         sel = idx % self.m.stride == 0
         if not sel.any():
             return
-        frames = chunk.pred[sel]
+        frames = chunk.frames[sel]
         faces = self.m.detector().detect(frames)
         crops, kept = [], []
         for frame, face, i in zip(frames, faces, idx[sel]):
@@ -162,6 +160,7 @@ class Emotion(Metric):
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
+    parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:
@@ -215,10 +214,12 @@ class Emotion(Metric):
         return {**self._extract_config(), "aggregation": self.aggregation, "recall_k": self.recall_k,
                 "recall_threshold": self.recall_threshold}
 
-    def feature_id(self) -> str:
+    def feature_config(self) -> dict[str, Any]:
         """Only what changes the per-frame probabilities (aggregation and scoring options do not)."""
-        blob = json.dumps({"metric": self.name, "config": self._extract_config()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return self._extract_config()
+
+    def weight_files(self) -> list:
+        return [self.classifier.weights] if self.classifier.weights is not None else []
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": self.name, **self.config(), "taxonomy": list(TAXONOMY),
@@ -246,7 +247,7 @@ class Emotion(Metric):
         self.excluded_mass = 0.0
         self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
             raise ClipError(ctx.clip_id, "no target emotion for this clip (manifest emotion missing)", status="no_label")
         return _Extractor(self, ctx.clip_id, ctx.clip.emotion)

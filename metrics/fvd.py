@@ -18,8 +18,8 @@ Clips (``fvd_clips``; StyleGAN-V ``src/metrics/frechet_video_distance.py`` with 
   ``load_n_consecutive_random_offset = False``), the real clip from a uniformly random offset in
   ``[0, T - 16]`` (its ``random.randint`` over the real video). Our offset is seeded per clip
   (``fvd_seed`` and the clip id, so it does not depend on the order or the rank that scores the clip)
-  and recorded per clip (``fvd_real_offset``). T is the number of frames scored (the GT truncated to the
-  common length with the pred).
+  and recorded per clip (``fvd_real_offset``). T is the number of frames of
+  the GT video at the evaluation fps (its features are extracted alone, once per dataset).
 * ``first``: one clip per video, real and generated both from frame 0 (the named from-0 option).
 * ``windows``: every non-overlapping 16-frame window from frame 0 of each video, pooled (a separately
   named variant; not StyleGAN-V's protocol).
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict, load_torchscript
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, load_torchscript
+from moee_bench.metrics.base import ClipContext, Features, VideoChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
 DIM = 400
@@ -109,60 +109,59 @@ def real_offset_rng(seed: int, clip_id: str) -> np.random.Generator:
 
 
 class _Extractor:
-    """Streams the clip's frames once; keeps at most 16 generated frames and, for the real side, the chosen
-    16-frame window (a uniform choice over every window start by reservoir sampling, so the number of frames
-    need not be known in advance)."""
+    """I3D embeddings of one video's 16-frame clip(s) under the clip rule, fed the video's frames once.
 
-    def __init__(self, m: "FVD", clip_id: str) -> None:
-        self.m, self.clip_id = m, clip_id
+    ``side`` is ``pred`` (generated: the clip from frame 0) or ``gt`` (real: under ``styleganv`` a uniform
+    choice over every window start by reservoir sampling, so the number of frames need not be known in
+    advance; seeded by ``fvd_seed`` and the clip id). Under ``windows`` both sides keep every
+    non-overlapping window. The pairing of the sides happens in :meth:`FVD.combine`."""
+
+    def __init__(self, m: "FVD", clip_id: str, side: str) -> None:
+        self.m, self.clip_id, self.side = m, clip_id, side
         self.n = 0
-        self.head: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}      # first 16 frames per side
-        self.window: deque = deque(maxlen=CLIP_LEN)                          # last 16 GT frames
+        self.head: list[np.ndarray] = []                      # first 16 frames
+        self.window: deque = deque(maxlen=CLIP_LEN)           # last 16 frames (real side, styleganv)
         self.chosen: np.ndarray | None = None
         self.offset = -1
         self.rng = real_offset_rng(m.seed, clip_id)
-        self.buf: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}       # windows rule
-        self.feats: dict[str, list[np.ndarray]] = {"pred": [], "gt": []}
+        self.buf: list[np.ndarray] = []                       # windows rule
+        self.feats: list[np.ndarray] = []
 
-    def add(self, chunk: FrameChunk) -> None:
+    @property
+    def _random_offset(self) -> bool:
+        return self.m.clips == "styleganv" and self.side == "gt"
+
+    def add(self, chunk: VideoChunk) -> None:
+        frames = chunk.frames
         if self.m.clips == "windows":
-            self._add_windows(chunk)
-            return
-        for side, frames in (("pred", chunk.pred), ("gt", chunk.gt)):
-            need = CLIP_LEN - len(self.head[side])
-            if need > 0:
-                self.head[side].extend(frames[:need])
-        if self.m.clips == "styleganv":
-            for i, frame in enumerate(chunk.gt):
+            self.buf.extend(frames)
+            while len(self.buf) >= CLIP_LEN:
+                clip = np.stack(self.buf[:CLIP_LEN])
+                del self.buf[:CLIP_LEN]
+                self.feats.append(self.m.embed(clip))
+        elif self._random_offset:
+            for i, frame in enumerate(frames):
                 self.window.append(frame)
                 start = chunk.start + i - CLIP_LEN + 1
                 if start >= 0 and self.rng.random() * (start + 1) < 1.0:    # keep window `start` w.p. 1/(start+1)
                     self.chosen, self.offset = np.stack(self.window), start
-        self.n += len(chunk.pred)
-
-    def _add_windows(self, chunk: FrameChunk) -> None:
-        self.n += len(chunk.pred)
-        for side, frames in (("pred", chunk.pred), ("gt", chunk.gt)):
-            self.buf[side].extend(frames)
-            while len(self.buf[side]) >= CLIP_LEN:
-                clip = np.stack(self.buf[side][:CLIP_LEN])
-                del self.buf[side][:CLIP_LEN]
-                self.feats[side].append(self.m.embed(clip))
+        elif len(self.head) < CLIP_LEN:
+            self.head.extend(frames[:CLIP_LEN - len(self.head)])
+        self.n += len(frames)
 
     def finish(self) -> Features:
-        short = ClipError(self.clip_id, f"{self.n} frames: FVD needs at least {CLIP_LEN} frames per video",
-                          status="too_short")
+        if self.n < CLIP_LEN:
+            raise ClipError(self.clip_id, f"{self.n} frames: FVD needs at least {CLIP_LEN} frames per video",
+                            status="too_short")
         if self.m.clips == "windows":
-            if not self.feats["pred"] or not self.feats["gt"]:
-                raise short
-            k = min(len(self.feats["pred"]), len(self.feats["gt"]))
-            return {"pred": np.stack(self.feats["pred"][:k]).astype(np.float32),
-                    "gt": np.stack(self.feats["gt"][:k]).astype(np.float32)}
-        if len(self.head["pred"]) < CLIP_LEN or len(self.head["gt"]) < CLIP_LEN:
-            raise short
-        real, offset = (self.chosen, self.offset) if self.m.clips == "styleganv" else (np.stack(self.head["gt"]), 0)
-        return {"pred": self.m.embed(np.stack(self.head["pred"]))[None].astype(np.float32),
-                "gt": self.m.embed(real)[None].astype(np.float32), "real_offset": np.array([offset], np.int64)}
+            return {"x": np.stack(self.feats).astype(np.float32)}
+        if self._random_offset:
+            return {"x": self.m.embed(self.chosen)[None].astype(np.float32),
+                    "real_offset": np.array([self.offset], np.int64)}
+        out = {"x": self.m.embed(np.stack(self.head))[None].astype(np.float32)}
+        if self.side == "gt":
+            out["real_offset"] = np.array([0], np.int64)
+        return out
 
 
 class FVD(MomentsMetric):
@@ -170,6 +169,7 @@ class FVD(MomentsMetric):
     keys = ("fvd",)
     higher_is_better = {"fvd": False}
     needs_gt = True
+    parts = {"pred": ("pred",), "gt": ("gt",)}
     dim = DIM
 
     def __init__(self, options: Any) -> None:
@@ -184,6 +184,9 @@ class FVD(MomentsMetric):
         self.device = options.device
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
         super().__init__()
+
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
 
     def embed(self, clip: np.ndarray) -> np.ndarray:
         """(16, H, W, 3) uint8 -> (400,) float64 features."""
@@ -203,8 +206,23 @@ class FVD(MomentsMetric):
                 "covariance": "biased (N)" if self.variant == "styleganv" else "unbiased (N-1)",
                 "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)"}
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
-        return _Extractor(self, ctx.clip_id)
+    def part_config(self, part: str, ctx: ClipContext) -> dict[str, Any]:
+        if part == "gt" and self.clips == "styleganv":     # the real clip's offset is seeded by the clip id
+            return {"real_clip": "seeded uniform offset", "seed": self.seed, "clip_id": ctx.clip_id}
+        return {"clip": "from frame 0" if self.clips != "windows" else "windows"}
+
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
+        return _Extractor(self, ctx.clip_id, part)
+
+    @classmethod
+    def combine(cls, parts: dict[str, Features]) -> Features:
+        """As many clips of each side as the side with fewer has; the real clip's offset travels along."""
+        p, g = np.asarray(parts["pred"]["x"]), np.asarray(parts["gt"]["x"])
+        k = min(len(p), len(g))
+        out: Features = {"pred": p[:k], "gt": g[:k]}
+        if "real_offset" in parts["gt"]:
+            out["real_offset"] = np.asarray(parts["gt"]["real_offset"])
+        return out
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         if len(feats["pred"]) == 0:

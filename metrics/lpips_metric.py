@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict
 from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
 
 BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
@@ -69,6 +69,9 @@ class LPIPS(FrameMeanMetric):
         return {"impl": "lpips 0.1.4", "net": self.net, "version": "0.1", "input": "RGB in [-1,1]",
                 "backbone_sha256": self.weights.sha256, "verified": self.weights.verified,
                 "aggregate": "mean over frames"}
+
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self)

@@ -26,7 +26,7 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import face_track, syncnet_core
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 
@@ -57,8 +57,8 @@ class _Extractor:
         self.m, self.ctx = metric, ctx
         self.frames: list[np.ndarray] = []
 
-    def add(self, chunk: FrameChunk) -> None:
-        self.frames.extend(chunk.pred)
+    def add(self, chunk: VideoChunk) -> None:
+        self.frames.extend(chunk.frames)
 
     def finish(self) -> Features:
         m, ctx = self.m, self.ctx
@@ -109,6 +109,8 @@ class Sync(Metric):
     keys = ("sync_c", "sync_d")
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
+    parts = {"pred": ("pred", "audio")}
+    DETECTOR_WEIGHTS = {"s3fd": "sfd_face", "retinaface": "retinaface_resnet50"}
 
     def __init__(self, options: Any = None) -> None:
         from moee_bench.metrics.registry import MetricOptions
@@ -129,16 +131,31 @@ class Sync(Metric):
         self._scorer: syncnet_core.SyncNetScorer | None = None
         self._detector: Any = None
         self._weights: dict[str, str] = {}
+        self._resolved: dict[str, Any] = {}
         super().__init__()
         self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
+        if not self.face_cropped:           # the detector's weights are part of the features' identity: checked now,
+            self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])     # loaded on first use
+
+    def _resolve(self, name: str) -> Any:
+        if name not in self._resolved:
+            r = self.options.weights.resolve(name)
+            self._resolved[name], self._weights[name] = r, r.sha256
+        return self._resolved[name]
+
+    def weight_files(self) -> list:
+        return list(self._resolved.values())
+
+    def feature_parts(self):
+        """The pred video's own audio track (``sync_audio=video``) is covered by the pred video's identity."""
+        return {"pred": ("pred",)} if self.audio_source == "video" else self.parts
 
     def scorer(self) -> syncnet_core.SyncNetScorer:
         """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
         if self._scorer is None:
             from moee_bench.bench.core.weights import load_state_dict
 
-            r = self.options.weights.resolve("syncnet_v2")
-            self._weights["syncnet_v2"] = r.sha256
+            r = self._resolve("syncnet_v2")
             self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device)
         return self._scorer
 
@@ -146,13 +163,11 @@ class Sync(Metric):
         if self._detector is None:
             from moee_bench.bench.core.weights import load_state_dict
 
+            r = self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])
             if self.detector_name == "s3fd":
-                r = self.options.weights.resolve("sfd_face")
                 self._detector = face_track.S3FDDetector(load_state_dict(r), device=self.options.device)
             else:
-                r = self.options.weights.resolve("retinaface_resnet50")
                 self._detector = face_track.RetinaFaceDetector(str(r.path), device=self.options.device)
-            self._weights[r.spec.name] = r.sha256
         return self._detector
 
     def tracker_tracks(self, frames: list[np.ndarray]) -> tuple[list[face_track.Track], int]:
@@ -178,7 +193,7 @@ class Sync(Metric):
     def protocol(self) -> dict[str, Any]:
         return {"metric": "sync", **self.config(), "weights_sha256": dict(self._weights)}
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         return _Extractor(self, ctx)
 
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:

@@ -80,6 +80,7 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     from moee_bench.metrics.flmd import flmd_from_features
     from moee_bench.metrics.fvd import fvd_from_features
     from moee_bench.metrics.kid import kernel_from_features
+    from moee_bench.metrics.registry import metric_class
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
@@ -89,9 +90,11 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
                  # 10 subsets per resample (the headline uses 100): the bootstrap spread dominates the subset noise
                  "kid": lambda fs: kernel_from_features(fs, "kid", n_subsets=10)["kid"],
                  "kvd": lambda fs: kernel_from_features(fs, "kvd", n_subsets=10)["kvd"]}.get(metric)
-    keys = store.feature_keys(run_id, method, metric)
-    feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
-    if recompute is None or len(feats) < 2:
+    if recompute is None:
+        return None
+    combine = metric_class(metric).combine
+    feats = [combine(parts) for parts in store.clip_feature_parts(run_id, method, metric).values()]
+    if len(feats) < 2:
         return None
     rng = np.random.default_rng(seed)
     vals = []

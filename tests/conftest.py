@@ -76,8 +76,9 @@ def write_visual_weights(d: Path) -> Path:
     return d
 
 
-def write_fvd_standin(d: Path) -> Path:
-    """A small random TorchScript network with the call signature of StyleGAN-V's I3D, as ``i3d_torchscript.pt``."""
+def save_i3d_standin(path: Path, seed: int = 0) -> Path:
+    """A small random network with the call signature of StyleGAN-V's I3D TorchScript
+    (``detector(x, rescale=, resize=, return_features=)`` -> (B, 400)), saved as TorchScript at ``path``."""
     import torch
 
     class StandInI3D(torch.nn.Module):
@@ -90,9 +91,21 @@ def write_fvd_standin(d: Path) -> Path:
                     return_features: bool = False) -> torch.Tensor:
             return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
 
-    torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(StandInI3D().eval()), str(d / "i3d_torchscript.pt"))
+    torch.manual_seed(seed)
+    torch.jit.save(torch.jit.script(StandInI3D().eval()), str(path))
+    return path
+
+
+def write_fvd_standin(d: Path) -> Path:
+    """The I3D stand-in as ``d/i3d_torchscript.pt`` (the registry file name)."""
+    save_i3d_standin(d / "i3d_torchscript.pt")
     return d
+
+
+@pytest.fixture(scope="session")
+def save_standin_i3d():
+    """``save(path, seed=0)``: :func:`save_i3d_standin`."""
+    return save_i3d_standin
 
 
 @pytest.fixture(scope="session")

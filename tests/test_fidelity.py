@@ -262,15 +262,19 @@ class _FakeFVD:
 
 
 def _extract(rule: str, n: int, clip_id: str = "x", seed: int = 0, chunk: int = 7):
-    from moee_bench.metrics.base import FrameChunk
-    from moee_bench.metrics.fvd import _Extractor
+    """Both sides' parts, each fed its own video in chunks, paired by FVD.combine (as the evaluator does)."""
+    from moee_bench.metrics.base import VideoChunk
+    from moee_bench.metrics.fvd import FVD, _Extractor
 
-    pred = np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1).repeat(3, -1)
-    gt = (100 + np.arange(n)).astype(np.uint8).reshape(n, 1, 1, 1).repeat(3, -1)
-    ex = _Extractor(_FakeFVD(rule, seed), clip_id)
-    for s in range(0, n, chunk):
-        ex.add(FrameChunk(s, pred[s:s + chunk], gt[s:s + chunk]))
-    return ex.finish()
+    videos = {"pred": np.arange(n, dtype=np.uint8), "gt": (100 + np.arange(n)).astype(np.uint8)}
+    parts = {}
+    for side, v in videos.items():
+        frames = v.reshape(n, 1, 1, 1).repeat(3, -1)
+        ex = _Extractor(_FakeFVD(rule, seed), clip_id, side)
+        for s in range(0, n, chunk):
+            ex.add(VideoChunk(s, frames[s:s + chunk]))
+        parts[side] = ex.finish()
+    return FVD.combine(parts)
 
 
 def test_fvd_default_is_one_stylegan_v_clip_per_video():

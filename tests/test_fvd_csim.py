@@ -17,10 +17,9 @@ from moee_bench.metrics.registry import MetricOptions
 
 
 @pytest.fixture(scope="module")
-def fvd_weights(tmp_path_factory) -> Path:
-    from conftest import write_fvd_standin
-
-    d = write_fvd_standin(tmp_path_factory.mktemp("fvdw"))
+def fvd_weights(tmp_path_factory, save_standin_i3d) -> Path:
+    d = tmp_path_factory.mktemp("fvdw")
+    save_standin_i3d(d / "i3d_torchscript.pt", seed=0)
     from moee_bench.metrics.i3d import InceptionI3d
 
     torch.save(InceptionI3d().state_dict(), d / "i3d_pretrained_400.pt")

@@ -69,6 +69,7 @@ def test_tracked_path_scores_each_track(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     torch.save(S().state_dict(), tmp_path / "syncnet_v2.model")
+    (tmp_path / "sfd_face.pth").write_bytes(b"stand-in")   # hash-checked at construction (unverified), never loaded
     m = Sync(MetricOptions(weights=WeightsOptions(str(tmp_path), allow_unverified=True),
                            params={"sync_pixels": "exact", "sync_min_track": 20}))
     m._detector = lambda rgb: np.array([[60.0, 40.0, 200.0, 200.0, 0.99]])

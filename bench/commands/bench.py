@@ -10,6 +10,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "metrics": ("moee_bench.metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
     "sync": ("moee_bench.metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
     "cache": ("moee_bench.bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
+    "leaderboard": ("moee_bench.bench.benchmarks:run_leaderboard",
+                    "a K-method suite (GT features once) vs K runs of the PNG/pytorch-fid/lpips/skimage chain"),
     "moee": ("moee_bench.moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
@@ -18,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed benchmarks against the reference tools (ratios, peak memory)",
                        description=__doc__)
     p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in sorted(BENCHMARKS.items())))
+    p.add_argument("k", nargs="?", type=int, default=None, help="leaderboard: number of methods (default 6)")
     p.add_argument("--clips", type=int, default=8, help="number of clips to time (default 8)")
     p.add_argument("--frames", type=int, default=50, help="frames per clip (default 50)")
     p.add_argument("--repeats", type=int, default=1, help="timed repeats after one warm-up (default 1)")
