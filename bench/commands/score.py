@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric parameter, repeatable")
+    p.add_argument("--face-cropped", action="store_true",
+                   help="sync: the videos are already face crops (no detection/tracking); same as --param face_cropped=true")
     p.set_defaults(func=_score)
 
 
@@ -63,6 +65,8 @@ def _score(args: argparse.Namespace) -> int:
     for kv in args.param:
         k, _, v = kv.partition("=")
         params[k] = v
+    if args.face_cropped:
+        params["face_cropped"] = "true"
     wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
