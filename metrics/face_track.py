@@ -5,9 +5,8 @@ scale 0.25, confidence 0.9, run on batches of frames (:meth:`S3FDDetector.detect
 RetinaFace (``detector="retinaface"``) as the named alternative.
 Scene cuts: PySceneDetect's ``SceneManager`` + ``ContentDetector`` (default threshold, auto downscale), on
 the reference's AVI (:func:`scene_cuts_video`) or on frames in memory (:func:`scene_cuts`).
-Tracking (our code, same rules as the reference): greedy, a detection joins the track if it is at most
-25 frames after the last one and has IoU > 0.5 with it; tracks need more than ``min_track`` detections;
-boxes are linearly interpolated over gaps; mean box side must exceed ``min_face_size``.
+Tracking: syncnet-python's own ``SyncNetPipeline._track`` (greedy IoU > 0.5 within 25 frames, more than
+``min_track`` detections, interpolated over gaps, mean box side above ``min_face_size``).
 Crop: size/centre median-filtered (kernel 13), grey-110 padding, crop scale 0.4, resized to 224x224
 (``cv2.resize`` default bilinear), cut out of the frame directly instead of padding the whole frame.
 """
@@ -20,7 +19,6 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 from scipy import signal
-from scipy.interpolate import interp1d
 
 DEFAULT_MIN_TRACK = 25
 S3FD_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
@@ -33,33 +31,61 @@ class Track:
 
 
 class _ThresholdDetect:
-    """S3FD's post-processing (``box_utils.Detect``) restricted to boxes above the caller's threshold.
+    """S3FD's post-processing (``box_utils.Detect``), stopped where the caller's threshold stops reading it.
 
-    The reference runs greedy NMS (IoU 0.3) over every prior scoring > 0.05, then keeps the kept boxes
-    scoring > ``conf_th`` (0.9). A box can only be suppressed by a higher-scoring one, so NMS over the
-    boxes > ``conf_th`` alone keeps exactly the same boxes, in the same order, without the Python NMS loop
-    over thousands of low-scoring priors (our code; ``decode`` and ``nms`` are the package's)."""
+    The reference sorts every prior scoring > 0.05 (``scores.sort``, top 5000), runs greedy NMS (IoU 0.3)
+    through all of them in a Python loop, and then reads only the kept boxes scoring > ``conf_th`` (0.9).
+    A box is kept or not depending only on higher-scoring boxes, so the same sort followed by the same
+    greedy loop over the boxes > ``conf_th`` (in that sorted order, ties included) keeps exactly the boxes
+    the reference reads. Our code; ``decode`` is the package's and the IoU arithmetic is ``box_utils.nms``'s."""
 
-    def __init__(self, conf_th: float, nms_thresh: float = 0.3, top_k: int = 750, nms_top_k: int = 5000):
-        self.conf_th, self.nms_thresh, self.top_k, self.nms_top_k = conf_th, nms_thresh, top_k, nms_top_k
+    def __init__(self, conf_th: float, conf_thresh: float = 0.05, nms_thresh: float = 0.3, top_k: int = 750,
+                 nms_top_k: int = 5000):
+        self.conf_th, self.conf_thresh, self.nms_thresh = conf_th, conf_thresh, nms_thresh
+        self.top_k, self.nms_top_k = top_k, nms_top_k
         self.variance = [0.1, 0.2]
+
+    def _nms(self, boxes, idx):
+        import torch
+
+        x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+        area = torch.mul(x2 - x1, y2 - y1)
+        keep = []
+        while idx.numel() > 0:
+            i = idx[-1]
+            keep.append(int(i))
+            idx = idx[:-1]
+            if idx.numel() == 0:
+                break
+            xx1 = torch.clamp(torch.index_select(x1, 0, idx), min=x1[i])
+            yy1 = torch.clamp(torch.index_select(y1, 0, idx), min=y1[i])
+            xx2 = torch.clamp(torch.index_select(x2, 0, idx), max=x2[i])
+            yy2 = torch.clamp(torch.index_select(y2, 0, idx), max=y2[i])
+            inter = torch.clamp(xx2 - xx1, min=0.0) * torch.clamp(yy2 - yy1, min=0.0)
+            union = (torch.index_select(area, 0, idx) - inter) + area[i]
+            idx = idx[(inter / union).le(self.nms_thresh)]
+        return keep
 
     def forward(self, loc_data, conf_data, prior_data):
         import torch
-        from syncnet_python.detectors.s3fd.box_utils import decode, nms
+        from syncnet_python.detectors.s3fd.box_utils import decode
 
         num = loc_data.size(0)
         boxes = decode(loc_data.reshape(-1, 4), prior_data.repeat(num, 1), self.variance).view(num, -1, 4)
-        scores = conf_data[:, :, 1]
         out = torch.zeros(num, 2, self.top_k, 5)
         for i in range(num):
-            m = scores[i] > self.conf_th
-            if not bool(m.any()):
+            sc = conf_data[i, :, 1]
+            c_mask = sc.gt(self.conf_thresh)
+            s, b = sc[c_mask], boxes[i][c_mask]
+            if s.numel() == 0:
                 continue
-            s, b = scores[i][m], boxes[i][m]
-            ids, count = nms(b, s, self.nms_thresh, self.nms_top_k)
-            count = min(count, self.top_k)
-            out[i, 1, :count] = torch.cat((s[ids[:count]].unsqueeze(1), b[ids[:count]]), 1)
+            _, idx = s.sort(0)
+            idx = idx[-self.nms_top_k:]
+            idx = idx[s[idx] > self.conf_th]
+            keep = self._nms(b, idx)[: self.top_k]
+            if keep:
+                k = torch.tensor(keep)
+                out[i, 1, :len(keep)] = torch.cat((s[k].unsqueeze(1), b[k]), 1)
         return out
 
 
@@ -202,35 +228,20 @@ def scene_cuts_video(path: str) -> list[tuple[int, int]]:
     return _scenes(VideoStreamCv2(path))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-8)
-
-
 def track_faces(dets: list[np.ndarray], start: int, *, min_track: int, num_failed_det: int = 25,
                 min_face_size: float = 100.0) -> list[Track]:
-    """Greedy IoU tracks over one scene's detections (``dets[i]`` = boxes of frame ``start + i``)."""
-    pool = [[(start + i, d[:4]) for d in fr] for i, fr in enumerate(dets)]
-    tracks: list[Track] = []
-    while True:
-        t: list[tuple[int, np.ndarray]] = []
-        for faces in pool:
-            for f in list(faces):
-                if not t or (f[0] - t[-1][0] <= num_failed_det and _iou(f[1], t[-1][1]) > 0.5):
-                    t.append(f)
-                    faces.remove(f)
-                    break
-        if not t:
-            return tracks
-        if len(t) > min_track:
-            fr = np.array([x[0] for x in t])
-            bb = np.array([x[1] for x in t])
-            full = np.arange(fr[0], fr[-1] + 1)
-            bi = np.stack([interp1d(fr, bb[:, k])(full) for k in range(4)], 1)
-            if max(np.mean(bi[:, 2] - bi[:, 0]), np.mean(bi[:, 3] - bi[:, 1])) > min_face_size:
-                tracks.append(Track(full, bi))
+    """Face tracks over one scene's detections (``dets[i]`` = boxes of frame ``start + i``).
+
+    Runs syncnet-python's own ``SyncNetPipeline._track`` (greedy IoU > 0.5 within 25 frames, more than
+    ``min_track`` detections, linear interpolation over gaps, mean box side > ``min_face_size``), so
+    frames with several faces are walked exactly as the reference walks them."""
+    from syncnet_python.syncnet_pipeline import PipelineConfig, SyncNetPipeline
+
+    pipe = object.__new__(SyncNetPipeline)      # only the config is needed, not the networks
+    pipe.cfg = PipelineConfig(min_track=min_track, num_failed_det=num_failed_det, min_face_size=min_face_size)
+    ref_in = [[{"frame": start + i, "bbox": b[:4].tolist()} for b in np.asarray(fr).reshape(-1, 5)]
+              for i, fr in enumerate(dets)]
+    return [Track(np.asarray(t["frame"]), np.asarray(t["bbox"], np.float64)) for t in pipe._track(ref_in)]
 
 
 def _crop(img: np.ndarray, s: float, x: float, y: float, cs: float) -> np.ndarray:

@@ -106,8 +106,8 @@ def speech_wav(src: str | Path, out: str | Path, *, clip_id: str | None = None) 
 
 
 def reencode_25fps(video: str | Path, out: str | Path, *, clip_id: str | None = None) -> Path:
-    """The pipeline's constant-25-fps MPEG-4 AVI (``-q:v 2 -r 25 -async 1``), audio dropped (not used later)."""
-    _ffmpeg(["-i", str(video), "-async", "1", "-q:v", "2", "-r", str(FRAME_RATE), "-an", str(out)], clip_id)
+    """The pipeline's constant-25-fps MPEG-4 AVI (``-async 1 -q:v 2 -r 25``; its audio track is kept, as it moves frames)."""
+    _ffmpeg(["-i", str(video), "-async", "1", "-q:v", "2", "-r", str(FRAME_RATE), str(out)], clip_id)
     return Path(out)
 
 

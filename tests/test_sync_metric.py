@@ -38,12 +38,12 @@ def _clip(n: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return frames, audio
 
 
-def _ctx(audio: np.ndarray | None, cid: str = "c") -> ClipContext:
-    return ClipContext(ClipInput(cid, Path("x.mp4")), fps=25.0, size=None, audio=audio, audio_source="driving")
+def _ctx(audio: np.ndarray | None, cid: str = "c", pred: Path = Path("x.mp4")) -> ClipContext:
+    return ClipContext(ClipInput(cid, pred), fps=25.0, size=None, audio=audio, audio_source="driving")
 
 
-def _score(m: Sync, frames: np.ndarray, audio: np.ndarray | None, cid: str = "c") -> dict:
-    ctx = _ctx(audio, cid)
+def _score(m: Sync, frames: np.ndarray, audio: np.ndarray | None, cid: str = "c", pred: Path = Path("x.mp4")) -> dict:
+    ctx = _ctx(audio, cid, pred)
     ex = m.extractor(ctx)
     ex.add(FrameChunk(0, frames[:17]))
     ex.add(FrameChunk(17, frames[17:]))
@@ -107,13 +107,15 @@ def test_audio_shift_moves_offset_on_sample(weights_dir: Path, request: pytest.F
     _check_shift(_scorer(weights_dir), bgr, core.float_to_int16(audio), k=2)
 
 
-def test_no_face_video_is_no_face_not_zero(weights_dir: Path) -> None:
+def test_no_face_video_is_no_face_not_zero(weights_dir: Path, write_clip) -> None:
+    """The tracked path (the reference's file steps) on a faceless video: status no_face, never a number."""
     from moee_bench.bench.core.errors import ClipError
 
     m = Sync(_opts(weights_dir))
     frames, audio = _clip(30)
+    pred = write_clip("noface", frames=frames)
     with pytest.raises(ClipError) as e:
-        _score(m, frames, audio)
+        _score(m, frames, audio, pred=pred)
     assert e.value.status == "no_face"
     out = m.compute()
     assert out["sync_c"] is None and out["sync_n_no_face"] == 1
