@@ -100,7 +100,7 @@ class S3FDDetector:
         net = S3FDNet(device=device)
         net.load_state_dict(state_dict)
         net.detect = _ThresholdDetect(conf_th)
-        self.net = net.to(device).eval()
+        self.net = net.to(device).eval().to(memory_format=torch.channels_last)   # oneDNN's fast layout (1.5x on CPU)
         self.device, self.scale, self.conf_th, self.batch_size = device, scale, conf_th, batch_size
         self._torch = torch
 
@@ -116,9 +116,9 @@ class S3FDDetector:
             x = np.stack([cv2.resize(f, dsize=(0, 0), fx=self.scale, fy=self.scale, interpolation=cv2.INTER_LINEAR)
                           for f in chunk]).astype(np.float32)
             x -= S3FD_MEAN_BGR
-            x = np.ascontiguousarray(x[..., ::-1].transpose(0, 3, 1, 2))
+            x = self._torch.from_numpy(np.ascontiguousarray(x[..., ::-1])).permute(0, 3, 1, 2)   # RGB, channels_last
             with self._torch.no_grad():
-                det = self.net(self._torch.from_numpy(x).to(self.device)).cpu()
+                det = self.net(x.to(self.device)).cpu()
             scale = self._torch.Tensor([w, h, w, h])
             for d in det:
                 rows = d[1][d[1, :, 0] > self.conf_th]

@@ -1,10 +1,11 @@
 """Sync-C/D on a real H.264 yuv420p face clip through ``score``, against syncnet-python's own file steps.
 
-The clip is natural content (scikit-image's astronaut photograph, the face panned and zoomed) encoded
-with libx264 yuv420p + AAC, as datasets and methods ship them; a lossless BGR source would hide the
-colour/chroma path that decides the JPEG pixels SyncNet sees. The reference side is syncnet-python
-0.2.3's step 8 built with the package's own ffmpeg-python calls, ``SyncNetInstance.evaluate`` with the
-same random weights in the official format (a plain ``S`` state dict).
+The clips are natural content (scikit-image's astronaut photograph, panned and zoomed) encoded with
+libx264 yuv420p + AAC, as datasets and methods ship them; a lossless BGR source would hide the colour/
+chroma path that decides the JPEG pixels SyncNet sees. Face-cropped: the reference is syncnet-python
+0.2.3's step 8 built with the package's own ffmpeg-python calls and ``SyncNetInstance.evaluate``, with the
+same random weights in the official format (a plain ``S`` state dict). Tracked: ``SyncNetPipeline.inference``
+against the metric's tracked path, the S3FD network running on both sides and the boxes from one stand-in.
 """
 
 from __future__ import annotations
@@ -12,74 +13,32 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import types
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from moee_bench.bench.cli import main
-
-
-def _astronaut_clip(path: Path, n: int = 42, seed: int = 0) -> Path:
-    """A 224x224 face crop that pans and zooms over the astronaut's face, with a speech-like AAC track."""
-    from skimage import data
-
-    from moee_bench.bench.core.media import write_video
-
-    img = data.astronaut()                      # RGB 512x512, the face around rows 20-220, columns 150-330
-    frames = []
-    for i in range(n):
-        s = 230 + 12 * np.sin(i / 5.0)
-        cx, cy = 240 + 10 * np.sin(i / 3.0), 120 + 6 * np.cos(i / 4.0)
-        m = np.float32([[224 / s, 0, -(cx - s / 2) * 224 / s], [0, 224 / s, -(cy - s / 2) * 224 / s]])
-        frames.append(cv2.warpAffine(img, m, (224, 224), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(16000 * n / 25)) / 16000
-    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
-             + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
-    return write_video(path, [np.stack(frames)], 25.0, audio=audio, crf=23)
-
-
-def _weights(folder: Path) -> Path:
-    from syncnet_python.SyncNetModel import S
-
-    torch.manual_seed(3)
-    net = S()
-    for mod in net.modules():   # non-trivial BN statistics, so the distance curve is not flat
-        if isinstance(mod, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)):
-            mod.running_mean.uniform_(-0.1, 0.1)
-            mod.running_var.uniform_(0.5, 1.5)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), folder / "syncnet_v2.model")
-    return folder / "syncnet_v2.model"
+from moee_bench.metrics.benchmarks.sync import pan_zoom_clip, random_weights
 
 
 def _reference(clip: Path, weights: Path, work: Path) -> tuple[int, float, float]:
-    """syncnet-python 0.2.3 ``inference`` step 8 on a face-crop video, with the package's ffmpeg-python calls."""
-    import ffmpeg
-    import imageio_ffmpeg
+    """syncnet-python 0.2.3 ``inference`` step 8 on a face-crop video (the package's ffmpeg-python calls)."""
     from syncnet_python.SyncNetInstance import SyncNetInstance
     from syncnet_python.SyncNetModel import S
 
-    exe = imageio_ffmpeg.get_ffmpeg_exe()
-    work.mkdir()
-    ffmpeg.input(str(clip)).output(str(work / "%06d.jpg"), f="image2", threads=1).overwrite_output().run(cmd=exe, quiet=True)
-    ffmpeg.input(str(clip)).output(str(work / "audio.wav"), ac=1, vn=None, acodec="pcm_s16le", ar=16000,
-                                   af="aresample=async=1").overwrite_output().run(cmd=exe, quiet=True)
+    from moee_bench.metrics.benchmarks.sync import _reference_face_cropped
+
     net = S()
     net.load_state_dict(torch.load(weights, weights_only=True))
-    with contextlib.redirect_stdout(io.StringIO()):
-        return SyncNetInstance(net.eval(), device="cpu").evaluate(types.SimpleNamespace(tmp_dir=str(work), batch_size=20, vshift=15))
+    return _reference_face_cropped(clip, SyncNetInstance(net.eval(), device="cpu"), work)
 
 
 @pytest.fixture(scope="module")
 def h264_case(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("h264")
-    clip = _astronaut_clip(d / "pred" / "astro.mp4")
-    w = _weights(d / "w")
+    clip = pan_zoom_clip(d / "pred" / "astro.mp4", n=42)
+    w = random_weights(d / "w", seed=3, s3fd=False) / "syncnet_v2.model"
     return d, clip, w, _reference(clip, w, d / "ref")
 
 
@@ -121,3 +80,21 @@ def test_exact_pixels_is_a_named_different_number(h264_case) -> None:
     c = res["clips"][0]
     assert res["protocol"]["metrics"]["sync"]["pixels"] == "exact" and "ffmpeg" not in res["protocol"]["metrics"]["sync"]
     assert abs(c["sync_d"] - r_dist) > 1e-3 or abs(c["sync_c"] - r_conf) > 1e-3
+
+
+def test_tracked_matches_syncnet_pipeline_on_h264(tmp_path: Path) -> None:
+    """The tracked path (q2 AVI + JPEG frames, batched S3FD, scenes, tracks, XVID crops, JPEG, SyncNet) gives
+    syncnet-python's per-track numbers; 1.6 s clip, tracks of more than 25 frames. S3FD itself is left out on both
+    sides here (random weights find nothing; its batched form is tested against ``detect_faces`` on its own)."""
+    from moee_bench.metrics.benchmarks.sync import _ffmpeg_on_path, _ours, our_metric, reference_pipeline
+
+    clip = pan_zoom_clip(tmp_path / "tr" / "astro.mp4", n=40, size=320, span=460.0)
+    w = random_weights(tmp_path / "w", seed=3)
+    with _ffmpeg_on_path(), contextlib.redirect_stdout(io.StringIO()):
+        offs, confs, dists, _, _, _, has_face = reference_pipeline(w, 25, run_s3fd=False).inference(str(clip), None,
+                                                                                     cache_dir=str(tmp_path / "ref"))
+    assert len(confs) == 1
+    off, c, d, tracks = _ours(our_metric(w, face_cropped=False, min_track=25, run_s3fd=False), clip)
+    assert len(tracks) == 1 and tracks[0]["length"] == len(list((tmp_path / "ref" / "cropped" / "crop_00000").glob("*.jpg")))
+    assert off == offs[0]
+    assert c == pytest.approx(confs[0], abs=1e-4) and d == pytest.approx(dists[0], abs=1e-4)
