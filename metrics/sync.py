@@ -47,21 +47,6 @@ def _truthy(v: Any) -> bool:
     return str(v).lower() in ("1", "true", "yes", "on")
 
 
-def jpeg_roundtrip(frames_bgr: np.ndarray, fps: float = 25.0) -> np.ndarray:
-    """BGR frames piped to ffmpeg's image2 muxer (default mjpeg settings) and read back with cv2.imread.
-
-    Only for frames that exist in memory alone (benchmarks); the metric dumps JPEGs from the video file
-    itself (:func:`metrics.sync_io.jpeg_frames`), as the reference does."""
-    import subprocess
-
-    n, h, w, _ = frames_bgr.shape
-    with tempfile.TemporaryDirectory(prefix="moee_sync_") as d:
-        cmd = [sync_io.ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
-               "-r", str(fps), "-i", "-", "-f", "image2", "-threads", "1", str(Path(d) / "%06d.jpg")]
-        subprocess.run(cmd, input=np.ascontiguousarray(frames_bgr).tobytes(), check=True, capture_output=True)
-        return sync_io.read_jpegs(sorted(Path(d).glob("*.jpg")))
-
-
 def _to_224(frames_bgr: np.ndarray) -> np.ndarray:
     if frames_bgr.shape[1:3] == (224, 224):
         return frames_bgr
