@@ -82,7 +82,7 @@ def summarise(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncResult:
 class SyncNetScorer:
     """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
 
-    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 8, vshift: int = VSHIFT,
+    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 32, vshift: int = VSHIFT,
                  fast: bool = True):
         self.net = net.to(device).eval()
         self.fast = None

@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric parameter, repeatable")
+    p.add_argument("--face-cropped", action="store_true",
+                   help="sync: the videos are already face crops (no detection/tracking); same as --param face_cropped=true")
     p.set_defaults(func=_score)
 
 
@@ -65,6 +67,8 @@ def _score(args: argparse.Namespace) -> int:
     for kv in args.param:
         k, _, v = kv.partition("=")
         params[k] = v
+    if args.face_cropped:
+        params["face_cropped"] = "true"
     wopts = options_from_args(args)
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
