@@ -23,7 +23,8 @@ from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import safe_name
-from moee_bench.bench.core.splits import clips_of, load_split
+from moee_bench.bench.core.references import choose_reference
+from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.provenance import device_name, environment
 from moee_bench.bench.store import ResultStore
@@ -96,6 +97,7 @@ class Generation:
     video_dir: Path
     ok: list[ClipRecord] = field(default_factory=list)
     missing: list[ClipRecord] = field(default_factory=list)
+    skipped: list[ClipRecord] = field(default_factory=list)     # emotion outside the method's vocabulary
     seconds: float = 0.0
     frames: int = 0
     n_generated: int = 0
@@ -113,8 +115,10 @@ class SuiteRunner:
     """
 
     def __init__(self, suite: Suite, out_dir: Path, *, weights: WeightsOptions | None = None, device: str = "cpu",
-                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print) -> None:
+                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print,
+                 allow_identity_overlap: bool = False) -> None:
         self.suite = suite
+        self.allow_identity_overlap = allow_identity_overlap
         self.out_dir = Path(out_dir)
         self.weights = weights or WeightsOptions()
         self.device = device
@@ -138,10 +142,8 @@ class SuiteRunner:
         dist.barrier()
         if dist.rank != 0:
             self.manifest = load_dataset(suite, self.out_dir)
-        split_file = load_split(suite.split_file) if suite.split_file else None
-        self.clips = clips_of(self.manifest, suite.split, split_file)
-        if not self.clips:
-            raise BenchError(f"split {suite.split!r} of {self.manifest.dataset} has no clips")
+        self.clips = select_split(self.manifest, suite.split)
+        self.split = split_record(self.manifest, suite.split, self.clips)
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
@@ -156,17 +158,24 @@ class SuiteRunner:
                      "dataset_name": self.manifest.dataset, "manifest_hash": self.manifest.content_hash(),
                      "metrics_unavailable": self.unavailable,
                      "protocol": {m.name: m.protocol() for m in self.metrics}, "n_clips": len(self.clips),
-                     "methods": {}}
+                     "split": self.split, "methods": {}}
 
     # stage 2 -------------------------------------------------------------------------------
     def generate(self, spec: MethodSpec) -> Generation:
         """Generate this rank's clips with one method; reuse every video already recorded with this config."""
         suite, store = self.suite, self.store
         method = build_method(spec.name, spec.config)
-        self.meta["methods"][spec.label] = method.describe()
+        self.meta["methods"][spec.label] = {**method.describe(),
+                                            **training_check(method, self.split, allow=self.allow_identity_overlap)}
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label))
         for clip in self.dist.mine(self.clips):
+            why = method.skip_reason(clip.emotion)
+            if why:
+                gen.skipped.append(clip)
+                store.put_clip(self.run_id, spec.label, clip.clip_id, values={}, status={m: "skipped" for m in suite.metrics},
+                               messages={m: why for m in suite.metrics}, info=_info(clip, 0, 0.0, ["not generated: " + why]))
+                continue
             out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
             prev = store.generation(spec.label, clip.clip_id, chash)
             if prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]:
@@ -253,9 +262,9 @@ class SuiteRunner:
                 m.merge_state(st)
         return True
 
-    def aggregate(self, gen: Generation, n_missing: int) -> dict[str, Any]:
+    def aggregate(self, gen: Generation, n_missing: int, n_skipped: int = 0) -> dict[str, Any]:
         """Compute and store the method's aggregates from the merged states (rank 0); ``n_missing``
-        counts the clips of every rank that have no video."""
+        counts the clips of every rank that have no video, ``n_skipped`` those whose emotion the method lacks."""
         agg: dict[str, Any] = {}
         for m in self.metrics:
             agg.update(m.compute())
@@ -263,6 +272,7 @@ class SuiteRunner:
             agg[n] = None
         agg["n_clips"] = len(self.clips)
         agg["n_missing"] = n_missing
+        agg["n_skipped"] = n_skipped
         self.store.put_aggregates(self.run_id, gen.spec.label, agg,
                                   extra={n: {"reason": why} for n, why in self.unavailable.items()})
         return agg
@@ -294,17 +304,38 @@ class SuiteRunner:
             self.record_throughput(gen)
             self.score(gen)
             n_missing = sum(self.dist.gather(len(gen.missing)))
+            n_skipped = sum(self.dist.gather(len(gen.skipped)))
             if self.merge():
-                self.aggregate(gen, n_missing)
+                self.aggregate(gen, n_missing, n_skipped)
         self.finish()
         return self.summary
 
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
-              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print) -> RunSummary:
+              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
+              allow_identity_overlap: bool = False) -> RunSummary:
     """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`)."""
     return SuiteRunner(suite, out_dir, weights=WeightsOptions(weights_dir, allow_unverified), device=device,
-                       fail_fast=fail_fast, report=report, log=log).run()
+                       fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap).run()
+
+
+def training_check(method, split: dict[str, Any], *, allow: bool) -> dict[str, Any]:
+    """Refuse to evaluate a method on identities its recorded training data contains (unless ``allow``).
+
+    ``split`` is a :func:`bench.core.splits.split_record`. Methods trained elsewhere report
+    ``training_data = "unknown"``: nothing can be checked and the record says so.
+    """
+    training = method.training_data()
+    if isinstance(training, str):
+        return {"identity_check": f"not possible: training data {training}"}
+    overlap = identity_overlap(training, split)
+    if overlap and not allow:
+        raise BenchError(f"{method.name} was trained on {len(overlap)} identities of {split['dataset']} that split "
+                         f"{split['name']!r} evaluates ({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''}); "
+                         "evaluate it on a split of other identities, or pass --allow-identity-overlap to do it on "
+                         "purpose (recorded with the run)")
+    return {"identity_check": {"split": split["name"], "split_hash": split["hash"], "overlap": overlap,
+                               "allowed": bool(overlap)}}
 
 
 def _info(c: ClipRecord, n_frames: int, seconds: float, warnings_: list[str]) -> dict[str, Any]:
@@ -317,16 +348,25 @@ def build_request(manifest: Manifest, clip: ClipRecord, out_path: Path, out_dir:
     """The generation request for one dataset clip (``emotion`` overrides the clip's own label)."""
     return GenerationRequest(
         clip_id=clip.clip_id,
-        ref_image=manifest.media_path(clip, "ref_image") if clip.ref_image else _first_frame_ref(manifest, clip, out_dir),
+        ref_image=reference_image(manifest, clip, out_dir),
         audio=manifest.media_path(clip, "audio") if clip.audio else manifest.media_path(clip, "video"),
         out_path=out_path, emotion=emotion or clip.emotion, emotion_text=None if emotion else clip.text, seed=seed,
         fps=fps, size=size, gt_video=manifest.media_path(clip, "video"))
 
 
-def _first_frame_ref(m: Manifest, clip: ClipRecord, out_dir: Path) -> Path:
+def reference_image(m: Manifest, clip: ClipRecord, out_dir: Path) -> Path:
+    """The reference portrait file of ``clip`` by :func:`bench.core.references.choose_reference`; a frame of a
+    video is written once to ``out_dir/refs/<video stem>-<path hash>-f<frame>.png``."""
     from moee_bench.bench.core import media
 
-    p = out_dir / "refs" / f"{safe_name(clip.clip_id)}.png"
+    choice = choose_reference(m, clip)
+    if choice.warning:
+        warnings.warn(choice.warning)
+    if choice.image is not None:
+        return choice.image
+    tag = hashlib.sha256(str(choice.video).encode()).hexdigest()[:10]
+    p = out_dir / "refs" / f"{safe_name(choice.video.stem)}-{tag}-f{choice.frame}.png"
     if not p.exists():
-        media.write_image(p, media.first_frame(m.media_path(clip, "video"), clip_id=clip.clip_id))
+        media.write_image(p, media.read_frames(choice.video)[choice.frame] if choice.frame else
+                          media.first_frame(choice.video, clip_id=clip.clip_id))
     return p

@@ -10,16 +10,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from moee_bench.baselines.base import GenerationRequest
 from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.splits import select_split, split_record
 
 
-def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config: dict | None = None,
-            repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
-    """Generate each clip once to warm up, then ``repeats`` times; report the median per-clip time."""
+def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split: str | None = "test",
+            config: dict | None = None, repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
+    """Generate each clip once to warm up, then ``repeats`` times; report the median per-clip time.
+
+    Clips come from ``split`` of the manifest (``clip_ids``, or its first two); each request is built
+    like the runner's (:func:`bench.runner.build_request`: the reference-image policy, the driving audio).
+    """
+    from moee_bench.bench.runner import build_request
+
     method = build_method(method_name, config)
-    clips = [c for c in manifest.clips if c.clip_id in set(clip_ids)] or manifest.clips[:2]
+    pool = select_split(manifest, split)
+    if clip_ids:
+        by_id = {c.clip_id: c for c in pool}
+        unknown = [c for c in clip_ids if c not in by_id]
+        if unknown:
+            raise BenchError(f"clips {unknown} are not in split {split!r} of manifest {manifest.path or manifest.dataset}")
+        clips = [by_id[c] for c in clip_ids]
+    else:
+        clips = pool[:2]
+    record = split_record(manifest, split, pool)
     cuda = device.startswith("cuda")
     if cuda:
         import torch
@@ -28,9 +44,7 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config
     times, frames = [], 0
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         def one(c, k):
-            req = GenerationRequest(c.clip_id, manifest.media_path(c, "ref_image") if c.ref_image else manifest.media_path(c),
-                                    manifest.media_path(c, "audio") if c.audio else manifest.media_path(c),
-                                    Path(d) / f"{k}_{c.clip_id}.mp4", emotion=c.emotion, gt_video=manifest.media_path(c))
+            req = build_request(manifest, c, Path(d) / f"{k}_{c.clip_id}.mp4", Path(d), seed=0, fps=25.0, size=None)
             t = time.perf_counter()
             r = method.generate(req)
             return time.perf_counter() - t, r.n_frames
@@ -48,6 +62,7 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config
         peak, dev = torch.cuda.max_memory_allocated(), torch.cuda.get_device_name(0)
     else:
         peak, dev = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, f"cpu ({platform.machine()})"
-    return {"method": method_name, "device": dev, "clips": len(clips), "repeats": repeats,
+    return {"method": method_name, "device": dev, "clips": len(clips), "clip_ids": [c.clip_id for c in clips],
+            "split": record["name"], "split_hash": record["hash"], "repeats": repeats,
             "seconds_per_clip_median": statistics.median(times), "frames_per_s": frames / sum(times),
             "peak_mem_bytes": peak, "peak_mem_kind": "CUDA max allocated" if cuda else "process peak RSS"}

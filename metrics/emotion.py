@@ -222,12 +222,17 @@ class Emotion(Metric):
         self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
         self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
         self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0}
+                       "excluded_top_frames": 0, "outside_taxonomy": 0}
         self.excluded_mass = 0.0
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         if ctx.clip.emotion is None:
             raise ClipError(ctx.clip_id, "no target emotion for this clip (manifest emotion missing)", status="no_label")
+        if not ctx.clip.emotion.in_taxonomy:
+            self.counts["outside_taxonomy"] += 1
+            raise ClipError(ctx.clip_id, f"target emotion {ctx.clip.emotion.label!r} is outside the 6+1 taxonomy this "
+                                         "metric scores (skipped and counted in emotion_skipped_outside_taxonomy)",
+                            status="outside_taxonomy")
         return _Extractor(self, ctx.clip_id, ctx.clip.emotion)
 
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
@@ -347,6 +352,7 @@ class Emotion(Metric):
         total = int(self.nve.sum())
         out["neutral_vs_emotional_raw_acc"] = float(np.trace(self.nve) / total) if total else None
         out["emotion_clips"] = self.counts["clips"]
+        out["emotion_skipped_outside_taxonomy"] = self.counts.get("outside_taxonomy", 0)
         out["emotion_frames_scored"] = self.counts["frames_scored"]
         out["emotion_frames_noface"] = self.counts["frames_noface"]
         out["emotion_excluded_top_frames"] = self.counts["excluded_top_frames"]

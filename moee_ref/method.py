@@ -22,10 +22,9 @@ from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.moee_ref.data import resize_image
 
 
-def load_trained(checkpoint: str | Path, device: str = "cpu"):
-    """(model, checkpoint folder) from a checkpoint folder or a training output folder."""
-    from moee_bench.moee_ref.checkpoint import checkpoint_config, latest_checkpoint, load_model_weights
-    from moee_bench.moee_ref.model import MoEEModel
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The checkpoint folder: ``checkpoint`` itself, or the newest checkpoint of a training output folder."""
+    from moee_bench.moee_ref.checkpoint import latest_checkpoint
 
     p = Path(checkpoint)
     if not (p / "trainer.json").is_file():
@@ -35,6 +34,15 @@ def load_trained(checkpoint: str | Path, device: str = "cpu"):
                              f"--stage 1 --out RUN1` (then --stage 2 --init RUN1/ckpt-NNNNNNN --out RUN2) and pass "
                              f"--checkpoint RUN2")
         p = newest
+    return p
+
+
+def load_trained(checkpoint: str | Path, device: str = "cpu"):
+    """(model, checkpoint folder) from a checkpoint folder or a training output folder."""
+    from moee_bench.moee_ref.checkpoint import checkpoint_config, load_model_weights
+    from moee_bench.moee_ref.model import MoEEModel
+
+    p = resolve_checkpoint(checkpoint)
     model = MoEEModel(checkpoint_config(p))
     load_model_weights(model, p)
     return model.eval().to(device), p
@@ -56,7 +64,17 @@ class MoEERef(Method):
             raise BenchError("moee-ref needs a checkpoint: pass --checkpoint PATH (or `checkpoint = \"PATH\"` in the "
                              "suite's method config); train one with `moee-bench train --config tiny --stage 1`")
         self._pipe = None
+        self._training: list[dict[str, Any]] | str | None = None
         self.checkpoint_path: Path | None = None
+
+    def training_data(self) -> list[dict[str, Any]] | str:
+        """The checkpoint's recorded training data (every stage back to stage 0; see ``moee_ref.train``)."""
+        if self._training is None:
+            from moee_bench.moee_ref.checkpoint import read_trainer_state
+
+            rec = read_trainer_state(resolve_checkpoint(self.config["checkpoint"])).get("training_data")
+            self._training = rec if rec else "unknown (the checkpoint predates training-data provenance)"
+        return self._training
 
     def pipeline(self):
         if self._pipe is None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_bench.metrics.keys import KEYS
-from moee_bench.reports.leaderboard import HEADLINE, method_table
+from moee_bench.reports.leaderboard import HEADLINE, method_table, split_note
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.store import ResultStore
@@ -96,6 +96,9 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         meta = r["meta"]
         t = method_table(store, rid)
         parts.append(f"<h2>{html.escape(str(meta.get('dataset_name', r['dataset'])))} / split {html.escape(r['split'])}</h2>")
+        note = split_note(meta)
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note.replace('`', ''))}</p>")
         if meta.get("unverified_weights"):
             parts.append("<p class='warn'>Computed with unverified weights: not comparable with other results.</p>")
         if t.empty:
