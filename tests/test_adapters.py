@@ -21,9 +21,9 @@ from moee_bench.bench.core.errors import BenchError, ClipError
 PY = sys.executable
 
 
-def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None) -> Path:
+def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None, config: dict | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    for rel in (cls.script, *cls.required):
+    for rel in (cls.script, *cls({"repo": str(root), **(config or {})}).requirements()):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith((".yaml", ".yml")):
@@ -38,6 +38,18 @@ def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None) -> Path:
     return root
 
 
+def _fake_hub(root: Path, files=("config.json", "preprocessor_config.json", "vocab.json", "pytorch_model.bin")) -> Path:
+    """A Hugging Face hub cache holding DreamTalk's run-time wav2vec2 model (the layout huggingface_hub reads)."""
+    repo = root / "models--jonatasgrosman--wav2vec2-large-xlsr-53-english"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text("a" * 40)
+    snap = repo / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (snap / f).write_text("{}")
+    return root
+
+
 @pytest.fixture
 def request_(tmp_path: Path) -> GenerationRequest:
     rng = np.random.default_rng(0)
@@ -45,6 +57,18 @@ def request_(tmp_path: Path) -> GenerationRequest:
     wav = media.write_wav(tmp_path / "in" / "drive.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32))
     return GenerationRequest("clip 01", ref, wav, tmp_path / "out" / "clip 01.mp4", emotion=parse_emotion("happily_surprised"),
                              seed=7, fps=25.0, size=(128, 128))
+
+
+def _eat_driving(proc: Path, cid: str, n: int = 30) -> Path:
+    """A driving clip as EAT's preprocess/preprocess_video.py leaves it (the files demo.py reads)."""
+    d = proc / cid
+    for sub in ("deepfeature32", "latent_evp_25", "poseimg", "images_evp_25/cropped"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    for rel in (f"{cid}.wav", f"deepfeature32/{cid}.npy", f"latent_evp_25/{cid}.npy", f"poseimg/{cid}.npy.gz"):
+        (d / rel).write_bytes(b"")
+    for i in range(n):
+        (d / "images_evp_25" / "cropped" / f"{i:04d}.jpg").write_bytes(b"")
+    return d
 
 
 def _write_fake_video(path: Path, fps: float, size: int = 200, n: int = 30, grid: bool = False) -> None:
@@ -64,7 +88,7 @@ class FakeRun:
     def __init__(self, writer) -> None:
         self.writer, self.calls = writer, []
 
-    def __call__(self, argv, *, cwd, log_path, timeout):
+    def __call__(self, argv, *, cwd, log_path, timeout, env=None):
         self.calls.append((list(argv), Path(cwd)))
         log_path.write_text("fake run\n")
         self.writer(list(argv), Path(cwd))
@@ -96,7 +120,7 @@ def test_hallo_command_and_output(tmp_path, request_, monkeypatch):
     script, args, seed, flags = _script_args(fake.calls[0][0])
     work = request_.out_path.parent / ".work" / "hallo-clip_01"
     assert fake.calls[0][1] == repo.resolve() and script == "scripts/inference.py" and seed == "7" and flags == "-"
-    assert args == ["--config", "configs/inference/default.yaml", "--source_image", str(work / "mb_clip_01_s7.png"),
+    assert args == ["--config", str(work / "default.yaml"), "--source_image", str(work / "mb_clip_01_s7.png"),
                     "--driving_audio", str(work / "mb_clip_01_s7.wav"), "--output", str(work / "hallo.mp4"),
                     "--face_weight", "1.5"]
     _check_normalised(res, request_, 25.0)
@@ -175,7 +199,7 @@ def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
 def test_sadtalker_command_and_output(tmp_path, request_, monkeypatch):
     from moee_bench.baselines.sadtalker import SadTalker
 
-    repo = _fake_repo(tmp_path / "sad", SadTalker)
+    repo = _fake_repo(tmp_path / "sad", SadTalker, config={"enhancer": "gfpgan"})
     fake = FakeRun(lambda argv, cwd: _write_fake_video(
         Path(argv[argv.index("--result_dir") + 1]) / "2026_11_25_03.12.00.mp4", 25.0))
     monkeypatch.setattr(ext, "run_process", fake)
@@ -200,12 +224,13 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
 
     fake = FakeRun(writer)
     monkeypatch.setattr(ext, "run_process", fake)
+    hub = str(_fake_hub(tmp_path / "hub"))
     spaced = GenerationRequest("c0", request_.ref_image, request_.audio, tmp_path / "my out" / "c0.mp4", size=(128, 128))
     with pytest.raises(ClipError, match="splits paths on spaces"):
-        build_method("dreamtalk", {"repo": str(repo), "python": PY}).generate(spaced)
+        build_method("dreamtalk", {"repo": str(repo), "python": PY, "hf_cache": hub}).generate(spaced)
     req = GenerationRequest("c1", request_.ref_image, request_.audio, tmp_path / "o2" / "c1.mp4",
                             emotion=parse_emotion("happily_surprised"), seed=3, size=(128, 128))
-    res = build_method("dreamtalk", {"repo": str(repo), "python": PY}).generate(req)
+    res = build_method("dreamtalk", {"repo": str(repo), "python": PY, "hf_cache": hub}).generate(req)
     _, args, seed, flags = _script_args(fake.calls[-1][0])
     assert flags == "no_watermark" and seed == "3"
     assert args[args.index("--style_clip_path") + 1] == "data/style_clip/3DMM/M030_front_happy_level3_001.mat"
@@ -213,7 +238,7 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
     assert res.normalisation["watermark"] == "skipped"
     neutral = GenerationRequest("c2", request_.ref_image, request_.audio, tmp_path / "o2" / "c2.mp4",
                                 emotion=parse_emotion("neutral"), size=(128, 128))
-    build_method("dreamtalk", {"repo": str(repo), "python": PY, "style_speaker": "W009"}).generate(neutral)
+    build_method("dreamtalk", {"repo": str(repo), "python": PY, "style_speaker": "W009", "hf_cache": hub}).generate(neutral)
     _, args, _, _ = _script_args(fake.calls[-1][0])
     assert args[args.index("--style_clip_path") + 1].endswith("W009_front_neutral_level1_001.mat")
 
@@ -227,9 +252,7 @@ def test_eat_shadow_checkout_and_emotion_code(tmp_path, request_, monkeypatch):
     with pytest.raises(ClipError, match="no preprocessed driving clip") as e:
         build_method("eat", {"repo": str(repo), "python": PY, "processed_root": str(proc)}).generate(request_)
     assert e.value.status == "missing"
-    drive = proc / "clip 01"
-    (drive / "deepfeature32").mkdir(parents=True)
-    (drive / "clip 01.wav").write_bytes(b"")
+    drive = _eat_driving(proc, "clip 01")
 
     def writer(argv, cwd):
         imgs = list((cwd / "demo" / "imgs").glob("*.jpg"))
@@ -259,8 +282,8 @@ def test_install_errors_name_what_to_get(tmp_path, request_):
     from moee_bench.baselines.sadtalker import SadTalker
 
     repo = _fake_repo(tmp_path / "sad", SadTalker)
-    (repo / "checkpoints" / "mapping_00229-model.pth.tar").unlink()
-    with pytest.raises(BenchError, match="mapping_00229-model.pth.tar.*download_models.sh"):
+    (repo / "checkpoints" / "mapping_00109-model.pth.tar").unlink()
+    with pytest.raises(BenchError, match="mapping_00109-model.pth.tar.*download_models.sh"):
         build_method("sadtalker", {"repo": str(repo), "python": PY}).generate(request_)
     with pytest.raises(BenchError, match="no Python environment"):
         build_method("hallo", {"repo": str(_fake_repo(tmp_path / "h", __import__("moee_bench.baselines.hallo").baselines.hallo.Hallo))}).generate(request_)
@@ -271,7 +294,7 @@ def test_failed_run_names_the_clip_with_the_log_tail(tmp_path, request_, monkeyp
 
     repo = _fake_repo(tmp_path / "hallo", Hallo)
 
-    def failing(argv, *, cwd, log_path, timeout):
+    def failing(argv, *, cwd, log_path, timeout, env=None):
         log_path.write_text("loading...\nRuntimeError: CUDA out of memory\n")
         return 1
 
