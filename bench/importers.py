@@ -58,14 +58,20 @@ class _Collector:
 
 
 def import_mead(root: Path) -> Manifest:
-    """MEAD: ``<actor>/video/front/<emotion>/level_<n>/<NNN>.mp4`` + ``<actor>/audio/<emotion>/level_<n>/<NNN>.m4a``."""
+    """MEAD: ``<actor>/video/front/<emotion>/level_<n>/<NNN>.mp4`` + ``<actor>/audio/<emotion>/level_<n>/<NNN>.m4a``
+    (an absent or empty .m4a leaves the clip on its video's own audio track)."""
     col = _Collector("mead", root)
+    empty = 0
     for v in sorted(root.glob("*/video/front/*/level_*/*.mp4")):
         actor, emotion, level = v.parts[-6], v.parts[-3], v.parts[-2]
         n = int(level.split("_")[1])
         a = root / actor / "audio" / emotion / level / (v.stem + ".m4a")
-        col.add(f"{actor}_{emotion}_{level}_{v.stem}", actor, v, emotion, audio=a if a.exists() else None, intensity=n)
-    return col.manifest()
+        usable = a.is_file() and a.stat().st_size > 0
+        if a.exists() and not usable:
+            empty += 1
+        col.add(f"{actor}_{emotion}_{level}_{v.stem}", actor, v, emotion, audio=a if usable else None, intensity=n)
+    meta = {"empty_audio_files": f"{empty} empty .m4a files ignored: those clips use their video's audio track"} if empty else {}
+    return col.manifest(**meta)
 
 
 def import_hdtf(root: Path, clip_list: Path | None = None) -> Manifest:

@@ -26,7 +26,7 @@ def test_mead_importer(tmp_path: Path):
             _tiny(tmp_path / actor / "video" / "front" / emo / f"level_{lvl}" / "001.mp4")
             a = tmp_path / actor / "audio" / emo / f"level_{lvl}" / "001.m4a"
             a.parent.mkdir(parents=True, exist_ok=True)
-            a.write_bytes(b"")
+            a.write_bytes(b"m4a" if actor == "M003" else b"")       # W009's files are empty: their video track is used
     m = IMPORTERS["mead"](tmp_path)
     assert len(m.clips) == 8
     by = m.by_id()
@@ -36,6 +36,7 @@ def test_mead_importer(tmp_path: Path):
     con = by["W009_contempt_level_2_001"]           # kept, labelled, flagged outside the taxonomy
     assert (con.emotion.kind, con.emotion.label, con.emotion.in_taxonomy, con.intensity) == ("other", "contempt", False, 2)
     assert m.meta["outside_taxonomy"]["contempt"]["count"] == 2
+    assert con.audio is None and "4 empty .m4a files ignored" in m.meta["empty_audio_files"]
     # the reference portrait: the first frame of the identity's neutral clip, recorded at import
     assert (c.ref_image, c.ref_source) == ("M003/video/front/neutral/level_1/001.mp4", "neutral:M003_neutral_level_1_001")
     assert by["M003_neutral_level_1_001"].ref_image is None       # no other neutral clip: decided (and warned) at use
@@ -137,3 +138,23 @@ def test_sample_dataset(sample_manifest: Path):
     # emotions differ: the surprise clip's last frame differs from the neutral clip's
     neutral = media.read_frames(m.media_path(m.by_id()["astronaut_neutral"]))
     assert np.abs(frames[-1].astype(int) - neutral[-1].astype(int)).mean() > 2
+
+
+def test_a_reference_that_names_a_video_is_its_first_frame(tmp_path: Path):
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.core.references import assign_references, choose_reference
+
+    _tiny(tmp_path / "a_neutral.mp4")
+    _tiny(tmp_path / "a_happy.mp4")
+    clips = [ClipRecord("a_neutral", "a", "a_neutral.mp4", parse_emotion("neutral")),
+             ClipRecord("a_happy", "a", "a_happy.mp4", parse_emotion("happy")),
+             ClipRecord("b_sad", "b", "a_happy.mp4", parse_emotion("sad"), ref_image="a_neutral.mp4")]
+    m = assign_references(Manifest("d", tmp_path, clips))
+    by = m.by_id()
+    assert (by["a_happy"].ref_image, by["a_happy"].ref_source) == ("a_neutral.mp4", "neutral:a_neutral")
+    assert by["b_sad"].ref_source is None                        # set by the user: never replaced
+    choice = choose_reference(m, by["a_happy"])
+    assert choice.source == "manifest:neutral:a_neutral" and choice.image is None and choice.frame == 0
+    assert choice.video == tmp_path / "a_neutral.mp4" and not choice.leaks_target
+    assert np.array_equal(media.read_image(choice.video), media.first_frame(tmp_path / "a_neutral.mp4"))

@@ -75,6 +75,16 @@ def test_workflow_import_split_generate_on_test(split_manifest: Path, tmp_path: 
     assert f"split 'test' (hash {info['hash'][:12]})" in capsys.readouterr().out
 
 
+def test_split_in_place_then_generate(imported: Path, tmp_path: Path):
+    """Without --out, `data split` writes the split into the manifest it was given."""
+    m = load_manifest(imported).save(tmp_path / "m.json")
+    assert main(["data", "split", str(m), "--seed", "2"]) == 0
+    assert load_manifest(m).meta["split"]["seed"] == 2
+    assert main(["generate", "--method", "static", "--manifest", str(m), "--split", "test", "--out", str(tmp_path / "g"),
+                 "--size", "32x32", "--limit", "1"]) == 0
+    assert len(list((tmp_path / "g").glob("*.mp4"))) == 1
+
+
 def test_train_refuses_a_manifest_without_the_split(imported: Path, tmp_path: Path, capsys):
     """No fallback to every clip: the unsplit manifest has no `train` split, and train says so before any work."""
     rc = main(["train", "--stage", "1", "--manifest", str(imported), "--split", "train", "--out", str(tmp_path / "t"),

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "with the seed, ratios and the assignment hash recorded in it. Pass that manifest "
                                      "to generate, train, run (suite `dataset`), score --manifest and throughput.")
     sp.add_argument("manifest")
-    sp.add_argument("--out", required=True, help="manifest to write (may be the input manifest itself)")
+    sp.add_argument("--out", help="manifest to write (default: the input manifest, rewritten in place)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1", help="e.g. train=0.8,val=0.1,test=0.1")
     sp.add_argument("--official", help="official split: CSV with columns clip_id, split (wins over the seed)")
@@ -126,12 +126,14 @@ def _split(args: argparse.Namespace) -> int:
             official = {r["clip_id"]: r["split"] for r in csv.DictReader(f)}
     split = make_split(m, seed=args.seed, ratios=ratios, official=official)
     out = apply_split(assign_references(m), split)
-    out.save(args.out)
+    target = args.out or args.manifest
+    out.save(target)
     info = out.meta["split"]
     for name, ids in split["clips"].items():
         print(f"  {name}: {len(ids)} clips, {len(split['identities'][name])} identities")
     if info["identity_overlap"]:
         print(f"warning: the official split puts identities in several splits: {info['identity_overlap'][:10]}",
               file=sys.stderr)
-    print(f"-> {args.out} (split hash {info['hash'][:12]}, manifest hash {out.content_hash()[:12]})")
+    print(f"-> {target} (split hash {info['hash'][:12]}, manifest hash {out.content_hash()[:12]}); pass it as --manifest "
+          "to generate, train, score and throughput, or as a suite's dataset")
     return 0
