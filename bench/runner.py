@@ -144,6 +144,10 @@ class SuiteRunner:
             self.manifest = load_dataset(suite, self.out_dir)
         self.clips = select_split(self.manifest, suite.split)
         self.split = split_record(self.manifest, suite.split, self.clips)
+        # before any work: no method is evaluated on identities it was trained on (unless allowed)
+        self.identity_checks = {spec.label: training_check(build_method(spec.name, spec.config), self.split,
+                                                           allow=self.allow_identity_overlap)
+                                for spec in suite.methods}
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
@@ -165,8 +169,7 @@ class SuiteRunner:
         """Generate this rank's clips with one method; reuse every video already recorded with this config."""
         suite, store = self.suite, self.store
         method = build_method(spec.name, spec.config)
-        self.meta["methods"][spec.label] = {**method.describe(),
-                                            **training_check(method, self.split, allow=self.allow_identity_overlap)}
+        self.meta["methods"][spec.label] = {**method.describe(), **self.identity_checks[spec.label]}
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label))
         for clip in self.dist.mine(self.clips):

@@ -200,6 +200,18 @@ def test_generate_refuses_a_checkpoint_on_its_training_identities(split_manifest
     assert main(args[:4] + [str(other)] + args[5:]) == 0
 
 
+def test_run_refuses_a_checkpoint_on_its_training_identities_before_any_work(split_manifest: Path, tmp_path: Path, capsys):
+    m = load_manifest(split_manifest)
+    test_ident = sorted({c.identity for c in m.clips if c.split == "test"})
+    ck = _fake_checkpoint(tmp_path / "run", [{"dataset": "mead", "identities": test_ident, "stage": 2}])
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'name = "s"\ndataset = "{split_manifest}"\nsplit = "test"\nmetrics = ["psnr"]\n'
+                     f'[[methods]]\nname = "static"\n[[methods]]\nname = "moee-ref"\ncheckpoint = "{ck}"\n')
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "o"), "--no-report"]) == 2
+    assert "moee-ref was trained on 1 identities of mead" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "videos").exists()                 # refused before static generated anything
+
+
 def test_run_records_split_hash_training_data_and_skips(split_manifest: Path, tmp_path: Path, monkeypatch):
     """A suite run records the split's hash and each method's training data; a method whose vocabulary lacks a
     clip's label skips it (status `skipped`, counted in n_skipped), not a failure."""
