@@ -17,6 +17,7 @@ from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.errors import BenchError, ClipError
+from test_upstream_contracts import eat_driving, fake_hub      # fake EAT driving clips and hub cache, shared
 
 PY = sys.executable
 
@@ -38,18 +39,6 @@ def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None, config: dic
     return root
 
 
-def _fake_hub(root: Path, files=("config.json", "preprocessor_config.json", "vocab.json", "pytorch_model.bin")) -> Path:
-    """A Hugging Face hub cache holding DreamTalk's run-time wav2vec2 model (the layout huggingface_hub reads)."""
-    repo = root / "models--jonatasgrosman--wav2vec2-large-xlsr-53-english"
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text("a" * 40)
-    snap = repo / "snapshots" / ("a" * 40)
-    snap.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        (snap / f).write_text("{}")
-    return root
-
-
 @pytest.fixture
 def request_(tmp_path: Path) -> GenerationRequest:
     rng = np.random.default_rng(0)
@@ -57,18 +46,6 @@ def request_(tmp_path: Path) -> GenerationRequest:
     wav = media.write_wav(tmp_path / "in" / "drive.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32))
     return GenerationRequest("clip 01", ref, wav, tmp_path / "out" / "clip 01.mp4", emotion=parse_emotion("happily_surprised"),
                              seed=7, fps=25.0, size=(128, 128))
-
-
-def _eat_driving(proc: Path, cid: str, n: int = 30) -> Path:
-    """A driving clip as EAT's preprocess/preprocess_video.py leaves it (the files demo.py reads)."""
-    d = proc / cid
-    for sub in ("deepfeature32", "latent_evp_25", "poseimg", "images_evp_25/cropped"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    for rel in (f"{cid}.wav", f"deepfeature32/{cid}.npy", f"latent_evp_25/{cid}.npy", f"poseimg/{cid}.npy.gz"):
-        (d / rel).write_bytes(b"")
-    for i in range(n):
-        (d / "images_evp_25" / "cropped" / f"{i:04d}.jpg").write_bytes(b"")
-    return d
 
 
 def _write_fake_video(path: Path, fps: float, size: int = 200, n: int = 30, grid: bool = False) -> None:
@@ -224,7 +201,7 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
 
     fake = FakeRun(writer)
     monkeypatch.setattr(ext, "run_process", fake)
-    hub = str(_fake_hub(tmp_path / "hub"))
+    hub = str(fake_hub(tmp_path / "hub"))
     spaced = GenerationRequest("c0", request_.ref_image, request_.audio, tmp_path / "my out" / "c0.mp4", size=(128, 128))
     with pytest.raises(ClipError, match="splits paths on spaces"):
         build_method("dreamtalk", {"repo": str(repo), "python": PY, "hf_cache": hub}).generate(spaced)
@@ -252,7 +229,7 @@ def test_eat_shadow_checkout_and_emotion_code(tmp_path, request_, monkeypatch):
     with pytest.raises(ClipError, match="no preprocessed driving clip") as e:
         build_method("eat", {"repo": str(repo), "python": PY, "processed_root": str(proc)}).generate(request_)
     assert e.value.status == "missing"
-    drive = _eat_driving(proc, "clip 01")
+    drive = eat_driving(proc, "clip 01")
 
     def writer(argv, cwd):
         imgs = list((cwd / "demo" / "imgs").glob("*.jpg"))
