@@ -147,6 +147,10 @@ def _print_plan(method, req) -> None:
     print(f"== {req.clip_id} -> {req.out_path}")
     print(f"cwd: {p['cwd']}")
     print("argv: " + json.dumps(p["argv"]))
+    print(f"runs: {p['command']} (through the seeding launcher, flags {p['flags'] or 'none'})")
+    if p["env"]:
+        print("env: " + " ".join(f"{k}={v}" for k, v in p["env"].items()))
+    print(f"inputs and configs written to {p['work']} (kept for inspection)")
     for path, text in p["configs"].items():
         print(f"config {path}:")
         print("  " + text.rstrip().replace("\n", "\n  "))
