@@ -20,6 +20,10 @@ METRICS: dict[str, str] = {
     "akd": "moee_bench.metrics.akd:AKD",
     "sync": "moee_bench.metrics.sync:Sync",
     "emotion": "moee_bench.metrics.emotion:Emotion",
+    "dynamics": "moee_bench.metrics.dynamics:Dynamics",
+    "kid": "moee_bench.metrics.kid:KID",
+    "kvd": "moee_bench.metrics.kid:KVD",
+    "flmd": "moee_bench.metrics.flmd:FLMD",
 }
 
 

@@ -29,7 +29,7 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
     """Per method and clip-averaged metric: regression when the whole CI of (new - base) lies on the worse side
     beyond ``threshold`` (in the metric's units); improvement symmetric."""
     out: list[Verdict] = []
-    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean"]
+    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean" and not i.closer_to_gt]  # ≈GT keys have no direction
     for method in sorted(set(base.method) & set(new.method)):
         b = base[base.method == method].set_index("clip_id")
         n = new[new.method == method].set_index("clip_id")

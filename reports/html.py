@@ -51,7 +51,7 @@ def _bar_charts(t) -> str:
             err = np.nan_to_num(np.vstack([vals - lo, hi - vals]), nan=0.0).clip(min=0)
         ax.bar(range(len(vals)), np.nan_to_num(vals), yerr=err, color="#4C72B0", capsize=4)
         ax.set_xticks(range(len(vals)), t["method"], rotation=30, ha="right")
-        ax.set_title(f"{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}")
+        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}")
     fig.tight_layout()
     return _png(fig)
 
@@ -105,7 +105,7 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
             parts.append("<p>No results.</p>")
             continue
         keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        hdr = "".join(f"<th>{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}</th>" for k in keys)
+        hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
         rows = []
         for _, row in t.iterrows():
             cells = []
@@ -125,6 +125,9 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         parts.append(_bar_charts(t))
         clips = store.clip_table(rid)
         from moee_bench.reports import plots
+        from moee_bench.reports.breakdown import render_html_sections
+
+        parts.extend(render_html_sections(clips))
 
         agg = store.aggregates(rid)
         for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),

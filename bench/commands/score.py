@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", help="dataset manifest: GT video, driving audio, reference image and emotion per clip id")
     p.add_argument("--split", help="with --manifest: score only the clips of this split (recorded with its hash); "
                                    "generated videos of other clips are left out and counted")
-    p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,csim,akd,sync,emotion")
+    p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,kid,kvd,csim,akd,sync,emotion,dynamics,flmd")
     p.add_argument("--json", required=True, help="output JSON file")
     p.add_argument("--weights-dir", help="folder searched first for weight files")
     p.add_argument("--allow-unverified-weights", action="store_true",
@@ -43,6 +44,7 @@ def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.metrics.evaluate import evaluate, pair_folders
     from moee_bench.bench.provenance import environment
+    from moee_bench.bench.store import FeatureStore
     from moee_bench.metrics.registry import MetricOptions, build_metrics
 
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -91,9 +93,12 @@ def _score(args: argparse.Namespace) -> int:
               "marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
     metrics, unavailable = build_metrics(names, opts)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
-        res = evaluate(pairs, metrics, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict)
+        # KID/KVD read their features back from a feature cache: a temporary one for this command
+        cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
+        res = evaluate(pairs, metrics, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict,
+                       cache=cache)
     out = res.to_json()
     for n, why in unavailable.items():
         out["metrics"][n] = None
