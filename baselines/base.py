@@ -89,9 +89,25 @@ class Method(abc.ABC):
         baselines load their model inside every clip's process, so it is part of their per-clip time)."""
         return False
 
+    def training_data(self) -> list[dict[str, Any]] | str:
+        """What the method was trained on: a list of ``{dataset, manifest_hash, split, split_hash, identities}``
+        entries when known (moee-ref checkpoints record them), else ``"unknown"`` (baselines trained elsewhere)."""
+        return "unknown"
+
+    def skip_reason(self, emotion: EmotionSpec | None) -> str | None:
+        """Why this method cannot be asked for ``emotion`` (a label outside the MoEE taxonomy that its emotion
+        vocabulary lacks), or None. Methods without a vocabulary (no emotion input, ground truth, precomputed
+        videos) take every clip."""
+        vocab = self.capabilities.emotion_vocabulary
+        if emotion is None or emotion.in_taxonomy or not vocab or emotion.label in vocab:
+            return None
+        return (f"emotion {emotion.label!r} is outside the MoEE taxonomy and not in {self.name}'s emotion vocabulary "
+                f"({', '.join(vocab)})")
+
     def describe(self) -> dict[str, Any]:
-        """Name, version, capabilities and config, for run metadata."""
+        """Name, version, capabilities, config and training data, for run metadata."""
         c = self.capabilities
         return {"name": self.name, "version": self.version, "emotion_inputs": sorted(c.emotion_inputs),
                 "native_fps": c.native_fps, "native_size": list(c.native_size), "seedable": c.seedable,
-                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()}}
+                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()},
+                "training_data": self.training_data()}

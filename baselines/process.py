@@ -45,13 +45,13 @@ def _gpu_used_by(pids: set[int], smi: str) -> int | None:
 
 
 def run_measured(argv: Sequence[str], *, cwd: Path, stdout: IO[bytes], timeout: float,
-                 gpu: bool = True) -> tuple[int, dict[str, Any]]:
+                 gpu: bool = True, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     """Run ``argv`` (an argument list, never a shell) to completion or ``timeout`` (then killed: exit code -9).
 
     Returns the exit code and ``{"child_peak_rss_bytes", "child_gpu_peak_bytes", "child_gpu_peak",
-    "seconds"}``."""
+    "seconds"}``. ``env`` is the child's whole environment (None: this process's)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(list(argv), cwd=str(cwd), stdout=stdout, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(list(argv), cwd=str(cwd), stdout=stdout, stderr=subprocess.STDOUT, env=env)
     smi = shutil.which("nvidia-smi") if gpu else None
     gpu_peak: int | None = None
     next_gpu = t0

@@ -25,7 +25,7 @@ from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
-from moee_bench.bench.core.splits import clips_of, load_split
+from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.provenance import device_name, environment
 from moee_bench.bench.store import ResultStore
@@ -105,6 +105,7 @@ class Generation:
     video_dir: Path
     ok: list[ClipRecord] = field(default_factory=list)
     missing: list[ClipRecord] = field(default_factory=list)
+    skipped: list[ClipRecord] = field(default_factory=list)     # emotion outside the method's vocabulary
     seconds: float = 0.0
     frames: int = 0
     n_generated: int = 0
@@ -125,8 +126,10 @@ class SuiteRunner:
     """
 
     def __init__(self, suite: Suite, out_dir: Path, *, weights: WeightsOptions | None = None, device: str = "cpu",
-                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print) -> None:
+                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print,
+                 allow_identity_overlap: bool = False) -> None:
         self.suite = suite
+        self.allow_identity_overlap = allow_identity_overlap
         self.out_dir = Path(out_dir)
         self.weights = weights or WeightsOptions()
         self.device = device
@@ -150,10 +153,12 @@ class SuiteRunner:
         dist.barrier()
         if dist.rank != 0:
             self.manifest = load_dataset(suite, self.out_dir)
-        split_file = load_split(suite.split_file) if suite.split_file else None
-        self.clips = clips_of(self.manifest, suite.split, split_file)
-        if not self.clips:
-            raise BenchError(f"split {suite.split!r} of {self.manifest.dataset} has no clips")
+        self.clips = select_split(self.manifest, suite.split)
+        self.split = split_record(self.manifest, suite.split, self.clips)
+        # before any work: no method is evaluated on identities it was trained on (unless allowed)
+        self.identity_checks = {spec.label: training_check(build_method(spec.name, spec.config), self.split,
+                                                           allow=self.allow_identity_overlap)
+                                for spec in suite.methods}
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
@@ -176,7 +181,7 @@ class SuiteRunner:
                      "protocol": {m.name: m.protocol() for m in self.metrics}, "n_clips": len(self.clips),
                      "ingest": media.ingest_protocol(suite.fps, suite.size),
                      "references": {cid: r.source for cid, r in self.references.items()},
-                     "reference_warnings": leaks, "warnings": self.warnings, "methods": {}}
+                     "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {}}
 
     @contextmanager
     def _recording_warnings(self, stage: str) -> Iterator[None]:
@@ -199,7 +204,7 @@ class SuiteRunner:
         reference. A clip whose generation raises is recorded as that clip's failure (bugs propagate)."""
         suite, store = self.suite, self.store
         method = build_method(spec.name, spec.config)
-        self.meta["methods"][spec.label] = method.describe()
+        self.meta["methods"][spec.label] = {**method.describe(), **self.identity_checks[spec.label]}
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label),
                          recrops_face=bool(method.capabilities.recrops_face))
@@ -209,6 +214,12 @@ class SuiteRunner:
 
         reset_device_peak(self.device)
         for clip in self.dist.mine(self.clips):
+            why = method.skip_reason(clip.emotion)
+            if why:
+                gen.skipped.append(clip)
+                store.put_clip(self.run_id, spec.label, clip.clip_id, values={}, status={m: "skipped" for m in suite.metrics},
+                               messages={m: why for m in suite.metrics}, info=_info(clip, 0, 0.0, ["not generated: " + why]))
+                continue
             out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
             prev = store.generation(spec.label, clip.clip_id, chash)
             try:
@@ -339,14 +350,15 @@ class SuiteRunner:
                     raise BenchError(f"rank {rank}: {e}") from None
         return True
 
-    def aggregate(self, gen: Generation, n_missing: int) -> dict[str, Any]:
+    def aggregate(self, gen: Generation, n_missing: int, n_skipped: int = 0) -> dict[str, Any]:
         """Compute and store the method's aggregates from the merged states (rank 0); ``n_missing``
         counts the clips of every rank that have no video.
 
         Every caveat is stored with the aggregate it qualifies (``extra`` of that key): a metric's
         ``<key>_warning``/``<key>_reason``, unverified weights, and for a method that re-crops the face the
         GT-aligned keys' ``not_comparable`` reason; the ``caveats`` row lists them all with the per-clip
-        counts of truncated lengths, resampled frame rates, resized frames and leaked references."""
+        counts of truncated lengths, resampled frame rates, resized frames and leaked references. ``n_skipped``
+        counts the clips whose emotion the method lacks."""
         agg: dict[str, Any] = {}
         texts: dict[str, dict[str, str]] = {}       # headline key -> the metric's descriptive strings
         with self._recording_warnings(gen.spec.label):
@@ -358,6 +370,7 @@ class SuiteRunner:
             agg[n] = None
         agg["n_clips"] = len(self.clips)
         agg["n_missing"] = n_missing
+        agg["n_skipped"] = n_skipped
         extra, caveats = _caveats(self, gen, agg)
         for key, t in texts.items():
             if t:
@@ -395,19 +408,39 @@ class SuiteRunner:
             self.record_throughput(gen)
             self.score(gen)
             n_missing = sum(self.dist.gather(len(gen.missing)))
+            n_skipped = sum(self.dist.gather(len(gen.skipped)))
             if self.merge():
-                self.aggregate(gen, n_missing)
+                self.aggregate(gen, n_missing, n_skipped)
         self.finish()
         return self.summary
 
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
               device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
-              weights: WeightsOptions | None = None) -> RunSummary:
+              weights: WeightsOptions | None = None, allow_identity_overlap: bool = False) -> RunSummary:
     """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
     ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``."""
     return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
-                       fail_fast=fail_fast, report=report, log=log).run()
+                       fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap).run()
+
+
+def training_check(method, split: dict[str, Any], *, allow: bool) -> dict[str, Any]:
+    """Refuse to evaluate a method on identities its recorded training data contains (unless ``allow``).
+
+    ``split`` is a :func:`bench.core.splits.split_record`. Methods trained elsewhere report
+    ``training_data = "unknown"``: nothing can be checked and the record says so.
+    """
+    training = method.training_data()
+    if isinstance(training, str):
+        return {"identity_check": f"not possible: training data {training}"}
+    overlap = identity_overlap(training, split)
+    if overlap and not allow:
+        raise BenchError(f"{method.name} was trained on {len(overlap)} identities of {split['dataset']} that split "
+                         f"{split['name']!r} evaluates ({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''}); "
+                         "evaluate it on a split of other identities, or pass --allow-identity-overlap to do it on "
+                         "purpose (recorded with the run)")
+    return {"identity_check": {"split": split["name"], "split_hash": split["hash"], "overlap": overlap,
+                               "allowed": bool(overlap)}}
 
 
 def _info(c: ClipRecord, n_frames: int, seconds: float, warnings_: list[str],

@@ -1,4 +1,9 @@
-"""Suite files (TOML, read with tomllib): which dataset, split, methods, metrics and seeds to run."""
+"""Suite files (TOML, read with tomllib): which dataset, split, methods, metrics and seeds to run.
+
+``dataset`` is a manifest (or ``"sample"``) and ``split`` the name of a split recorded in it by
+``moee-bench data split`` (no ``split``: every clip, on purpose). Split files are not read: the
+manifest is the one place that says which clip is in which split.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +37,6 @@ class Suite:
     fps: float = 25.0
     size: tuple[int, int] | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    split_file: str | None = None
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -54,6 +58,9 @@ def load_suite(path: str | Path | None = None) -> Suite:
     for k in ("name", "dataset", "metrics", "methods"):
         if k not in raw:
             raise BenchError(f"suite file {p}: missing key {k!r}")
+    if "split_file" in raw:
+        raise BenchError(f"suite file {p}: `split_file` is no longer read; run `moee-bench data split MANIFEST --out "
+                         "SPLIT_MANIFEST` and set `dataset` to the manifest it writes (the split lives in the manifest)")
     methods = []
     for m in raw["methods"]:
         cfg = {k: v for k, v in m.items() if k not in ("name", "label")}
@@ -66,4 +73,4 @@ def load_suite(path: str | Path | None = None) -> Suite:
         dataset = str((p.parent / dataset).resolve())
     size = tuple(raw["size"]) if raw.get("size") else None
     return Suite(raw["name"], dataset, raw.get("split"), list(raw["metrics"]), methods, int(raw.get("seed", 0)),
-                 float(raw.get("fps", 25.0)), size, dict(raw.get("params", {})), raw.get("split_file"), p, raw)
+                 float(raw.get("fps", 25.0)), size, dict(raw.get("params", {})), p, raw)

@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.splits import select_split, split_record
 
 NOT_MEASURED = "not measured"
 
@@ -86,14 +88,27 @@ def reset_device_peak(device: str) -> None:
             torch.cuda.reset_peak_memory_stats()
 
 
-def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config: dict | None = None,
-            repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
+def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split: str | None = "test",
+            config: dict | None = None, repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
     """Load the model (timed apart when the method has a load step), generate each clip once to warm up, then
-    ``repeats`` times; report the median per-clip time and labelled peak memory."""
+    ``repeats`` times; report the median per-clip time and labelled peak memory.
+
+    Clips come from ``split`` of the manifest (``clip_ids``, or its first two); each request is built
+    like the runner's (:func:`bench.runner.build_request`: the reference-image policy, the driving audio).
+    """
     from moee_bench.bench.runner import build_request
 
     method = build_method(method_name, config)
-    clips = [c for c in manifest.clips if c.clip_id in set(clip_ids)] or manifest.clips[:2]
+    pool = select_split(manifest, split)
+    if clip_ids:
+        by_id = {c.clip_id: c for c in pool}
+        unknown = [c for c in clip_ids if c not in by_id]
+        if unknown:
+            raise BenchError(f"clips {unknown} are not in split {split!r} of manifest {manifest.path or manifest.dataset}")
+        clips = [by_id[c] for c in clip_ids]
+    else:
+        clips = pool[:2]
+    record = split_record(manifest, split, pool)
     reset_device_peak(device)
     t = time.perf_counter()
     has_load = method.load()
@@ -115,7 +130,8 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config
                 frames += n
     mem = memory_report(device, child_usage(norms))
     dev = (__import__("torch").cuda.get_device_name(0) if device.startswith("cuda") else f"cpu ({platform.machine()})")
-    return {"method": method_name, "device": dev, "clips": len(clips), "repeats": repeats,
+    return {"method": method_name, "device": dev, "clips": len(clips), "clip_ids": [c.clip_id for c in clips],
+            "split": record["name"], "split_hash": record["hash"], "repeats": repeats,
             "seconds_per_clip_median": statistics.median(times), "frames_per_s": frames / sum(times),
             "model_load_s": load_s,
             "model_load": "Method.load(), timed apart" if load_s is not None else

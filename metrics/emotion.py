@@ -43,7 +43,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
 from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
@@ -69,18 +69,19 @@ EXTRA_LABELS = ("contempt",)
 
 
 def extra_target(label: str) -> EmotionSpec:
-    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt).
-    Scored only by classifiers with that class; the others skip the clip with a reason."""
+    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt):
+    the manifest's kind-``other`` spec (:func:`bench.core.emotions.outside_taxonomy`). Scored only by classifiers
+    with that class; the others skip the clip with a counted reason."""
     key = str(label).strip().lower()
     if key not in EXTRA_LABELS:
         raise ValueError(f"{label!r} is not one of the extra targets {EXTRA_LABELS}")
-    return EmotionSpec("extra", key, (0.0,) * 6)
+    return outside_taxonomy(key)
 
 
 def target_kind(spec: EmotionSpec) -> tuple[str, str]:
     """``("single", label)`` for basic/neutral targets and one-component mixtures, ``("extra", label)`` for
-    :func:`extra_target`, else ``("compound", label)``."""
-    if spec.kind == "extra":
+    labels outside the taxonomy (kind ``other``), else ``("compound", label)``."""
+    if not spec.in_taxonomy:
         return "extra", spec.label
     if spec.kind in ("basic", "neutral"):
         return "single", spec.label
@@ -243,13 +244,20 @@ class Emotion(Metric):
         self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
         self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
         self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0}
+                       "excluded_top_frames": 0, "outside_taxonomy": 0}
         self.excluded_mass = 0.0
         self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
     def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
             raise ClipError(ctx.clip_id, "no target emotion for this clip (manifest emotion missing)", status="no_label")
+        label = ctx.clip.emotion.label
+        if not ctx.clip.emotion.in_taxonomy and label not in [c.lower() for c in self.classifier.classes]:
+            self.counts["outside_taxonomy"] += 1            # skipped before any frame is decoded
+            raise ClipError(ctx.clip_id, f"target emotion {label!r} is outside the 6+1 taxonomy and classifier "
+                                         f"{self.classifier.name} has no {label} class (skipped and counted in "
+                                         "emotion_skipped_outside_taxonomy; 8-class classifiers score it)",
+                            status="outside_taxonomy")
         return _Extractor(self, ctx.clip_id, ctx.clip.emotion)
 
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
@@ -396,6 +404,7 @@ class Emotion(Metric):
         total = int(self.nve.sum())
         out["neutral_vs_emotional_raw_acc"] = float(np.trace(self.nve) / total) if total else None
         out["emotion_clips"] = self.counts["clips"]
+        out["emotion_skipped_outside_taxonomy"] = self.counts.get("outside_taxonomy", 0)
         out["emotion_frames_scored"] = self.counts["frames_scored"]
         out["emotion_frames_noface"] = self.counts["frames_noface"]
         out["emotion_excluded_top_frames"] = self.counts["excluded_top_frames"]

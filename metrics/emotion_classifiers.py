@@ -55,7 +55,6 @@ input size with PIL bilinear filtering. Grey conversion, if any, is done by the 
 from __future__ import annotations
 
 import abc
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np

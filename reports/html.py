@@ -12,7 +12,7 @@ import numpy as np
 
 from moee_bench.metrics.keys import KEYS
 from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table,
-                                             throughput_rows, unverified_warning)
+                                             split_note, throughput_rows, unverified_warning)
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.store import ResultStore
@@ -98,6 +98,9 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         meta = r["meta"]
         t = method_table(store, rid)
         parts.append(f"<h2>{html.escape(str(meta.get('dataset_name', r['dataset'])))} / split {html.escape(r['split'])}</h2>")
+        note = split_note(meta)
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note.replace('`', ''))}</p>")
         warn = unverified_warning(meta)
         if warn:
             parts.append(f"<p class='warn'>{html.escape(warn.replace('`', ''))}.</p>")

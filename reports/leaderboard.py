@@ -196,6 +196,9 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         meta = r["meta"]
         t = method_table(store, rid, set_bootstrap)
         out += [f"## {meta.get('dataset_name', r['dataset'])} / split `{r['split']}` (run `{rid}`)", ""]
+        note = split_note(meta)
+        if note:
+            out += [note, ""]
         if t.empty:
             out += ["No results.", ""]
             continue
@@ -243,3 +246,23 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
                 f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
     return "\n".join(out) + "\n"
+
+
+def split_note(meta: dict[str, Any]) -> str | None:
+    """One line on the run's split (clips, identities, split and manifest hashes) and each method's training data."""
+    sp = meta.get("split")
+    if not isinstance(sp, dict):
+        return None
+    parts = [f"Split `{sp.get('name')}`: {sp.get('n_clips')} clips of {len(sp.get('identities', []))} identities, "
+             f"split hash `{str(sp.get('hash'))[:12]}`, manifest `{str(sp.get('manifest_hash'))[:12]}`."]
+    checks = []
+    for label, m in (meta.get("methods") or {}).items():
+        c = m.get("identity_check") if isinstance(m, dict) else None
+        if isinstance(c, dict):
+            checks.append(f"`{label}` trained on {len(c.get('overlap', []))} of these identities (allowed on purpose)"
+                          if c.get("overlap") else f"`{label}` trained on other identities (checked)")
+        elif c:
+            checks.append(f"`{label}` training data unknown (trained elsewhere)")
+    if checks:
+        parts.append("Training data: " + "; ".join(checks) + ".")
+    return " ".join(parts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,9 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--rehash", action="store_true", help="accept a hand-edited manifest and rewrite its content hash")
     v.set_defaults(func=_validate)
 
-    sp = dsub.add_parser("split", help="identity-disjoint train/val/test split file")
+    sp = dsub.add_parser("split", help="identity-disjoint train/val/test split, written into a new manifest",
+                         description="Write a new manifest whose clips carry their split (each identity in one split), "
+                                     "with the seed, ratios and the assignment hash recorded in it. Pass that manifest "
+                                     "to generate, train, run (suite `dataset`), score --manifest and throughput.")
     sp.add_argument("manifest")
-    sp.add_argument("--out", required=True, help="split file to write")
+    sp.add_argument("--out", help="manifest to write (default: the input manifest, rewritten in place)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1", help="e.g. train=0.8,val=0.1,test=0.1")
     sp.add_argument("--official", help="official split: CSV with columns clip_id, split (wins over the seed)")
@@ -75,10 +77,12 @@ def _import(args: argparse.Namespace) -> int:
             kw["pattern"] = args.pattern
     m = IMPORTERS[args.kind](root, **kw)
     path = m.save(args.out)
-    excl = m.meta.get("excluded") or {}
     print(f"imported {len(m.clips)} clips from {root} ({args.kind}) -> {path}")
-    for label, d in excl.items():
-        print(f"  excluded {d['count']} clips labelled {label!r}: {d['reason']}")
+    for label, d in (m.meta.get("outside_taxonomy") or {}).items():
+        print(f"  {d['count']} clips labelled {label!r} outside the taxonomy: {d['reason']}")
+    refs = m.meta.get("references") or {}
+    if refs:
+        print("  reference portraits: " + ", ".join(f"{k} {v}" for k, v in refs.items()))
     return 0
 
 
@@ -107,15 +111,29 @@ def _split(args: argparse.Namespace) -> int:
     import csv
 
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.splits import make_split, save_split
+    from moee_bench.bench.core.references import assign_references
+    from moee_bench.bench.core.splits import apply_split, make_split
 
     m = load_manifest(args.manifest)
-    ratios = {k: float(v) for k, v in (kv.split("=") for kv in args.ratios.split(","))}
+    try:
+        ratios = {k.strip(): float(v) for k, v in (kv.split("=") for kv in args.ratios.split(","))}
+    except ValueError:
+        print(f"moee-bench: error: --ratios {args.ratios!r} is not NAME=FLOAT[,NAME=FLOAT...]", file=sys.stderr)
+        return 2
     official = None
     if args.official:
         with open(args.official, newline="") as f:
             official = {r["clip_id"]: r["split"] for r in csv.DictReader(f)}
     split = make_split(m, seed=args.seed, ratios=ratios, official=official)
-    save_split(split, args.out)
-    print(json.dumps({k: len(v) for k, v in split["clips"].items()}), f"-> {args.out} ({split['content_hash'][:12]})")
+    out = apply_split(assign_references(m), split)
+    target = args.out or args.manifest
+    out.save(target)
+    info = out.meta["split"]
+    for name, ids in split["clips"].items():
+        print(f"  {name}: {len(ids)} clips, {len(split['identities'][name])} identities")
+    if info["identity_overlap"]:
+        print(f"warning: the official split puts identities in several splits: {info['identity_overlap'][:10]}",
+              file=sys.stderr)
+    print(f"-> {target} (split hash {info['hash'][:12]}, manifest hash {out.content_hash()[:12]}); pass it as --manifest "
+          "to generate, train, score and throughput, or as a suite's dataset")
     return 0

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "skipped on re-runs; a failed clip is recorded and the run goes on.")
     p.add_argument("--method", required=True, help="registered method name (moee-bench weights/methods: see README)")
     p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="a split recorded in the manifest by `data split` (default test; "
+                                                   "`all`: every clip)")
     p.add_argument("--out", required=True, help="output folder for the videos")
     p.add_argument("--checkpoint", help="passed to the method config as `checkpoint` (moee-ref)")
     p.add_argument("--method-config", help="TOML file with the method's config table")
@@ -28,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N clips of the split")
     p.add_argument("--device", help="passed to the method config as `device`")
     p.add_argument("--fail-fast", action="store_true")
+    p.add_argument("--allow-identity-overlap", action="store_true",
+                   help="generate with a checkpoint on identities it was trained on (refused by default; recorded)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print, per clip, what would run (for external methods: the exact argv, cwd and config files) "
+                        "without generating")
     p.set_defaults(func=_run)
 
 
@@ -49,11 +55,11 @@ def _method_config(args: argparse.Namespace) -> dict:
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.baselines.registry import build_method
     from moee_bench.bench.core.emotions import parse_emotion
-    from moee_bench.bench.core.errors import BenchError, ClipError
+    from moee_bench.bench.core.errors import ClipError
     from moee_bench.bench.core.manifest import load_manifest
     from moee_bench.bench.core.paths import atomic_write, resolve_inside, safe_name
-    from moee_bench.bench.runner import build_request
-    from moee_bench.bench.core.splits import clips_of
+    from moee_bench.bench.core.splits import select_split, split_record
+    from moee_bench.bench.runner import build_request, training_check
 
     if args.manifest:
         manifest = load_manifest(args.manifest)
@@ -61,26 +67,34 @@ def _run(args: argparse.Namespace) -> int:
         from moee_bench.bench.sample import ensure_sample
 
         manifest = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
-    clips = clips_of(manifest, args.split, None)
-    if not clips:
-        raise BenchError(f"split {args.split!r} of {manifest.dataset} has no clips")
+    clips = select_split(manifest, args.split)
+    split = split_record(manifest, args.split, clips)
     clips = clips[: args.limit] if args.limit else clips
     size = tuple(int(x) for x in args.size.lower().split("x")) if args.size else None
-    emotion = parse_emotion(args.emotion, compounds=manifest.compounds) if args.emotion else None
+    emotion = parse_emotion(args.emotion, compounds=manifest.compounds, keep_outside=True) if args.emotion else None
     method = build_method(args.method, _method_config(args))
+    check = training_check(method, split, allow=args.allow_identity_overlap)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     done = skipped = 0
     failures: list[str] = []
+    unsupported: dict[str, str] = {}
     t0 = time.perf_counter()
     for clip in clips:
         video = resolve_inside(out, f"{safe_name(clip.clip_id)}.mp4")
         sidecar = video.with_suffix(".json")
-        if video.is_file() and sidecar.is_file():
+        why = method.skip_reason(emotion or clip.emotion)
+        if why:
+            unsupported[clip.clip_id] = why
+            continue
+        if video.is_file() and sidecar.is_file() and not args.dry_run:
             skipped += 1
             continue
         try:
             req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
+            if args.dry_run:
+                _print_plan(method, req)
+                continue
             res = method.generate(req)
         except ClipError as e:
             failures.append(f"{clip.clip_id}: {e.status}: {e.reason}")
@@ -88,9 +102,10 @@ def _run(args: argparse.Namespace) -> int:
             if args.fail_fast:
                 raise
             continue
-        record = {"clip_id": clip.clip_id, "method": method.describe(), "seconds": res.seconds,
+        record = {"clip_id": clip.clip_id, "method": {**method.describe(), **check}, "seconds": res.seconds,
                   "n_frames": res.n_frames, "seed": args.seed, "emotion": req.emotion.to_dict() if req.emotion else None,
-                  "normalisation": res.normalisation, "reference": req.ref_source}
+                  "normalisation": res.normalisation, "reference": req.ref_source,
+                  "reference_file": str(req.ref_image), "split": {k: split[k] for k in ("name", "hash", "manifest_hash")}}
         with atomic_write(sidecar) as tmp:
             tmp.write_text(json.dumps(record, indent=1, default=str))
         done += 1
@@ -98,8 +113,44 @@ def _run(args: argparse.Namespace) -> int:
     if failures:
         with atomic_write(out / "generate_failures.json") as tmp:
             tmp.write_text(json.dumps(failures, indent=1))
-    print(f"{args.method}: {done} generated, {skipped} already done, {len(failures)} failed "
-          f"({time.perf_counter() - t0:.1f} s); videos in {out}")
+    if unsupported:
+        with atomic_write(out / "generate_skipped.json") as tmp:
+            tmp.write_text(json.dumps(unsupported, indent=1))
+    if args.dry_run:
+        print(f"{args.method}: dry run over {len(clips) - len(unsupported)} clips of split {split['name']!r} "
+              f"(split hash {split['hash'][:12]}); nothing generated")
+        _print_unsupported(unsupported)
+        return 0
+    print(f"{args.method}: {done} generated, {skipped} already done, {len(failures)} failed, {len(unsupported)} skipped "
+          f"({time.perf_counter() - t0:.1f} s); split {split['name']!r} (hash {split['hash'][:12]}); videos in {out}")
+    _print_unsupported(unsupported)
     for f in failures[:20]:
         print(f"  failed {f}")
     return 1 if failures and not done and not skipped else 0
+
+
+def _print_unsupported(unsupported: dict[str, str]) -> None:
+    from collections import Counter
+
+    for why, n in Counter(unsupported.values()).items():
+        print(f"  skipped {n} clips: {why}")
+
+
+def _print_plan(method, req) -> None:
+    """One clip of ``--dry-run``: the external command (argv, cwd, config files) or the request of a built-in method."""
+    plan = getattr(method, "plan", None)
+    if plan is None:
+        print(f"  {req.clip_id}: {method.name} runs in this process (ref {req.ref_image}, audio {req.audio}, "
+              f"emotion {req.emotion.label if req.emotion else None}) -> {req.out_path}")
+        return
+    p = plan(req)
+    print(f"== {req.clip_id} -> {req.out_path}")
+    print(f"cwd: {p['cwd']}")
+    print("argv: " + json.dumps(p["argv"]))
+    print(f"runs: {p['command']} (through the seeding launcher, flags {p['flags'] or 'none'})")
+    if p["env"]:
+        print("env: " + " ".join(f"{k}={v}" for k, v in p["env"].items()))
+    print(f"inputs and configs written to {p['work']} (kept for inspection)")
+    for path, text in p["configs"].items():
+        print(f"config {path}:")
+        print("  " + text.rstrip().replace("\n", "\n  "))

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed clip")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
+    p.add_argument("--allow-identity-overlap", action="store_true",
+                   help="evaluate a checkpoint on identities it was trained on (refused by default; recorded)")
     p.set_defaults(func=_run)
 
 
@@ -30,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     suite = load_suite(args.suite)
     s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
-                  report=not args.no_report)
+                  report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.notes:
         print(f"{len(s.notes)} clip statuses (not failures: no face, too short, missing...):")

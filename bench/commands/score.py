@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", required=True, help="folder of generated .mp4 files (paired by file stem)")
     p.add_argument("--gt", help="folder of ground-truth .mp4 files")
     p.add_argument("--manifest", help="dataset manifest: GT video, driving audio, reference image and emotion per clip id")
+    p.add_argument("--split", help="with --manifest: score only the clips of this split (recorded with its hash); "
+                                   "generated videos of other clips are left out and counted")
     p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,kid,kvd,csim,akd,sync,emotion,dynamics,flmd")
     p.add_argument("--json", required=True, help="output JSON file")
     add_weights_arguments(p)
@@ -49,11 +51,31 @@ def _score(args: argparse.Namespace) -> int:
     pairs, warn = pair_folders(Path(args.pred), Path(args.gt) if args.gt else None)
     if not pairs:
         raise BenchError(f"no .mp4 files in {args.pred}")
+    split_info = None
+    if args.split and not args.manifest:
+        raise BenchError("--split needs --manifest (the split is recorded in the manifest)")
     if args.manifest:
         from moee_bench.bench.core.references import choose_reference
 
         m = load_manifest(args.manifest)
         by = m.by_id()
+        if args.split:
+            from moee_bench.bench.core.splits import select_split, split_record
+
+            chosen = select_split(m, args.split)
+            split_info = split_record(m, args.split, chosen)
+            wanted = {c.clip_id for c in chosen}
+            outside = [c.clip_id for c in pairs if c.clip_id not in wanted]
+            if outside:
+                warn.append(f"{len(outside)} generated videos are not clips of split {args.split!r} and are not scored "
+                            f"(e.g. {outside[:5]})")
+            absent = sorted(wanted - {c.clip_id for c in pairs})
+            if absent:
+                warn.append(f"{len(absent)} clips of split {args.split!r} have no generated video in {args.pred} "
+                            f"(e.g. {absent[:5]})")
+            pairs = [c for c in pairs if c.clip_id in wanted]
+            if not pairs:
+                raise BenchError(f"no generated video in {args.pred} belongs to split {args.split!r} of {args.manifest}")
         for c in pairs:
             rec = by.get(c.clip_id)
             if rec is None:
@@ -93,7 +115,7 @@ def _score(args: argparse.Namespace) -> int:
     out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
                             "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
                             "pairing_warnings": warn,
-                            "warnings": sorted({str(w.message) for w in caught})})
+                            "warnings": sorted({str(w.message) for w in caught}), "split": split_info})
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     for w in warn + out["protocol"]["warnings"]:

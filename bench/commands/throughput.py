@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("throughput", help="measure a method's generation frames/s, s/clip and peak memory")
     p.add_argument("--method", required=True)
     p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
-    p.add_argument("--clips", default="", help="comma list of clip ids (default: the first two)")
+    p.add_argument("--split", default="test", help="split of the manifest to take clips from (default test; `all`: every clip)")
+    p.add_argument("--clips", default="", help="comma list of clip ids of that split (default: its first two)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config, repeatable")
@@ -30,8 +31,8 @@ def _run(args: argparse.Namespace) -> int:
 
         m = load_manifest(ensure_sample(Path("moee_bench_runs") / "sample"))
     cfg = dict(kv.split("=", 1) for kv in args.config)
-    r = measure(args.method, m, [c for c in args.clips.split(",") if c], config=cfg, repeats=args.repeats,
-                device=args.device)
+    r = measure(args.method, m, [c for c in args.clips.split(",") if c], split=args.split, config=cfg,
+                repeats=args.repeats, device=args.device)
     for k, v in r.items():
         print(f"{k:<26}{v:.4g}" if isinstance(v, float) else f"{k:<26}{'not measured' if v is None else v}")
     if args.json:

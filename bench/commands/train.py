@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", type=int, choices=(0, 1, 2), required=True,
                    help="0: fit the VAE (random-init configs only), 1: ReferenceNet + U-Net, 2: experts + Emotion-to-Latents")
     p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
-    p.add_argument("--split", default="train")
+    p.add_argument("--split", default="train", help="a split recorded in the manifest by `data split` (default train)")
     p.add_argument("--out", required=True, help="output folder for checkpoints and train_log.jsonl")
     p.add_argument("--init", help="checkpoint to start from (required for stage 2)")
     p.add_argument("--steps", type=int, help="total steps (default: the config's train.steps)")
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from moee_bench.moee_ref.train import train
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.core.splits import select_split
 
     if args.manifest:
         manifest = Path(args.manifest)
@@ -45,6 +46,9 @@ def _run(args: argparse.Namespace) -> int:
         from moee_bench.bench.sample import ensure_sample
 
         manifest = ensure_sample(Path("moee_bench_runs") / "sample")
+    select_split(load_manifest(manifest), args.split)        # a missing split is refused before torch is loaded
+    from moee_bench.moee_ref.train import train
+
     weights = options_from_args(args)
     r = train(args.config, stage=args.stage, manifest=manifest, out_dir=args.out, split=args.split, init=args.init,
               steps=args.steps, seed=args.seed, device=args.device, weights=weights, resume=not args.no_resume,

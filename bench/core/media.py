@@ -378,13 +378,19 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = AUDIO_RATE
     return path
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm")
+
+
 def read_image(path: str | Path, *, clip_id: str | None = None) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB."""
+    """An image file as ``(H, W, 3)`` uint8 RGB; a video file gives its first frame (a manifest's
+    ``ref_image`` may name a neutral clip's video, see :mod:`bench.core.references`)."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.exists():
         raise MediaError(clip_id, f"image {p} does not exist", status="missing")
+    if is_video_path(p):
+        return first_frame(p, clip_id=clip_id)
     try:
         with Image.open(p) as im:
             return np.asarray(im.convert("RGB"))

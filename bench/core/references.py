@@ -5,7 +5,8 @@ reference would otherwise score the target's expression, identity and pixels for
 policy, in order (the choice and its source are recorded per clip):
 
 1. the manifest's ``ref_image`` (``ref_source`` says whether the user set it or an importer
-   derived it, e.g. ``neutral:<clip_id>``);
+   derived it, e.g. ``neutral:<clip_id>``); a ``ref_image`` naming a video means that video's
+   first frame (importers record a neutral clip's video this way, see :func:`assign_references`);
 2. the first frame of a neutral clip of the same identity, other than the clip itself (MEAD,
    RAVDESS, CREMA-D and DH-FaceEmoVid-150 all have one): the lowest clip id of that identity's
    neutral clips, so every clip of an identity shares one reference;
@@ -15,7 +16,8 @@ policy, in order (the choice and its source are recorded per clip):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,10 @@ def choose_reference(manifest: Manifest, clip: ClipRecord) -> ReferenceChoice:
     """Apply the policy of this module to one clip."""
     if clip.ref_image:
         src = "manifest" if clip.ref_source is None else f"manifest:{clip.ref_source}"
-        return ReferenceChoice(src, image=manifest.media_path(clip, "ref_image"))
+        path = manifest.media_path(clip, "ref_image")
+        if media.is_video_path(path):
+            return ReferenceChoice(src, video=path, frame=0)
+        return ReferenceChoice(src, image=path)
     donor = neutral_donor(manifest, clip)
     if donor is not None:
         return ReferenceChoice(f"neutral:{donor.clip_id}", video=manifest.media_path(donor, "video"))
@@ -83,3 +88,26 @@ def reference_image_file(choice: ReferenceChoice, folder: Path, *, clip_id: str 
     if not p.exists():
         media.write_image(p, reference_pixels(choice, clip_id=clip_id))
     return p
+
+
+def assign_references(manifest: Manifest) -> Manifest:
+    """Record step 2 of the policy in the manifest: every clip without a ``ref_image`` that has a neutral donor
+    gets ``ref_image`` = the donor's video (its first frame) and ``ref_source`` = ``neutral:<donor id>``.
+    A user-set ``ref_image`` is never changed. Counts go to ``meta["references"]`` (``user``, ``neutral``,
+    and ``none``: clips left to step 3, the target's own first frame, warned about when used)."""
+    counts: Counter[str] = Counter()
+    clips = []
+    for c in manifest.clips:
+        if c.ref_image:
+            counts["user" if c.ref_source is None else "derived"] += 1
+        else:
+            donor = neutral_donor(manifest, c)
+            if donor is not None:
+                c = replace(c, ref_image=donor.video, ref_source=f"neutral:{donor.clip_id}")
+                counts["neutral"] += 1
+            else:
+                counts["none"] += 1
+        clips.append(c)
+    out = manifest.with_clips(clips)
+    out.meta["references"] = {k: counts[k] for k in ("user", "derived", "neutral", "none") if counts[k]}
+    return out
