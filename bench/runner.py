@@ -22,12 +22,12 @@ from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
-from moee_bench.bench.core.paths import safe_name
+from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.splits import clips_of, load_split
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.provenance import device_name, environment
 from moee_bench.bench.store import ResultStore
-from moee_bench.bench.suite import MethodSpec, Suite
+from moee_bench.bench.suite import MethodSpec, Suite, validate_suite
 from moee_bench.metrics.base import Metric
 
 
@@ -129,9 +129,17 @@ class SuiteRunner:
     # stage 1 -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Load the dataset and its split, open the store, build the metrics, start the run metadata."""
-        from moee_bench.metrics.registry import MetricOptions, build_metrics
+        from moee_bench.metrics.registry import MetricOptions, build_metrics, check_size
 
         suite, dist = self.suite, self.dist
+        # the whole suite and the output folder are checked, and the metrics built, before anything is created
+        validate_suite(suite)
+        check_output_dir(self.out_dir, "--out")
+        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
+        check_size(self.metrics, suite.size, source="suite size")
         if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
             self.manifest = load_dataset(suite, self.out_dir)
             ResultStore(self.out_dir / "store").close()
@@ -146,10 +154,6 @@ class SuiteRunner:
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
         self.summary = RunSummary(self.run_id, self.store.folder)
-        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
         for name, why in self.unavailable.items():
             self.log(f"metric {name}: not computed: {why}")
         self.meta = {**environment(self.device), "seed": suite.seed, "suite": suite.raw, "suite_hash": suite.hash,
@@ -166,6 +170,7 @@ class SuiteRunner:
         self.meta["methods"][spec.label] = method.describe()
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label))
+        clean_stale_temps(gen.video_dir)        # leftovers of a killed write (never a clip)
         for clip in self.dist.mine(self.clips):
             out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
             prev = store.generation(spec.label, clip.clip_id, chash)

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from moee_bench.bench.core import media
-from moee_bench.bench.core.errors import ClipError, MediaError
+from moee_bench.bench.core.errors import BenchError, ClipError, MediaError
+from moee_bench.bench.core.paths import clip_id_of_file, is_temp_file, safe_name
 from moee_bench.metrics.base import ClipContext, ClipInput, FeatureCache, Features, FrameChunk, Metric
 
 
@@ -87,8 +88,21 @@ def cache_key(metric: Metric, clip: ClipInput, fps: float, size: tuple[int, int]
 
 def _lockstep(clip: ClipInput, fps: float, size: tuple[int, int] | None, chunk: int, with_gt: bool,
               strict: bool, warnings: list[str]) -> Iterator[FrameChunk]:
-    pred_it = iter(media.FrameReader(clip.pred, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id))
-    gt_it = iter(media.FrameReader(clip.gt, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)) if with_gt else None
+    readers = {"pred": media.FrameReader(clip.pred, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)}
+    if with_gt:
+        readers["GT"] = media.FrameReader(clip.gt, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)
+    try:
+        yield from _lockstep_frames(clip, readers, fps, chunk, strict, warnings)
+    finally:
+        for side, r in readers.items():
+            if r.source_fps and abs(r.source_fps - fps) > 1e-3:
+                warnings.append(f"{side} resampled from {r.source_fps:g} to {fps:g} fps (nearest timestamp)")
+
+
+def _lockstep_frames(clip: ClipInput, readers: dict[str, media.FrameReader], fps: float, chunk: int, strict: bool,
+                     warnings: list[str]) -> Iterator[FrameChunk]:
+    pred_it = iter(readers["pred"])
+    gt_it = iter(readers["GT"]) if "GT" in readers else None
     start = 0
     pbuf = np.zeros((0,), np.uint8)
     gbuf = np.zeros((0,), np.uint8)
@@ -184,6 +198,12 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 out.messages[m.name] = f"{m.name} needs a ground-truth video and the clip has none"
         active = [m for m in metrics if m.name not in out.status]
         eval_size = _probe_size(clip, size) if active else None
+        for m in active:
+            if eval_size is not None and min(eval_size) < m.min_size:
+                out.status[m.name] = "too_small"
+                out.messages[m.name] = (f"frames of {eval_size[0]}x{eval_size[1]} are smaller than the "
+                                        f"{m.min_size}x{m.min_size} {m.name} needs")
+        active = [m for m in active if m.name not in out.status]
         ctx = ClipContext(clip, fps, eval_size)
         feats: dict[str, Features] = {}
         todo: list[Metric] = []
@@ -259,13 +279,38 @@ def _load_context(ctx: ClipContext, metrics: Sequence[Metric]) -> None:
                 ctx.audio, ctx.audio_source = None, None
 
 
-def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str = ".mp4") -> tuple[list[ClipInput], list[str]]:
-    """Pair ``pred_dir/*.mp4`` with ``gt_dir/*.mp4`` by file stem. Returns the pairs and warnings for unmatched files."""
-    preds = {p.stem: p for p in sorted(Path(pred_dir).glob(f"*{ext}"))}
+def clip_files(folder: Path, *, ext: str = ".mp4", known: set[str] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Clip id -> file for the ``*ext`` files of ``folder`` (ids by :func:`bench.core.paths.clip_id_of_file`).
+
+    Hidden files are skipped: leftovers of an interrupted atomic write (``.NAME.XXXX.tmp.mp4``) silently,
+    others with a warning; so are sub-folders. Two files that stand for one clip are an error."""
+    files: dict[str, Path] = {}
     warnings: list[str] = []
+    for p in sorted(Path(folder).glob(f"*{ext}")):
+        if p.name.startswith("."):
+            if not is_temp_file(p):
+                warnings.append(f"{p}: hidden file ignored (a clip id starting with '.' is stored as "
+                                f"{safe_name(p.stem)}{ext})")
+            continue
+        if not p.is_file():
+            warnings.append(f"{p}: not a file, ignored")
+            continue
+        cid = clip_id_of_file(p, known)
+        if cid in files:
+            raise BenchError(f"clip {cid}: two files in {folder} stand for it: {files[cid].name!r} and {p.name!r}; "
+                             "remove one")
+        files[cid] = p
+    return files, warnings
+
+
+def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str = ".mp4") -> tuple[list[ClipInput], list[str]]:
+    """Pair ``pred_dir/*.mp4`` with ``gt_dir/*.mp4`` by clip id (the file stem, or the clip id a
+    moee-bench file name encodes). Returns the pairs and warnings for unmatched or ignored files."""
+    preds, warnings = clip_files(pred_dir, ext=ext)
     if gt_dir is None:
         return [ClipInput(k, v) for k, v in preds.items()], warnings
-    gts = {p.stem: p for p in sorted(Path(gt_dir).glob(f"*{ext}"))}
+    gts, w = clip_files(gt_dir, ext=ext)
+    warnings += w
     for k in sorted(set(gts) - set(preds)):
         warnings.append(f"clip {k}: GT video has no generated counterpart in {pred_dir} (missing, not scored)")
     for k in sorted(set(preds) - set(gts)):

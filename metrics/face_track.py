@@ -18,6 +18,8 @@ import numpy as np
 from scipy import signal
 from scipy.interpolate import interp1d
 
+from moee_bench.bench.core.weights import load_into
+
 DEFAULT_MIN_TRACK = 25
 
 
@@ -35,7 +37,7 @@ class S3FDDetector:
         from syncnet_python.detectors.s3fd.nets import S3FDNet
 
         net = S3FDNet(device=device)
-        net.load_state_dict(state_dict)
+        load_into(net, state_dict, what="S3FD face detector (sfd_face)")
         self.det = S3FD(net.eval(), device=device)
         self.scale, self.conf_th = scale, conf_th
 
@@ -54,7 +56,7 @@ class RetinaFaceDetector:
         self.net = RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
         sd = torch.load(weights_path, map_location=device, weights_only=True)
         sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}  # as facexlib's loader does
-        self.net.load_state_dict(sd, strict=True)
+        load_into(self.net, sd, what=f"RetinaFace {weights_path}")
         self.net.eval()
         self._torch = torch
         self.conf_th = conf_th

@@ -26,7 +26,7 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import face_track, syncnet_core
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 
@@ -40,12 +40,11 @@ def jpeg_roundtrip(frames_bgr: np.ndarray, fps: float = 25.0) -> np.ndarray:
 
     The reference dumps the crop video with ``ffmpeg -i crop.avi -f image2 %06d.jpg`` (no ``-q``), whose
     mjpeg quality comes from ffmpeg's rate control, not a fixed quality, so ffmpeg itself is run here."""
-    from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
+    from moee_bench.bench.core.ffmpeg import ffmpeg_exe
 
-    ensure_ffmpeg_on_path()
     n, h, w, _ = frames_bgr.shape
     with tempfile.TemporaryDirectory(prefix="moee_sync_") as d:
-        cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
+        cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}",
                "-r", str(fps), "-i", "-", "-f", "image2", "-threads", "1", str(Path(d) / "%06d.jpg")]
         subprocess.run(cmd, input=np.ascontiguousarray(frames_bgr).tobytes(), check=True, capture_output=True)
         files = sorted(Path(d).glob("*.jpg"))
@@ -109,6 +108,12 @@ class Sync(Metric):
     keys = ("sync_c", "sync_d")
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
+    PARAMS = {"face_cropped": Param(bool, False, help="frames are already face crops (no detection)"),
+              "sync_audio": Param(str, "driving", ("driving", "video")),
+              "sync_pixels": Param(str, "jpeg", ("jpeg", "exact")),
+              "sync_min_track": Param(int, face_track.DEFAULT_MIN_TRACK, minimum=1, help="shortest face track (frames)"),
+              "sync_detector": Param(str, "s3fd", ("s3fd", "retinaface")),
+              "sync_track_rule": Param(str, "longest", ("longest", "pypi"))}
 
     def __init__(self, options: Any = None) -> None:
         from moee_bench.metrics.registry import MetricOptions
@@ -131,6 +136,8 @@ class Sync(Metric):
         self._weights: dict[str, str] = {}
         super().__init__()
         self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
+        if not self.face_cropped:
+            self.detector()                 # so do the face detector's (not in the middle of a clip)
 
     def scorer(self) -> syncnet_core.SyncNetScorer:
         """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
