@@ -12,14 +12,19 @@ from typing import Any
 
 from moee_bench.baselines.base import GenerationRequest
 from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.paths import safe_name
 
 
 def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config: dict | None = None,
             repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
     """Generate each clip once to warm up, then ``repeats`` times; report the median per-clip time."""
     method = build_method(method_name, config)
-    clips = [c for c in manifest.clips if c.clip_id in set(clip_ids)] or manifest.clips[:2]
+    unknown = sorted(set(clip_ids) - {c.clip_id for c in manifest.clips})
+    if unknown:
+        raise BenchError(f"clip ids not in the manifest: {unknown}")
+    clips = [c for c in manifest.clips if c.clip_id in set(clip_ids)] if clip_ids else manifest.clips[:2]
     cuda = device.startswith("cuda")
     if cuda:
         import torch
@@ -30,7 +35,7 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config
         def one(c, k):
             req = GenerationRequest(c.clip_id, manifest.media_path(c, "ref_image") if c.ref_image else manifest.media_path(c),
                                     manifest.media_path(c, "audio") if c.audio else manifest.media_path(c),
-                                    Path(d) / f"{k}_{c.clip_id}.mp4", emotion=c.emotion, gt_video=manifest.media_path(c))
+                                    Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", emotion=c.emotion, gt_video=manifest.media_path(c))
             t = time.perf_counter()
             r = method.generate(req)
             return time.perf_counter() - t, r.n_frames

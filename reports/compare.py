@@ -21,21 +21,38 @@ class Verdict:
     lo: float
     hi: float
     n: int
-    verdict: str      # regressed | improved | no significant change | not comparable
+    verdict: str      # regressed | improved | no significant change | not comparable | missing
+
+
+def _finite(df: pd.DataFrame, key: str) -> np.ndarray:
+    if df.empty or key not in df.columns:
+        return np.zeros(0)
+    v = pd.to_numeric(df[key], errors="coerce").to_numpy(float)
+    return v[np.isfinite(v)]
 
 
 def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 0.0, metrics: list[str] | None = None,
-                   n_boot: int = 2000, seed: int = 0) -> list[Verdict]:
+                   n_boot: int = 2000, seed: int = 0, base_agg: pd.DataFrame | None = None,
+                   new_agg: pd.DataFrame | None = None) -> list[Verdict]:
     """Per method and clip-averaged metric: regression when the whole CI of (new - base) lies on the worse side
-    beyond ``threshold`` (in the metric's units); improvement symmetric."""
+    beyond ``threshold`` (in the metric's units); improvement symmetric.
+
+    A metric (or a whole method) the base run has values for and the new run has none is the verdict
+    ``missing``, never dropped; set-level metrics (FID, FVD) are checked for that through the
+    aggregates when ``base_agg``/``new_agg`` are given."""
     out: list[Verdict] = []
     keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean"]
-    for method in sorted(set(base.method) & set(new.method)):
+    empty = pd.DataFrame(columns=["clip_id"])
+    for method in sorted(set(base.method) if not base.empty else []):
         b = base[base.method == method].set_index("clip_id")
-        n = new[new.method == method].set_index("clip_id")
+        n = (new[new.method == method] if not new.empty else empty).set_index("clip_id")
         common = b.index.intersection(n.index)
         for k in keys:
-            if k not in b.columns or k not in n.columns:
+            if len(_finite(b, k)) == 0:
+                continue
+            if len(_finite(n, k)) == 0:
+                bm = float(_finite(b, k).mean())
+                out.append(Verdict(k, method, bm, np.nan, np.nan, np.nan, np.nan, 0, "missing"))
                 continue
             bv, nv = b.loc[common, k].to_numpy(float), n.loc[common, k].to_numpy(float)
             ok = np.isfinite(bv) & np.isfinite(nv)
@@ -52,6 +69,14 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
             else:
                 v = "no significant change"
             out.append(Verdict(k, method, float(bv[ok].mean()), float(nv[ok].mean()), d, lo, hi, int(ok.sum()), v))
+    if base_agg is not None and new_agg is not None and not base_agg.empty:
+        for (method, key), v in base_agg.set_index(["method", "key"])["value"].items():
+            info = KEYS.get(key)
+            if info is None or info.kind != "set" or (metrics and key not in metrics) or not np.isfinite(float(v if v is not None else np.nan)):
+                continue
+            nv = new_agg[(new_agg.method == method) & (new_agg.key == key)]["value"] if not new_agg.empty else []
+            if not len(nv) or not np.isfinite(float(nv.iloc[0] if nv.iloc[0] is not None else np.nan)):
+                out.append(Verdict(key, method, float(v), np.nan, np.nan, np.nan, np.nan, 0, "missing"))
     return out
 
 
@@ -63,6 +88,10 @@ def render(verdicts: list[Verdict], base_name: str, new_name: str) -> str:
         f = KEYS[v.key].fmt
         if v.verdict == "not comparable":
             lines.append(f"| `{v.method}` | {KEYS[v.key].label} | — | — | — | {v.n} | not comparable |")
+            continue
+        if v.verdict == "missing":
+            lines.append(f"| `{v.method}` | {KEYS[v.key].label} | {f.format(v.base)} | — | — | 0 | "
+                         "⚠️ missing in the new run |")
             continue
         mark = {"regressed": "❌ regressed", "improved": "✅ improved"}.get(v.verdict, v.verdict)
         lines.append(f"| `{v.method}` | {KEYS[v.key].label} {'↑' if KEYS[v.key].higher_is_better else '↓'} | "

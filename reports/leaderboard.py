@@ -64,6 +64,35 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     return f"**{s}**" if best is not None and v == best else s
 
 
+def _code(s: str) -> str:
+    """``s`` as inline markdown code that neither breaks the table nor the list (hostile clip ids)."""
+    s = str(s).replace("`", "'").replace("\n", " ").replace("|", "\\|")
+    return f"`{s}`"
+
+
+def clip_warning_notes(clips: pd.DataFrame, limit: int = 5) -> list[str]:
+    """Protocol notes for the per-clip warnings of a run (length mismatch, fps resampling, ...): one line
+    per method and kind of warning, with its first message in full and the clips it concerns."""
+    import re
+
+    if clips.empty or "warnings" not in clips.columns:
+        return []
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for method, cid, ws in zip(clips.method, clips.clip_id, clips.warnings):
+        try:
+            items = json.loads(ws) if isinstance(ws, str) else []
+        except json.JSONDecodeError:
+            items = [ws]
+        for w in items:
+            groups.setdefault((method, re.sub(r"\d+(\.\d+)?", "#", str(w))), []).append((cid, str(w)))
+    lines = []
+    for (method, _), items in sorted(groups.items()):
+        names = ", ".join(_code(c) for c, _ in items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+        lines.append(f"- {_code(method)}, {len(items)} clip{'s' if len(items) > 1 else ''} ({names}): {items[0][1]}"
+                     + (" (first clip's values)" if len(items) > 1 else ""))
+    return lines
+
+
 def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bootstrap: int = 0) -> str:
     runs = {r["run_id"]: r for r in store.runs()}
     ids = run_ids or list(runs)
@@ -91,7 +120,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
             col = t[k].dropna()
             best[k] = (col.max() if KEYS[k].higher_is_better else col.min()) if len(col) > 1 else None
         for _, row in t.iterrows():
-            cells = [f"`{row['method']}`", str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
+            cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
             cells += [_fmt(k, row, best[k]) for k in keys]
             out.append("| " + " | ".join(cells) + " |")
         out += ["", "Protocol notes:", ""]
@@ -102,6 +131,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         for name, proto in (meta.get("protocol") or {}).items():
             short = {k: v for k, v in proto.items() if k not in ("metric",) and not str(k).endswith("sha256")}
             out.append(f"- `{name}`: " + json.dumps(short, default=str))
+        out += clip_warning_notes(store.clip_table(rid))
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
                 f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
     return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from moee_bench.bench.core.errors import WeightsError
 
@@ -19,8 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moee_bench.bench import exitcodes
     from moee_bench.bench.core.weights import get_spec, locate, registry, resolve, search_dirs
 
+    wd = Path(args.weights_dir) if args.weights_dir else None
+    if wd is not None and wd.exists() and not wd.is_dir():
+        raise WeightsError(f"--weights-dir {wd} is a file, not a folder")
+    if wd is not None and not wd.exists() and args.action != "fetch":
+        raise WeightsError(f"--weights-dir {wd}: no such folder (create it and put the weight files there)")
     if args.action == "list":
         print(f"{'name':<20}{'file':<42}{'hash':<10}{'present':<9}used by / licence")
         for name, s in sorted(registry().items()):
@@ -35,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
         s = get_spec(args.name)
         p = locate(args.name, args.weights_dir)
         print(p if p else f"missing: put {s.file} in {search_dirs(args.weights_dir)[0]} (from {s.url})")
-        return 0 if p else 1
+        return exitcodes.OK if p else exitcodes.USAGE
     if args.action == "verify":
         names = [args.name] if args.name else sorted(registry())
         bad = 0
@@ -50,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             except WeightsError as e:
                 print(f"{n}: FAILED: {e}")
                 bad += 1
-        return 1 if bad else 0
+        return exitcodes.USAGE if bad else exitcodes.OK
     return _fetch(args.name, args.weights_dir)
 
 
