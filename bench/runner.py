@@ -36,6 +36,7 @@ class RunSummary:
     run_id: str
     store: Path
     failures: list[str] = field(default_factory=list)
+    warnings: dict[str, list[str]] = field(default_factory=dict)     # "method/clip" -> per-clip warnings
     generated: int = 0
     reused: int = 0
     reports: dict[str, Path] = field(default_factory=dict)
@@ -239,6 +240,8 @@ class SuiteRunner:
                                 messages={**o.messages, **self.unavailable},
                                 info=_info(c, o.n_frames, o.seconds, o.warnings))
             self.store.put_feature_keys(self.run_id, label, o.clip_id, o.feature_keys)
+            if o.warnings:
+                self.summary.warnings[f"{label}/{o.clip_id}"] = list(o.warnings)
             bad = {k: v for k, v in o.status.items() if v != "ok"}
             self.summary.failures.extend(f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}" for k, v in bad.items())
 

@@ -86,6 +86,12 @@ def cache_key(metric: Metric, clip: ClipInput, fps: float, size: tuple[int, int]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _decode_key(clip: ClipInput, fps: float, size: tuple[int, int] | None, with_gt: bool) -> str:
+    parts = {"decode": 1, "fps": fps, "size": size, "pred": file_hash(clip.pred),
+             "gt": file_hash(clip.gt) if (clip.gt and with_gt) else None}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def _lockstep(clip: ClipInput, fps: float, size: tuple[int, int] | None, chunk: int, with_gt: bool,
               strict: bool, warnings: list[str]) -> Iterator[FrameChunk]:
     readers = {"pred": media.FrameReader(clip.pred, fps=fps, size=size, chunk=chunk, clip_id=clip.clip_id)}
@@ -224,7 +230,14 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 extractors[m.name] = m.extractor(ctx)
             except ClipError as e:
                 out.status[m.name], out.messages[m.name] = e.status, e.reason
+        # what decoding found (length mismatch, resampling, frame count) is kept beside the features, so a
+        # re-score from the cache reports it too
+        dkey = _decode_key(clip, fps, eval_size, use_gt) if cache is not None and active else None
+        if dkey is not None and not extractors and (hit := cache.get(dkey)) is not None:
+            out.warnings.extend(str(w) for w in hit["warnings"])
+            out.n_frames = int(hit["n_frames"])
         if extractors:
+            n_warn = len(out.warnings)
             for ch in _lockstep(clip, fps, eval_size, chunk, use_gt, strict, out.warnings):
                 out.n_frames = ch.start + len(ch.pred)
                 for name, ex in list(extractors.items()):
@@ -241,6 +254,8 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                     continue
                 if cache is not None:
                     cache.put(keys[name], feats[name])
+            if dkey is not None:
+                cache.put(dkey, {"warnings": np.array(out.warnings[n_warn:], dtype=str), "n_frames": np.array(out.n_frames)})
         out.feature_keys = {k: v for k, v in keys.items() if k in feats}
         for m in active:
             if m.name in out.status:

@@ -64,7 +64,8 @@ def check_params(names: list[str], params: dict[str, Any], *, source: str = "--p
     out: dict[str, Any] = {}
     for key, raw in params.items():
         if key not in declared:
-            owner = next((n for n in METRICS if n not in classes and _declares(n, key)), None)
+            # parameter keys start with their metric's name (sync's face_cropped aside): import only that one
+            owner = next((n for n in METRICS if n not in classes and key.startswith(n) and _declares(n, key)), None)
             if owner:
                 raise BenchError(f"{source}: {key!r} is a parameter of metric {owner!r}, which is not requested "
                                  f"(metrics: {', '.join(names)})")

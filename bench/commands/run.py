@@ -25,6 +25,7 @@ def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench.runner import run_suite
     from moee_bench.bench.suite import load_suite
 
+    from moee_bench.bench.commands.score import print_clip_warnings
     from moee_bench.bench.options import existing_dir
 
     t = time.perf_counter()
@@ -32,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     s = run_suite(suite, Path(args.out), weights_dir=args.weights_dir, allow_unverified=args.allow_unverified_weights,
                   device=args.device, fail_fast=args.fail_fast, report=not args.no_report)
+    print_clip_warnings(s.warnings)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.failures:
         print(f"{len(s.failures)} clip failures:")

@@ -147,8 +147,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def print_clip_warnings(per_clip: dict[str, list[str]], limit: int = 3) -> None:
-    """Per-clip warnings (length mismatch, fps resampling...) to stderr, clip named; a warning that many
-    clips share is shown for ``limit`` of them and counted for the rest."""
+    """Per-clip warnings (length mismatch, fps resampling...) to stderr, the clip (or method/clip) named;
+    a warning that many clips share is shown for ``limit`` of them and counted for the rest."""
     import re
 
     groups: dict[str, list[tuple[str, str]]] = {}
