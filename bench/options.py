@@ -79,6 +79,27 @@ size_hxw_arg = _argtype(lambda s: size_value(s, "value"), "HxW size")
 nonneg_float_arg = _argtype(lambda s: finite_value(s, "value", 0.0), "number >= 0")
 
 
+def check_device(device: str, option: str = "--device") -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and present on this machine."""
+    import re
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device or ""):
+        raise BenchError(f"{option} {device!r}: expected cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        idx = int(device.partition(":")[2] or 0)
+        if idx >= n:
+            raise BenchError(f"{option} {device}: this machine has {n} CUDA device(s)")
+    if device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise BenchError(f"{option} mps: not available on this machine")
+    return device
+
+
 def existing_dir(path: str | None, option: str) -> Path | None:
     """``path`` as a Path when it is an existing folder; a :class:`BenchError` naming ``option`` otherwise."""
     if path is None:

@@ -131,6 +131,10 @@ class Sync(Metric):
                          ("sync_track_rule", self.track_rule, ("longest", "pypi"))):
             if v not in ok:
                 raise ValueError(f"{k} must be one of {ok}, got {v!r}")
+        if self.pixels == "jpeg":
+            from moee_bench.bench.core.ffmpeg import ffmpeg_exe
+
+            ffmpeg_exe()                    # no usable ffmpeg: Sync is "not computed" with the reason, not a crash mid-run
         self._scorer: syncnet_core.SyncNetScorer | None = None
         self._detector: Any = None
         self._weights: dict[str, str] = {}

@@ -120,7 +120,7 @@ def test_data_validate_reports_unsafe_ids(tmp_path: Path, capsys):
 
 
 # 2 -- outputs checked before work, written atomically ---------------------------------------------
-def test_unusable_json_paths_fail_before_scoring(tmp_path: Path, no_work, capsys):
+def test_unusable_json_paths_fail_before_scoring(tmp_path: Path, no_work, capsys, monkeypatch):
     m = _manifest(tmp_path / "ds", ["c0"])
     base = ["score", "--pred", str(tmp_path / "ds" / "v"), "--manifest", str(m), "--metrics", "psnr", "--json"]
     assert main(base + [str(tmp_path)]) == exitcodes.USAGE
@@ -128,12 +128,14 @@ def test_unusable_json_paths_fail_before_scoring(tmp_path: Path, no_work, capsys
     f = tmp_path / "file"
     f.write_text("x")
     assert main(base + [str(f / "out.json")]) == exitcodes.USAGE
-    if os.geteuid() != 0:
-        ro = tmp_path / "ro"
-        ro.mkdir()
-        ro.chmod(0o500)
-        assert main(base + [str(ro / "out.json")]) == exitcodes.USAGE
-        assert "not writable" in capsys.readouterr().err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    import moee_bench.bench.core.paths as paths
+
+    monkeypatch.setattr(paths.os, "access", lambda p, mode: Path(p) != ro)      # read-only even for root
+    assert main(base + [str(ro / "out.json")]) == exitcodes.USAGE
+    assert "not writable" in capsys.readouterr().err
 
 
 def test_full_disk_keeps_the_previous_scores(tmp_path: Path, write_clip, monkeypatch, capsys):
@@ -153,6 +155,12 @@ def test_full_disk_keeps_the_previous_scores(tmp_path: Path, write_clip, monkeyp
     assert rc == exitcodes.USAGE and "No space left" in capsys.readouterr().err
     assert json.loads(js.read_text()) == {"previous": "valid"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []      # no temp file left
+    link = tmp_path / "link.json"                 # a link is followed, not replaced; a device is written in place
+    link.symlink_to(js)
+    assert main(["score", "--pred", str(pred), "--gt", str(pred), "--metrics", "psnr", "--json", str(link)]) == 0
+    assert link.is_symlink() and "clips" in json.loads(js.read_text())
+    assert main(["score", "--pred", str(pred), "--gt", str(pred), "--metrics", "psnr", "--json", os.devnull]) == 0
+    assert not Path(os.devnull).is_file()
 
 
 # 3 -- numeric options and params ------------------------------------------------------------------

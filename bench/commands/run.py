@@ -26,10 +26,11 @@ def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench.suite import load_suite
 
     from moee_bench.bench.commands.score import print_clip_warnings
-    from moee_bench.bench.options import existing_dir
+    from moee_bench.bench.options import check_device, existing_dir
 
     t = time.perf_counter()
     existing_dir(args.weights_dir, "--weights-dir")
+    check_device(args.device)
     suite = load_suite(args.suite)
     s = run_suite(suite, Path(args.out), weights_dir=args.weights_dir, allow_unverified=args.allow_unverified_weights,
                   device=args.device, fail_fast=args.fail_fast, report=not args.no_report)

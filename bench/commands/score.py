@@ -83,7 +83,7 @@ def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench import exitcodes
     from moee_bench.bench.core.paths import check_output_file, write_text_atomic
     from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.bench.options import existing_dir
+    from moee_bench.bench.options import check_device, existing_dir
     from moee_bench.bench.provenance import environment
     from moee_bench.metrics.evaluate import ClipOutcome, evaluate
     from moee_bench.metrics.registry import MetricOptions, build_metrics, check_params, check_size
@@ -92,6 +92,9 @@ def _score(args: argparse.Namespace) -> int:
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not names:
         raise BenchError("--metrics is empty")
+    if len(set(names)) != len(names):
+        raise BenchError(f"--metrics names a metric twice: {args.metrics}")
+    check_device(args.device)
     out_path = check_output_file(args.json, "--json")
     pred = existing_dir(args.pred, "--pred")
     gt = existing_dir(args.gt, "--gt")

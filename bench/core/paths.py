@@ -164,17 +164,41 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     p = Path(path).expanduser()
     if not str(path) or p.is_dir() or str(path).endswith(("/", os.sep)):
         raise OutputError(f"{what} {p} is a folder; give a file name")
+    if _special(p):                        # /dev/null, a pipe: written in place
+        if not os.access(p, os.W_OK):
+            raise OutputError(f"{what} {p} is not writable")
+        return p
     check_output_dir(p.parent if str(p.parent) else Path("."), f"the folder of {what} {p}")
     return p
+
+
+def _special(p: Path) -> bool:
+    """An existing path that is neither a regular file nor a folder (a device such as /dev/null, a pipe)."""
+    return p.exists() and not p.is_file() and not p.is_dir()
 
 
 @contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block finishes.
 
-    A process killed inside the block leaves ``path`` as it was (old content or absent).
+    A process killed inside the block leaves ``path`` as it was (old content or absent). A symbolic
+    link is followed (the file it points to is replaced, the link kept); a device or pipe (``/dev/null``)
+    is written in place, never replaced by a file.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if _special(path):
+        fd, tmp = tempfile.mkstemp(prefix=".moee-bench-", suffix=".tmp")
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            with open(tmp, "rb") as src, open(path, "wb") as dst:
+                for block in iter(lambda: src.read(1 << 20), b""):
+                    dst.write(block)
+        finally:
+            os.unlink(tmp)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
