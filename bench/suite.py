@@ -54,6 +54,8 @@ def load_suite(path: str | Path | None = None) -> Suite:
     from moee_bench.bench.options import fps_value, int_value, size_value
 
     p = Path(path) if path else BUILTIN_SUITE
+    if p.exists() and not p.is_file() and not p.is_dir():
+        raise BenchError(f"suite file {p} is not a regular file")
     try:
         with open(p, "rb") as f:
             raw = tomllib.load(f)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from moee_bench.baselines.base import GenerationRequest
 from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import Manifest
@@ -20,6 +19,8 @@ from moee_bench.bench.core.paths import safe_name
 def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config: dict | None = None,
             repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
     """Generate each clip once to warm up, then ``repeats`` times; report the median per-clip time."""
+    from moee_bench.bench.runner import build_request
+
     method = build_method(method_name, config)
     unknown = sorted(set(clip_ids) - {c.clip_id for c in manifest.clips})
     if unknown:
@@ -33,9 +34,9 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, config
     times, frames = [], 0
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         def one(c, k):
-            req = GenerationRequest(c.clip_id, manifest.media_path(c, "ref_image") if c.ref_image else manifest.media_path(c),
-                                    manifest.media_path(c, "audio") if c.audio else manifest.media_path(c),
-                                    Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", emotion=c.emotion, gt_video=manifest.media_path(c))
+            # the suite's own request (a clip without a reference image gets its first GT frame, as in `run`)
+            req = build_request(manifest, c, Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", Path(d), seed=0, fps=25.0,
+                                size=None)
             t = time.perf_counter()
             r = method.generate(req)
             return time.perf_counter() - t, r.n_frames

@@ -166,12 +166,13 @@ def test_full_disk_keeps_the_previous_scores(tmp_path: Path, write_clip, monkeyp
 # 3 -- numeric options and params ------------------------------------------------------------------
 @pytest.mark.parametrize("opt", [["--fps", "-5"], ["--fps", "inf"], ["--fps", "nan"], ["--fps", "1e9"], ["--size", "0", "0"],
                                  ["--size", "8", "8"], ["--param", "akd_stride=0"], ["--param", "psnr_mode=both"],
-                                 ["--param", "noequals"]])
+                                 ["--param", "noequals"], ["--device", "gpu"], ["--device", "cuda:7"],
+                                 ["--metrics", "psnr,psnr"]])
 def test_bad_numbers_are_one_line_errors_before_work(tmp_path: Path, no_work, opt):
     m = _manifest(tmp_path / "ds", ["c0"])
     metrics = "psnr,ssim,akd" if "akd" in opt[-1] else "psnr,ssim"
-    argv = ["score", "--pred", str(tmp_path / "ds" / "v"), "--manifest", str(m), "--metrics", metrics,
-            "--json", str(tmp_path / "o.json")]
+    argv = ["score", "--pred", str(tmp_path / "ds" / "v"), "--manifest", str(m), "--json", str(tmp_path / "o.json")]
+    argv += [] if opt[0] == "--metrics" else ["--metrics", metrics]
     assert _rc(argv + opt) == exitcodes.USAGE
 
 
@@ -184,6 +185,12 @@ def test_suite_numbers_are_checked(tmp_path: Path):
         p.write_text(f'name = "s"\ndataset = "sample"\nmetrics = ["psnr"]\n{line}\n[[methods]]\nname = "static"\n')
         with pytest.raises(BenchError, match=err):
             load_suite(p)
+
+
+def test_throughput_refuses_unknown_clips_instead_of_timing_others(tmp_path: Path, capsys):
+    m = _manifest(tmp_path / "ds", ["c0", "c1"])
+    assert main(["throughput", "--method", "static", "--manifest", str(m), "--clips", "nosuch"]) == exitcodes.USAGE
+    assert "nosuch" in capsys.readouterr().err
 
 
 # 4 -- ffmpeg without a shared link ----------------------------------------------------------------

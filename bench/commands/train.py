@@ -35,10 +35,12 @@ def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.paths import check_output_dir
     from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.bench.options import existing_dir
+    from moee_bench.moee_ref.config import load_config
     from moee_bench.moee_ref.train import train
 
     check_output_dir(args.out, "--out")
     existing_dir(args.weights_dir, "--weights-dir")
+    load_config(args.config)                    # a bad config fails before the sample dataset is built
     if args.manifest:
         manifest = Path(args.manifest)
     else:

@@ -187,6 +187,8 @@ def load_manifest(path: str | Path, *, verify_hash: bool = True,
     read is recorded there (id -> reason) and left out instead of failing the whole load; the hash is
     then checked only when every entry could be read."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ManifestError(f"manifest {path} is not a regular file")
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

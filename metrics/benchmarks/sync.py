@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moee_bench.bench.core.paths import write_text_atomic
+
 
 def _clip(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     import cv2
@@ -96,5 +98,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  core only: evaluate {per['ref_core'] * 1e3:.1f} ms vs score {per['ours_core'] * 1e3:.1f} ms"
           f"   ratio {res['ratio_core']:.2f}x;  max |d conf|,|d dist| = {max_dconf:.2e}")
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        write_text_atomic(args.json, json.dumps(res, indent=2), "--json")
     return 0
