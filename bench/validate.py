@@ -37,7 +37,7 @@ def id_problems(clips: list[ClipRecord]) -> tuple[dict[str, list[str]], dict[str
             problems.setdefault(cid, []).append(f"clip id {cid!r} has leading or trailing spaces")
         name = safe_name(cid)
         if name != cid:
-            how = "cut and hashed (too long)" if "~" in name else "%-encoded (not a plain file name)"
+            how = "cut and hashed: too long" if "~" in name else "=XX-escaped: not a plain file name"
             notes.setdefault(cid, []).append(f"videos of this clip are named {name}.mp4 ({how})")
         by_fold.setdefault(name.casefold(), []).append(cid)
     for ids in by_fold.values():
@@ -60,7 +60,8 @@ def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
             problems.append(f"duration {info.duration:g} s is not sane")
         if clip.fps is not None and info.fps and abs(info.fps - clip.fps) > 0.01:
             problems.append(f"manifest says {clip.fps:g} fps, the file has {info.fps:g}")
-        if clip.duration is not None and info.duration and abs(info.duration - clip.duration) > max(0.5, 0.05 * clip.duration):
+        if clip.duration is not None and info.duration and \
+                abs(info.duration - clip.duration) > max(0.5, 0.05 * clip.duration):
             problems.append(f"manifest says {clip.duration:g} s, the file lasts {info.duration:g} s")
         first = media.first_frame(video, clip_id=clip.clip_id)
         if first.size == 0:

@@ -162,9 +162,12 @@ class Emotion(Metric):
     needs_emotion = True
     PARAMS = {"emotion_classifier": Param(str, DEFAULT_CLASSIFIER, check=lambda v: _classifier_problem(v),
                                           help="fer2013 | hsemotion[:variant] | emotion_fan"),
-              "emotion_stride": Param(int, 5, minimum=1), "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
-              "emotion_crop_margin": Param(float, 0.1, minimum=0.0), "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
-              "emotion_recall_k": Param(int, None, minimum=1), "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
+              "emotion_stride": Param(int, 5, minimum=1),
+              "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
+              "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
+              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
+              "emotion_recall_k": Param(int, None, minimum=1),
+              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:

@@ -255,7 +255,8 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 if cache is not None:
                     cache.put(keys[name], feats[name])
             if dkey is not None:
-                cache.put(dkey, {"warnings": np.array(out.warnings[n_warn:], dtype=str), "n_frames": np.array(out.n_frames)})
+                cache.put(dkey, {"warnings": np.array(out.warnings[n_warn:], dtype=str),
+                                 "n_frames": np.array(out.n_frames)})
         out.feature_keys = {k: v for k, v in keys.items() if k in feats}
         for m in active:
             if m.name in out.status:

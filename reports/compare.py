@@ -24,6 +24,11 @@ class Verdict:
     verdict: str      # regressed | improved | no significant change | not comparable | missing
 
 
+def _num(v: object) -> bool:
+    """Whether an aggregate cell holds a finite number (None/NaN: not computed)."""
+    return v is not None and np.isfinite(float(v))
+
+
 def _finite(df: pd.DataFrame, key: str) -> np.ndarray:
     if df.empty or key not in df.columns:
         return np.zeros(0)
@@ -72,10 +77,10 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
     if base_agg is not None and new_agg is not None and not base_agg.empty:
         for (method, key), v in base_agg.set_index(["method", "key"])["value"].items():
             info = KEYS.get(key)
-            if info is None or info.kind != "set" or (metrics and key not in metrics) or not np.isfinite(float(v if v is not None else np.nan)):
+            if info is None or info.kind != "set" or (metrics and key not in metrics) or not _num(v):
                 continue
             nv = new_agg[(new_agg.method == method) & (new_agg.key == key)]["value"] if not new_agg.empty else []
-            if not len(nv) or not np.isfinite(float(nv.iloc[0] if nv.iloc[0] is not None else np.nan)):
+            if not len(nv) or not _num(nv.iloc[0]):
                 out.append(Verdict(key, method, float(v), np.nan, np.nan, np.nan, np.nan, 0, "missing"))
     return out
 

@@ -87,7 +87,8 @@ def clip_warning_notes(clips: pd.DataFrame, limit: int = 5) -> list[str]:
             groups.setdefault((method, re.sub(r"\d+(\.\d+)?", "#", str(w))), []).append((cid, str(w)))
     lines = []
     for (method, _), items in sorted(groups.items()):
-        names = ", ".join(_code(c) for c, _ in items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+        names = ", ".join(_code(c) for c, _ in items[:limit])
+        names += f" and {len(items) - limit} more" if len(items) > limit else ""
         lines.append(f"- {_code(method)}, {len(items)} clip{'s' if len(items) > 1 else ''} ({names}): {items[0][1]}"
                      + (" (first clip's values)" if len(items) > 1 else ""))
     return lines

@@ -21,7 +21,7 @@ from moee_bench.bench.core.manifest import ClipRecord, Manifest
 from moee_bench.bench.core.paths import name_from_stem, safe_name
 
 HOSTILE_IDS = ["a b", "a_b", "a/b", ".hidden", "hidden", "...", "..", "x" * 300, "x" * 300 + "y", "é", "日本",
-               "50%", "a%20b", "a~b", "../../etc/passwd"]
+               "50%", "a%20b", "a=20b", "50=", "a~b", "../../etc/passwd"]
 
 
 def _video(path: Path, n: int = 8, seed: int = 0, fps: float = 25.0, size: int = 32) -> Path:
@@ -65,7 +65,7 @@ def _rc(argv: list[str]) -> int:
 def test_file_names_are_injective_reversible_and_plain_ids_unchanged():
     names = [safe_name(i) for i in HOSTILE_IDS]
     assert len(set(names)) == len(names)
-    assert len(set(n.casefold() for n in names)) == len(names)      # %XX escapes are upper-case only
+    assert len(set(n.casefold() for n in names)) == len(names)      # =XX escapes are upper-case only
     for cid, n in zip(HOSTILE_IDS, names):
         assert "/" not in n and not n.startswith(".") and len(n.encode()) <= 120
         assert name_from_stem(n) == (cid if "~" not in n else None)
@@ -116,7 +116,7 @@ def test_data_validate_reports_unsafe_ids(tmp_path: Path, capsys):
     assert main(["data", "validate", str(m)]) == 0
     out = capsys.readouterr().out
     assert "clip Clip1: " in out and "only in letter case" in out and "leading or trailing spaces" in out
-    assert "note: clip a b: videos of this clip are named a%20b.mp4" in out
+    assert "note: clip a b: videos of this clip are named a=20b.mp4" in out
 
 
 # 2 -- outputs checked before work, written atomically ---------------------------------------------
@@ -392,7 +392,8 @@ def test_file_outputs_and_leftover_temp_files(tmp_path: Path, write_clip, capsys
 # 13 -- one exit-code table ------------------------------------------------------------------------------
 def test_readme_documents_the_exit_code_table():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    rows = dict(line.split("|")[1:3] for line in readme.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit())
+    rows = dict(line.split("|")[1:3] for line in readme.splitlines()
+                if line.startswith("| ") and line.split("|")[1].strip().isdigit())
     codes = {int(k): v for k, v in rows.items()}
     assert set(codes) == {exitcodes.OK, exitcodes.REGRESSION, exitcodes.USAGE, exitcodes.FAILED_CLIPS,
                           exitcodes.METRIC_MISSING, exitcodes.INTERRUPTED}

@@ -135,7 +135,8 @@ def _split(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     m = load_manifest(args.manifest)
     try:
-        ratios = {k: finite_value(v, f"--ratios {k}", 0.0) for k, v in parse_kv(args.ratios.split(","), "--ratios").items()}
+        ratios = {k: finite_value(v, f"--ratios {k}", 0.0)
+                  for k, v in parse_kv(args.ratios.split(","), "--ratios").items()}
     except ValueError as e:
         raise BenchError(str(e)) from None
     if not sum(ratios.values()) > 0:

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("generate", help="generate a split's videos with one method (only missing ones; resumable)",
                        description="Generate <out>/<clip_id>.mp4 for every clip of a split with a registered method (an id that "
-                                   "is not a plain file name is %-encoded, e.g. `a b` -> a%20b.mp4); "
+                                   "is not a plain file name is escaped, e.g. `a b` -> a=20b.mp4); "
                                    "a sidecar <clip_id>.json records timing and normalisation. Finished clips are "
                                    "skipped on re-runs; a failed clip is recorded and the run goes on.")
     p.add_argument("--method", required=True, help="registered method name (moee-bench weights/methods: see README)")

@@ -74,7 +74,8 @@ def _pairs(args: argparse.Namespace, pred: Path, gt: Path | None) -> tuple[list,
         c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
         pairs.append(c)
     for cid in sorted(set(preds) - set(by)):
-        warn.append(f"clip {cid}: not in the manifest {args.manifest}" + ("" if cid in gts else " (GT-based metrics skipped)"))
+        warn.append(f"clip {cid}: not in the manifest {args.manifest}"
+                    + ("" if cid in gts else " (GT-based metrics skipped)"))
         pairs.append(ClipInput(cid, preds[cid], gts.get(cid)))
     return pairs, warn, missing, broken
 
@@ -105,7 +106,8 @@ def _score(args: argparse.Namespace) -> int:
     size = tuple(args.size) if args.size else None
     pairs, warn, missing, broken = _pairs(args, pred, gt)
     if not pairs and not broken:
-        raise BenchError(f"no .mp4 files to score in {args.pred}" + (f" ({len(missing)} manifest clips missing)" if missing else ""))
+        raise BenchError(f"no .mp4 files to score in {args.pred}"
+                         + (f" ({len(missing)} manifest clips missing)" if missing else ""))
     wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "

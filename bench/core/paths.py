@@ -24,25 +24,28 @@ class OutputError(BenchError):
     """An output path cannot be written (a folder where a file is wanted, read-only, full disk...)."""
 
 
+ESC = "="                  # escape character of file names (not %: ffmpeg's image2 and printf patterns use it)
+
+
 def safe_name(name: str) -> str:
     """The file-name stem of a clip id, method label or suite name: injective, one path component.
 
     Names made only of ASCII letters, digits, ``-``, ``_`` and ``.`` (not starting with ``.``) are
     kept as they are, so a folder of ``<clip_id>.mp4`` keeps working. Every other byte of the UTF-8
-    name, ``%`` included, becomes ``%XX`` (as does a leading ``.``), so ``"a b"``, ``"a_b"`` and
-    ``"a/b"`` get three different files and :func:`name_from_stem` reverses the mapping. Names
-    longer than :data:`MAX_STEM` bytes are cut and end in ``~`` plus 16 hex digits of their sha256
-    (``~`` appears in no other stem), so the mapping stays injective.
+    name, ``=`` included, becomes ``=XX`` (as does a leading ``.``), so ``"a b"``, ``"a_b"`` and
+    ``"a/b"`` get three different files (``a=20b``, ``a_b``, ``a=2Fb``) and :func:`name_from_stem`
+    reverses the mapping. Names longer than :data:`MAX_STEM` bytes are cut and end in ``~`` plus 16
+    hex digits of their sha256 (``~`` appears in no other stem), so the mapping stays injective.
     """
     out = []
     for i, b in enumerate(name.encode("utf-8")):
         c = chr(b)
-        out.append(c if c in _PLAIN and not (i == 0 and c == ".") else f"%{b:02X}")
+        out.append(c if c in _PLAIN and not (i == 0 and c == ".") else f"{ESC}{b:02X}")
     stem = "".join(out)
     if stem and len(stem) <= MAX_STEM:
         return stem
     cut = stem[: MAX_STEM - 20]
-    cut = cut[: cut.rfind("%")] if "%" in cut[-2:] else cut       # never split a %XX escape
+    cut = cut[: cut.rfind(ESC)] if ESC in cut[-2:] else cut       # never split an =XX escape
     return f"{cut}~{hashlib.sha256(name.encode('utf-8')).hexdigest()[:16]}"
 
 
@@ -54,7 +57,7 @@ def name_from_stem(stem: str) -> str | None:
         raw = bytearray()
         i = 0
         while i < len(stem):
-            if stem[i] == "%":
+            if stem[i] == ESC:
                 raw.append(int(stem[i + 1:i + 3], 16))
                 i += 3
             else:
@@ -76,12 +79,12 @@ def clip_id_of_file(path: str | Path, known: set[str] | frozenset[str] | None = 
 
 
 def _plain_component(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0%")
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0" + ESC)
 
 
 def clip_file_candidates(folder: str | Path, clip_id: str, ext: str = ".mp4") -> list[Path]:
     """Where a clip's file may be in ``folder``: ``<safe_name(id)><ext>`` (written by moee-bench) and
-    ``<clip_id><ext>`` (a user's own folder) when the id is a plain file name without ``%``.
+    ``<clip_id><ext>`` (a user's own folder) when the id is a plain file name without ``=``.
 
     No two ids share a candidate, so a file is never taken for another clip's."""
     folder = Path(folder)
