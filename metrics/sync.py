@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.errors import ClipError, WeightsError
 from moee_bench.metrics import face_track, syncnet_core
 from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
 
@@ -78,7 +78,10 @@ class _Extractor:
                 if self.frames else []
             starts = [0]
         else:
-            tracks, n_det = m.tracker_tracks(self.frames)
+            try:
+                tracks, n_det = m.tracker_tracks(self.frames)
+            except WeightsError as e:      # detector weights missing: this clip's Sync fails with the reason (not cached)
+                raise ClipError(ctx.clip_id, str(e)) from None
             if not tracks:
                 st = "no_face" if n_det == 0 else "too_short"
                 return {"status": np.array(st), "message": np.array(
@@ -140,8 +143,8 @@ class Sync(Metric):
         self._weights: dict[str, str] = {}
         super().__init__()
         self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
-        if not self.face_cropped:
-            self.detector()                 # so do the face detector's (not in the middle of a clip)
+        if not self.face_cropped and self._detector_file_present():
+            self.detector()                 # so does a detector file of the wrong kind (not in the middle of a clip)
 
     def scorer(self) -> syncnet_core.SyncNetScorer:
         """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
@@ -152,6 +155,12 @@ class Sync(Metric):
             self._weights["syncnet_v2"] = r.sha256
             self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device)
         return self._scorer
+
+    def _detector_file_present(self) -> bool:
+        from moee_bench.bench.core.weights import locate
+
+        name = "sfd_face" if self.detector_name == "s3fd" else "retinaface_resnet50"
+        return locate(name, self.options.weights.weights_dir) is not None
 
     def detector(self) -> Any:
         if self._detector is None:
