@@ -21,6 +21,13 @@ METHODS: dict[str, str] = {
     "echomimic": "moee_bench.baselines.echomimic:EchoMimic",
     "dreamtalk": "moee_bench.baselines.dreamtalk:DreamTalk",
     "moee-ref": "moee_bench.moee_ref.method:MoEERef",
+    # MoEE variants (moee_ref/variants.py): the paper's Table 5 ablations and two named options
+    "moee-ref:no-moe": "moee_bench.moee_ref.method:MoEERefNoMoE",
+    "moee-ref:no-global-gate": "moee_bench.moee_ref.method:MoEERefNoGlobalGate",
+    "moee-ref:no-masked-noisy": "moee_bench.moee_ref.method:MoEERefNoMaskedNoisy",
+    "moee-ref:no-dhfev": "moee_bench.moee_ref.method:MoEERefNoDHFEV",
+    "moee-ref:palette": "moee_bench.moee_ref.method:MoEERefPalette",
+    "moee-ref:double-gate": "moee_bench.moee_ref.method:MoEERefDoubleGate",
 }
 
 

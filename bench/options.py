@@ -106,7 +106,8 @@ def existing_dir(path: str | None, option: str) -> Path | None:
         return None
     p = Path(path)
     if not p.exists():
-        raise BenchError(f"{option} {path}: no such folder")
+        hint = " (create it first: weights are fetched into it)" if option == "--weights-dir" else ""
+        raise BenchError(f"{option} {path}: no such folder{hint}")
     if not p.is_dir():
         raise BenchError(f"{option} {path} is a file, not a folder")
     return p

@@ -280,8 +280,8 @@ class SuiteRunner:
         """Write the run's metadata and, if asked, the report (rank 0); close the store."""
         self.dist.barrier()
         if self.dist.rank == 0:
-            self.meta.update({"weights": [r.provenance() for r in self.weights.used],
-                              "unverified_weights": self.weights.any_unverified, "world_size": self.dist.world})
+            self.meta.update({"weights": self.weights.provenance(), "weights_by_metric": self.weights.by_metric(),
+                              "unverified_weights": self.weights.unverified_metrics(), "world_size": self.dist.world})
             self.store.put_run(self.run_id, suite_hash=self.suite.hash, dataset=self.manifest.dataset,
                                split=self.suite.split or "all", meta=self.meta)
             if self.write_report:
@@ -309,9 +309,11 @@ class SuiteRunner:
 
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
-              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print) -> RunSummary:
-    """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`)."""
-    return SuiteRunner(suite, out_dir, weights=WeightsOptions(weights_dir, allow_unverified), device=device,
+              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
+              weights: WeightsOptions | None = None) -> RunSummary:
+    """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
+    ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``."""
+    return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
                        fail_fast=fail_fast, report=report, log=log).run()
 
 

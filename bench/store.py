@@ -9,7 +9,8 @@ Layout of a store folder::
 Tables (long format, one row per value, so new metrics need no migration):
 
 * ``runs(run_id, created, suite_hash, dataset, split, meta)``: ``meta`` is JSON with git commit,
-  package versions, weight hashes, device, seeds, and ``unverified_weights``.
+  package versions, device, seeds, ``weights`` (name, path, full sha256, trust, metrics of every
+  weight file), ``weights_by_metric`` and ``unverified_weights`` (the metrics computed with one).
 * ``clip_values(run_id, method, clip_id, key, value)``: a per-clip number; NULL never stands for 0.
 * ``clip_status(run_id, method, clip_id, metric, status, message)``: ok | no_face | too_short | ...
 * ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings)``

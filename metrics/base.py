@@ -57,6 +57,7 @@ class ClipContext:
     audio: np.ndarray | None = None       # float32 mono, 16 kHz
     audio_source: str | None = None       # "driving" | "video"
     notes: list[str] = field(default_factory=list)
+    feature_keys: dict[str, str] = field(default_factory=dict)   # metric -> feature cache key (when cached)
 
     @property
     def clip_id(self) -> str:
@@ -153,11 +154,17 @@ class Metric(abc.ABC):
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
     higher_is_better: ClassVar[Mapping[str, bool]]  # per key
     needs_gt: ClassVar[bool] = False
+    uses_gt: ClassVar[bool] = False                 # scores GT frames when the clip has a GT video (not required)
     needs_audio: ClassVar[bool] = False
     needs_ref: ClassVar[bool] = False
     needs_emotion: ClassVar[bool] = False
     PARAMS: ClassVar[Mapping[str, Param]] = {}
     min_size: int = 1
+
+    @classmethod
+    def parameters(cls) -> Mapping[str, Param]:
+        """Every parameter key the metric reads: its ``PARAMS`` (a metric built on another adds that one's)."""
+        return cls.PARAMS
 
     def __init__(self) -> None:
         self.reset()

@@ -81,8 +81,23 @@ COMPOUND_KEYS = ("compound_top2", "compound_recall", "compound_mix")
 HEADLINE_COMPOUND = "compound_top2"
 
 
+EXTRA_LABELS = ("contempt",)
+
+
+def extra_target(label: str) -> EmotionSpec:
+    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt).
+    Scored only by classifiers with that class; the others skip the clip with a reason."""
+    key = str(label).strip().lower()
+    if key not in EXTRA_LABELS:
+        raise ValueError(f"{label!r} is not one of the extra targets {EXTRA_LABELS}")
+    return EmotionSpec("extra", key, (0.0,) * 6)
+
+
 def target_kind(spec: EmotionSpec) -> tuple[str, str]:
-    """``("single", label)`` for basic/neutral targets and one-component mixtures, else ``("compound", label)``."""
+    """``("single", label)`` for basic/neutral targets and one-component mixtures, ``("extra", label)`` for
+    :func:`extra_target`, else ``("compound", label)``."""
+    if spec.kind == "extra":
+        return "extra", spec.label
     if spec.kind in ("basic", "neutral"):
         return "single", spec.label
     comps = spec.components
@@ -123,7 +138,8 @@ class _Extractor:
         for frame, face, i in zip(frames, faces, idx[sel]):
             if face is None:
                 continue
-            crops.append(face_crop(frame, face.box, self.m.classifier.input_size, self.m.margin))
+            crops.append(self.m.classifier.crop(frame, face) if self.m.crop_mode == "matched"
+                         else face_crop(frame, face.box, self.m.classifier.input_size, self.m.margin))
             kept.append(i)
         self.n_sampled += len(frames)
         self.n_noface += len(frames) - len(crops)
@@ -165,6 +181,7 @@ class Emotion(Metric):
               "emotion_stride": Param(int, 5, minimum=1),
               "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
               "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
+              "emotion_crop": Param(str, "matched", ("matched", "shared")),
               "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
               "emotion_recall_k": Param(int, None, minimum=1),
               "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
@@ -183,6 +200,9 @@ class Emotion(Metric):
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"emotion_aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         self.margin = float(p("emotion_crop_margin", 0.1))
+        self.crop_mode = str(p("emotion_crop", "matched"))
+        if self.crop_mode not in ("matched", "shared"):
+            raise ValueError(f"emotion_crop must be 'matched' or 'shared', got {self.crop_mode!r}")
         self.min_face_score = float(p("emotion_min_face_score", 0.9))
         rk = p("emotion_recall_k", None)
         self.recall_k = None if rk is None else int(rk)
@@ -208,9 +228,10 @@ class Emotion(Metric):
 
     def _extract_config(self) -> dict[str, Any]:
         return {"classifier": self.classifier.describe(), "detector": f"{self.detector_name}, facenet-pytorch {_version('facenet-pytorch')}",
-                "min_face_score": self.min_face_score, "crop": {"rule": "square on box centre, side max(w,h)*(1+2*margin), "
-                                                                        "edge-replicated, PIL bilinear resize",
-                                                                "margin": self.margin},
+                "min_face_score": self.min_face_score,
+                "crop": ({"mode": "matched", "rule": self.classifier.crop_rule} if self.crop_mode == "matched" else
+                         {"mode": "shared", "rule": "square on box centre, side max(w,h)*(1+2*margin), edge-replicated, "
+                                                    "PIL bilinear resize", "margin": self.margin}),
                 "stride": self.stride, "colour": "RGB uint8 in; classifier converts"}
 
     def config(self) -> dict[str, Any]:
@@ -246,6 +267,7 @@ class Emotion(Metric):
         self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
                        "excluded_top_frames": 0}
         self.excluded_mass = 0.0
+        self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         if ctx.clip.emotion is None:
@@ -268,10 +290,13 @@ class Emotion(Metric):
         values: dict[str, Any] = {"emotion_pred": TAXONOMY[pred], "emotion_pred_index": int(pred)}
         values.update({f"emotion_prob/{t}": float(dist[i]) for i, t in enumerate(TAXONOMY)})
         kind, label = target_kind(spec)
+        if kind == "extra":
+            return self._update_extra(clip_id, label, np.asarray(feats["probs"], np.float64), values)
         if kind == "single":
             true = TAXONOMY.index(label)
             confusion_add(self.confusion, true, pred)
             ok = float(pred == true)
+            values["emotion_target_prob"] = float(dist[true])
             values["emotion_acc"] = ok
             values[f"emotion_acc/{label}"] = ok
             if intensity is not None:
@@ -308,8 +333,25 @@ class Emotion(Metric):
                        "emotion_excluded_top_frames": int(excl_top.sum())})
         return values
 
+    def _update_extra(self, clip_id: str | None, label: str, probs: np.ndarray, values: dict[str, Any]) -> dict[str, Any]:
+        """A target outside the taxonomy (contempt): hit when the classifier's own class is the top native class
+        of the clip's aggregated probabilities; a classifier without that class skips the clip with a reason."""
+        native = [c.lower() for c in self.classifier.classes]
+        if label not in native:
+            raise ClipError(clip_id, f"target {label!r}: classifier {self.classifier.name} has no {label} class "
+                                     f"(classes {list(self.classifier.classes)}); scored only by 8-class classifiers "
+                                     "(hsemotion, emotion_fan)", status="skipped")
+        dist = aggregate(probs, self.aggregation)
+        hit = float(int(np.argmax(dist)) == native.index(label))
+        slot = self.extra.setdefault(label, [0, 0])
+        slot[0] += int(hit)
+        slot[1] += 1
+        return {**{k: v for k, v in values.items() if not k.startswith("emotion_prob/") and k != "emotion_pred_index"},
+                "emotion_pred": self.classifier.classes[int(np.argmax(dist))].lower(), f"emotion_acc/{label}": hit,
+                "emotion_target_prob": float(dist[native.index(label)])}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
+        return {"extra": {k: list(v) for k, v in self.extra.items()}, "confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
                 "compound": {k: s.state() for k, s in self.compound.items()},
                 "by_compound": {k: list(v) for k, v in self.by_compound.items()},
                 "nve": self.nve.copy(), "counts": dict(self.counts), "excluded_mass": self.excluded_mass}
@@ -319,6 +361,10 @@ class Emotion(Metric):
         self.merge_state(state)
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
+        for k, (c, n) in state.get("extra", {}).items():
+            slot = self.extra.setdefault(k, [0, 0])
+            slot[0] += int(c)
+            slot[1] += int(n)
         self.confusion += np.asarray(state["confusion"], np.int64)
         for k, (c, n) in state["by_intensity"].items():
             slot = self.by_intensity.setdefault(k, [0, 0])
@@ -349,6 +395,9 @@ class Emotion(Metric):
         for k in sorted(self.by_intensity, key=lambda s: int(s)):
             c, n = self.by_intensity[k]
             out[f"emotion_acc/intensity_{k}"] = c / n if n else None
+        for label, (c, n) in sorted(self.extra.items()):
+            out[f"emotion_acc/{label}"] = c / n if n else None
+            out[f"emotion_clips/{label}"] = n
         out["emotion_confusion"] = self.confusion.tolist()
         out["emotion_confusion_labels"] = list(TAXONOMY)
         for k in COMPOUND_KEYS:

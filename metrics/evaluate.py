@@ -79,7 +79,7 @@ def file_hash(path: Path) -> str:
 
 def cache_key(metric: Metric, clip: ClipInput, fps: float, size: tuple[int, int] | None) -> str:
     parts = {"f": metric.feature_id(), "fps": fps, "size": size, "pred": file_hash(clip.pred),
-             "gt": file_hash(clip.gt) if (clip.gt and metric.needs_gt) else None,
+             "gt": file_hash(clip.gt) if (clip.gt and (metric.needs_gt or metric.uses_gt)) else None,
              "audio": file_hash(clip.audio) if (clip.audio and metric.needs_audio) else None,
              "ref": file_hash(clip.ref_image) if (clip.ref_image and metric.needs_ref) else None,
              "emo": clip.emotion.to_dict() if (clip.emotion and metric.needs_emotion) else None}
@@ -164,6 +164,11 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
              chunk: int = 32, progress: bool = True, fail_fast: bool = False,
              on_clip: Callable[[ClipOutcome], None] | None = None) -> EvalResult:
     """Score ``clips`` with ``metrics`` (states accumulate in the metric objects) and return per-clip outcomes."""
+    for m in metrics:
+        if getattr(m, "needs_feature_cache", False):
+            if cache is None:
+                raise ValueError(f"metric {m.name!r} reads its features back from the feature cache: pass cache=")
+            m.attach_cache(cache)
     outcomes: list[ClipOutcome] = []
     bar = None
     if progress:
@@ -197,7 +202,7 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
     t0 = time.perf_counter()
     out = ClipOutcome(clip.clip_id)
     try:
-        use_gt = clip.gt is not None and any(m.needs_gt for m in metrics)
+        use_gt = clip.gt is not None and any(m.needs_gt or m.uses_gt for m in metrics)
         for m in metrics:
             if m.needs_gt and clip.gt is None:
                 out.status[m.name] = "no_gt"
@@ -224,8 +229,17 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                     continue
             todo.append(m)
         _load_context(ctx, todo)
-        extractors = {}
+        # metrics sharing a feature identity (KID with FID, KVD with FVD) share one extraction
+        twins: dict[str, list[str]] = {}
+        first: dict[str, Metric] = {}
         for m in todo:
+            fid = m.feature_id()
+            if fid in first:
+                twins.setdefault(first[fid].name, []).append(m.name)
+            else:
+                first[fid] = m
+        extractors = {}
+        for m in first.values():
             try:
                 extractors[m.name] = m.extractor(ctx)
             except ClipError as e:
@@ -257,7 +271,14 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
             if dkey is not None:
                 cache.put(dkey, {"warnings": np.array(out.warnings[n_warn:], dtype=str),
                                  "n_frames": np.array(out.n_frames)})
+        for name, others in twins.items():
+            for o in others:
+                if name in feats:
+                    feats[o] = feats[name]
+                elif name in out.status:
+                    out.status[o], out.messages[o] = out.status[name], out.messages[name]
         out.feature_keys = {k: v for k, v in keys.items() if k in feats}
+        ctx.feature_keys = dict(out.feature_keys)
         for m in active:
             if m.name in out.status:
                 continue

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict
+from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict, load_torchscript
 from moee_bench.metrics.base import ClipContext, Features, FrameChunk, Param
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
@@ -37,16 +37,9 @@ VARIANTS = ("styleganv", "videogpt")
 
 def build_detector(variant: str, weights: WeightsOptions, device: str = "cpu"):
     """(callable (B, 3, T, 224, 224) in [-1, 1] -> (B, 400), resolved weights) for a variant."""
-    import torch
-
     if variant == "styleganv":
         resolved = weights.resolve("i3d_styleganv")
-        try:
-            module = torch.jit.load(str(resolved.path), map_location=device).eval()
-        except Exception as e:
-            from moee_bench.bench.core.errors import WeightsError
-
-            raise WeightsError(f"I3D TorchScript {resolved.path} cannot be loaded: {type(e).__name__}: {e}") from None
+        module = load_torchscript(resolved, map_location=device).eval()     # verified files only: it runs code
 
         def run(x):
             return module(x, rescale=False, resize=False, return_features=True)

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from moee_bench.bench.core.emotions import ALL_SINGLE
 
 
+# THEval statistics of metrics/dynamics.py: key -> label
+DYNAMICS_LABELS = {"lip_dynamics": "Lip dyn.", "head_dynamics": "Head dyn.", "eyebrow_dynamics": "Brow dyn.",
+                   "silent_lip_mad": "Silent-lip MAD", "lip_loudness_dist": "Lip-loudness"}
+
+
 @dataclass(frozen=True)
 class KeyInfo:
     key: str
@@ -19,6 +24,12 @@ class KeyInfo:
     higher_is_better: bool
     kind: str = "clip_mean"      # clip_mean | set
     fmt: str = "{:.3f}"
+    closer_to_gt: bool = False   # raw statistic whose best value is the GT's (shown "≈GT", no direction)
+
+    @property
+    def arrow(self) -> str:
+        """``↑``, ``↓`` or ``≈GT``."""
+        return "≈GT" if self.closer_to_gt else ("↑" if self.higher_is_better else "↓")
 
 
 KEYS: dict[str, KeyInfo] = {k.key: k for k in [
@@ -39,6 +50,15 @@ KEYS: dict[str, KeyInfo] = {k.key: k for k in [
     KeyInfo("neutral_vs_emotional_acc", "Neu/Emo-Acc", True, "set"),   # balanced accuracy over the set of clips
     KeyInfo("neutral_vs_emotional_raw_acc", "Neu/Emo-Acc (plain)", True),
     *[KeyInfo(f"emotion_acc/{e}", f"Emo-Acc ({e})", True) for e in ALL_SINGLE],
+    KeyInfo("emotion_acc/contempt", "Emo-Acc (contempt)", True),
+    KeyInfo("emotion_target_prob", "Target prob", True),
+    KeyInfo("kid", "KID", False, "set", "{:.4f}"),
+    KeyInfo("kvd", "KVD", False, "set", "{:.4f}"),
+    KeyInfo("flmd", "FLMD", False, "set", "{:.2f}"),
+    KeyInfo("dynamics_score", "Dyn-Score", True, "set"),
+    *[KeyInfo(f"{k}_closeness", f"{lbl} (close)", True, "set") for k, lbl in DYNAMICS_LABELS.items()],
+    *[KeyInfo(k, lbl, False, fmt="{:.4f}", closer_to_gt=True) for k, lbl in DYNAMICS_LABELS.items()],
+    KeyInfo("mouth_open_velocity", "Mouth-open vel.", False, fmt="{:.4f}", closer_to_gt=True),
 ]}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moee_bench.bench.core.errors import BenchError
@@ -20,6 +20,10 @@ METRICS: dict[str, str] = {
     "akd": "moee_bench.metrics.akd:AKD",
     "sync": "moee_bench.metrics.sync:Sync",
     "emotion": "moee_bench.metrics.emotion:Emotion",
+    "dynamics": "moee_bench.metrics.dynamics:Dynamics",
+    "kid": "moee_bench.metrics.kid:KID",
+    "kvd": "moee_bench.metrics.kid:KVD",
+    "flmd": "moee_bench.metrics.flmd:FLMD",
 }
 
 
@@ -60,7 +64,7 @@ def check_params(names: list[str], params: dict[str, Any], *, source: str = "--p
     """Refuse parameter keys no requested metric declares (naming the known ones) and values of the
     wrong type or range; return the params parsed to their declared types. Done before any work."""
     classes = metric_classes(names)
-    declared = {k: (n, spec) for n, cls in classes.items() if cls is not None for k, spec in cls.PARAMS.items()}
+    declared = {k: (n, spec) for n, cls in classes.items() if cls is not None for k, spec in cls.parameters().items()}
     out: dict[str, Any] = {}
     for key, raw in params.items():
         if key not in declared:
@@ -91,7 +95,7 @@ def check_size(metrics: list[Metric], size: tuple[int, int] | None, *, source: s
 
 def _declares(name: str, key: str) -> bool:
     try:
-        return key in metric_class(name).PARAMS
+        return key in metric_class(name).parameters()
     except ImportError:
         return False
 
@@ -115,8 +119,8 @@ def build_metrics(names: list[str], options: MetricOptions | None = None) -> tup
         except ImportError as e:
             unavailable[n] = f"{type(e).__name__}: {e}"
             continue
-        try:
-            built.append(cls(options))
+        try:                    # each metric resolves its weights through a view that records them under its name
+            built.append(cls(replace(options, weights=options.weights.for_metric(n))))
         except (BenchError, ImportError) as e:
             unavailable[n] = f"{type(e).__name__}: {e}"
     return built, unavailable

@@ -1,7 +1,7 @@
 """``moee-bench bench moee``: MoEE generation speed and memory, with the plain SD U-Net as the same-run reference.
 
-Builds the configured model with random weights (``pretrained`` off, so the ``paper`` config runs
-without downloads), generates ``--clips`` clips of ``--frames`` frames with ``--steps`` DDIM steps,
+Builds the configured model with random weights (:func:`moee_ref.config.with_random_init`, so the
+``paper`` config runs without downloads), generates ``--clips`` clips of ``--frames`` frames with ``--steps`` DDIM steps,
 and prints frames/s, seconds per clip and peak memory (CUDA allocator peak on GPU, peak RSS on CPU).
 The ratio line times one denoiser call of MoEE (reference, audio, MoE and temporal layers) against
 one call of a diffusers ``UNet2DConditionModel`` of the same layout on the same latents.
@@ -37,13 +37,12 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moee_bench.moee_ref.config import load_config
+    from moee_bench.moee_ref.config import load_config, with_random_init
     from moee_bench.moee_ref.model import MoEEModel
     from moee_bench.moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
     from moee_bench.moee_ref.unet import build_unet
 
-    cfg = load_config(getattr(args, "config", None) or "tiny")
-    cfg.pretrained = False
+    cfg = with_random_init(load_config(getattr(args, "config", None) or "tiny"))
     device = torch.device(getattr(args, "device", None) or "cpu")
     steps = getattr(args, "steps", None) or cfg.infer.steps
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32     # autocast dtype; weights stay fp32
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         tokens = model.reference_tokens(ref_lat)
         audio = torch.zeros(1, f, 2 * (2 * cfg.audio.window + 1), cfg.audio.dim, device=device)
         z = torch.zeros(1, cfg.emotion.num_queries, cfg.emotion.latent_dim, device=device)
-        cond = Conditions(tokens, audio, z, torch.tensor([[1.0, 0, 0, 0, 0, 0]], device=device), torch.ones(1, device=device))
+        cond = Conditions(tokens, audio, z, None, torch.ones(1, device=device))        # experts mixed by the model's g
         group = ref_lat[:, None].repeat(1, 1 + cfg.video.motion_frames, 1, 1, 1)
 
         def moee_call():

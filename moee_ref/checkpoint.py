@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -109,8 +109,12 @@ def checkpoint_config(ckpt: str | Path) -> MoEEConfig:
     return from_dict(d, source=str(ckpt))
 
 
-def load_model_weights(model: torch.nn.Module, ckpt: str | Path) -> None:
-    """Load ``model.safetensors`` (hash-checked against trainer.json) or ``model.pt`` (weights_only)."""
+def load_model_weights(model: torch.nn.Module, ckpt: str | Path, *, skip: Callable[[str], bool] | None = None) -> None:
+    """Load ``model.safetensors`` (hash-checked against trainer.json) or ``model.pt`` (weights_only).
+
+    Every key must match, except those ``skip`` names (left as initialised; used for the never-trained
+    MoE layers of a stage-0/1 checkpoint when a variant changes their layout).
+    """
     ckpt = Path(ckpt)
     st = ckpt / "model.safetensors"
     if st.is_file():
@@ -119,7 +123,12 @@ def load_model_weights(model: torch.nn.Module, ckpt: str | Path) -> None:
         if want and got != want:
             raise CheckpointError(f"{st} has sha256 {got} but its trainer.json records {want}: the checkpoint was "
                                   "modified or truncated; refusing to load it")
-        missing, unexpected = load_model(model, str(st), strict=False)
+        if skip is not None:
+            sd = {k: v for k, v in load_file(str(st)).items() if not skip(k)}
+            missing, unexpected = model.load_state_dict(sd, strict=False)
+            missing = [k for k in missing if not skip(k)]
+        else:
+            missing, unexpected = load_model(model, str(st), strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{st} does not fit the model: missing {sorted(missing)[:5]}, "
                                   f"unexpected {sorted(unexpected)[:5]}")

@@ -2,7 +2,9 @@
 
 ``load_config("tiny")`` / ``load_config("paper")`` read ``moee_ref/configs/<name>.toml``; any
 other string is a path to a TOML file with the same sections. Unknown keys are refused so a
-typo cannot silently fall back to a default.
+typo cannot silently fall back to a default. ``variant`` names the model variant
+(:mod:`moee_ref.variants`); :func:`with_variant` switches a config to another variant and validation
+refuses a config whose switches disagree with its variant name.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from moee_bench.bench.core.errors import BenchError
+from moee_bench.moee_ref.variants import VARIANTS
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -73,16 +76,16 @@ class EmotionConfig:
     label_dim: int = 32
     heads: int = 2
     text_encoder: str = "minilm"
-    audio_encoder: str = "wav2vec2-pool"
+    audio_encoder: str = "emotion2vec-tiny"
     emotion_audio_seconds: float = 2.0
 
 
 @dataclass
 class MoEConfig:
-    experts: int = 6
-    gate_loss_weight: float = 0.1
-    train_routing: str = "forced"
-    force_routing_at_inference: bool = True
+    experts: int = 6                   # 6 (paper) | 1 (variant no-moe: one emotion cross-attention, no gates)
+    global_gate: str = "soft"          # soft (paper) | uniform (no-global-gate) | forced (palette)
+    local_gate: str = "input"          # input (paper: E_i(X * s_i)) | double (s_i * E_i(X * s_i))
+    gate_loss_weight: float = 0.1      # KL(label weights || g) in stage 2, for a predicted g
 
 
 @dataclass
@@ -99,7 +102,10 @@ class TrainConfig:
     perceptual_backbone: str = "random"
     p_drop_ref: float = 0.05
     p_drop_audio: float = 0.05
+    masked_noisy: bool = True          # masked noisy emotion sampling in stage 2 (variant no-masked-noisy: off)
     p_noisy: float = 0.2
+    noisy_source: str = "neutral"      # neutral | other (other emotions and neutral); see moee_ref/data.py
+    mouth_mask: str = "all"            # all stage-2 samples | noisy samples only
     modality_probs: dict[str, float] = field(default_factory=lambda: {"label": 0.5, "text": 0.25, "audio": 0.25})
     grad_clip: float = 1.0
     mixed_precision: str = "auto"
@@ -119,7 +125,9 @@ class MoEEConfig:
     """The whole model/training/inference configuration."""
 
     name: str = "tiny"
+    variant: str = "full"
     pretrained: bool = False
+    random_init: bool = False          # built without any registry weights (smoke tests / throughput only)
     zero_init: bool = False
     video: VideoConfig = field(default_factory=VideoConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
@@ -143,6 +151,12 @@ def from_dict(d: Mapping[str, Any], *, source: str = "<dict>") -> MoEEConfig:
     """Build a :class:`MoEEConfig` from nested mappings, refusing unknown sections and keys."""
     cfg = MoEEConfig()
     known = {f.name: f for f in dataclasses.fields(MoEEConfig)}
+    legacy = sorted(set(d.get("moe", {})) & {"train_routing", "force_routing_at_inference"})
+    if legacy:
+        raise ConfigError(f"{source}: {legacy} no longer exist: soft global gating is the default (moe.global_gate = "
+                          "soft | uniform | forced, moe.local_gate = input | double). A checkpoint trained with them "
+                          "used forced routing and the double local gate; retrain stage 2 (--variant palette or "
+                          "double-gate reproduces either)")
     for key, value in d.items():
         if key not in known:
             raise ConfigError(f"{source}: unknown config key {key!r}; known: {sorted(known)}")
@@ -168,16 +182,54 @@ def _validate(cfg: MoEEConfig, source: str) -> None:
     if len(cfg.unet.down_block_types) != len(cfg.unet.block_out_channels) or \
             len(cfg.unet.up_block_types) != len(cfg.unet.block_out_channels):
         raise ConfigError(f"{source}: [unet] block type lists must match block_out_channels in length")
-    if cfg.moe.experts != 6:
-        raise ConfigError(f"{source}: MoEE has one expert per basic emotion (6), got {cfg.moe.experts}")
-    if cfg.moe.train_routing not in ("forced", "predicted"):
-        raise ConfigError(f"{source}: moe.train_routing must be 'forced' or 'predicted'")
-    if cfg.emotion.text_encoder not in ("minilm", "t5", "none"):
-        raise ConfigError(f"{source}: emotion.text_encoder must be minilm | t5 | none")
-    if cfg.emotion.audio_encoder not in ("wav2vec2-pool", "emotion2vec"):
-        raise ConfigError(f"{source}: emotion.audio_encoder must be wav2vec2-pool | emotion2vec")
+    if cfg.moe.experts not in (1, 6):
+        raise ConfigError(f"{source}: MoEE has one expert per basic emotion (6), or 1 for the no-moe ablation; "
+                          f"got {cfg.moe.experts}")
+    _choice(source, "moe.global_gate", cfg.moe.global_gate, ("soft", "uniform", "forced"))
+    _choice(source, "moe.local_gate", cfg.moe.local_gate, ("input", "double"))
+    _choice(source, "train.noisy_source", cfg.train.noisy_source, ("other", "neutral"))
+    _choice(source, "train.mouth_mask", cfg.train.mouth_mask, ("all", "noisy"))
+    _choice(source, "emotion.text_encoder", cfg.emotion.text_encoder, ("minilm", "t5", "none"))
+    _choice(source, "emotion.audio_encoder", cfg.emotion.audio_encoder, ("emotion2vec", "emotion2vec-tiny", "wav2vec2-pool"))
+    if not 0.0 <= cfg.train.p_noisy < 1.0:
+        raise ConfigError(f"{source}: train.p_noisy must be in [0, 1), got {cfg.train.p_noisy}")
+    if cfg.variant not in VARIANTS:
+        raise ConfigError(f"{source}: unknown variant {cfg.variant!r}; known: {sorted(VARIANTS)}")
+    wrong = {f"{sec}.{key}": (getattr(getattr(cfg, sec), key), want)
+             for (sec, key), want in VARIANTS[cfg.variant].values().items() if getattr(getattr(cfg, sec), key) != want}
+    if wrong:
+        raise ConfigError(f"{source}: variant {cfg.variant!r} needs " + ", ".join(
+            f"{k} = {w!r} (got {g!r})" for k, (g, w) in wrong.items()) + "; use with_variant() / --variant to switch")
     if cfg.video.frames < 1 or cfg.video.motion_frames < 0:
         raise ConfigError(f"{source}: video.frames must be >= 1 and motion_frames >= 0")
+
+
+def _choice(source: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{source}: {key} must be one of {' | '.join(allowed)}, got {value!r}")
+
+
+def with_variant(cfg: MoEEConfig, variant: str) -> MoEEConfig:
+    """A copy of ``cfg`` switched to ``variant`` (its switches set, everything else kept)."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown MoEE variant {variant!r}; known: {sorted(VARIANTS)}")
+    d = cfg.to_dict()
+    d["variant"] = variant
+    for (sec, key), value in VARIANTS[variant].values().items():
+        d[sec][key] = value
+    return from_dict(d, source=f"{cfg.name} (variant {variant})")
+
+
+def with_random_init(cfg: MoEEConfig) -> MoEEConfig:
+    """A copy of ``cfg`` that reads nothing from the weights registry: every network random, the T5 text
+    encoder (whose tokenizer is a registry file) replaced by the packaged MiniLM, the perceptual loss a
+    random VGG. Marked ``random_init = true``; for smoke tests and throughput, never for results."""
+    d = cfg.to_dict()
+    d.update(pretrained=False, random_init=True)
+    if d["emotion"]["text_encoder"] == "t5":
+        d["emotion"]["text_encoder"] = "minilm"
+    d["train"]["perceptual_backbone"] = "random"
+    return from_dict(d, source=f"{cfg.name} (random init)")
 
 
 def load_config(name_or_path: str | Path) -> MoEEConfig:

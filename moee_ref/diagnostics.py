@@ -9,10 +9,13 @@ from moee_bench.moee_ref.model import Conditions, MoEEModel
 
 
 @torch.no_grad()
-def gate_routing(model: MoEEModel, *, seed: int = 0, timestep: int = 300) -> torch.Tensor:
+def gate_routing(model: MoEEModel, *, seed: int = 0, timestep: int = 300) -> torch.Tensor | None:
     """(6, 6) mean predicted global gate ``g`` (rows: the label asked for, columns: experts) on random
-    latents with a random reference and silent audio, routing left to the gate (no forced weights)."""
+    latents with a random reference and silent audio, routing left to the gate (no forced weights);
+    None for variants without a global gate network (no-moe, no-global-gate)."""
     cfg = model.cfg
+    if cfg.moe.experts == 1 or cfg.moe.global_gate == "uniform":
+        return None
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     h, w = cfg.latent_size
@@ -33,8 +36,10 @@ def gate_routing(model: MoEEModel, *, seed: int = 0, timestep: int = 300) -> tor
     return torch.stack(rows).cpu()
 
 
-def routing_summary(table: torch.Tensor) -> str:
+def routing_summary(table: torch.Tensor | None) -> str:
     """One line: how many labels the gate sends mostly to their own expert, and where each goes."""
+    if table is None:
+        return "no global gate in this variant (no routing table)"
     own = int(sum(int(table[i].argmax()) == i for i in range(len(BASIC))))
     parts = [f"{BASIC[i]}->{BASIC[int(table[i].argmax())]} {float(table[i].max()):.2f}" for i in range(len(BASIC))]
     return f"predicted gate routes {own}/6 basic labels to their own expert ({', '.join(parts)})"

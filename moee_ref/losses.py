@@ -55,17 +55,23 @@ class VGGFeatureLoss(nn.Module):
 def build_perceptual(cfg: MoEEConfig, weights=None) -> nn.Module:
     """The frozen VGG-16 feature loss: ``registry`` = torchvision's ImageNet VGG-16 from the weights
     registry; ``random`` = a random VGG-16 (offline tiny runs)."""
-    from torchvision.models import vgg16
+    from torchvision.models.vgg import cfgs, make_layers
 
-    net = vgg16(weights=None)
+    if cfg.train.perceptual_backbone not in ("registry", "random"):
+        raise ValueError(f"train.perceptual_backbone must be 'registry' or 'random', got {cfg.train.perceptual_backbone!r}")
+    # torchvision's VGG-16 convolutional stack only: the 120 M-parameter classifier is never used
+    features = make_layers(cfgs["D"], batch_norm=False)
     if cfg.train.perceptual_backbone == "registry":
         from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict
 
         resolved = (weights or WeightsOptions()).resolve("lpips_vgg16")
-        load_into(net, load_state_dict(resolved), what="VGG-16 (perceptual loss)")
-    elif cfg.train.perceptual_backbone != "random":
-        raise ValueError(f"train.perceptual_backbone must be 'registry' or 'random', got {cfg.train.perceptual_backbone!r}")
-    model = VGGFeatureLoss(net.features)
+        sd = load_state_dict(resolved)
+        other = sorted(k for k in sd if not k.startswith(("features.", "classifier.")))
+        if other:
+            raise ValueError(f"{resolved.path} is not a torchvision VGG-16 state dict (unexpected keys {other[:5]})")
+        load_into(features, {k.removeprefix("features."): v for k, v in sd.items() if k.startswith("features.")},
+                  what="VGG-16 features (perceptual loss)")
+    model = VGGFeatureLoss(features)
     model.eval().requires_grad_(False)
     return model
 

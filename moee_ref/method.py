@@ -1,11 +1,20 @@
 """The ``moee-ref`` method: a trained MoEE checkpoint behind the benchmark's method protocol.
 
 Config keys: ``checkpoint`` (a ``ckpt-*`` folder, or a training output folder whose newest checkpoint
-is used; required), ``device`` (default cpu), ``steps`` (DDIM steps; default the config's),
-``guidance_ref`` / ``guidance_audio`` / ``guidance_emotion``, ``emotion_input`` (``auto``: the request's
-audio, else its label, else its text; ``text``: the clip's text; ``audio``: the driving audio itself).
-Emotion: a label, compound or mixture spec routes the experts by its weights; ``emotion_text`` uses
-the text encoder; ``emotion_audio`` (a wav or video) uses the audio path; neutral is residual only.
+is used; required unless ``random_init``), ``device`` (default cpu), ``steps`` (DDIM steps; default the
+config's), ``guidance_ref`` / ``guidance_audio`` / ``guidance_emotion``, ``emotion_input`` (``auto``:
+the request's audio, else its label, else its text; ``text``: the clip's text; ``audio``: the driving
+audio itself), ``routing`` (``model``, default: the experts are mixed by the network's own global gate;
+``palette``: a label / compound / mixture condition's weights overwrite it, for hand-mixed compounds),
+``precision`` (``auto`` | ``fp32`` | ``bf16`` | ``fp16``; auto = bf16 autocast on a GPU), ``random_init``
+(``true``: no checkpoint, every network random, built from ``config`` = ``tiny`` | ``paper`` | a TOML
+file; for smoke tests and throughput only, every result is marked ``random_init``).
+
+Emotion: a label, compound or mixture spec becomes the label's emotion latent; ``emotion_text`` uses
+the text encoder; ``emotion_audio`` (a wav or video) the audio emotion encoder; neutral is residual
+only. One method per variant (:mod:`moee_ref.variants`): ``moee-ref`` is the paper's model,
+``moee-ref:<variant>`` (e.g. ``moee-ref:no-moe``) the ablations and options; each refuses a checkpoint
+trained as another variant.
 """
 
 from __future__ import annotations
@@ -15,11 +24,22 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 from moee_bench.baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.moee_ref.data import resize_image
+from moee_bench.moee_ref.variants import VARIANTS
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise BenchError(f"moee-ref: expected true or false, got {value!r}")
+    return text in ("true", "1", "yes")
 
 
 def load_trained(checkpoint: str | Path, device: str = "cpu"):
@@ -41,10 +61,11 @@ def load_trained(checkpoint: str | Path, device: str = "cpu"):
 
 
 class MoEERef(Method):
-    """MoEE reference implementation (``moee_ref``)."""
+    """MoEE reference implementation (``moee_ref``), the paper's model (variant ``full``)."""
 
     name = "moee-ref"
-    version = "1"
+    variant = "full"
+    version = "2"
     capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}),
                                 native_fps=25.0, native_size=(512, 512), seedable=True,
                                 emotion_vocabulary=("happiness", "sadness", "anger", "disgust", "fear", "surprise",
@@ -52,19 +73,39 @@ class MoEERef(Method):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
-        if not self.config.get("checkpoint"):
-            raise BenchError("moee-ref needs a checkpoint: pass --checkpoint PATH (or `checkpoint = \"PATH\"` in the "
-                             "suite's method config); train one with `moee-bench train --config tiny --stage 1`")
+        self.random_init = _flag(self.config.get("random_init", False))
+        if not self.config.get("checkpoint") and not self.random_init:
+            raise BenchError(f"{self.name} needs a checkpoint: pass --checkpoint PATH (or `checkpoint = \"PATH\"` in the "
+                             f"suite's method config); train one with `moee-bench train --config tiny --stage 1` (then "
+                             f"--stage 2{'' if self.variant == 'full' else ' --variant ' + self.variant})")
+        if str(self.config.get("routing", "model")) not in ("model", "palette"):
+            raise BenchError(f"{self.name}: routing must be 'model' or 'palette', got {self.config['routing']!r}")
         self._pipe = None
         self.checkpoint_path: Path | None = None
+
+    def _model(self, device: str):
+        if self.random_init:
+            from moee_bench.moee_ref.config import load_config, with_random_init, with_variant
+            from moee_bench.moee_ref.model import MoEEModel
+
+            cfg = with_variant(with_random_init(load_config(str(self.config.get("config", "tiny")))), self.variant)
+            torch.manual_seed(int(self.config.get("init_seed", 0)))
+            return MoEEModel(cfg).eval().to(device)
+        model, self.checkpoint_path = load_trained(self.config["checkpoint"], device)
+        if model.cfg.variant != self.variant:
+            raise BenchError(f"{self.name} needs a checkpoint trained as variant {self.variant!r}, but "
+                             f"{self.checkpoint_path} is variant {model.cfg.variant!r}; use the method "
+                             f"{VARIANTS[model.cfg.variant].method} for it, or train stage 2 with --variant {self.variant}")
+        return model
 
     def pipeline(self):
         if self._pipe is None:
             from moee_bench.moee_ref.pipeline import MoEEPipeline
 
             device = str(self.config.get("device", "cpu"))
-            model, self.checkpoint_path = load_trained(self.config["checkpoint"], device)
-            self._pipe = MoEEPipeline(model, device=device)
+            self._pipe = MoEEPipeline(self._model(device), device=device,
+                                      palette=str(self.config.get("routing", "model")) == "palette",
+                                      precision=str(self.config.get("precision", "auto")))
         return self._pipe
 
     def _condition(self, request: GenerationRequest):
@@ -109,5 +150,26 @@ class MoEERef(Method):
                           clip_id=request.clip_id)
         rec = {"native_fps": cfg.video.fps, "native_size": list(native), "size": list(size), "resized": size != native,
                "audio": "driving audio muxed", "checkpoint": str(self.checkpoint_path), "seed": request.seed,
-               "guidance": [g.ref, g.audio, g.emotion]}
+               "guidance": [g.ref, g.audio, g.emotion], "variant": cfg.variant,
+               "routing": "palette" if pipe.palette or cfg.moe.global_gate == "forced" else f"{cfg.moe.global_gate} gate",
+               "precision": pipe.precision}
+        if cfg.random_init:
+            rec["random_init"] = True
+            rec["weights"] = "random initialisation (smoke test / throughput; not a trained model)"
         return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t0, len(frames), rec)
+
+
+def _variant_method(variant: str) -> type[MoEERef]:
+    v = VARIANTS[variant]
+    return type(f"MoEERef[{variant}]", (MoEERef,), {
+        "name": v.method, "variant": variant, "__module__": __name__,
+        "__doc__": f"MoEE reference, variant {variant!r} ({v.label}): {v.doc}."})
+
+
+# one class per variant (the registry names classes by string); names are moee-ref:<variant>
+MoEERefNoMoE = _variant_method("no-moe")
+MoEERefNoGlobalGate = _variant_method("no-global-gate")
+MoEERefNoMaskedNoisy = _variant_method("no-masked-noisy")
+MoEERefNoDHFEV = _variant_method("no-dhfev")
+MoEERefPalette = _variant_method("palette")
+MoEERefDoubleGate = _variant_method("double-gate")

@@ -12,6 +12,14 @@ Choices the paper leaves open (moee_paper.md section 8), and why:
 - **ReferenceNet input**: the reference latent plus ``video.motion_frames`` previous-frame latents
   (the motion frames of Hallo), all at timestep 0; their self-attention tokens are appended to every
   frame's self-attention keys and values in the denoiser.
+- **Audio emotion encoder** (``emotion.audio_encoder``): the paper's emotion2vec
+  (:mod:`moee_ref.emotion2vec`; ``emotion2vec`` = the base model, registry weights when
+  ``pretrained``; ``emotion2vec-tiny`` = a small random encoder of the same structure for the tiny
+  config), frozen; ``wav2vec2-pool`` reuses the lip-sync wav2vec2 features instead (an option, not
+  the paper's).
+- **Expert routing** (:meth:`MoEEModel.routing`): ``None`` (the layer's own ``g``) unless the config
+  is the forced ``palette`` variant or the caller asks for a palette, and then only for label /
+  compound / mixture conditions, which carry weights.
 - **Conditions for classifier-free guidance**: reference dropped = no ReferenceNet tokens and
   zero ``attn2`` tokens (dropped for the whole batch in training); audio dropped = zero audio tokens
   (per sample); emotion dropped = the MoE residual only (per sample, ``emotion_active = 0``), which
@@ -27,9 +35,11 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler
 from torch import nn
 
-from moee_bench.moee_ref.audio import build_wav2vec2
+from moee_bench.moee_ref.audio import build_wav2vec2, wav2vec2_features
 from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.moee_ref.emotion2vec import build_emotion2vec, emotion2vec_features
 from moee_bench.moee_ref.emotion_latents import EmotionToLatents
+from moee_bench.moee_ref.moe import label_weights
 from moee_bench.moee_ref.unet import BlockContext, ReferenceBank, build_unet, install_block_extras, install_reference_attention
 
 MINILM_DIM = 384
@@ -58,7 +68,7 @@ class Conditions:
     ref_tokens: torch.Tensor | None          # (B, L, cross_attention_dim) or None (reference dropped)
     audio: torch.Tensor | None               # (B, F, K, audio_dim) projected audio tokens, or None
     emotion: torch.Tensor | None             # (B, Q, latent_dim) emotion latents, or None
-    routing: torch.Tensor | None = None      # (B, 6) forced expert weights, or None (predicted g)
+    routing: torch.Tensor | None = None      # (B, 6) weights overwriting g (palette), or None (the network's g)
     emotion_active: torch.Tensor | None = None  # (B,) 1 = apply experts, 0 = residual only
 
 
@@ -71,21 +81,24 @@ class MoEEModel(nn.Module):
         if cfg.pretrained:
             weights = weights or _default_weights()
             _check_pretrained_files(cfg, weights)
-        if cfg.emotion.audio_encoder == "emotion2vec":
-            from moee_bench.moee_ref.emotion_latents import check_emotion2vec
-
-            check_emotion2vec(weights or _default_weights())
         self.vae = build_vae(cfg)
         self.reference_net = build_unet(cfg)
         self.denoiser = build_unet(cfg)
         self.audio_encoder = build_wav2vec2(cfg, weights)
         hidden = self.audio_encoder.config.hidden_size
+        if cfg.emotion.audio_encoder.startswith("emotion2vec"):
+            self.emotion_audio_encoder = build_emotion2vec(cfg.emotion.audio_encoder, pretrained=cfg.pretrained,
+                                                           weights=weights)
+            emo_audio_dim = self.emotion_audio_encoder.dim
+        else:
+            self.emotion_audio_encoder = None
+            emo_audio_dim = hidden
         self.audio_proj = nn.Sequential(nn.Linear(hidden, cfg.audio.dim), nn.LayerNorm(cfg.audio.dim))
         self.ref_proj = nn.Linear(cfg.vae.latent_channels, cfg.unet.cross_attention_dim)
         text_dim = {"minilm": MINILM_DIM, "t5": T5_DIM, "none": MINILM_DIM}[cfg.emotion.text_encoder]
         e = cfg.emotion
         self.emotion = EmotionToLatents(latent_dim=e.latent_dim, num_queries=e.num_queries, label_dim=e.label_dim,
-                                        text_dim=text_dim, audio_dim=hidden, heads=e.heads)
+                                        text_dim=text_dim, audio_dim=emo_audio_dim, heads=e.heads)
         self.bank = ReferenceBank()
         self.ctx = BlockContext()
         install_reference_attention(self.reference_net, self.bank, "reference")
@@ -95,13 +108,17 @@ class MoEEModel(nn.Module):
             self._load_pretrained(weights)
         self.vae.requires_grad_(False)
         self.audio_encoder.requires_grad_(False)
+        if self.emotion_audio_encoder is not None:
+            self.emotion_audio_encoder.requires_grad_(False)
         self.train()
 
     def train(self, mode: bool = True) -> "MoEEModel":
-        """Like ``nn.Module.train``, but the frozen VAE and wav2vec2 always stay in eval mode (no dropout)."""
+        """Like ``nn.Module.train``, but the frozen VAE and audio encoders always stay in eval mode (no dropout)."""
         super().train(mode)
         self.vae.eval()
         self.audio_encoder.eval()
+        if self.emotion_audio_encoder is not None:
+            self.emotion_audio_encoder.eval()
         return self
 
     # ----------------------------------------------------------------- weights
@@ -162,6 +179,23 @@ class MoEEModel(nn.Module):
     def project_audio(self, windows: torch.Tensor) -> torch.Tensor:
         """(B, F, K, hidden) wav2vec2 windows -> (B, F, K, audio_dim)."""
         return self.audio_proj(windows)
+
+    def emotion_audio_features(self, wave, n_frames: int) -> torch.Tensor:
+        """(2 * n_frames, dim) features of an emotion-audio waveform (16 kHz) from the configured audio
+        emotion encoder, on the same 50 Hz grid as the lip-sync features."""
+        if self.emotion_audio_encoder is not None:
+            return emotion2vec_features(self.emotion_audio_encoder, wave, n_frames)
+        return wav2vec2_features(self.audio_encoder, wave, n_frames)
+
+    def routing(self, weights: torch.Tensor, modality: str, *, palette: bool = False) -> torch.Tensor | None:
+        """Weights that overwrite the global gate for a condition, or None (the experts are mixed by the
+        network's own ``g``): only the forced (palette) variant, or a caller's explicit ``palette``, forces
+        ``g``, and only label / compound / mixture conditions carry weights to force it with."""
+        if self.cfg.moe.experts == 1 or modality != "label":
+            return None
+        if palette or self.cfg.moe.global_gate == "forced":
+            return label_weights(weights)[0]
+        return None
 
     def emotion_latents(self, modality: str, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Modality features -> (B, Q, latent_dim); labels pass (B, 6) mixture weights as ``feats``."""
@@ -231,7 +265,7 @@ def _default_weights():
 
 
 PRETRAINED_FILES = {"unet": ("sd15_unet", "sd_vae_ft_mse"), "audio": ("wav2vec2_base_960h",),
-                    "t5": ("t5_base_encoder", "t5_base_tokenizer")}
+                    "t5": ("t5_base_encoder", "t5_base_tokenizer"), "emotion2vec": ("emotion2vec_base",)}
 
 
 def _check_pretrained_files(cfg: MoEEConfig, weights) -> None:
@@ -241,5 +275,7 @@ def _check_pretrained_files(cfg: MoEEConfig, weights) -> None:
         names += PRETRAINED_FILES["audio"]
     if cfg.emotion.text_encoder == "t5":
         names += PRETRAINED_FILES["t5"]
+    if cfg.emotion.audio_encoder == "emotion2vec":
+        names += PRETRAINED_FILES["emotion2vec"]
     for n in names:
         weights.resolve(n)

@@ -10,6 +10,12 @@ where ``e(0)`` drops everything, ``e(r)`` keeps the reference, ``e(r,a)`` adds a
 pass runs. Long audio is generated window by window (``video.frames`` each); the last
 ``video.motion_frames`` latents of a window feed the ReferenceNet of the next one, so motion carries
 over; the first window uses the reference latent in their place.
+
+The experts are mixed by the network's own global gate for every kind of emotion condition (the
+paper's soft assignment); ``palette=True`` (or the ``palette`` variant) overwrites ``g`` with a label /
+compound / mixture condition's weights, for hand-mixed compounds. ``precision`` (``auto``: bf16 autocast
+on a GPU that supports it, else fp16 on GPU, fp32 on CPU) is the mixed precision of the denoising
+loop; the weights stay fp32.
 """
 
 from __future__ import annotations
@@ -55,14 +61,28 @@ def combine_guidance(e0: torch.Tensor, er: torch.Tensor, era: torch.Tensor, erae
     return e0 + g.ref * (er - e0) + g.audio * (era - er) + g.emotion * (erae - era)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> bf16 on a GPU that supports it, fp16 on other GPUs, fp32 on CPU; others as given."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto | fp32 | bf16 | fp16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
 class MoEEPipeline:
     """Reference image + driving audio + emotion -> frames, with a trained :class:`MoEEModel`."""
 
-    def __init__(self, model: MoEEModel, *, device: str = "cpu", text_encoder=None) -> None:
+    def __init__(self, model: MoEEModel, *, device: str = "cpu", text_encoder=None, palette: bool = False,
+                 precision: str = "auto") -> None:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.cfg = model.cfg
         self.text_encoder = text_encoder
+        self.palette = palette
+        self.precision = resolve_precision(precision, self.device)
         self.scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                                        beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False,
                                        steps_offset=1, prediction_type="epsilon")
@@ -74,8 +94,7 @@ class MoEEPipeline:
             w = torch.tensor([cond.weights], dtype=torch.float32, device=dev)
             z = m.emotion_latents("label", w, torch.ones(1, 1, dtype=torch.bool, device=dev))
             active = (w.sum(-1) > 0).float()
-            routing = (w / w.sum(-1, keepdim=True).clamp_min(1e-8)) if self.cfg.moe.force_routing_at_inference else None
-            return z, routing, active
+            return z, m.routing(w, "label", palette=self.palette), active
         if cond.modality == "text":
             if self.text_encoder is None:
                 from moee_bench.moee_ref.emotion_latents import build_text_encoder
@@ -86,7 +105,7 @@ class MoEEPipeline:
         if cond.modality == "audio":
             n = max(1, int(round(self.cfg.emotion.emotion_audio_seconds * self.cfg.video.fps)))
             wave = np.asarray(cond.wave, np.float32)[: int(n * 16000 / self.cfg.video.fps)]
-            feats = wav2vec2_features(m.audio_encoder, wave, n)[None].to(dev)
+            feats = m.emotion_audio_features(wave, n)[None].to(dev)
             mask = torch.ones(feats.shape[:2], dtype=torch.bool, device=dev)
             return m.emotion_latents("audio", feats, mask), None, torch.ones(1, device=dev)
         raise ValueError(f"unknown emotion modality {cond.modality!r}")
@@ -96,13 +115,20 @@ class MoEEPipeline:
                  num_frames: int | None = None, seed: int = 0, steps: int | None = None,
                  guidance: Guidance | None = None) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames at ``video.fps`` for ``wave`` (16 kHz mono float32)."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            return self._generate(ref_image, wave, emotion, num_frames=num_frames, seed=seed, steps=steps,
+                                  guidance=guidance)
+
+    def _generate(self, ref_image: np.ndarray, wave: np.ndarray, emotion: EmotionCondition, *,
+                  num_frames: int | None, seed: int, steps: int | None, guidance: Guidance | None) -> np.ndarray:
         cfg, m, dev = self.cfg, self.model, self.device
         fps = cfg.video.fps
         n_total = num_frames or max(1, int(round(len(wave) / 16000 * fps)))
         g = guidance or Guidance(cfg.infer.guidance_ref, cfg.infer.guidance_audio, cfg.infer.guidance_emotion)
         ref = torch.from_numpy(np.array(resize_image(ref_image, (cfg.video.height, cfg.video.width)), copy=True))
         ref = ref.permute(2, 0, 1).float().div(127.5).sub(1)[None].to(dev)
-        ref_lat = m.encode_images(ref)
+        ref_lat = m.encode_images(ref).float()
         ref_tokens = m.reference_tokens(ref_lat)
         feats = wav2vec2_features(m.audio_encoder, wave, n_total).to(dev)
         z_emo, routing, active = self._emotion(emotion)
@@ -126,10 +152,10 @@ class MoEEPipeline:
                     e_r = m.denoise(lat, tt, Conditions(ref_tokens, torch.zeros_like(audio), None))
                     e_0 = m.denoise(lat, tt, Conditions(None, torch.zeros_like(audio), None))
                     e_full = combine_guidance(e_0, e_r, e_ra, e_full, g)
-                lat = self.scheduler.step(e_full.flatten(0, 1), t, lat.flatten(0, 1)).prev_sample.reshape(lat.shape)
+                lat = self.scheduler.step(e_full.flatten(0, 1).float(), t, lat.flatten(0, 1)).prev_sample.reshape(lat.shape)
             m.set_reference(None, None)
             keep = min(f, n_total - start)
-            frames = m.decode_latents(lat[0, :keep]).clamp(-1, 1)
+            frames = m.decode_latents(lat[0, :keep]).float().clamp(-1, 1)
             out.append(((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
             motion = list(lat[0])
         return np.concatenate(out)[:n_total]

@@ -6,8 +6,17 @@ the pretrained sd-vae-ft-mse, which the paper keeps frozen, and a random VAE cou
 
 Stage 1 trains the ReferenceNet and the denoiser (with audio and temporal layers) without the MoE
 layers; stage 2 freezes them and trains only the MoE experts/gates and Emotion-to-Latents, with masked
-noisy emotion sampling and the gate loss ``KL(target || g)``. Both stages minimise
-``L_latent + lambda * cos(t*pi/(2T)) * (L1 + LPIPS)`` (:mod:`moee_ref.losses`).
+noisy emotion sampling (:mod:`moee_ref.data`) and the gate loss ``KL(label weights || g)``. The
+experts are mixed by the network's own global gate ``g`` in training as in inference (the paper's
+soft assignment); only the ``palette`` variant forces ``g`` to the label's weights. Both stages
+minimise ``L_latent + lambda * cos(t*pi/(2T)) * (L1 + VGG feature loss)`` (:mod:`moee_ref.losses`).
+
+Variants (:mod:`moee_ref.variants`, ``variant=``) act in stage 2, so every variant can start from the
+same stage-1 checkpoint: MoE layers that a stage-0/1 checkpoint holds were never trained, and when the
+variant changes their layout they are freshly initialised instead of loaded (logged).
+``random_init`` builds every network from random weights and reads nothing from the weights
+registry (the T5 text encoder becomes the packaged MiniLM, the perceptual loss a random VGG): for
+smoke tests and throughput on a machine without weights; the checkpoint's config says so.
 
 Runs resume from the newest checkpoint in the output folder (model, optimizer and RNG states), so a
 killed run loses at most ``train.save_every`` steps. Stage 2 starts from a stage-1 checkpoint
@@ -29,12 +38,12 @@ import torch
 from moee_bench.bench.core.manifest import load_manifest
 from moee_bench.moee_ref.checkpoint import (checkpoint_config, latest_checkpoint, load_model_weights, load_optimizer,
                                  read_trainer_state, save_checkpoint)
-from moee_bench.moee_ref.config import ConfigError, MoEEConfig, load_config
-from moee_bench.moee_ref.data import Batch, WindowSampler, load_clips, routing_for
+from moee_bench.moee_ref.config import ConfigError, MoEEConfig, load_config, with_random_init, with_variant
+from moee_bench.moee_ref.data import Batch, WindowSampler, load_clips
 from moee_bench.moee_ref.emotion_latents import build_text_encoder
 from moee_bench.moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
 from moee_bench.moee_ref.model import Conditions, MoEEModel, build_train_scheduler
-from moee_bench.moee_ref.moe import gate_kl
+from moee_bench.moee_ref.moe import gate_kl, label_weights
 
 
 VAE_KL_WEIGHT = 1e-6
@@ -117,9 +126,8 @@ class Trainer:
         emotion = routing = active = None
         if self.stage == 2:
             emotion = self.emotion_condition(batch)
-            routing, active = routing_for(batch.weights)
-            if cfg.moe.train_routing == "predicted":
-                routing = None
+            routing = m.routing(batch.weights, batch.modality)          # None except for the palette variant
+            active = label_weights(batch.weights)[1]
         ref_tokens = None if drop_ref else m.reference_tokens(ref_lat)
         return Conditions(ref_tokens, audio, emotion, routing, active), (None if drop_ref else ref_group)
 
@@ -166,13 +174,13 @@ class Trainer:
             gates = m.gate_outputs()
         # the ReferenceNet tokens and block conditions stay set until after backward: gradient
         # checkpointing re-runs the blocks (and our hooks) then; step() / eval_loss() clear them
-        lmask = latent_mask(batch.loss_mask, tuple(z0.shape[-2:]))[:, None]              # (B, 1, 1, h, w)
+        lmask = latent_mask(batch.loss_mask.flatten(0, 1), tuple(z0.shape[-2:])).reshape(b, f, 1, *z0.shape[-2:])
         l_latent = masked_mean((eps.float() - noise) ** 2, lmask).mean()
         k = min(cfg.train.spatial_loss_frames, f)
         x0 = x0_estimate(zt[:, :k], eps[:, :k].float(), self.scheduler.alphas_cumprod, t)
         pred = m.decode_latents(x0.flatten(0, 1).to(m.vae.dtype)).float().clamp(-1, 1)
         gt = batch.frames[:, :k].flatten(0, 1)
-        pmask = batch.loss_mask.repeat_interleave(k, 0)
+        pmask = batch.loss_mask[:, :k].flatten(0, 1)
         l1 = masked_mean((pred - gt).abs(), pmask)
         lp = self.perceptual(pred * pmask, gt * pmask).reshape(-1)
         w = spatial_weight(t, T).repeat_interleave(k)
@@ -180,7 +188,7 @@ class Trainer:
         total = l_latent + cfg.train.lambda_spatial * l_spatial
         logs = {"latent": l_latent.item(), "spatial": l_spatial.item()}
         if self.stage == 2 and gates:
-            target, active = routing_for(batch.weights)
+            target, active = label_weights(batch.weights)
             tgt = target.repeat_interleave(f, 0)
             act = active.repeat_interleave(f, 0)
             l_gate = torch.stack([gate_kl(g.float(), tgt, act) for g in gates]).mean()
@@ -214,11 +222,13 @@ class Trainer:
 def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, out_dir: str | Path,
           split: str = "train", init: str | Path | None = None, steps: int | None = None, seed: int = 0,
           device: str = "cpu", weights=None, resume: bool = True, max_clips: int | None = None,
-          clip_cache: str | Path | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+          clip_cache: str | Path | None = None, variant: str | None = None, random_init: bool = False,
+          log: Callable[[str], None] | None = None) -> TrainResult:
     """Train one stage; resumes from ``out_dir``'s newest checkpoint when there is one.
 
     Prepared clips are cached in ``clip_cache`` (default ``out_dir/clip_cache``; share one folder
-    between stages to decode a dataset once).
+    between stages to decode a dataset once). ``variant`` switches the config to a named variant (the
+    init checkpoint's, or the config's, when None); ``random_init``: see the module docstring.
     """
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     t_start = time.perf_counter()
@@ -234,6 +244,16 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
         cfg = checkpoint_config(init)
     else:
         cfg = config if isinstance(config, MoEEConfig) else load_config(config)
+    if random_init and previous is None and init is None:
+        cfg = with_random_init(cfg)
+    init_state = read_trainer_state(init) if init is not None and previous is None else None
+    if variant is not None and variant != cfg.variant:
+        if previous is not None:
+            raise ConfigError(f"{out} holds a run of variant {cfg.variant!r}; use another --out for {variant!r}")
+        if init_state is not None and int(init_state["stage"]) >= 2:
+            raise ConfigError(f"{init} is a stage-2 checkpoint of variant {cfg.variant!r}; a variant starts from a "
+                              "stage-1 checkpoint")
+        cfg = with_variant(cfg, variant)
     if stage == 2 and init is None and previous is None:
         raise ConfigError("stage 2 starts from a stage-1 checkpoint: pass --init RUN_DIR/ckpt-NNNNNNN")
     if stage == 1 and init is None and previous is None and not cfg.pretrained:
@@ -242,8 +262,12 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     total_steps = steps if steps is not None else cfg.train.steps
 
     trainer = Trainer(cfg, stage, device=device, weights=weights, seed=seed)
-    if init is not None and previous is None:
-        load_model_weights(trainer.model, init)
+    if init_state is not None:
+        fresh_moe = int(init_state["stage"]) < 2 and init_state["config"].get("moe") != cfg.to_dict()["moe"]
+        if fresh_moe:
+            log(f"variant {cfg.variant!r}: the MoE layers of {Path(init).name} (stage {init_state['stage']}, never trained) "
+                "have another layout and are freshly initialised")
+        load_model_weights(trainer.model, init, skip=(lambda k: ".moe." in k) if fresh_moe else None)
     if previous is not None:
         load_model_weights(trainer.model, previous)
     trainer.setup_optimizer()
@@ -259,7 +283,8 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     ids = [c.clip_id for c in m.clips if c.split == split] or [c.clip_id for c in m.clips]
     if max_clips:
         ids = ids[:max_clips]
-    clips = load_clips(m, ids, cfg, trainer.core.audio_encoder, cache_dir=clip_cache or out / "clip_cache")
+    clips = load_clips(m, ids, cfg, trainer.core.audio_encoder, emotion_encoder=trainer.core.emotion_audio_encoder,
+                       mouth=stage == 2 and cfg.train.masked_noisy, cache_dir=clip_cache or out / "clip_cache", log=log)
     sampler = WindowSampler(clips, cfg, seed=seed)
     fixed = WindowSampler(clips, cfg, seed=seed + 7).sample(cfg.train.batch_size, stage,
                                                               modality=None if stage == 2 else "label")
@@ -269,7 +294,11 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     if previous is not None and "step_generator" in extra:
         gen.set_state(extra["step_generator"])
     before = trainer.eval_loss(fixed)
-    log(f"stage {stage}: {len(clips)} clips, {sum(p.numel() for p in trainer.core.stage_parameters(stage)):,} "
+    if stage == 2 and cfg.train.masked_noisy and cfg.train.p_noisy > 0:
+        sampler.noisy_pools()
+    for note in dict.fromkeys(sampler.notes):
+        log(note)
+    log(f"stage {stage} ({cfg.name}, variant {cfg.variant}{', random init' if cfg.random_init else ''}): {len(clips)} clips, {sum(p.numel() for p in trainer.core.stage_parameters(stage)):,} "
         f"trainable parameters, fixed-batch loss {before:.4f}")
     losses: list[float] = []
     log_path = out / "train_log.jsonl"

@@ -126,7 +126,7 @@ class BlockContext:
     num_frames: int = 1
     audio: torch.Tensor | None = None          # (B*F, K, audio_dim)
     emotion: torch.Tensor | None = None        # (B*F, Q, latent_dim)
-    routing: torch.Tensor | None = None        # (B*F, 6) forced weights or None (use predicted g)
+    routing: torch.Tensor | None = None        # (B*F, 6) weights overwriting g (palette), or None
     emotion_active: torch.Tensor | None = None  # (B*F,) 1 = apply MoE, 0 = residual only
     moe_enabled: bool = True
     gates: list[torch.Tensor] = field(default_factory=list)   # predicted g of every MoE layer (this call)
@@ -194,15 +194,18 @@ class BlockExtras(nn.Module):
         super().__init__()
         heads = cfg.unet.extra_heads
         self.audio = AudioAttention(dim, cfg.audio.dim, heads, cfg.zero_init)
-        self.moe = MoELayer(dim, cfg.emotion.latent_dim, heads=heads, zero_init=cfg.zero_init)
+        self.moe = MoELayer(dim, cfg.emotion.latent_dim, heads=heads, n_experts=cfg.moe.experts,
+                            global_gate=cfg.moe.global_gate, local_gate=cfg.moe.local_gate, zero_init=cfg.zero_init)
         self.temporal = TemporalAttention(dim, heads, cfg.unet.max_frames, cfg.zero_init)
 
     def forward(self, x: torch.Tensor, ctx: BlockContext) -> torch.Tensor:
         if ctx.audio is not None:
             x = self.audio(x, ctx.audio)
         if ctx.moe_enabled and ctx.emotion is not None:
-            x, g, _ = self.moe(x, ctx.emotion.to(x.dtype), routing=ctx.routing, active=ctx.emotion_active)
-            ctx.gates.append(g)
+            x, g, _ = self.moe(x, ctx.emotion.to(x.dtype), num_frames=ctx.num_frames, routing=ctx.routing,
+                               active=ctx.emotion_active)
+            if g is not None:
+                ctx.gates.append(g)
         return self.temporal(x, ctx.num_frames)
 
 

@@ -39,12 +39,18 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6 relative,
     ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
     from moee_bench.metrics.fid import fid_from_features
+    from moee_bench.metrics.flmd import flmd_from_features
     from moee_bench.metrics.fvd import fvd_from_features
+    from moee_bench.metrics.kid import kernel_from_features
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
     recompute = {"fid": lambda fs: fid_from_features(fs, frechet="eigh"),
-                 "fvd": lambda fs: fvd_from_features(fs, variant)}.get(metric)
+                 "fvd": lambda fs: fvd_from_features(fs, variant),
+                 "flmd": flmd_from_features,
+                 # 10 subsets per resample (the headline uses 100): the bootstrap spread dominates the subset noise
+                 "kid": lambda fs: kernel_from_features(fs, "kid", n_subsets=10)["kid"],
+                 "kvd": lambda fs: kernel_from_features(fs, "kvd", n_subsets=10)["kvd"]}.get(metric)
     keys = store.feature_keys(run_id, method, metric)
     feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
     if recompute is None or len(feats) < 2:

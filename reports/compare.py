@@ -46,7 +46,7 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
     ``missing``, never dropped; set-level metrics (FID, FVD) are checked for that through the
     aggregates when ``base_agg``/``new_agg`` are given."""
     out: list[Verdict] = []
-    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean"]
+    keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean" and not i.closer_to_gt]  # ≈GT keys have no direction
     empty = pd.DataFrame(columns=["clip_id"])
     for method in sorted(set(base.method) if not base.empty else []):
         b = base[base.method == method].set_index("clip_id")

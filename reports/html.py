@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_bench.metrics.keys import KEYS
-from moee_bench.reports.leaderboard import HEADLINE, method_table
+from moee_bench.reports.leaderboard import HEADLINE, method_table, unverified_warning
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.store import ResultStore
@@ -51,7 +51,7 @@ def _bar_charts(t) -> str:
             err = np.nan_to_num(np.vstack([vals - lo, hi - vals]), nan=0.0).clip(min=0)
         ax.bar(range(len(vals)), np.nan_to_num(vals), yerr=err, color="#4C72B0", capsize=4)
         ax.set_xticks(range(len(vals)), t["method"], rotation=30, ha="right")
-        ax.set_title(f"{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}")
+        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}")
     fig.tight_layout()
     return _png(fig)
 
@@ -96,13 +96,14 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         meta = r["meta"]
         t = method_table(store, rid)
         parts.append(f"<h2>{html.escape(str(meta.get('dataset_name', r['dataset'])))} / split {html.escape(r['split'])}</h2>")
-        if meta.get("unverified_weights"):
-            parts.append("<p class='warn'>Computed with unverified weights: not comparable with other results.</p>")
+        warn = unverified_warning(meta)
+        if warn:
+            parts.append(f"<p class='warn'>{html.escape(warn.replace('`', ''))}.</p>")
         if t.empty:
             parts.append("<p>No results.</p>")
             continue
         keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        hdr = "".join(f"<th>{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}</th>" for k in keys)
+        hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
         rows = []
         for _, row in t.iterrows():
             cells = []
@@ -122,6 +123,9 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         parts.append(_bar_charts(t))
         clips = store.clip_table(rid)
         from moee_bench.reports import plots
+        from moee_bench.reports.breakdown import render_html_sections
+
+        parts.extend(render_html_sections(clips))
 
         agg = store.aggregates(rid)
         for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),
@@ -142,7 +146,7 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
             parts.append("<h3>Not computed</h3><ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
                                                               for k, v in unavailable.items()) + "</ul>")
         prov = {k: meta.get(k) for k in ("git_commit", "versions", "device", "seed", "suite_hash", "manifest_hash",
-                                         "weights", "unverified_weights", "protocol")}
+                                         "weights", "weights_by_metric", "unverified_weights", "protocol")}
         parts.append("<h3>Protocol and provenance</h3><pre>" + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -57,4 +57,29 @@ def render(store: ResultStore) -> str:
                     cells.append(f"{pub} (published) | not measured | —")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _runnable(t["rows"])
     return "\n".join(lines) + "\n"
+
+
+RUN_HOW = {
+    "model": "model ablation: `moee-bench train --stage 2 --variant {v} --init STAGE1/ckpt-N --out DIR`, then a "
+             "suite method `name = \"{m}\"`, `checkpoint = \"DIR\"`",
+    "data": "training-data ablation: the full model trained (stages 1 and 2) on a manifest without "
+            "DH-FaceEmoVid-150, stage 2 with `--variant {v}` to label the checkpoint; suite method `name = \"{m}\"`",
+}
+
+
+def _runnable(rows: list[dict]) -> list[str]:
+    """How to produce each row that names a runnable method kind (the ablation's moee-ref variants)."""
+    rows = [r for r in rows if r.get("kind") in RUN_HOW]
+    if not rows:
+        return []
+    out = ["Runnable rows (each a registered method):", ""]
+    for r in rows:
+        m = r["method"]
+        v = m.partition(":")[2] or "full"
+        how = RUN_HOW[r["kind"]].format(v=v, m=m)
+        if v == "full":
+            how = how.replace("model ablation", "the paper's model").replace(f" --variant {v}", "")
+        out.append(f"- {r['label']}: `{m}`, {how}")
+    return out + [""]

@@ -3,7 +3,10 @@ PATH through a private temporary folder, for the tests that run the reference to
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests never download weights: fetch-on-first-use is off for the whole run (the local-server tests of
+# tests/test_weights_fetch.py opt back in explicitly), and the weights cache and its weights.lock are
+# a throw-away folder, never the user's ~/.cache/moee-bench/weights.
+os.environ["MOEE_BENCH_OFFLINE"] = "1"
+_WEIGHTS_CACHE = tempfile.mkdtemp(prefix="moee-bench-test-weights-")
+os.environ["MOEE_BENCH_WEIGHTS"] = _WEIGHTS_CACHE
+atexit.register(shutil.rmtree, _WEIGHTS_CACHE, True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path  # noqa: E402

@@ -54,8 +54,28 @@ def videos(tmp_path_factory) -> tuple[Path, Path]:
     return d / "pred", d / "gt"
 
 
+def _pins(wdir: Path) -> dict[str, str]:
+    """``--trust NAME=SHA256`` for the random files in ``wdir``: random weights are pinned, never just allowed
+    (the TorchScript I3D runs code, so it loads only from a verified file)."""
+    from moee_bench.bench.core.weights import get_spec, sha256_file
+
+    names = ("i3d_styleganv", "i3d_tats", "arcface_ir_se50")
+    return {n: sha256_file(wdir / get_spec(n).file) for n in names if (wdir / get_spec(n).file).is_file()}
+
+
 def _opts(wdir: Path, **params) -> MetricOptions:
-    return MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True), params=params)
+    return MetricOptions(weights=WeightsOptions(str(wdir), trust=_pins(wdir)), params=params)
+
+
+def test_fvd_refuses_an_unverified_torchscript_file(fvd_weights):
+    """--allow-unverified-weights does not reach torch.jit.load: the random I3D is refused unless pinned."""
+    from moee_bench.bench.core.errors import WeightsError
+    from moee_bench.metrics.fvd import FVD
+
+    with pytest.warns(UserWarning, match="unverified"), pytest.raises(WeightsError, match="refusing to run TorchScript"):
+        FVD(MetricOptions(weights=WeightsOptions(str(fvd_weights), allow_unverified=True)))
+    m = FVD(_opts(fvd_weights))
+    assert m.weights.trust == "pinned" and m.protocol()["verified"] is True
 
 
 def _clips(pred: Path, gt: Path) -> list[ClipInput]:

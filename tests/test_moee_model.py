@@ -46,10 +46,10 @@ def test_gates_shapes_ranges_and_softmax():
     assert out.shape == x.shape and torch.equal(g, g2)
 
 
-def test_moe_formula_matches_explicit_sum():
-    """X' = X + sum_i w_i * s_i * E_i(norm(X) * s_i) with the predicted g (no routing)."""
+def test_double_gate_option_matches_explicit_sum():
+    """The earlier build, kept as local_gate="double": X' = X + sum_i g_i * s_i * E_i(norm(X) * s_i)."""
     torch.manual_seed(1)
-    layer = MoELayer(16, 8, heads=2)
+    layer = MoELayer(16, 8, heads=2, local_gate="double")
     x, z = torch.randn(2, 5, 16), torch.randn(2, 3, 8)
     out, g, s = layer(x, z)
     h = layer.norm(x)
@@ -198,7 +198,8 @@ def test_stage_parameters_partition(tiny):
     assert s1 and s2 and not (s1 & s2)
     assert {id(p) for p in tiny.emotion.parameters()} <= s2
     assert {id(p) for p in tiny.reference_net.parameters()} <= s1
-    frozen = {id(p) for p in list(tiny.vae.parameters()) + list(tiny.audio_encoder.parameters())}
+    frozen = {id(p) for p in list(tiny.vae.parameters()) + list(tiny.audio_encoder.parameters())
+              + list(tiny.emotion_audio_encoder.parameters())}
     assert not (frozen & (s1 | s2))
 
 
@@ -272,13 +273,15 @@ def test_audio_windows():
     assert w[2, :, 0].tolist() == [16, 17, 18, 19, 18, 19]       # clamped at the end
 
 
-def test_mouth_box_and_loss_mask():
-    from moee_bench.moee_ref.data import mouth_box
+def test_mouth_mask_and_loss_mask():
+    from moee_bench.moee_ref.data import mouth_mask
     from moee_bench.moee_ref.losses import latent_mask, spatial_weight
 
-    lm = np.array([[30, 40], [70, 40], [50, 55], [40, 70], [60, 70]], np.float64)
-    x1, y1, x2, y2 = mouth_box(lm, 100, 100)
-    assert x1 < 0.40 and x2 > 0.60 and y1 < 0.70 < y2
+    ang = np.linspace(0, 2 * np.pi, 12, endpoint=False)          # an outer-lip ellipse, corners at 0 and 6
+    lips = np.stack([0.5 + 0.1 * np.cos(ang), 0.7 + 0.04 * np.sin(ang)], 1)
+    m = mouth_mask(lips, 100, 100)
+    assert m.shape == (1, 100, 100) and m[0, 70, 50] == 0 and m[0, 70, 30] == 1 and m[0, 40, 50] == 1
+    assert m[0, 70, 38] == 0                                     # grown by MOUTH_PAD x the 20 px mouth width
     mask = torch.ones(1, 1, 16, 16)
     mask[..., 8:12, 4:10] = 0
     lat = latent_mask(mask, (4, 4))

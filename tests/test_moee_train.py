@@ -21,12 +21,14 @@ STEPS = 40
 def stages(sample_manifest: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("moee")
     logs: list[str] = []
-    r0 = train("tiny", stage=0, manifest=sample_manifest, out_dir=root / "s0", steps=STEPS, log=logs.append)
+    cache = root / "clip_cache"
+    r0 = train("tiny", stage=0, manifest=sample_manifest, out_dir=root / "s0", steps=STEPS, log=logs.append,
+               clip_cache=cache)
     assert r0.fixed_batch_after < 0.8 * r0.fixed_batch_before, (r0.fixed_batch_before, r0.fixed_batch_after)
     r1 = train("tiny", stage=1, manifest=sample_manifest, out_dir=root / "s1", init=r0.checkpoint, steps=STEPS,
-               log=logs.append)
+               log=logs.append, clip_cache=cache)
     r2 = train("tiny", stage=2, manifest=sample_manifest, out_dir=root / "s2", init=r1.checkpoint, steps=STEPS,
-               log=logs.append)
+               log=logs.append, clip_cache=cache)
     return root, r1, r2, logs, r0
 
 
@@ -188,7 +190,7 @@ def test_clip_cache_is_reused_and_memory_mapped(sample_manifest: Path, tmp_path:
     ids = ["hopper_anger", "hopper_neutral"]
     first = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")}
-    assert len(stamps) == 6
+    assert len(stamps) == 8                                   # frames, audio, ref, emotion audio per clip
     again = load_clips(m, ids, cfg, enc, cache_dir=tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npy")} == stamps     # nothing re-prepared
     assert isinstance(again[0].frames, np.memmap)
@@ -222,3 +224,35 @@ def test_sample_moee_suite_file_names_the_checkpoint():
     (spec,) = [m for m in s.methods if m.name == "moee-ref"]
     assert spec.label == "moee-ref-tiny" and spec.config["checkpoint"] == "moee_bench_runs/moee/s2"
     assert s.dataset == "sample" and s.size == (256, 256)
+
+
+def test_each_ablation_variant_trains_from_one_stage1_checkpoint_and_runs_in_a_suite(stages, sample_manifest: Path,
+                                                                                   tmp_path: Path):
+    """Table 5's model rows: stage 2 of each variant from the shared stage-1 checkpoint, then one suite
+    run with every variant as a method (one clip, one DDIM step: the path, not the quality)."""
+    from moee_bench.baselines.registry import build_method
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.store import ResultStore
+    from moee_bench.moee_ref.checkpoint import checkpoint_config
+
+    root, r1, r2, _, _ = stages
+    m = load_manifest(sample_manifest)
+    one = m.with_clips([m.by_id()["astronaut_happiness"]]).save(tmp_path / "one.json")
+    methods = [("moee-ref", r2.out_dir)]
+    for v in ("no-moe", "no-global-gate", "no-masked-noisy", "no-dhfev"):
+        r = train("tiny", stage=2, manifest=sample_manifest, out_dir=tmp_path / v, init=r1.checkpoint, steps=2,
+                  variant=v, clip_cache=root / "clip_cache", log=lambda s: None)
+        assert checkpoint_config(r.checkpoint).variant == v
+        methods.append((f"moee-ref:{v}", r.out_dir))
+    suite = tmp_path / "ablation.toml"
+    suite.write_text(f'name = "ablation"\ndataset = "{one}"\nsplit = "test"\nmetrics = ["psnr"]\nseed = 0\n'
+                     f'size = [64, 64]\n' + "".join(f'[[methods]]\nname = "{n}"\ncheckpoint = "{d}"\nsteps = 1\n'
+                                                    for n, d in methods))
+    assert main(["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    with ResultStore(tmp_path / "out" / "store") as st:
+        (run,) = st.runs()
+        psnr = st.aggregates(run["run_id"]).set_index(["method", "key"])["value"]
+    assert all(np.isfinite(psnr[(n, "psnr")]) for n, _ in methods)
+    with pytest.raises(BenchError, match="variant 'no-moe'"):
+        build_method("moee-ref:no-moe", {"checkpoint": str(r2.out_dir)}).pipeline()

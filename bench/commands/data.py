@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from moee_bench.bench.options import nonneg_int_arg
+
     p = sub.add_parser("data", help="datasets: make-sample, import, validate, split",
                        description="Dataset commands. Manifests are JSON files with a schema version and a content hash.")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp = dsub.add_parser("split", help="identity-disjoint train/val/test split file")
     sp.add_argument("manifest")
     sp.add_argument("--out", required=True, help="split file to write")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=nonneg_int_arg, default=0)
     sp.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1", help="e.g. train=0.8,val=0.1,test=0.1")
     sp.add_argument("--official", help="official split: CSV with columns clip_id, split (wins over the seed)")
     sp.set_defaults(func=_split)

@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a suite: generate missing videos, score, store, report (resumable)",
@@ -13,8 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(sample dataset generated on first use). Re-running resumes.")
     p.add_argument("--suite", help="suite TOML file (default: the built-in sample suite)")
     p.add_argument("--out", default="moee_bench_runs", help="output folder (default ./moee_bench_runs)")
-    p.add_argument("--weights-dir", help="folder searched first for weight files")
-    p.add_argument("--allow-unverified-weights", action="store_true")
+    add_weights_arguments(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed clip")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
@@ -22,18 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from moee_bench.bench.runner import run_suite
-    from moee_bench.bench.suite import load_suite
-
     from moee_bench.bench.commands.score import print_clip_warnings
     from moee_bench.bench.options import check_device, existing_dir
+    from moee_bench.bench.runner import run_suite
+    from moee_bench.bench.suite import load_suite
 
     t = time.perf_counter()
     existing_dir(args.weights_dir, "--weights-dir")
     check_device(args.device)
     suite = load_suite(args.suite)
-    s = run_suite(suite, Path(args.out), weights_dir=args.weights_dir, allow_unverified=args.allow_unverified_weights,
-                  device=args.device, fail_fast=args.fail_fast, report=not args.no_report)
+    s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
+                  report=not args.no_report)
     print_clip_warnings(s.warnings)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.failures:

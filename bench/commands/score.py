@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
 from moee_bench.bench.options import parse_kv
 
 
@@ -29,11 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                  "the id a moee-bench file name encodes)")
     p.add_argument("--gt", help="folder of ground-truth .mp4 files")
     p.add_argument("--manifest", help="dataset manifest: GT video, driving audio, reference image and emotion per clip id")
-    p.add_argument("--metrics", default="psnr,ssim,lpips,fid", help="comma list of: psnr,ssim,lpips,fid,fvd,csim,akd,sync,emotion")
+    p.add_argument("--metrics", default="psnr,ssim,lpips,fid",
+                   help="comma list of: psnr,ssim,lpips,fid,fvd,kid,kvd,csim,akd,sync,emotion,dynamics,flmd")
     p.add_argument("--json", required=True, help="output JSON file (checked before scoring, written atomically)")
-    p.add_argument("--weights-dir", help="folder searched first for weight files")
-    p.add_argument("--allow-unverified-weights", action="store_true",
-                   help="accept weight files whose sha256 does not match the registry (results are marked unverified)")
+    add_weights_arguments(p)
     p.add_argument("--fps", type=fps_arg, default=25.0, help="evaluation frame rate (timestamp resampling; default 25)")
     p.add_argument("--size", type=side_arg, nargs=2, metavar=("H", "W"), help="evaluation size (default: GT resolution)")
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
@@ -83,9 +84,9 @@ def _pairs(args: argparse.Namespace, pred: Path, gt: Path | None) -> tuple[list,
 def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench import exitcodes
     from moee_bench.bench.core.paths import check_output_file, write_text_atomic
-    from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.bench.options import check_device, existing_dir
     from moee_bench.bench.provenance import environment
+    from moee_bench.bench.store import FeatureStore
     from moee_bench.metrics.evaluate import ClipOutcome, evaluate
     from moee_bench.metrics.registry import MetricOptions, build_metrics, check_params, check_size
 
@@ -108,16 +109,18 @@ def _score(args: argparse.Namespace) -> int:
     if not pairs and not broken:
         raise BenchError(f"no .mp4 files to score in {args.pred}"
                          + (f" ({len(missing)} manifest clips missing)" if missing else ""))
-    wopts = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
+    wopts = options_from_args(args)
     if args.allow_unverified_weights:
-        print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
-              "marked unverified", file=sys.stderr)
+        print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
+              "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
         metrics, unavailable = build_metrics(names, opts)
         check_size(metrics, size)
-        res = evaluate(pairs, metrics, fps=args.fps, size=size, strict=args.strict)
+        # KID/KVD read their features back from a feature cache: a temporary one for this command
+        cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
+        res = evaluate(pairs, metrics, fps=args.fps, size=size, strict=args.strict, cache=cache)
     out = res.to_json()
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
         res.clips.append(ClipOutcome(cid, status={n: "error" for n in names}, messages={n: why for n in names}))
@@ -125,9 +128,10 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
-    out["protocol"].update({**environment(args.device), "weights": [r.provenance() for r in wopts.used],
-                            "unverified_weights": wopts.any_unverified, "pairing_warnings": warn,
-                            "missing_clips": missing, "warnings": sorted({str(w.message) for w in caught})})
+    out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
+                            "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
+                            "pairing_warnings": warn, "missing_clips": missing,
+                            "warnings": sorted({str(w.message) for w in caught})})
     write_text_atomic(out_path, json.dumps(out, indent=1, default=float) + "\n", "--json")
     for w in warn + out["protocol"]["warnings"]:
         print(f"warning: {w}", file=sys.stderr)

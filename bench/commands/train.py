@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from moee_bench.bench.options import nonneg_int_arg, positive_int_arg
@@ -26,14 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-clips", type=positive_int_arg, help="use only the first N clips of the split")
     p.add_argument("--clip-cache", help="folder for prepared clips (default OUT/clip_cache); share it between stages")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
-    p.add_argument("--weights-dir", help="folder searched first for weight files (paper config)")
-    p.add_argument("--allow-unverified-weights", action="store_true")
+    p.add_argument("--variant", help="MoEE variant (full, no-moe, no-global-gate, no-masked-noisy, no-dhfev, palette, "
+                                     "double-gate; moee_ref/variants.py); stage 2 of any variant starts from one stage-1 "
+                                     "checkpoint; default: the config's / the --init checkpoint's")
+    p.add_argument("--random-init", action="store_true",
+                   help="every network random, nothing read from the weights registry (smoke tests and throughput, "
+                        "e.g. --config paper --device cuda on a machine without weights); the checkpoint is marked")
+    add_weights_arguments(p)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.paths import check_output_dir
-    from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.bench.options import existing_dir
     from moee_bench.moee_ref.config import load_config
     from moee_bench.moee_ref.train import train
@@ -47,10 +53,10 @@ def _run(args: argparse.Namespace) -> int:
         from moee_bench.bench.sample import ensure_sample
 
         manifest = ensure_sample(Path("moee_bench_runs") / "sample")
-    weights = WeightsOptions(args.weights_dir, args.allow_unverified_weights)
+    weights = options_from_args(args)
     r = train(args.config, stage=args.stage, manifest=manifest, out_dir=args.out, split=args.split, init=args.init,
               steps=args.steps, seed=args.seed, device=args.device, weights=weights, resume=not args.no_resume,
-              max_clips=args.max_clips, clip_cache=args.clip_cache)
+              max_clips=args.max_clips, clip_cache=args.clip_cache, variant=args.variant, random_init=args.random_init)
     print(f"stage {r.stage}: steps {r.start_step}->{r.steps} in {r.seconds:.1f} s; fixed-batch loss "
           f"{r.fixed_batch_before:.4f} -> {r.fixed_batch_after:.4f}; checkpoint {r.checkpoint}")
     return 0
