@@ -114,10 +114,10 @@ def _score(args: argparse.Namespace) -> int:
         print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
               "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
     opts = MetricOptions(weights=wopts, device=args.device, params=params)
+    metrics, unavailable = build_metrics(names, opts)
+    check_size(metrics, size)
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
-        metrics, unavailable = build_metrics(names, opts)
-        check_size(metrics, size)
         # KID/KVD read their features back from a feature cache: a temporary one for this command
         cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
         res = evaluate(pairs, metrics, fps=args.fps, size=size, strict=args.strict, cache=cache)
