@@ -23,13 +23,13 @@ from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
-from moee_bench.bench.core.paths import safe_name
+from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
 from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.provenance import device_name, environment
 from moee_bench.bench.store import ResultStore
-from moee_bench.bench.suite import MethodSpec, Suite
+from moee_bench.bench.suite import MethodSpec, Suite, validate_suite
 from moee_bench.metrics.base import Metric
 from moee_bench.metrics.evaluate import BUG_ERRORS
 from moee_bench.metrics.keys import GT_ALIGNED_KEYS
@@ -45,6 +45,7 @@ class RunSummary:
     store: Path
     failures: list[str] = field(default_factory=list)     # a generation or a metric errored
     notes: list[str] = field(default_factory=list)        # legitimate statuses (no_face, too_short, missing...)
+    warnings: dict[str, list[str]] = field(default_factory=dict)     # "method/clip" -> per-clip warnings
     generated: int = 0
     reused: int = 0
     reports: dict[str, Path] = field(default_factory=dict)
@@ -144,9 +145,17 @@ class SuiteRunner:
     # stage 1 -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Load the dataset and its split, open the store, build the metrics, start the run metadata."""
-        from moee_bench.metrics.registry import MetricOptions, build_metrics
+        from moee_bench.metrics.registry import MetricOptions, build_metrics, check_size
 
         suite, dist = self.suite, self.dist
+        # the whole suite and the output folder are checked, and the metrics built, before anything is created
+        validate_suite(suite)
+        check_output_dir(self.out_dir, "--out")
+        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
+        self.warnings: dict[str, list[str]] = {}
+        with self._recording_warnings("prepare"):
+            self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
+        check_size(self.metrics, suite.size, source="suite size")
         if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
             self.manifest = load_dataset(suite, self.out_dir)
             ResultStore(self.out_dir / "store").close()
@@ -163,10 +172,6 @@ class SuiteRunner:
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
         self.summary = RunSummary(self.run_id, self.store.folder)
-        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
-        self.warnings: dict[str, list[str]] = {}
-        with self._recording_warnings("prepare"):
-            self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
         for name, why in self.unavailable.items():
             self.log(f"metric {name}: not computed: {why}")
         self.references = {c.clip_id: choose_reference(self.manifest, c) for c in self.clips}
@@ -213,6 +218,7 @@ class SuiteRunner:
         from moee_bench.bench.throughput import child_usage, reset_device_peak
 
         reset_device_peak(self.device)
+        clean_stale_temps(gen.video_dir)        # leftovers of a killed write (never a clip)
         for clip in self.dist.mine(self.clips):
             why = method.skip_reason(clip.emotion)
             if why:
@@ -321,6 +327,8 @@ class SuiteRunner:
                                 messages={**o.messages, **self.unavailable},
                                 info=_info(c, o.n_frames, o.seconds, o.warnings, o.ref_source))
             self.store.put_feature_keys(self.run_id, label, o.clip_id, o.feature_keys)
+            if o.warnings:
+                self.summary.warnings[f"{label}/{o.clip_id}"] = list(o.warnings)
             for k, v in o.status.items():
                 if v != "ok":
                     line = f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}"

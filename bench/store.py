@@ -164,6 +164,13 @@ class ResultStore:
                 out[clip_id] = feats
         return out
 
+    def unfinished_runs(self) -> dict[str, int]:
+        """Run ids with per-clip rows but no ``runs`` row (killed or interrupted before they finished) ->
+        number of (method, clip) rows they have."""
+        rows = self.conn.execute("SELECT run_id, COUNT(*) FROM clip_info WHERE run_id NOT IN (SELECT run_id FROM runs) "
+                                 "GROUP BY run_id")
+        return {r[0]: int(r[1]) for r in rows}
+
     def done_clips(self, run_id: str, method: str) -> set[str]:
         rows = self.conn.execute("SELECT clip_id FROM clip_info WHERE run_id=? AND method=?", (run_id, method))
         return {r[0] for r in rows}

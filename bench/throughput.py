@@ -26,6 +26,7 @@ from typing import Any, Iterable
 from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import Manifest
+from moee_bench.bench.core.paths import safe_name
 from moee_bench.bench.core.splits import select_split, split_record
 
 NOT_MEASURED = "not measured"
@@ -116,7 +117,9 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split:
     times, frames, norms = [], 0, []
     with tempfile.TemporaryDirectory(dir=workdir) as d:
         def one(c, k):
-            req = build_request(manifest, c, Path(d) / f"{k}_{c.clip_id}.mp4", Path(d), seed=0, fps=25.0, size=None)
+            # the suite's own request (a clip without a reference image gets its first GT frame, as in `run`)
+            req = build_request(manifest, c, Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", Path(d), seed=0, fps=25.0,
+                                size=None)
             t = time.perf_counter()
             r = method.generate(req)
             norms.append(r.normalisation)

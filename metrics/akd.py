@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 from moee_bench.bench.core.faces import FaceDetector, Landmarks68
 
 SIZE = 256
@@ -69,6 +69,8 @@ class AKD(Metric):
     higher_is_better = {"akd": False}
     needs_gt = True
     parts = {"pred": ("pred",), "gt": ("gt",)}
+    PARAMS = {"akd_stride": Param(int, 1, minimum=1, help="landmarks on every N-th frame"),
+              "akd_landmarks": Param(str, "dlib", ("dlib", "fan"), help="68-point landmark model")}
 
     def __init__(self, options: Any = None) -> None:
         self.stride = int(options.param("akd_stride", 1)) if options is not None else 1

@@ -31,7 +31,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -45,6 +45,7 @@ Features = dict[str, np.ndarray]
 
 VIDEO_PARTS = ("pred", "gt")           # parts that read one video alone
 FRAMES_KEY = "_frames"                 # stored with a video part: the frame counts of the video(s) it read
+# (keys starting with "_" are the evaluator's bookkeeping, never a metric's feature)
 
 
 @dataclass
@@ -116,8 +117,68 @@ class FeatureCache(Protocol):
     def put(self, key: str, feats: Features) -> None: ...
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One metric parameter (``--param KEY=VALUE``, a suite's ``[params]``): type, default, allowed values.
+
+    :meth:`parse` turns a CLI string or a TOML value into the typed value or raises ``ValueError``
+    with a one-line reason; ``None`` is accepted (as ``none``) only when the default is None."""
+
+    kind: type                                   # int | float | str | bool
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None   # extra rule: returns why the value is refused
+    help: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        if raw is None or (self.default is None and isinstance(raw, str) and raw.strip().lower() in ("none", "")):
+            if self.default is None:
+                return None
+            raise ValueError("a value is required")
+        if self.kind is bool:
+            s = str(raw).strip().lower()
+            if isinstance(raw, bool) or s in _TRUE + _FALSE:
+                return raw if isinstance(raw, bool) else s in _TRUE
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if self.kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not float(raw).is_integer()):
+                raise ValueError(f"expected an integer, got {raw!r}")
+            try:
+                v: Any = int(str(raw).strip()) if isinstance(raw, str) else int(raw)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"expected an integer, got {raw!r}") from None
+        elif self.kind is float:
+            try:
+                v = float(raw) if not isinstance(raw, bool) else None
+            except (TypeError, ValueError):
+                v = None
+            if v is None or not np.isfinite(v):
+                raise ValueError(f"expected a finite number, got {raw!r}")
+        else:
+            v = str(raw).strip()
+        if self.choices is not None and v not in self.choices:
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {raw!r}")
+        if self.minimum is not None and v < self.minimum:
+            raise ValueError(f"must be >= {self.minimum:g}, got {raw!r}")
+        if self.maximum is not None and v > self.maximum:
+            raise ValueError(f"must be <= {self.maximum:g}, got {raw!r}")
+        why = self.check(v) if self.check is not None else None
+        if why:
+            raise ValueError(why)
+        return v
+
+
 class Metric(abc.ABC):
-    """Base class of every metric. Subclasses set the class attributes and implement the abstract methods."""
+    """Base class of every metric. Subclasses set the class attributes and implement the abstract methods.
+
+    ``PARAMS`` declares every parameter key the metric reads from ``options.params``: keys no
+    requested metric declares are refused before any work (:func:`metrics.registry.check_params`).
+    ``min_size`` is the smallest frame side (pixels) the metric can score."""
 
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
@@ -131,6 +192,13 @@ class Metric(abc.ABC):
     extractor_version: ClassVar[int] = 1
     #: the parts of one clip's features and the inputs (``pred``, ``gt``, ``ref``, ``audio``, ``emotion``) each reads
     parts: ClassVar[Mapping[str, tuple[str, ...]]] = {"pair": ("pred", "gt")}
+    PARAMS: ClassVar[Mapping[str, Param]] = {}
+    min_size: int = 1
+
+    @classmethod
+    def parameters(cls) -> Mapping[str, Param]:
+        """Every parameter key the metric reads: its ``PARAMS`` (a metric built on another adds that one's)."""
+        return cls.PARAMS
 
     def __init__(self) -> None:
         self.reset()
@@ -184,7 +252,7 @@ class Metric(abc.ABC):
         Default: a single part as it is; ``pred`` and ``gt`` parts of the form ``{"x": (n, ...)}`` become
         ``{"pred": x_pred[:k], "gt": x_gt[:k]}``, ``k`` the shorter side (the pairing rule of the frames:
         truncate to the shorter). Metrics with other parts override this."""
-        parts = {p: {k: v for k, v in f.items() if k != FRAMES_KEY} for p, f in parts.items()}
+        parts = {p: {k: v for k, v in f.items() if not k.startswith("_")} for p, f in parts.items()}   # evaluator's keys
         if set(parts) == {"pred", "gt"}:
             p, g = np.asarray(parts["pred"]["x"]), np.asarray(parts["gt"]["x"])
             k = min(len(p), len(g))

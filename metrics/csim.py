@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict
-from moee_bench.metrics.base import ClipContext, Features, FrameMeanMetric, VideoChunk
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameMeanMetric, Param, VideoChunk
 
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
@@ -34,7 +34,7 @@ def build_arcface(weights: WeightsOptions, device: str = "cpu"):
 
     resolved = weights.resolve("arcface_ir_se50")
     net = Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se")
-    net.load_state_dict(load_state_dict(resolved), strict=True)
+    load_into(net, load_state_dict(resolved), what=f"ArcFace {resolved.path}")
     return net.eval().to(device), resolved
 
 
@@ -113,6 +113,7 @@ class CSIM(FrameMeanMetric):
     needs_ref = True
     # the generated frames' embeddings and the reference's are cached apart: a new reference re-embeds one image
     parts = {"pred": ("pred",), "ref": ("ref",)}
+    PARAMS = {"csim_stride": Param(int, 1, minimum=1, help="score every N-th frame")}
 
     def __init__(self, options: Any) -> None:
         from moee_bench.bench.core.faces import FaceDetector

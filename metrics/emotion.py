@@ -45,12 +45,26 @@ import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
 from moee_bench.metrics.registry import MetricOptions
 from moee_bench.metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+
+def _classifier_problem(spec: str) -> str | None:
+    """Why ``spec`` names no emotion classifier (checked before any weights are loaded), or None."""
+    from moee_bench.metrics.emotion_classifiers import CLASSIFIERS, HSEMOTION_VARIANTS
+
+    name, _, variant = spec.partition(":")
+    if name not in CLASSIFIERS:
+        return f"unknown emotion classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}"
+    if variant and name != "hsemotion":
+        return f"{name} has no variants"
+    if variant and variant not in HSEMOTION_VARIANTS:
+        return f"unknown HSEmotion variant {variant!r}; known: {', '.join(sorted(HSEMOTION_VARIANTS))}"
+    return None
+
 
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -162,6 +176,15 @@ class Emotion(Metric):
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
     parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
+    PARAMS = {"emotion_classifier": Param(str, DEFAULT_CLASSIFIER, check=lambda v: _classifier_problem(v),
+                                          help="fer2013 | hsemotion[:variant] | emotion_fan"),
+              "emotion_stride": Param(int, 5, minimum=1),
+              "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
+              "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
+              "emotion_crop": Param(str, "matched", ("matched", "shared")),
+              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
+              "emotion_recall_k": Param(int, None, minimum=1),
+              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:

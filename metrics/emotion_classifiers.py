@@ -234,9 +234,14 @@ class FER2013Tflite(EmotionClassifier):
         from ai_edge_litert.interpreter import Interpreter
 
         self.weights = resolve_package_weights(self.WEIGHTS, weights)
-        self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
+        try:
+            self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
+            self._in = self._interp.get_input_details()[0]["index"]
+            self._out = self._interp.get_output_details()[0]["index"]
+        except (ValueError, RuntimeError, IndexError) as e:      # not a TFLite model (or not this one)
+            from moee_bench.bench.core.errors import WeightsError
+
+            raise WeightsError(f"FER2013 model {self.weights.path} cannot be loaded: {type(e).__name__}: {e}") from None
         self._batch = 0
 
     @staticmethod

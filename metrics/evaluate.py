@@ -25,13 +25,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from moee_bench.bench.core import media
-from moee_bench.bench.core.errors import ClipError, MediaError
+from moee_bench.bench.core.errors import BenchError, ClipError, MediaError
+from moee_bench.bench.core.paths import clip_id_of_file, is_temp_file, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, reference_pixels
-from moee_bench.metrics.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, ClipInput, FeatureCache, FeatureExtractor, Features,
-                                     FrameChunk, Metric, VideoChunk)
+from moee_bench.metrics.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, ClipInput, FeatureCache, FeatureExtractor,
+                                     Features, FrameChunk, Metric, VideoChunk)
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
 DECODE = "PyAV rgb24; fps by nearest timestamp; swscale bicubic to the evaluation size"
+NOTES_KEY = "_notes"                   # stored with a video part: what ingest did to its video(s), reported on cache hits
 
 
 @dataclass
@@ -208,9 +210,16 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
         eval_size = _probe_size(clip, size) if active else None
+        for m in active:
+            if eval_size is not None and min(eval_size) < m.min_size:
+                out.status[m.name] = "too_small"
+                out.messages[m.name] = (f"frames of {eval_size[0]}x{eval_size[1]} are smaller than the "
+                                        f"{m.min_size}x{m.min_size} {m.name} needs")
+        active = [m for m in active if m.name not in out.status]
         ctx = ClipContext(clip, fps, eval_size, decode=DECODE)
         got = _extract_parts(ctx, active, ref, cache, chunk, out)
         n_pred, n_gt = _lengths(got)
+        out.warnings.extend(_ingest_notes(got))
         use_gt = any(m.needs_gt for m in active if m.name in got)
         if use_gt and n_pred is not None and n_gt is not None and n_pred != n_gt:
             msg = (f"truncated: length mismatch at {fps:g} fps: pred has {n_pred} frames, GT has {n_gt}; "
@@ -318,7 +327,7 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
     extractors = {k: v for k, v in extractors.items() if any(g.name in got for g, _ in todo[k])}
     if not extractors:
         return got
-    counts = _decode(ctx, chunk, extractors, fail_group, lambda key: any(g.name in got for g, _ in todo[key]))
+    counts, notes = _decode(ctx, chunk, extractors, fail_group, lambda key: any(g.name in got for g, _ in todo[key]))
     for key, (name, part, ex) in extractors.items():
         if not any(g.name in got for g, _ in todo[key]):
             continue
@@ -327,19 +336,22 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
         except Exception as e:
             fail_group(key, e)
             continue
-        sides = VIDEO_PARTS if part == "pair" else (part,)
-        feats[FRAMES_KEY] = np.array([counts[s] for s in sides if s in counts], np.int64)
+        sides = [s for s in (VIDEO_PARTS if part == "pair" else (part,)) if s in counts]
+        feats[FRAMES_KEY] = np.array([counts[s] for s in sides], np.int64)
+        feats[NOTES_KEY] = np.array([n.replace("{side}", _SIDE[s]) if part == "pair" else n
+                                     for s in sides for n in notes[s]], dtype=str)
         done(key, feats)
     return got
 
 
 def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, FeatureExtractor]],
-            fail: Callable[[str, Exception], None], alive: Callable[[str], bool]) -> dict[str, int]:
+            fail: Callable[[str, Exception], None], alive: Callable[[str], bool]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Decode each video some extractor reads, once, feeding ``pred``/``gt`` extractors every chunk of their
     video and ``pair`` extractors the frames of both aligned by index (the longer video's extra frames
     are not paired; without a GT video, the pred frames alone); returns the number of frames read per
-    video. An extractor that raises fails the metrics it serves (``fail(key, e)``); extractors that serve
-    no live metric (``alive(key)``) are dropped. The ingest conversions are noted in ``ctx.notes``."""
+    video and what ingest did to it (resampling, resizing; notes with a ``{side}`` placeholder). An extractor
+    that raises fails the metrics it serves (``fail(key, e)``); extractors that serve no live metric
+    (``alive(key)``) are dropped."""
     clip = ctx.clip
     parts = {part for _, part, _ in extractors.values()}
     paths = {"pred": clip.pred, "gt": clip.gt}
@@ -391,9 +403,23 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
             if s not in finished:
                 counts[s] += sum(len(x) for x in readers[s])
     finally:
-        for s, r in frame_readers.items():
-            ctx.notes.extend(_conversion_notes("GT" if s == "gt" else s, r, ctx.fps))
-    return counts
+        notes = {s: _conversion_notes("{side}", r, ctx.fps) for s, r in frame_readers.items()}
+    return counts, notes
+
+
+_SIDE = {"pred": "pred", "gt": "GT"}
+
+
+def _ingest_notes(got: dict[str, dict[str, Features]]) -> list[str]:
+    """What ingest did to the clip's videos, from the video parts (extracted or cached), once each."""
+    seen: list[str] = []
+    for parts in got.values():
+        for part, f in parts.items():
+            for n in np.asarray(f.get(NOTES_KEY, np.array([], dtype=str))).reshape(-1).tolist():
+                n = n.replace("{side}", _SIDE.get(part, part))
+                if n not in seen:
+                    seen.append(n)
+    return seen
 
 
 def _lengths(got: dict[str, dict[str, Features]]) -> tuple[int | None, int | None]:
@@ -446,13 +472,38 @@ def _load_context(ctx: ClipContext, metrics: Sequence[Metric], ref: ReferenceCho
                 ctx.audio, ctx.audio_source = None, None
 
 
-def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str = ".mp4") -> tuple[list[ClipInput], list[str]]:
-    """Pair ``pred_dir/*.mp4`` with ``gt_dir/*.mp4`` by file stem. Returns the pairs and warnings for unmatched files."""
-    preds = {p.stem: p for p in sorted(Path(pred_dir).glob(f"*{ext}"))}
+def clip_files(folder: Path, *, ext: str = ".mp4", known: set[str] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Clip id -> file for the ``*ext`` files of ``folder`` (ids by :func:`bench.core.paths.clip_id_of_file`).
+
+    Hidden files are skipped: leftovers of an interrupted atomic write (``.NAME.XXXX.tmp.mp4``) silently,
+    others with a warning; so are sub-folders. Two files that stand for one clip are an error."""
+    files: dict[str, Path] = {}
     warnings: list[str] = []
+    for p in sorted(Path(folder).glob(f"*{ext}")):
+        if p.name.startswith("."):
+            if not is_temp_file(p):
+                warnings.append(f"{p}: hidden file ignored (a clip id starting with '.' is stored as "
+                                f"{safe_name(p.stem)}{ext})")
+            continue
+        if not p.is_file():
+            warnings.append(f"{p}: not a file, ignored")
+            continue
+        cid = clip_id_of_file(p, known)
+        if cid in files:
+            raise BenchError(f"clip {cid}: two files in {folder} stand for it: {files[cid].name!r} and {p.name!r}; "
+                             "remove one")
+        files[cid] = p
+    return files, warnings
+
+
+def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str = ".mp4") -> tuple[list[ClipInput], list[str]]:
+    """Pair ``pred_dir/*.mp4`` with ``gt_dir/*.mp4`` by clip id (the file stem, or the clip id a
+    moee-bench file name encodes). Returns the pairs and warnings for unmatched or ignored files."""
+    preds, warnings = clip_files(pred_dir, ext=ext)
     if gt_dir is None:
         return [ClipInput(k, v) for k, v in preds.items()], warnings
-    gts = {p.stem: p for p in sorted(Path(gt_dir).glob(f"*{ext}"))}
+    gts, w = clip_files(gt_dir, ext=ext)
+    warnings += w
     for k in sorted(set(gts) - set(preds)):
         warnings.append(f"clip {k}: GT video has no generated counterpart in {pred_dir} (missing, not scored)")
     for k in sorted(set(preds) - set(gts)):

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from scipy import signal
 
+from moee_bench.bench.core.weights import load_into
+
 DEFAULT_MIN_TRACK = 25
 S3FD_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
 
@@ -98,7 +100,7 @@ class S3FDDetector:
         from syncnet_python.detectors.s3fd.nets import S3FDNet
 
         net = S3FDNet(device=device)
-        net.load_state_dict(state_dict)
+        load_into(net, state_dict, what="S3FD face detector (sfd_face)")
         net.detect = _ThresholdDetect(conf_th)
         self.net = net.to(device).eval().to(memory_format=torch.channels_last)   # oneDNN's fast layout (1.5x on CPU)
         self.device, self.scale, self.conf_th, self.batch_size = device, scale, conf_th, batch_size
@@ -137,7 +139,7 @@ class RetinaFaceDetector:
         self.net = RetinaFace(network_name="resnet50", half=False, device=torch.device(device))
         sd = torch.load(weights_path, map_location=device, weights_only=True)
         sd = {k[7:] if k.startswith("module.") else k: v for k, v in sd.items()}  # as facexlib's loader does
-        self.net.load_state_dict(sd, strict=True)
+        load_into(self.net, sd, what=f"RetinaFace {weights_path}")
         self.net.eval()
         self._torch = torch
         self.conf_th = conf_th

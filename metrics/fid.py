@@ -18,7 +18,7 @@ from unittest import mock
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, must_fit
 from moee_bench.metrics.base import ClipContext, Features, VideoChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
 
@@ -32,7 +32,8 @@ def build_inception(weights: WeightsOptions, device: str = "cpu"):
 
     resolved = weights.resolve("fid_inception")
     sd = load_state_dict(resolved)
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: sd):
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: sd), \
+            must_fit(f"FID Inception {resolved.path}"):
         model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]])
     # channels_last: the same network and weights, 1.65x faster on CPU (oneDNN); features differ from the
     # default layout by < 1e-6 relative, far inside the FID parity tolerance (1e-4, tests/test_visual_metrics.py)

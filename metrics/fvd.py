@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, load_torchscript
-from moee_bench.metrics.base import ClipContext, Features, VideoChunk
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, load_torchscript
+from moee_bench.metrics.base import ClipContext, Features, Param, VideoChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
 
 DIM = 400
@@ -69,7 +69,7 @@ def build_detector(variant: str, weights: WeightsOptions, device: str = "cpu"):
 
         resolved = weights.resolve("i3d_tats")
         net = InceptionI3d()
-        net.load_state_dict(load_state_dict(resolved))
+        load_into(net, load_state_dict(resolved), what=f"I3D {resolved.path}")
         net = net.eval().to(device)
         return net, resolved
     raise ValueError(f"unknown FVD variant {variant!r}; known: {VARIANTS}")
@@ -171,6 +171,8 @@ class FVD(MomentsMetric):
     needs_gt = True
     parts = {"pred": ("pred",), "gt": ("gt",)}
     dim = DIM
+    PARAMS = {"fvd_variant": Param(str, "styleganv", VARIANTS, help="I3D detector and preprocessing"),
+              "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first")}
 
     def __init__(self, options: Any) -> None:
         self.variant = str(options.param("fvd_variant", "styleganv"))

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, FeatureCache, Features, Metric
+from moee_bench.metrics.base import ClipContext, FeatureCache, Features, Metric, Param
 
 N_SUBSETS = 100
 SUBSET_SIZE = 1000
@@ -107,6 +107,15 @@ class KernelDistance(Metric):
     source_name: ClassVar[str]
     needs_gt = True
     needs_feature_cache = True
+    PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1), "kid_subset_size": Param(int, SUBSET_SIZE, minimum=2),
+              "kid_seed": Param(int, 0, minimum=0)}
+
+    @classmethod
+    def parameters(cls) -> Mapping[str, Param]:
+        """KID/KVD's own keys and those of the metric whose features they use (FID / FVD)."""
+        from moee_bench.metrics.registry import metric_class
+
+        return {**metric_class(cls.source_name).parameters(), **cls.PARAMS}
 
     def __init__(self, options: Any) -> None:
         from moee_bench.metrics.registry import metric_class

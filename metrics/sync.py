@@ -37,7 +37,7 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import face_track, sync_io, syncnet_core
-from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, VideoChunk
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 SAMPLES_PER_FRAME = syncnet_core.SAMPLES_PER_FRAME
@@ -186,6 +186,12 @@ class Sync(Metric):
     needs_audio = True
     parts = {"pred": ("pred", "audio")}
     DETECTOR_WEIGHTS = {"s3fd": "sfd_face", "retinaface": "retinaface_resnet50"}
+    PARAMS = {"face_cropped": Param(bool, False, help="frames are already face crops (no detection)"),
+              "sync_audio": Param(str, "driving", ("driving", "video")),
+              "sync_pixels": Param(str, "jpeg", ("jpeg", "exact")),
+              "sync_min_track": Param(int, face_track.DEFAULT_MIN_TRACK, minimum=1, help="shortest face track (frames)"),
+              "sync_detector": Param(str, "s3fd", ("s3fd", "retinaface")),
+              "sync_track_rule": Param(str, "longest", ("longest", "pypi"))}
 
     def __init__(self, options: Any = None) -> None:
         from moee_bench.metrics.registry import MetricOptions
@@ -203,6 +209,10 @@ class Sync(Metric):
                          ("sync_track_rule", self.track_rule, ("longest", "pypi"))):
             if v not in ok:
                 raise ValueError(f"{k} must be one of {ok}, got {v!r}")
+        if self.pixels == "jpeg":
+            from moee_bench.bench.core.ffmpeg import ffmpeg_exe
+
+            ffmpeg_exe()                    # no usable ffmpeg: Sync is "not computed" with the reason, not a crash mid-run
         self._scorer: syncnet_core.SyncNetScorer | None = None
         self._detector: Any = None
         self._weights: dict[str, str] = {}
@@ -210,7 +220,8 @@ class Sync(Metric):
         super().__init__()
         self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
         if not self.face_cropped:           # the detector's weights are part of the features' identity: checked now,
-            self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])     # loaded on first use
+            self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])
+            self.detector()                 # a file of the wrong kind fails here, not in the middle of a clip
 
     def _resolve(self, name: str) -> Any:
         if name not in self._resolved:

@@ -34,10 +34,10 @@ SAMPLE_RATE = 16000
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Absolute path of the ffmpeg binary the Sync pipeline runs (imageio-ffmpeg's)."""
-    import imageio_ffmpeg
+    """Absolute path of the ffmpeg binary the Sync pipeline runs (:func:`bench.core.ffmpeg.ffmpeg_exe`)."""
+    from moee_bench.bench.core.ffmpeg import ffmpeg_exe as exe
 
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    return exe()
 
 
 @functools.lru_cache(maxsize=1)

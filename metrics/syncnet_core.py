@@ -20,6 +20,8 @@ import numpy as np
 import python_speech_features
 import torch
 
+from moee_bench.bench.core.weights import load_into
+
 VSHIFT = 15
 SAMPLES_PER_FRAME = 640  # 16000 / 25
 
@@ -100,7 +102,7 @@ class SyncNetScorer:
         from syncnet_python.SyncNetModel import S
 
         net = S()
-        net.load_state_dict(state)
+        load_into(net, state, what="SyncNet (syncnet_v2)")
         return cls(net, **kw)
 
     @torch.inference_mode()

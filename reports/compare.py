@@ -27,7 +27,7 @@ class Verdict:
     lo: float
     hi: float
     n: int
-    verdict: str      # regressed | improved | no significant change | not comparable
+    verdict: str      # regressed | improved | no significant change | not comparable | missing
     reason: str = ""
     flags: str = ""   # footnote marks: ‡ not comparable, † a warning on either side
 
@@ -63,21 +63,43 @@ def run_caveats(agg: pd.DataFrame) -> RunCaveats:
     return out
 
 
+def _num(v: object) -> bool:
+    """Whether an aggregate cell holds a finite number (None/NaN: not computed)."""
+    return v is not None and np.isfinite(float(v))
+
+
+def _finite(df: pd.DataFrame, key: str) -> np.ndarray:
+    if df.empty or key not in df.columns:
+        return np.zeros(0)
+    v = pd.to_numeric(df[key], errors="coerce").to_numpy(float)
+    return v[np.isfinite(v)]
+
+
 def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 0.0, metrics: list[str] | None = None,
                    n_boot: int = 2000, seed: int = 0, base_caveats: RunCaveats | None = None,
-                   new_caveats: RunCaveats | None = None) -> list[Verdict]:
+                   new_caveats: RunCaveats | None = None, base_agg: pd.DataFrame | None = None,
+                   new_agg: pd.DataFrame | None = None) -> list[Verdict]:
     """Per method and clip-averaged metric: regression when the whole CI of (new - base) lies on the worse side
     beyond ``threshold`` (in the metric's units); improvement symmetric. A key marked not comparable in either
-    run is ``not comparable`` with its reason."""
+    run is ``not comparable`` with its reason.
+
+    A metric (or a whole method) the base run has values for and the new run has none is the verdict
+    ``missing``, never dropped; set-level metrics (FID, FVD) are checked for that through the
+    aggregates when ``base_agg``/``new_agg`` are given."""
     out: list[Verdict] = []
     bc, nc = base_caveats or RunCaveats(), new_caveats or RunCaveats()
     keys = metrics or [k for k, i in KEYS.items() if i.kind == "clip_mean" and not i.closer_to_gt]  # ≈GT keys have no direction
-    for method in sorted(set(base.method) & set(new.method)):
+    empty = pd.DataFrame(columns=["clip_id"])
+    for method in sorted(set(base.method) if not base.empty else []):
         b = base[base.method == method].set_index("clip_id")
-        n = new[new.method == method].set_index("clip_id")
+        n = (new[new.method == method] if not new.empty else empty).set_index("clip_id")
         common = b.index.intersection(n.index)
         for k in keys:
-            if k not in b.columns or k not in n.columns:
+            if len(_finite(b, k)) == 0:
+                continue
+            if len(_finite(n, k)) == 0:
+                bm = float(_finite(b, k).mean())
+                out.append(Verdict(k, method, bm, np.nan, np.nan, np.nan, np.nan, 0, "missing"))
                 continue
             w = KEYS[k].weight
             bv, nv = b.loc[common, k].to_numpy(float), n.loc[common, k].to_numpy(float)
@@ -108,6 +130,14 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
             else:
                 v = "no significant change"
             out.append(Verdict(k, method, bm, nm, d, lo, hi, int(ok.sum()), v, warn, flags))
+    if base_agg is not None and new_agg is not None and not base_agg.empty:
+        for (method, key), v in base_agg.set_index(["method", "key"])["value"].items():
+            info = KEYS.get(key)
+            if info is None or info.kind != "set" or (metrics and key not in metrics) or not _num(v):
+                continue
+            nv = new_agg[(new_agg.method == method) & (new_agg.key == key)]["value"] if not new_agg.empty else []
+            if not len(nv) or not _num(nv.iloc[0]):
+                out.append(Verdict(key, method, float(v), np.nan, np.nan, np.nan, np.nan, 0, "missing"))
     return out
 
 
@@ -125,6 +155,10 @@ def render(verdicts: list[Verdict], base_name: str, new_name: str, base_caveats:
             notes.append(f"- `{v.method}` {KEYS[v.key].label}{v.flags}: {v.reason}")
         if v.verdict == "not comparable" and not np.isfinite(v.diff):
             lines.append(f"| `{v.method}` | {label} | — | — | — | {v.n} | not comparable |")
+            continue
+        if v.verdict == "missing":
+            lines.append(f"| `{v.method}` | {KEYS[v.key].label} | {f.format(v.base)} | — | — | 0 | "
+                         "⚠️ missing in the new run |")
             continue
         mark = {"regressed": "❌ regressed", "improved": "✅ improved"}.get(v.verdict, v.verdict)
         lines.append(f"| `{v.method}` | {label} | {f.format(v.base)} | {f.format(v.new)} | "

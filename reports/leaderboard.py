@@ -161,6 +161,36 @@ def throughput_rows(store: ResultStore, run_id: str) -> list[dict[str, str]]:
     return rows
 
 
+def _code(s: str) -> str:
+    """``s`` as inline markdown code that neither breaks the table nor the list (hostile clip ids)."""
+    s = str(s).replace("`", "'").replace("\n", " ").replace("|", "\\|")
+    return f"`{s}`"
+
+
+def clip_warning_notes(clips: pd.DataFrame, limit: int = 5) -> list[str]:
+    """Protocol notes for the per-clip warnings of a run (length mismatch, fps resampling, ...): one line
+    per method and kind of warning, with its first message in full and the clips it concerns."""
+    import re
+
+    if clips.empty or "warnings" not in clips.columns:
+        return []
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for method, cid, ws in zip(clips.method, clips.clip_id, clips.warnings):
+        try:
+            items = json.loads(ws) if isinstance(ws, str) else []
+        except json.JSONDecodeError:
+            items = [ws]
+        for w in items:
+            groups.setdefault((method, re.sub(r"\d+(\.\d+)?", "#", str(w))), []).append((cid, str(w)))
+    lines = []
+    for (method, _), items in sorted(groups.items()):
+        names = ", ".join(_code(c) for c, _ in items[:limit])
+        names += f" and {len(items) - limit} more" if len(items) > limit else ""
+        lines.append(f"- {_code(method)}, {len(items)} clip{'s' if len(items) > 1 else ''} ({names}): {items[0][1]}"
+                     + (" (first clip's values)" if len(items) > 1 else ""))
+    return lines
+
+
 def unverified_warning(meta: dict) -> str:
     """The run's unverified-weights warning (per metric; a run stored before per-metric records: whole run)."""
     bad = meta.get("unverified_weights")
@@ -208,14 +238,14 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
         for _, row in t.iterrows():
-            cells = [f"`{row['method']}`", str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
+            cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
             cells += [_fmt(k, row, best[k]) for k in keys]
             out.append("| " + " | ".join(cells) + " |")
         cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
         if any(lines for _, lines in cav) or meta.get("reference_warnings"):
             out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights):", ""]
             for method, lines in cav:
-                out += [f"- `{method}`: {line}" for line in lines]
+                out += [f"- {_code(method)}: {line}" for line in lines]
             refs = meta.get("reference_warnings") or []
             if refs:
                 out.append(f"- reference: {len(refs)} clip(s) use the first frame of their own target video as the "
@@ -226,7 +256,8 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
                     "| method | device | frames/s | s/clip | model load s | peak memory |", "|---|---|---|---|---|---|"]
             out += [f"| `{r['method']}` | {r['device']} | {r['frames_per_s']} | {r['seconds_per_clip']} | "
                     f"{r['model_load_s']} | {r['peak_mem']} |" for r in thr]
-        out += [""] + render_markdown_sections(store.clip_table(rid))
+        clips = store.clip_table(rid)
+        out += [""] + render_markdown_sections(clips)
         out += ["", "Protocol notes:", ""]
         warn = unverified_warning(meta)
         if warn:
@@ -243,6 +274,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
             out.append(f"- `{name}`: " + json.dumps(short, default=str))
         for name, files in (meta.get("weights_by_metric") or {}).items():
             out.append(f"- `{name}` weights: " + "; ".join(weight_note(f) for f in files))
+        out += clip_warning_notes(clips)
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
                 f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
     return "\n".join(out) + "\n"

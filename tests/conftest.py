@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test runs offline; ffmpeg comes from imageio-ffmpeg."""
+"""Shared fixtures. Every test runs offline; ffmpeg comes from imageio-ffmpeg (put on this process's
+PATH through a private temporary folder, for the tests that run the reference tools' ``ffmpeg``)."""
 
 from __future__ import annotations
 

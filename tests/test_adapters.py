@@ -95,10 +95,10 @@ def test_hallo_command_and_output(tmp_path, request_, monkeypatch):
     m = build_method("hallo", {"repo": str(repo), "python": PY, "face_weight": 1.5})
     res = m.generate(request_)
     script, args, seed, flags = _script_args(fake.calls[0][0])
-    work = request_.out_path.parent / ".work" / "hallo-clip_01"
+    work = request_.out_path.parent / ".work" / "hallo-clip=2001"
     assert fake.calls[0][1] == repo.resolve() and script == "scripts/inference.py" and seed == "7" and flags == "-"
-    assert args == ["--config", str(work / "default.yaml"), "--source_image", str(work / "mb_clip_01_s7.png"),
-                    "--driving_audio", str(work / "mb_clip_01_s7.wav"), "--output", str(work / "hallo.mp4"),
+    assert args == ["--config", str(work / "default.yaml"), "--source_image", str(work / "mb_clip=2001_s7.png"),
+                    "--driving_audio", str(work / "mb_clip=2001_s7.wav"), "--output", str(work / "hallo.mp4"),
                     "--face_weight", "1.5"]
     _check_normalised(res, request_, 25.0)
     assert "42" in res.normalisation["seed"] and "ignored" in res.normalisation["emotion"]
@@ -120,8 +120,8 @@ def test_hallo2_writes_its_yaml(tmp_path, request_, monkeypatch):
     res = m.generate(request_)
     _, args, _, _ = _script_args(fake.calls[0][0])
     cfg = yaml.safe_load(Path(args[1]).read_text())
-    work = request_.out_path.parent / ".work" / "hallo2-clip_01"
-    assert cfg["source_image"] == str(work / "mb_clip_01_s7.png") and cfg["save_path"] == str(work / "out")
+    work = request_.out_path.parent / ".work" / "hallo2-clip=2001"
+    assert cfg["source_image"] == str(work / "mb_clip=2001_s7.png") and cfg["save_path"] == str(work / "out")
     assert cfg["weight_dtype"] == "fp16"                       # the method's own keys are kept
     _check_normalised(res, request_, 25.0)
 
@@ -183,8 +183,8 @@ def test_sadtalker_command_and_output(tmp_path, request_, monkeypatch):
     monkeypatch.setattr(ext, "run_process", fake)
     res = build_method("sadtalker", {"repo": str(repo), "python": PY, "device": "cpu", "enhancer": "gfpgan"}).generate(request_)
     _, args, _, _ = _script_args(fake.calls[0][0])
-    work = request_.out_path.parent / ".work" / "sadtalker-clip_01"
-    assert args == ["--driven_audio", str(work / "mb_clip_01_s7.wav"), "--source_image", str(work / "mb_clip_01_s7.png"),
+    work = request_.out_path.parent / ".work" / "sadtalker-clip=2001"
+    assert args == ["--driven_audio", str(work / "mb_clip=2001_s7.wav"), "--source_image", str(work / "mb_clip=2001_s7.png"),
                     "--result_dir", str(work / "results"), "--size", "256", "--preprocess", "full", "--pose_style", "0",
                     "--expression_scale", "1.0", "--still", "--enhancer", "gfpgan", "--cpu"]
     _check_normalised(res, request_, 25.0)
@@ -234,7 +234,7 @@ def test_eat_shadow_checkout_and_emotion_code(tmp_path, request_, monkeypatch):
 
     def writer(argv, cwd):
         imgs = list((cwd / "demo" / "imgs").glob("*.jpg"))
-        assert [p.name for p in imgs] == ["mb_clip_01_s7.jpg"]   # only our image: their demo/imgs is not visible
+        assert [p.name for p in imgs] == ["mb_clip=2001_s7.jpg"]   # only our image: their demo/imgs is not visible
         emo = argv[argv.index("--emo") + 1]
         _write_fake_video(cwd / "demo" / "output" / "deepprompt_eam3d_all_final_313" /
                           f"{imgs[0].stem}_{emo}_clip 01.mp4", 25.0, size=256)

@@ -87,7 +87,7 @@ def test_import_and_validate_cli(tmp_path: Path, capsys):
     text = capsys.readouterr().out
     assert "clip broken: " in text and "corrupt" in text and "1 clips ok, 1 with problems" in text
     assert [c.clip_id for c in load_manifest(tmp_path / "clean.json").clips] == ["good"]
-    assert main(["data", "validate", str(out), "--strict"]) == 1
+    assert main(["data", "validate", str(out), "--strict"]) == 3             # exitcodes.FAILED_CLIPS
 
 
 def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):

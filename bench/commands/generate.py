@@ -10,8 +10,11 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from moee_bench.bench.options import fps_arg, nonneg_int_arg, positive_int_arg, size_hxw_arg
+
     p = sub.add_parser("generate", help="generate a split's videos with one method (only missing ones; resumable)",
-                       description="Generate <out>/<clip_id>.mp4 for every clip of a split with a registered method; "
+                       description="Generate <out>/<clip_id>.mp4 for every clip of a split with a registered method (an id that "
+                                   "is not a plain file name is escaped, e.g. `a b` -> a=20b.mp4); "
                                    "a sidecar <clip_id>.json records timing and normalisation. Finished clips are "
                                    "skipped on re-runs; a failed clip is recorded and the run goes on.")
     p.add_argument("--method", required=True, help="registered method name (moee-bench weights/methods: see README)")
@@ -22,11 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", help="passed to the method config as `checkpoint` (moee-ref)")
     p.add_argument("--method-config", help="TOML file with the method's config table")
     p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="method config, repeatable")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--size", help="HxW output size (default: the method's native size)")
+    p.add_argument("--seed", type=nonneg_int_arg, default=0)
+    p.add_argument("--fps", type=fps_arg, default=25.0)
+    p.add_argument("--size", type=size_hxw_arg, help="HxW output size, even (default: the method's native size)")
     p.add_argument("--emotion", help="generate every clip with this emotion label instead of the clip's own")
-    p.add_argument("--limit", type=int, help="only the first N clips of the split")
+    p.add_argument("--limit", type=positive_int_arg, help="only the first N clips of the split")
     p.add_argument("--device", help="passed to the method config as `device`")
     p.add_argument("--fail-fast", action="store_true")
     p.add_argument("--allow-identity-overlap", action="store_true",
@@ -38,13 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _method_config(args: argparse.Namespace) -> dict:
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.options import parse_kv
+
     cfg: dict = {}
     if args.method_config:
-        with open(args.method_config, "rb") as fh:
-            cfg.update(tomllib.load(fh))
-    for kv in args.config:
-        k, _, v = kv.partition("=")
-        cfg[k] = v
+        try:
+            with open(args.method_config, "rb") as fh:
+                cfg.update(tomllib.load(fh))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise BenchError(f"--method-config {args.method_config}: {e}") from None
+    cfg.update(parse_kv(args.config, "--config"))
     if args.checkpoint:
         cfg["checkpoint"] = args.checkpoint
     if args.device:
@@ -54,13 +61,26 @@ def _method_config(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.baselines.registry import build_method
+    from moee_bench.bench import exitcodes
     from moee_bench.bench.core.emotions import parse_emotion
-    from moee_bench.bench.core.errors import ClipError
+    from moee_bench.bench.core.errors import BenchError, ClipError
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.paths import atomic_write, resolve_inside, safe_name
+    from moee_bench.bench.core.paths import (atomic_write, check_output_dir, clean_stale_temps, resolve_inside,
+                                             safe_name)
     from moee_bench.bench.core.splits import select_split, split_record
     from moee_bench.bench.runner import build_request, training_check
 
+    from moee_bench.baselines.registry import method_class
+
+    try:
+        method_class(args.method)
+    except KeyError as e:
+        raise BenchError(e.args[0]) from None
+    size = args.size
+    if size is not None and (size[0] % 2 or size[1] % 2):
+        raise BenchError(f"--size {size[0]}x{size[1]}: must be even (H.264 yuv420p)")
+    out = check_output_dir(args.out, "--out")
+    cfg = _method_config(args)
     if args.manifest:
         manifest = load_manifest(args.manifest)
     else:
@@ -70,12 +90,11 @@ def _run(args: argparse.Namespace) -> int:
     clips = select_split(manifest, args.split)
     split = split_record(manifest, args.split, clips)
     clips = clips[: args.limit] if args.limit else clips
-    size = tuple(int(x) for x in args.size.lower().split("x")) if args.size else None
     emotion = parse_emotion(args.emotion, compounds=manifest.compounds, keep_outside=True) if args.emotion else None
-    method = build_method(args.method, _method_config(args))
+    method = build_method(args.method, cfg)
     check = training_check(method, split, allow=args.allow_identity_overlap)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(out)                      # leftovers of a killed write (never a clip)
     done = skipped = 0
     failures: list[str] = []
     unsupported: dict[str, str] = {}
@@ -126,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     _print_unsupported(unsupported)
     for f in failures[:20]:
         print(f"  failed {f}")
-    return 1 if failures and not done and not skipped else 0
+    return exitcodes.FAILED_CLIPS if failures else exitcodes.OK
 
 
 def _print_unsupported(unsupported: dict[str, str]) -> None:

@@ -26,13 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench import exitcodes
+    from moee_bench.bench.commands.score import print_clip_warnings
+    from moee_bench.bench.options import check_device, existing_dir
     from moee_bench.bench.runner import run_suite
     from moee_bench.bench.suite import load_suite
 
     t = time.perf_counter()
+    existing_dir(args.weights_dir, "--weights-dir")
+    check_device(args.device)
     suite = load_suite(args.suite)
     s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
                   report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap)
+    print_clip_warnings(s.warnings)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.notes:
         print(f"{len(s.notes)} clip statuses (not failures: no face, too short, missing...):")

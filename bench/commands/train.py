@@ -9,6 +9,8 @@ from moee_bench.bench.core.weights import add_weights_arguments, options_from_ar
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from moee_bench.bench.options import nonneg_int_arg, positive_int_arg
+
     p = sub.add_parser("train", help="train the MoEE reference model (moee_ref), stage 0, 1 or 2",
                        description="Train MoEE. Stage 0 (tiny/random-init configs): the VAE; stage 1 (--init the stage-0 checkpoint): ReferenceNet + U-Net; stage 2 (--init a stage-1 checkpoint): "
                                    "only the emotion experts and Emotion-to-Latents. Re-running with the same --out "
@@ -20,10 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="a split recorded in the manifest by `data split` (default train)")
     p.add_argument("--out", required=True, help="output folder for checkpoints and train_log.jsonl")
     p.add_argument("--init", help="checkpoint to start from (required for stage 2)")
-    p.add_argument("--steps", type=int, help="total steps (default: the config's train.steps)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=positive_int_arg, help="total steps (default: the config's train.steps)")
+    p.add_argument("--seed", type=nonneg_int_arg, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (mixed precision follows the config on GPU)")
-    p.add_argument("--max-clips", type=int, help="use only the first N clips of the split")
+    p.add_argument("--max-clips", type=positive_int_arg, help="use only the first N clips of the split")
     p.add_argument("--clip-cache", help="folder for prepared clips (default OUT/clip_cache); share it between stages")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
     p.add_argument("--variant", help="MoEE variant (full, no-moe, no-global-gate, no-masked-noisy, no-dhfev, palette, "
@@ -39,7 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.manifest import load_manifest
     from moee_bench.bench.core.splits import select_split
+    from moee_bench.bench.core.paths import check_output_dir
+    from moee_bench.bench.options import existing_dir
+    from moee_bench.moee_ref.config import load_config
 
+    check_output_dir(args.out, "--out")
+    existing_dir(args.weights_dir, "--weights-dir")
+    load_config(args.config)                    # a bad config fails before the sample dataset is built
     if args.manifest:
         manifest = Path(args.manifest)
     else:

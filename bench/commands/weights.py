@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from moee_bench.bench import exitcodes
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights import add_weights_arguments
 
@@ -24,9 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from moee_bench.bench.core.weights import options_from_args
 
     opts = options_from_args(args)
+    wd = Path(opts.weights_dir) if opts.weights_dir else None
+    if wd is not None and wd.exists() and not wd.is_dir():
+        raise WeightsError(f"--weights-dir {wd} is a file, not a folder")
+    if wd is not None and not wd.exists() and args.action != "fetch":
+        raise WeightsError(f"--weights-dir {wd}: no such folder (`weights fetch` creates it; or fix the path)")
     if args.action == "list":
         return _list(opts)
     if args.action == "where":
@@ -69,7 +77,7 @@ def _where(names: list[str], opts) -> int:
         else:
             bad += 1
             print(missing_message(spec, primary_dir(opts.weights_dir) / spec.file, "not fetched yet"))
-    return 1 if bad else 0
+    return exitcodes.USAGE if bad else exitcodes.OK
 
 
 def _verify(names: list[str], opts) -> int:
@@ -88,7 +96,7 @@ def _verify(names: list[str], opts) -> int:
         except WeightsError as e:
             print(f"{n}: FAILED: {e}")
             bad += 1
-    return 1 if bad else 0
+    return exitcodes.USAGE if bad else exitcodes.OK
 
 
 def _fetch(names: list[str], every: bool, opts) -> int:

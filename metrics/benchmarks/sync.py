@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from moee_bench.bench.core.paths import write_text_atomic
+
 TRACK_BOX = 170.0
 
 
@@ -234,5 +236,5 @@ def run(args: argparse.Namespace) -> int:
               f"  ratio {r['ratio_median']:.2f}x (min {r['ratio_min']:.2f}, max {r['ratio_max']:.2f});"
               f"  max |dSync-C|,|dSync-D| {r['max_abs_diff_sync_c_d']:.1e}")
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        write_text_atomic(args.json, json.dumps(res, indent=2), "--json")
     return 0

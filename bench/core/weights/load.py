@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights.verify import ResolvedWeights
@@ -31,10 +32,25 @@ def load_state_dict(resolved: ResolvedWeights, *, map_location: str = "cpu") -> 
     return obj
 
 
+@contextmanager
+def must_fit(what: str) -> Iterator[None]:
+    """Around code that loads a state dict into a network: a file of another architecture (a shape
+    mismatch, missing keys: ``RuntimeError``/``KeyError`` from ``load_state_dict``) becomes a
+    :class:`WeightsError` naming ``what``, so that metric is "not computed" and the others still run."""
+    try:
+        yield
+    except (RuntimeError, KeyError) as e:
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
+        raise WeightsError(f"{what}: the weights do not fit the network (another architecture?): "
+                           f"{type(e).__name__}: {' '.join(lines[:2])[:300]}") from None
+
+
 def load_into(module, state_dict: dict[str, Any], *, what: str, allow_missing: tuple[str, ...] = ()) -> None:
     """``module.load_state_dict`` that names what did not fit: every key must match, except the
-    ``allow_missing`` keys (tied or training-only tensors some exports leave out)."""
-    missing, unexpected = module.load_state_dict(state_dict, strict=False)
+    ``allow_missing`` keys (tied or training-only tensors some exports leave out); a shape mismatch
+    is a :class:`WeightsError` too."""
+    with must_fit(what):
+        missing, unexpected = module.load_state_dict(state_dict, strict=False)
     missing = [k for k in missing if k not in allow_missing]
     if missing or unexpected:
         raise WeightsError(f"{what} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
