@@ -38,7 +38,7 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import dynamics_defs as D
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
 from moee_bench.metrics.landmarks import build_backend, head_pose
 
 THEVAL_KEYS = ("lip_dynamics", "head_dynamics", "eyebrow_dynamics", "silent_lip_mad", "lip_loudness_dist")
@@ -109,6 +109,8 @@ class Dynamics(Metric):
     higher_is_better = {**{f"{k}_closeness": True for k in THEVAL_KEYS}, "dynamics_score": True}
     needs_audio = True
     uses_gt = True
+    parts = {"pair": ("pred", "gt", "audio")}      # the GT side when the clip has one (else its identity is "absent")
+    PARAMS = {"dynamics_landmarks": Param(str, "dlib", ("dlib", "mediapipe"), help="landmark backend")}
 
     def __init__(self, options: Any = None) -> None:
         p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)

@@ -39,20 +39,32 @@ The state is integer counts and float64 sums, merged by addition.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Mapping
 
 import numpy as np
 
-from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
 from moee_bench.metrics.registry import MetricOptions
 from moee_bench.metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+
+def _classifier_problem(spec: str) -> str | None:
+    """Why ``spec`` names no emotion classifier (checked before any weights are loaded), or None."""
+    from moee_bench.metrics.emotion_classifiers import CLASSIFIERS, HSEMOTION_VARIANTS
+
+    name, _, variant = spec.partition(":")
+    if name not in CLASSIFIERS:
+        return f"unknown emotion classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}"
+    if variant and name != "hsemotion":
+        return f"{name} has no variants"
+    if variant and variant not in HSEMOTION_VARIANTS:
+        return f"unknown HSEmotion variant {variant!r}; known: {', '.join(sorted(HSEMOTION_VARIANTS))}"
+    return None
+
 
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -71,18 +83,19 @@ EXTRA_LABELS = ("contempt",)
 
 
 def extra_target(label: str) -> EmotionSpec:
-    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt).
-    Scored only by classifiers with that class; the others skip the clip with a reason."""
+    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt):
+    the manifest's kind-``other`` spec (:func:`bench.core.emotions.outside_taxonomy`). Scored only by classifiers
+    with that class; the others skip the clip with a counted reason."""
     key = str(label).strip().lower()
     if key not in EXTRA_LABELS:
         raise ValueError(f"{label!r} is not one of the extra targets {EXTRA_LABELS}")
-    return EmotionSpec("extra", key, (0.0,) * 6)
+    return outside_taxonomy(key)
 
 
 def target_kind(spec: EmotionSpec) -> tuple[str, str]:
     """``("single", label)`` for basic/neutral targets and one-component mixtures, ``("extra", label)`` for
-    :func:`extra_target`, else ``("compound", label)``."""
-    if spec.kind == "extra":
+    labels outside the taxonomy (kind ``other``), else ``("compound", label)``."""
+    if not spec.in_taxonomy:
         return "extra", spec.label
     if spec.kind in ("basic", "neutral"):
         return "single", spec.label
@@ -113,12 +126,12 @@ class _Extractor:
         self.n_sampled = 0
         self.n_noface = 0
 
-    def add(self, chunk: FrameChunk) -> None:
-        idx = np.arange(chunk.start, chunk.start + len(chunk.pred))
+    def add(self, chunk: VideoChunk) -> None:
+        idx = np.arange(chunk.start, chunk.start + len(chunk.frames))
         sel = idx % self.m.stride == 0
         if not sel.any():
             return
-        frames = chunk.pred[sel]
+        frames = chunk.frames[sel]
         faces = self.m.detector().detect(frames)
         crops, kept = [], []
         for frame, face, i in zip(frames, faces, idx[sel]):
@@ -163,6 +176,16 @@ class Emotion(Metric):
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
+    parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
+    PARAMS = {"emotion_classifier": Param(str, DEFAULT_CLASSIFIER, check=lambda v: _classifier_problem(v),
+                                          help="fer2013 | hsemotion[:variant] | emotion_fan"),
+              "emotion_stride": Param(int, 5, minimum=1),
+              "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
+              "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
+              "emotion_crop": Param(str, "matched", ("matched", "shared")),
+              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
+              "emotion_recall_k": Param(int, None, minimum=1),
+              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:
@@ -216,10 +239,12 @@ class Emotion(Metric):
         return {**self._extract_config(), "aggregation": self.aggregation, "recall_k": self.recall_k,
                 "recall_threshold": self.recall_threshold}
 
-    def feature_id(self) -> str:
+    def feature_config(self) -> dict[str, Any]:
         """Only what changes the per-frame probabilities (aggregation and scoring options do not)."""
-        blob = json.dumps({"metric": self.name, "config": self._extract_config()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return self._extract_config()
+
+    def weight_files(self) -> list:
+        return [self.classifier.weights] if self.classifier.weights is not None else []
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": self.name, **self.config(), "taxonomy": list(TAXONOMY),
@@ -243,13 +268,20 @@ class Emotion(Metric):
         self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
         self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
         self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0}
+                       "excluded_top_frames": 0, "outside_taxonomy": 0}
         self.excluded_mass = 0.0
         self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
             raise ClipError(ctx.clip_id, "no target emotion for this clip (manifest emotion missing)", status="no_label")
+        label = ctx.clip.emotion.label
+        if not ctx.clip.emotion.in_taxonomy and label not in [c.lower() for c in self.classifier.classes]:
+            self.counts["outside_taxonomy"] += 1            # skipped before any frame is decoded
+            raise ClipError(ctx.clip_id, f"target emotion {label!r} is outside the 6+1 taxonomy and classifier "
+                                         f"{self.classifier.name} has no {label} class (skipped and counted in "
+                                         "emotion_skipped_outside_taxonomy; 8-class classifiers score it)",
+                            status="outside_taxonomy")
         return _Extractor(self, ctx.clip_id, ctx.clip.emotion)
 
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
@@ -396,6 +428,7 @@ class Emotion(Metric):
         total = int(self.nve.sum())
         out["neutral_vs_emotional_raw_acc"] = float(np.trace(self.nve) / total) if total else None
         out["emotion_clips"] = self.counts["clips"]
+        out["emotion_skipped_outside_taxonomy"] = self.counts.get("outside_taxonomy", 0)
         out["emotion_frames_scored"] = self.counts["frames_scored"]
         out["emotion_frames_noface"] = self.counts["frames_noface"]
         out["emotion_excluded_top_frames"] = self.counts["excluded_top_frames"]

@@ -31,7 +31,8 @@ Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``
       safetensors.torch.save_file({k: v.contiguous() for k, v in m.state_dict().items()},
                                   "hsemotion_enet_b0_8_best_vgaf.safetensors")
 
-  and put the result in the weights folder (see ``bench/weights/catalog/emotion.toml``).
+  put the result in the weights folder (see ``bench/core/weights/catalog/emotion.toml``), and lock it
+  with ``moee-bench weights fetch hsemotion_enet_b0_8_best_vgaf`` (no digest is published for it).
 * ``emotion_fan`` (accuracy on real footage: not measured here, no weights on this machine; crop: dlib's
   5-point aligned chip at 224, :func:`dlib_face_chip`, the alignment EAT's evaluation names):
   Emotion-FAN (Meng et al., ICIP 2019) as used by EAT's MEAD evaluation: a
@@ -54,14 +55,12 @@ input size with PIL bilinear filtering. Grey conversion, if any, is done by the 
 from __future__ import annotations
 
 import abc
-import warnings
 from typing import Any, Callable
 
 import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
-from moee_bench.bench.core.weights import (ResolvedWeights, WeightsOptions, get_spec, load_into, package_file,
-                                           sha256_file)
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into
 
 
 MEASURED_FER = ("4 of 5 real labelled clips (80 %) with its matched crop, 3 of 5 with the shared crop; clips: the MEAD-style "
@@ -150,30 +149,10 @@ def dlib_face_chip(frame: np.ndarray, box: np.ndarray, size: int, padding: float
 # weights shipped inside installed packages
 # ----------------------------------------------------------------------------------------------
 def resolve_package_weights(name: str, options: WeightsOptions | None = None) -> ResolvedWeights:
-    """Locate and hash-check a registered file of ``format = "package"`` (``file`` = ``<package>/<path inside it>``)."""
-    spec = get_spec(name)
-    if spec.format != "package":
-        raise WeightsError(f"weights {name!r} are not shipped in a package (format {spec.format!r})")
-    pkg = spec.file.partition("/")[0]
-    path = package_file(spec)
-    if path is None:
-        raise WeightsError(f"weights {name!r} ship inside the Python package {pkg!r}, which is not installed; "
-                           f"{spec.notes or 'install it'}")
-    if not path.is_file():
-        raise WeightsError(f"weights {name!r}: {path} is missing from the installed {pkg!r} package; reinstall it ({spec.url})")
-    digest = sha256_file(path)
-    ok = spec.hash_matches(digest)
-    allow = bool(options and options.allow_unverified)
-    if not ok:
-        msg = f"weights {name!r} at {path} have sha256 {digest}, expected {spec.sha256}"
-        if not allow:
-            raise WeightsError(msg + ". Refusing unexpected weights; reinstall the package version named in "
-                               "bench/weights/catalog, or pass --allow-unverified-weights (results are then marked unverified).")
-        warnings.warn(msg + "; continuing because unverified weights were allowed.", stacklevel=2)
-    resolved = ResolvedWeights(spec, path, digest, ok)
-    if options is not None:
-        options.used.append(resolved)
-    return resolved
+    """Locate and check a registered file that ships inside an installed package (``packaged = true``)."""
+    if not get_spec(name).packaged:
+        raise WeightsError(f"weights {name!r} are not shipped in a package")
+    return (options or WeightsOptions()).resolve(name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +176,8 @@ class EmotionClassifier(abc.ABC):
         d: dict[str, Any] = {"classifier": self.name, "classes": list(self.classes), "input_size": self.input_size,
                              "clip_level": self.clip_level, "preprocess": self.preprocess}
         if self.weights is not None:
-            d["weights"] = {"name": self.weights.spec.name, "sha256": self.weights.sha256, "verified": self.weights.verified}
+            d["weights"] = {"name": self.weights.spec.name, "sha256": self.weights.sha256, "trust": self.weights.trust,
+                            "verified": self.weights.verified}
         d["crop_rule"] = self.crop_rule
         d["accuracy_on_real_footage"] = self.measured
         return d
@@ -254,9 +234,14 @@ class FER2013Tflite(EmotionClassifier):
         from ai_edge_litert.interpreter import Interpreter
 
         self.weights = resolve_package_weights(self.WEIGHTS, weights)
-        self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
+        try:
+            self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
+            self._in = self._interp.get_input_details()[0]["index"]
+            self._out = self._interp.get_output_details()[0]["index"]
+        except (ValueError, RuntimeError, IndexError) as e:      # not a TFLite model (or not this one)
+            from moee_bench.bench.core.errors import WeightsError
+
+            raise WeightsError(f"FER2013 model {self.weights.path} cannot be loaded: {type(e).__name__}: {e}") from None
         self._batch = 0
 
     @staticmethod

@@ -25,12 +25,14 @@ on the order in which clips or processes were merged.
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, FeatureCache, Features, Metric
+from moee_bench.metrics.base import ClipContext, FeatureCache, Features, Metric, Param
 
 N_SUBSETS = 100
 SUBSET_SIZE = 1000
@@ -105,6 +107,15 @@ class KernelDistance(Metric):
     source_name: ClassVar[str]
     needs_gt = True
     needs_feature_cache = True
+    PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1), "kid_subset_size": Param(int, SUBSET_SIZE, minimum=2),
+              "kid_seed": Param(int, 0, minimum=0)}
+
+    @classmethod
+    def parameters(cls) -> Mapping[str, Param]:
+        """KID/KVD's own keys and those of the metric whose features they use (FID / FVD)."""
+        from moee_bench.metrics.registry import metric_class
+
+        return {**metric_class(cls.source_name).parameters(), **cls.PARAMS}
 
     def __init__(self, options: Any) -> None:
         from moee_bench.metrics.registry import metric_class
@@ -120,9 +131,27 @@ class KernelDistance(Metric):
     def config(self) -> dict[str, Any]:
         return self.source.config()
 
-    def feature_id(self) -> str:
+    def identity(self) -> dict[str, Any]:
         """The source metric's identity: the same cache entries, and one extraction for both."""
-        return self.source.feature_id()
+        return self.source.identity()
+
+    def weight_files(self) -> list:
+        return self.source.weight_files()
+
+    def feature_parts(self) -> Mapping[str, tuple[str, ...]]:
+        return self.source.feature_parts()
+
+    def part_config(self, part: str, ctx: ClipContext) -> dict[str, Any]:
+        return self.source.part_config(part, ctx)
+
+    def part_extractor(self, ctx: ClipContext, part: str):
+        return self.source.part_extractor(ctx, part)
+
+    @classmethod
+    def combine(cls, parts: Mapping[str, Features]) -> Features:
+        from moee_bench.metrics.registry import metric_class
+
+        return metric_class(cls.source_name).combine(parts)
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": self.name, "features": f"the {self.source_name} extractor's", **self.config(),
@@ -130,34 +159,31 @@ class KernelDistance(Metric):
                 "subsets": self.n_subsets, "subset_size": f"min(N_real, N_fake, {self.subset_size})", "seed": self.seed,
                 "se": "sqrt of Binkowski et al.'s U-statistic variance estimate at min(N_real, N_fake), mean over subsets"}
 
-    def extractor(self, ctx: ClipContext):
-        return self.source.extractor(ctx)
-
     def attach_cache(self, cache: FeatureCache | None) -> None:
         """The cache :meth:`compute` reads the features from (set by the evaluator)."""
         self.cache = cache
 
     def reset(self) -> None:
-        self.feature_keys: list[str] = []
+        self.feature_keys: list[dict[str, str]] = []      # per clip: part -> feature cache key
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         if len(feats["pred"]) == 0 or len(feats["gt"]) == 0:
             raise ClipError(ctx.clip_id if ctx else None, "no features", status="too_short")
         key = (ctx.feature_keys or {}).get(self.name) if ctx is not None else None
-        if key is None:
+        if not key:
             raise RuntimeError(f"{self.name}: the evaluator gave no feature cache key; {self.name} reads its features "
                                "back from the feature cache (evaluate(..., cache=...))")
-        self.feature_keys.append(key)
+        self.feature_keys.append(dict(key))
         return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"feature_keys": list(self.feature_keys)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.feature_keys = list(state["feature_keys"])
+        self.feature_keys = [dict(k) for k in state["feature_keys"]]
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.feature_keys.extend(state["feature_keys"])
+        self.feature_keys.extend(dict(k) for k in state["feature_keys"])
 
     def compute(self) -> dict[str, Any]:
         k = self.name
@@ -165,15 +191,16 @@ class KernelDistance(Metric):
             return {k: None, f"{k}_reason": "no clip was scored"}
         if self.cache is None:
             return {k: None, f"{k}_reason": f"{k} reads features from the feature cache and none was attached"}
+        clips = {json.dumps(keys, sort_keys=True): keys for keys in self.feature_keys}   # order- and rank-independent
         feats, missing = [], 0
-        for key in sorted(set(self.feature_keys)):
-            f = self.cache.get(key)
-            if f is None:
+        for blob in sorted(clips):
+            parts = {part: self.cache.get(key) for part, key in clips[blob].items()}
+            if any(f is None for f in parts.values()):
                 missing += 1
             else:
-                feats.append(f)
+                feats.append(self.combine(parts))
         if missing:
-            return {k: None, f"{k}_reason": f"{missing} of {len(set(self.feature_keys))} clips' features are no longer in the cache"}
+            return {k: None, f"{k}_reason": f"{missing} of {len(clips)} clips' features are no longer in the cache"}
         return {**kernel_from_features(feats, k, n_subsets=self.n_subsets, subset_size=self.subset_size, seed=self.seed),
                 f"{k}_clips": len(feats)}
 

@@ -20,6 +20,8 @@ import numpy as np
 import python_speech_features
 import torch
 
+from moee_bench.bench.core.weights import load_into
+
 VSHIFT = 15
 SAMPLES_PER_FRAME = 640  # 16000 / 25
 
@@ -82,7 +84,7 @@ def summarise(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncResult:
 class SyncNetScorer:
     """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
 
-    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 8, vshift: int = VSHIFT,
+    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 32, vshift: int = VSHIFT,
                  fast: bool = True):
         self.net = net.to(device).eval()
         self.fast = None
@@ -100,7 +102,7 @@ class SyncNetScorer:
         from syncnet_python.SyncNetModel import S
 
         net = S()
-        net.load_state_dict(state)
+        load_into(net, state, what="SyncNet (syncnet_v2)")
         return cls(net, **kw)
 
     @torch.inference_mode()

@@ -3,8 +3,9 @@
 THEval calls ``get_speech_timestamps(read_audio(wav), load_silero_vad(), return_seconds=True)``;
 ``load_silero_vad()`` is the package's TorchScript file ``silero_vad/data/silero_vad.jit``. We make the
 same call on the same network, with one difference: the file is hash-checked against the registry
-(``bench/core/weights/catalog/audio.toml``) *before* ``torch.jit.load``, and an unverified file is never
-loaded (``--allow-unverified-weights`` does not lift this: a TorchScript file is code).
+(``bench/core/weights/catalog/audio.toml``) and loaded through the weights gate
+(:func:`bench.core.weights.load_torchscript`), which never runs an unverified TorchScript file
+(``--allow-unverified-weights`` does not lift this: a TorchScript file is code).
 
 The wheel's other forms were considered: ``silero_vad_16k.safetensors`` holds *different* weights
 (largest absolute difference 18.2 in ``conv4`` against the TorchScript model's; its speech probabilities
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_torchscript
 
 SR = 16000
 WEIGHTS = "silero_vad_jit"
@@ -38,14 +39,12 @@ def resolve_vad_weights(options: WeightsOptions | None = None) -> ResolvedWeight
 
 
 @lru_cache(maxsize=2)
-def _jit(path: str, sha256: str):
+def _jit(resolved: ResolvedWeights):
     import warnings
-
-    import torch
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)      # torch 2.14 deprecates jit.load in favour of export
-        model = torch.jit.load(path, map_location="cpu")    # verified above: sha256 == registry digest
+        model = load_torchscript(resolved)
     return model.eval()
 
 
@@ -69,7 +68,7 @@ class SileroVAD:
 
     def __init__(self, weights: WeightsOptions | None = None) -> None:
         self.weights = resolve_vad_weights(weights)
-        self.model = _jit(str(self.weights.path), self.weights.sha256)
+        self.model = _jit(self.weights)
 
     def segments(self, audio: np.ndarray) -> list[tuple[float, float]]:
         """Speech segments ``[(start_s, end_s)]``: ``silero_vad.get_speech_timestamps`` with its defaults

@@ -7,7 +7,7 @@ Everything here groups clips the split already has; nothing is generated or scor
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

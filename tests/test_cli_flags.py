@@ -46,10 +46,10 @@ def test_score_flag_reaches_the_metric(folders, tmp_path: Path):
 
 @pytest.mark.parametrize("extra, says", [
     (["--akd-landmarks", "fan", "--param", "akd_landmarks=dlib"], "conflicts with --param akd_landmarks=dlib"),
-    (["--fvd-variant", "stylegan"], "accepts styleganv, videogpt"),
-    (["--emotion-classifier", "nope"], "accepts emotion_fan, fer2013, hsemotion"),
+    (["--fvd-variant", "stylegan"], "--fvd-variant stylegan: must be one of styleganv, videogpt"),
+    (["--emotion-classifier", "nope"], "--emotion-classifier nope"),
     (["--param", "akd_stride"], "expected KEY=VALUE"),
-    (["--param", "face_cropped=maybe"], "face_cropped='maybe'"),
+    (["--face-cropped", "--param", "face_cropped=no"], "conflicts with --param face_cropped=no"),
 ])
 def test_score_refuses_conflicting_or_unknown_values(folders, tmp_path: Path, capsys, extra, says):
     rc, out = _score(folders, tmp_path, "--metrics", "psnr,akd,fvd,emotion,sync", *extra)
@@ -57,10 +57,11 @@ def test_score_refuses_conflicting_or_unknown_values(folders, tmp_path: Path, ca
     assert says in capsys.readouterr().err
 
 
-def test_same_value_twice_is_not_a_conflict_and_an_unused_flag_is_warned(folders, tmp_path: Path, capsys):
-    rc, out = _score(folders, tmp_path, "--metrics", "psnr", "--face-cropped", "--param", "face_cropped=True")
+def test_same_value_twice_is_not_a_conflict_and_a_flag_needs_its_metric(folders, tmp_path: Path, capsys):
+    rc, out = _score(folders, tmp_path, "--metrics", "psnr,sync", "--face-cropped", "--param", "face_cropped=True")
     assert rc == 0 and out["metrics"]["psnr"] > 0
-    assert "--face-cropped sets a parameter of the sync metric" in capsys.readouterr().err
+    rc, out = _score(folders, tmp_path, "--metrics", "psnr", "--fvd-variant", "videogpt")
+    assert rc == exitcodes.USAGE and "metric 'fvd', which is not requested" in capsys.readouterr().err
 
 
 def test_run_flag_enters_the_suite_params_and_run_id(tmp_path: Path, capsys):
@@ -70,7 +71,7 @@ def test_run_flag_enters_the_suite_params_and_run_id(tmp_path: Path, capsys):
     man.save(tmp_path / "ds" / "manifest.json")
     suite = tmp_path / "s.toml"
     suite.write_text(f'name = "t"\ndataset = "{tmp_path / "ds" / "manifest.json"}"\nsplit = "test"\n'
-                     'metrics = ["psnr"]\n[params]\nfvd_variant = "styleganv"\n[[methods]]\nname = "ground-truth"\n')
+                     'metrics = ["psnr", "fvd"]\n[params]\nfvd_variant = "styleganv"\n[[methods]]\nname = "ground-truth"\n')
     base = ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--no-report"]
     assert main(base) == 0
     assert main(base + ["--fvd-variant", "videogpt"]) == 0

@@ -3,6 +3,8 @@ error; through the evaluator, features come from FID's single extraction and are
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +116,9 @@ def test_kid_reads_fid_features_from_the_cache_with_one_extraction(monkeypatch, 
     assert sum(calls) == 2 * 18                      # one Inception pass per side for FID and KID together
     keys = [c.feature_keys["kid"] for c in res.clips]
     assert keys == [c.feature_keys["fid"] for c in res.clips]
-    feats = [cache.get(k) for k in keys]
+    # per clip, the FID parts (pred, GT) read back and paired; clips in the metric's canonical order (sorted keys)
+    order = sorted(keys, key=lambda ks: json.dumps(ks, sort_keys=True))
+    feats = [FID.combine({part: cache.get(k) for part, k in ks.items()}) for ks in order]
     ref = kernel_from_features(feats, "kid", n_subsets=5)
     assert res.metrics["kid"] == ref["kid"] and res.metrics["kid_se"] == ref["kid_se"]
     assert res.metrics["kid_n_real"] == 18

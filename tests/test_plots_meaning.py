@@ -26,7 +26,8 @@ def _store(tmp_path: Path) -> ResultStore:
     rng = np.random.default_rng(0)
     for k, m in enumerate(methods):
         for i, emo in enumerate(EMOS):
-            vals = {"psnr": 20.0 + k + rng.normal(), "offset": float(i - 1), "emotion_pred_index": float(i % 3)}
+            vals = {"psnr": 20.0 + k + rng.normal(), "psnr_nframes": 10.0, "offset": float(i - 1),
+                    "emotion_pred_index": float(i % 3)}
             if emo == "happily_surprised":
                 vals.update(compound_top2=float(k % 2), compound_recall=0.5, compound_mix=0.4)
             else:
@@ -50,7 +51,7 @@ def test_speed_quality_shows_only_methods_that_generate(tmp_path: Path):
     text = _texts(fig)
     assert "gen-a (N=4" in text and "gen-b (N=4" in text
     assert "ground-truth" not in text and "static" not in text
-    assert "CI: 95% percentile bootstrap over clips (1000 resamples)" in text
+    assert "CI: 95% percentile bootstrap over clips (1000 resamples), frame-weighted mean" in text
     assert plots.speed_quality(method_table(st, "r"), st.throughput("r"), set()) is None         # nothing generates
 
 

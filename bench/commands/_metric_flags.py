@@ -1,112 +1,89 @@
 """First-class flags for the metric parameters people reach for, shared by ``score`` and ``run``.
 
 Each flag is a named alias of one metric parameter (the key ``--param KEY=VALUE`` sets, and a suite's
-``[params]`` table); ``--param`` stays for the long tail. A key given both ways with different values
-is an error. Allowed values are read from the metric modules (imported only once the command runs).
+``[params]`` table); ``--param`` stays for the long tail. Values are parsed by the metric's own
+declaration (``Metric.PARAMS``: type, choices, checks), imported only once the command runs; a flag and a
+``--param`` that give one key two different values are an error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from moee_bench.bench.core.errors import BenchError
-
-TRUE_WORDS = ("1", "true", "yes", "on")
-FALSE_WORDS = ("0", "false", "no", "off")
+from moee_bench.bench.options import parse_kv
 
 
 @dataclass(frozen=True)
 class MetricFlag:
-    """``--flag`` -> metric parameter ``key`` of metric ``metric``; ``choices`` = ``module:NAME`` of the allowed values."""
+    """``--flag`` -> parameter ``key`` of metric ``metric``; ``switch``: a flag without a value (sets true)."""
 
     flag: str
     key: str
     metric: str
     help: str
-    choices: str | None = None       # None: a boolean switch
+    switch: bool = False
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
-    def allowed(self) -> tuple[str, ...]:
-        """The values the metric accepts (for a classifier ``name:variant`` only the name is checked)."""
-        if self.choices is None:
-            return ("true", "false")
-        mod, _, name = self.choices.partition(":")
-        return tuple(sorted(getattr(importlib.import_module(mod), name)))
+    def parse(self, raw: Any) -> Any:
+        """The typed value as the metric declares it; ``ValueError`` with the metric's reason otherwise."""
+        from moee_bench.metrics.registry import metric_class
 
-    def normalise(self, value: Any) -> str:
-        """The value as the metric reads it; :class:`BenchError` for a value the metric does not accept."""
-        text = str(value).strip()
-        if self.choices is None:
-            low = text.lower()
-            if low in TRUE_WORDS or low in FALSE_WORDS:
-                return "true" if low in TRUE_WORDS else "false"
-            raise BenchError(f"{self.key}={value!r}: expected one of {TRUE_WORDS + FALSE_WORDS}")
-        allowed = self.allowed()
-        if text.partition(":")[0] not in allowed:
-            raise BenchError(f"{self.flag} / {self.key}={text!r}: the {self.metric} metric accepts {', '.join(allowed)}")
-        return text
+        return metric_class(self.metric).parameters()[self.key].parse(raw)
 
 
 FLAGS: tuple[MetricFlag, ...] = (
     MetricFlag("--face-cropped", "face_cropped", "sync",
-               "videos are already face crops: SyncNet scores the whole frame resized to 224 (no face tracking)"),
-    MetricFlag("--fvd-variant", "fvd_variant", "fvd", "FVD protocol: styleganv (default) or videogpt (TATS I3D)",
-               "moee_bench.metrics.fvd:VARIANTS"),
+               "sync: the videos are already face crops, scored whole (no detection or tracking)", switch=True),
+    MetricFlag("--fvd-variant", "fvd_variant", "fvd", "FVD protocol: styleganv (default) or videogpt (TATS I3D)"),
     MetricFlag("--akd-landmarks", "akd_landmarks", "akd",
-               "AKD landmarks: dlib (default, offline) or fan (FOMM's face-alignment FAN + S3FD)",
-               "moee_bench.metrics.akd:LANDMARKS"),
+               "AKD landmarks: dlib (default, offline) or fan (FOMM's face-alignment FAN + S3FD)"),
     MetricFlag("--emotion-classifier", "emotion_classifier", "emotion",
-               "emotion classifier: fer2013 (default, embedded), hsemotion[:variant] or emotion_fan",
-               "moee_bench.metrics.emotion_classifiers:CLASSIFIERS"),
+               "emotion classifier: fer2013 (default, embedded), hsemotion[:variant] or emotion_fan"),
 )
-BY_KEY = {f.key: f for f in FLAGS}
 
 
 def add_metric_flags(parser: argparse.ArgumentParser) -> None:
     """Add the first-class metric flags and ``--param KEY=VALUE`` to a command's parser."""
-    g = parser.add_argument_group("metric options (first-class flags for metric parameters; --param for the rest)")
+    g = parser.add_argument_group("metric options (first-class flags; --param KEY=VALUE for any other parameter, "
+                                  "`moee-bench metrics` lists them)")
     for f in FLAGS:
-        if f.choices is None:
-            g.add_argument(f.flag, dest=f.dest, action="store_const", const="true", help=f.help)
+        if f.switch:
+            g.add_argument(f.flag, dest=f.dest, action="store_const", const="true",
+                           help=f"{f.help}; same as --param {f.key}=true")
         else:
-            g.add_argument(f.flag, dest=f.dest, metavar=f.key.split("_")[-1].upper(), help=f.help)
+            g.add_argument(f.flag, dest=f.dest, metavar=f.key.rsplit("_", 1)[-1].upper(),
+                           help=f"{f.help}; same as --param {f.key}=...")
     g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="any metric parameter (see each metric's docstring), repeatable")
+                   help="metric parameter, repeatable; unknown keys are refused")
 
 
-def metric_params(args: argparse.Namespace, metrics: list[str] | None = None) -> dict[str, str]:
-    """Metric parameters from ``--param`` and the first-class flags of ``args``.
+def metric_params(args: argparse.Namespace) -> dict[str, Any]:
+    """``--param`` items and the first-class flags of ``args`` as one params dict (values still as given).
 
-    A ``--param`` without ``=``, a repeated ``--param`` key with two values, a flag and a ``--param``
-    giving one key two values, or a value the metric does not accept is a :class:`BenchError`. When
-    ``metrics`` is given, a flag for a metric not among them is warned about on stderr (it changes nothing)."""
-    params: dict[str, str] = {}
-    for kv in args.param:
-        key, eq, value = kv.partition("=")
-        key = key.strip()
-        if not eq or not key:
-            raise BenchError(f"--param {kv!r}: expected KEY=VALUE")
-        if key in BY_KEY:
-            value = BY_KEY[key].normalise(value)
-        if key in params and params[key] != value:
-            raise BenchError(f"--param {key} given twice with different values ({params[key]!r}, {value!r})")
-        params[key] = value
+    A ``--param`` without ``=``, a flag value its metric refuses, or a flag and a ``--param`` that give one
+    key different values (compared as the metric parses them) is a :class:`BenchError`. Keys and values are
+    then checked against the requested metrics by :func:`metrics.registry.check_params`."""
+    params: dict[str, Any] = parse_kv(args.param, "--param")
     for f in FLAGS:
         given = getattr(args, f.dest, None)
         if given is None:
             continue
-        value = f.normalise(given)
-        if f.key in params and params[f.key] != value:
-            raise BenchError(f"{f.flag} {value} conflicts with --param {f.key}={params[f.key]}; give it once")
-        params[f.key] = value
-        if metrics is not None and f.metric not in metrics:
-            print(f"warning: {f.flag} sets a parameter of the {f.metric} metric, which is not among the metrics "
-                  f"({', '.join(metrics)}); it changes nothing", file=sys.stderr)
+        try:
+            value = f.parse(given)
+        except ValueError as e:
+            raise BenchError(f"{f.flag} {given}: {e}") from None
+        if f.key in params:
+            try:
+                same = f.parse(params[f.key]) == value
+            except ValueError:
+                same = False
+            if not same:
+                raise BenchError(f"{f.flag} {given} conflicts with --param {f.key}={params[f.key]}; give it once")
+        params[f.key] = given
     return params

@@ -1,8 +1,8 @@
-"""``moee-bench metrics``: every metric with its keys and directions, the implementation it matches, the
-first-class flags that set its parameters and whether its weights are on this machine.
+"""``moee-bench metrics``: every metric with its output keys and directions, the implementation it matches,
+its parameter keys, the first-class flags that set them and whether its weights are on this machine.
 
 Everything is read from where it is defined: the metric registry (``metrics/registry.py``) and each
-metric class (``keys``, ``higher_is_better``, ``reference``, ``needs_*``), the weights registry (entries
+metric class (``keys``, ``higher_is_better``, ``reference``, ``PARAMS``, ``needs_*``), the weights registry (entries
 whose ``used_by`` names the metric; ``used_by = ["akd (akd_landmarks=fan)"]`` marks a file needed only
 with that option; KID/KVD read their source metric's features, so its weights) and the flag table of
 ``score``/``run``.
@@ -33,9 +33,10 @@ def _weights_of(metric: str, weights_dir: str | None) -> list[dict[str, Any]]:
     out = []
     for name, spec in sorted(registry().items()):
         for use in spec.used_by:
-            who, _, when = use.partition(" ")
-            if who == metric:
-                out.append({"name": name, "file": spec.file, "when": when.strip("() ") or None,
+            who, _, note = use.partition(" ")
+            note = note.strip("() ")
+            if who == metric:               # "akd (akd_landmarks=fan)": needed only with that option
+                out.append({"name": name, "file": spec.file, "when": note if "=" in note else None,
                             "present": locate(name, weights_dir) is not None})
     return out
 
@@ -61,6 +62,9 @@ def describe_metrics(weights_dir: str | None = None) -> list[dict[str, Any]]:
         row.update({
             "keys": {k: _direction(cls.higher_is_better.get(k)) for k in cls.keys},
             "reference": cls.reference,
+            "params": {k: {"type": p.kind.__name__, "default": p.default,
+                           "choices": list(p.choices) if p.choices is not None else None, "help": p.help}
+                       for k, p in cls.parameters().items()},
             "needs": [w for w, flag in (("gt", cls.needs_gt), ("audio", cls.needs_audio), ("reference image", cls.needs_ref),
                                         ("target emotion", cls.needs_emotion)) if flag],
             "weights_from": source,
@@ -84,6 +88,10 @@ def format_metrics(rows: list[dict[str, Any]]) -> str:
         lines.append(f"  reference: {r['reference'] or '(not stated)'}")
         if r["needs"]:
             lines.append("  needs:     " + ", ".join(r["needs"]))
+        if r["params"]:
+            lines.append("  params:    " + ", ".join(
+                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else "")
+                for k, v in r["params"].items()))
         if r["flags"]:
             lines.append("  flags:     " + ", ".join(r["flags"]))
         via = f" (the {r['weights_from']} features')" if r["weights_from"] else ""

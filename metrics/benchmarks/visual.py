@@ -16,27 +16,76 @@ from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.metrics.benchmarks.common import peak_rss_mb, report, timed
 
 
-def _random_weights(d: Path) -> None:
+def random_fid_inception(path: Path, seed: int = 0) -> Path:
+    """pytorch-fid's FID Inception with random weights, saved as its reference state dict file."""
+    from unittest import mock
+
     import pytorch_fid.inception as pfi
+
+    torch.manual_seed(seed)
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: None), \
+         mock.patch("torch.nn.Module.load_state_dict", lambda self, sd, *a, **k: None):
+        net = pfi.fid_inception_v3()
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def random_weights(d: Path) -> None:
+    """Random AlexNet (LPIPS backbone) and FID Inception under their registry file names in ``d``."""
     import torchvision
 
     torch.manual_seed(0)
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), d / "alexnet-owt-7be5be79.pth")
-    net = pfi.fid_inception_v3.__wrapped__() if hasattr(pfi.fid_inception_v3, "__wrapped__") else None
-    if net is None:
-        from unittest import mock
+    random_fid_inception(d / "pt_inception-2015-12-05-6726825d.pth")
 
-        with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: None), \
-             mock.patch("torch.nn.Module.load_state_dict", lambda self, sd, *a, **k: None):
-            net = pfi.fid_inception_v3()
-    torch.save(net.state_dict(), d / "pt_inception-2015-12-05-6726825d.pth")
+
+def researcher_chain(clips: list, work: Path, wdir: Path, gt_png: Path | None = None) -> dict[str, float]:
+    """PSNR, SSIM, LPIPS and FID of ``clips`` (:class:`metrics.base.ClipInput`) the way a researcher computes them
+    today: every frame dumped to PNG (PyAV), ``pytorch_fid``'s ``calculate_fid_given_paths`` on the two
+    folders (TORCH_HOME pointed at ``wdir``'s Inception), and an lpips / scikit-image loop over the PNGs.
+    ``gt_png``: a folder of GT PNGs dumped by an earlier call (reused, as a researcher scoring several
+    methods against one GT would); None dumps them under ``work``."""
+    import os
+
+    import lpips
+    import pytorch_fid.fid_score as fs
+    from PIL import Image
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    dirs = {"pred": work / "png_pred", "gt": gt_png or work / "png_gt"}
+    for side in ("pred", "gt"):
+        if side == "gt" and gt_png is not None and any(gt_png.glob("*.png")):
+            continue
+        for c in clips:
+            for t, img in enumerate(media.read_frames(getattr(c, side))):
+                media.write_image(dirs[side] / f"{c.clip_id}_{t:04d}.png", img)
+    os.environ["TORCH_HOME"] = str(work / "th")
+    hub = work / "th" / "hub" / "checkpoints"
+    hub.mkdir(parents=True, exist_ok=True)
+    link = hub / "pt_inception-2015-12-05-6726825d.pth"
+    if not link.exists():
+        link.symlink_to(wdir / "pt_inception-2015-12-05-6726825d.pth")
+    fid = fs.calculate_fid_given_paths([str(dirs["pred"]), str(dirs["gt"])], 50, "cpu", 2048, 0)
+    lp = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    sd = torch.load(wdir / "alexnet-owt-7be5be79.pth", weights_only=True)
+    for mod in lp.net.children():
+        for idx, layer in mod.named_children():
+            if hasattr(layer, "weight"):
+                layer.weight.data, layer.bias.data = sd[f"features.{idx}.weight"], sd[f"features.{idx}.bias"]
+    ps, ss, ls = [], [], []
+    for f in sorted(dirs["pred"].glob("*.png")):
+        a = np.asarray(Image.open(f).convert("RGB"))
+        b = np.asarray(Image.open(dirs["gt"] / f.name).convert("RGB"))
+        ps.append(peak_signal_noise_ratio(b, a, data_range=255))
+        ss.append(structural_similarity(b, a, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                        data_range=255, channel_axis=-1))
+        with torch.no_grad():
+            t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1  # noqa: E731
+            ls.append(float(lp(t(a), t(b))))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "lpips": float(np.mean(ls)), "fid": float(fid)}
 
 
 def run(args) -> int:
-    import lpips
-    import pytorch_fid.fid_score as fs
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     from moee_bench.metrics.evaluate import ClipInput, evaluate
     from moee_bench.metrics.registry import MetricOptions, build_metrics
 
@@ -45,7 +94,7 @@ def run(args) -> int:
         d = Path(tmp)
         wdir = d / "w"
         wdir.mkdir()
-        _random_weights(wdir)
+        random_weights(wdir)
         rng = np.random.default_rng(0)
         clips = []
         for i in range(args.clips):
@@ -62,38 +111,7 @@ def run(args) -> int:
             return evaluate(clips, ms, progress=False).metrics
 
         def reference():
-            for side in ("pred", "gt"):
-                for c in clips:
-                    for t, img in enumerate(media.read_frames(getattr(c, side))):
-                        media.write_image(d / f"png_{side}" / f"{c.clip_id}_{t:04d}.png", img)
-            import os
-
-            os.environ["TORCH_HOME"] = str(d / "th")
-            hub = d / "th" / "hub" / "checkpoints"
-            hub.mkdir(parents=True, exist_ok=True)
-            link = hub / "pt_inception-2015-12-05-6726825d.pth"
-            if not link.exists():
-                link.symlink_to(wdir / "pt_inception-2015-12-05-6726825d.pth")
-            fid = fs.calculate_fid_given_paths([str(d / "png_pred"), str(d / "png_gt")], 50, "cpu", 2048, 0)
-            lp = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-            sd = torch.load(wdir / "alexnet-owt-7be5be79.pth", weights_only=True)
-            for mod in lp.net.children():
-                for idx, layer in mod.named_children():
-                    if hasattr(layer, "weight"):
-                        layer.weight.data, layer.bias.data = sd[f"features.{idx}.weight"], sd[f"features.{idx}.bias"]
-            from PIL import Image
-
-            ps, ss, ls = [], [], []
-            for f in sorted((d / "png_pred").glob("*.png")):
-                a = np.asarray(Image.open(f).convert("RGB"))
-                b = np.asarray(Image.open(d / "png_gt" / f.name).convert("RGB"))
-                ps.append(peak_signal_noise_ratio(b, a, data_range=255))
-                ss.append(structural_similarity(b, a, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                                data_range=255, channel_axis=-1))
-                with torch.no_grad():
-                    t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1
-                    ls.append(float(lp(t(a), t(b))))
-            return {"psnr": np.mean(ps), "ssim": np.mean(ss), "lpips": np.mean(ls), "fid": fid}
+            return researcher_chain(clips, d, wdir)
 
         rss0 = peak_rss_mb()
         t_ours, m_ours = timed(ours, args.repeats)
