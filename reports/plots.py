@@ -4,6 +4,8 @@ interval was made (or that it shows none)."""
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -36,7 +38,8 @@ def headline_bars(t: pd.DataFrame, headline: list[str]):
         ax.set_xticks(range(len(vals)), [f"{m}\nN={int(n)}" if pd.notna(n) else m for m, n in zip(t["method"], ns)],
                       rotation=30, ha="right")
         how = {str(x) for x in t[f"{k}_ci_method"].dropna()} if f"{k}_ci_method" in t.columns else set()
-        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}\nCI: {'; '.join(sorted(how)) or 'none'}", fontsize=8)
+        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}\n" + textwrap.fill(f"CI: {'; '.join(sorted(how)) or 'none'}", 44),
+                     fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -164,5 +167,5 @@ def speed_quality(table: pd.DataFrame, thr: pd.DataFrame, generating: set[str] |
     ax.set_xscale("log")
     ax.set_xlabel("generation frames/s (log; total frames / total generation seconds)")
     ax.set_ylabel(f"{KEYS[key].label} {'↑' if KEYS[key].higher_is_better else '↓'}")
-    ax.set_title(f"Speed vs quality, methods that generate (CI: {how})", fontsize=8)
+    ax.set_title(textwrap.fill(f"Speed vs quality, methods that generate (CI: {how})", 70), fontsize=8)
     return fig
