@@ -40,7 +40,8 @@ def _store(tmp_path: Path) -> ResultStore:
 
 
 def _texts(fig) -> str:
-    return "\n".join(t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text")))
+    """Every text of a figure, wrapped lines joined with single spaces."""
+    return " | ".join(" ".join(t.get_text().split()) for t in fig.findobj(lambda a: hasattr(a, "get_text")))
 
 
 def test_speed_quality_shows_only_methods_that_generate(tmp_path: Path):
