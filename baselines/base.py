@@ -74,6 +74,7 @@ class Method(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "0"
     capabilities: ClassVar[Capabilities] = Capabilities()
+    generates: ClassVar[bool] = True        # False: copies or holds existing frames, so it has no generation speed
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config = dict(config or {})
@@ -107,7 +108,7 @@ class Method(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Name, version, capabilities, config and training data, for run metadata."""
         c = self.capabilities
-        return {"name": self.name, "version": self.version, "emotion_inputs": sorted(c.emotion_inputs),
-                "native_fps": c.native_fps, "native_size": list(c.native_size), "seedable": c.seedable,
-                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()},
-                "training_data": self.training_data()}
+        return {"name": self.name, "version": self.version, "generates": self.generates,
+                "emotion_inputs": sorted(c.emotion_inputs), "native_fps": c.native_fps,
+                "native_size": list(c.native_size), "seedable": c.seedable, "recrops_face": c.recrops_face,
+                "config": {k: str(v) for k, v in self.config.items()}, "training_data": self.training_data()}

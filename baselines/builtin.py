@@ -21,6 +21,7 @@ class GroundTruth(Method):
 
     name = "ground-truth"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -37,6 +38,7 @@ class Static(Method):
 
     name = "static"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"none"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -59,6 +61,7 @@ class Precomputed(Method):
 
     name = "precomputed"
     version = "1"
+    generates = False
     capabilities = Capabilities(emotion_inputs=frozenset({"label", "compound", "mixture", "text", "audio"}))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:

@@ -282,7 +282,8 @@ class SuiteRunner:
         return r.source if r else None
 
     def record_throughput(self, gen: Generation) -> None:
-        """Store the method's generation speed over every rank (only when something was generated).
+        """Store the method's generation speed over every rank (only when something was generated, and only for
+        methods that generate: ground truth, static and precomputed videos have no generation speed).
 
         Peak memory is labelled by what was measured: this process's peak RSS (which includes the scoring
         of earlier methods), the children's peak RSS for subprocess baselines, and on CUDA the allocator's
@@ -291,7 +292,7 @@ class SuiteRunner:
 
         parts = self.dist.gather((gen.seconds, gen.frames, gen.n_generated, gen.child))
         tot = [sum(x[i] for x in parts) for i in range(3)]
-        if not tot[2] or self.dist.rank != 0:
+        if not tot[2] or self.dist.rank != 0 or not self.meta["methods"][gen.spec.label].get("generates", True):
             return
         mem = memory_report(self.device, child_usage({"process": x[3]} for x in parts))
         self.store.put_throughput(self.run_id, gen.spec.label, device=device_name(self.device),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,17 @@ class Suite:
     params: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def override_params(self, params: dict[str, Any]) -> None:
+        """Command-line metric parameters over the file's ``[params]``; they enter the suite hash (and so the run
+        id), since they change the scores. A key the file sets otherwise is noted on stderr."""
+        if not params:
+            return
+        for k, v in params.items():
+            if k in self.params and str(self.params[k]) != str(v):
+                print(f"note: {k}={v} from the command line overrides the suite file's {k}={self.params[k]}", file=sys.stderr)
+        self.params.update(params)
+        self.raw = {**self.raw, "params": dict(self.params)}
 
     @property
     def hash(self) -> str:

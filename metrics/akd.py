@@ -65,6 +65,7 @@ class _Extractor:
 
 class AKD(Metric):
     name = "akd"
+    reference = "FOMM pose-evaluation cmp_kp.py on dlib 68 landmarks (akd_landmarks=fan: face-alignment FAN)"
     keys = ("akd",)
     higher_is_better = {"akd": False}
     needs_gt = True

@@ -183,6 +183,7 @@ class Metric(abc.ABC):
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
     higher_is_better: ClassVar[Mapping[str, bool]]  # per key
+    reference: ClassVar[str] = ""                  # the implementation it matches (`moee-bench metrics`)
     needs_gt: ClassVar[bool] = False
     uses_gt: ClassVar[bool] = False                 # scores GT frames when the clip has a GT video (not required)
     needs_audio: ClassVar[bool] = False

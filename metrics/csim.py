@@ -108,6 +108,7 @@ class _RefExtractor:
 
 class CSIM(FrameMeanMetric):
     name = "csim"
+    reference = "ArcFace IR-SE50 (facexlib) cosine similarity, reference image vs frames"
     keys = ("csim",)
     higher_is_better = {"csim": True}
     needs_ref = True

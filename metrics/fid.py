@@ -69,6 +69,7 @@ class _Extractor:
 
 class FID(MomentsMetric):
     name = "fid"
+    reference = "pytorch-fid 0.3.0 (Heusel et al. 2017), InceptionV3 pool3 over all frames"
     keys = ("fid",)
     higher_is_better = {"fid": False}
     needs_gt = True

@@ -115,6 +115,7 @@ class FLMD(MomentsMetric):
     """Fréchet distance between landmark-motion histograms of generated and GT 16-frame windows."""
 
     name = "flmd"
+    reference = "FVMD's motion histograms (ljh0v0/FMD-frechet-motion-distance) on dlib landmarks; not FVMD"
     keys = ("flmd",)
     higher_is_better = {"flmd": False}
     needs_gt = True

@@ -166,6 +166,7 @@ class _Extractor:
 
 class FVD(MomentsMetric):
     name = "fvd"
+    reference = "StyleGAN-V fvd2048_16f I3D (fvd_variant=videogpt: VideoGPT/TATS I3D)"
     keys = ("fvd",)
     higher_is_better = {"fvd": False}
     needs_gt = True

@@ -221,6 +221,7 @@ class KID(KernelDistance):
     """KID on the FID features (pytorch-fid InceptionV3 pool3, every frame)."""
 
     name = "kid"
+    reference = "clean-fid / torch-fidelity kernel_distance on the FID features"
     source_name = "fid"
     keys = ("kid",)
     higher_is_better = {"kid": False}
@@ -230,6 +231,7 @@ class KVD(KernelDistance):
     """Kernel video distance: KID's estimator on the FVD features (I3D, 16-frame windows)."""
 
     name = "kvd"
+    reference = "KID's unbiased MMD estimator on the FVD (I3D) features"
     source_name = "fvd"
     keys = ("kvd",)
     higher_is_better = {"kvd": False}

@@ -55,6 +55,7 @@ class _Extractor:
 
 class LPIPS(FrameMeanMetric):
     name = "lpips"
+    reference = "lpips 0.1.4 (Zhang et al. 2018), AlexNet v0.1 (lpips_net=vgg: VGG)"
     keys = ("lpips",)
     higher_is_better = {"lpips": False}
     needs_gt = True

@@ -46,6 +46,7 @@ class _Extractor:
 
 class PSNR(Metric):
     name = "psnr"
+    reference = "scikit-image peak_signal_noise_ratio (data_range 255), mean of per-frame values"
     keys = ("psnr", "psnr_dataset")
     higher_is_better = {"psnr": True, "psnr_dataset": True}
     needs_gt = True

@@ -51,6 +51,7 @@ class _Extractor:
 
 class SSIM(FrameMeanMetric):
     name = "ssim"
+    reference = "scikit-image structural_similarity with Wang et al. (2004) arguments"
     keys = ("ssim",)
     higher_is_better = {"ssim": True}
     needs_gt = True

@@ -181,6 +181,7 @@ class Sync(Metric):
     """Sync-C (higher better) and Sync-D (lower better) per clip, averaged over scored clips."""
 
     name = "sync"
+    reference = "joonson/syncnet_python via syncnet-python 0.2.3 (Sync-C, Sync-D)"
     keys = ("sync_c", "sync_d")
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True

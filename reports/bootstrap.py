@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def percentile_ci_method(n_boot: int = 1000, level: float = 0.95, what: str = "clips") -> str:
+    """How :func:`mean_ci` (and the other resampling CIs here) are made, in words, for tables and charts."""
+    return f"{level:.0%} percentile bootstrap over {what} ({n_boot} resamples)"
+
+
 def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The estimator a leaderboard cell shows: the plain mean of per-clip values, or with ``weights`` (each
     clip's number of scored frames) the frame-weighted mean = the mean over every frame of every clip."""

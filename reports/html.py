@@ -34,28 +34,9 @@ def _png(fig) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
 
 
-def _bar_charts(t) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-    if not keys:
-        return ""
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        vals = t[k].to_numpy(dtype=float)
-        err = None
-        if f"{k}_ci" in t.columns:
-            lo = np.array([c[0] if isinstance(c, tuple) else np.nan for c in t[f"{k}_ci"]])
-            hi = np.array([c[1] if isinstance(c, tuple) else np.nan for c in t[f"{k}_ci"]])
-            err = np.nan_to_num(np.vstack([vals - lo, hi - vals]), nan=0.0).clip(min=0)
-        ax.bar(range(len(vals)), np.nan_to_num(vals), yerr=err, color="#4C72B0", capsize=4)
-        ax.set_xticks(range(len(vals)), t["method"], rotation=30, ha="right")
-        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}")
-    fig.tight_layout()
-    return _png(fig)
+def generating_methods(meta: dict) -> set[str]:
+    """The run's methods that generate video (their description in the run metadata says so)."""
+    return {m for m, d in (meta.get("methods") or {}).items() if d.get("generates", True)}
 
 
 def _frame_strips(store: ResultStore, run_id: str, methods: list[str], clip_ids: list[str]) -> str:
@@ -153,19 +134,21 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
             if ws:
                 parts.append(f"<p class='warn'>Warnings raised ({html.escape(stage)}): "
                              + "<br>".join(html.escape(w) for w in ws[:10]) + "</p>")
-        parts.append(_bar_charts(t))
-        clips = store.clip_table(rid)
         from moee_bench.reports import plots
         from moee_bench.reports.breakdown import render_html_sections
 
+        bars = plots.headline_bars(t, HEADLINE)
+        if bars is not None:
+            parts.append(_png(bars))
+        clips = store.clip_table(rid)
+
         parts.extend(render_html_sections(clips))
 
-        agg = store.aggregates(rid)
         for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),
                            ("Emotion confusion", plots.confusion_matrices(clips)),
-                           ("Compound emotions", plots.compound_bars(agg)),
+                           ("Compound emotions", plots.compound_bars(clips)),
                            ("Lip-sync offsets", plots.offset_histograms(clips)),
-                           ("Speed vs quality", plots.speed_quality(agg, store.throughput(rid)))):
+                           ("Speed vs quality", plots.speed_quality(t, store.throughput(rid), generating_methods(meta)))):
             if fig is not None:
                 parts.append(f"<h3>{title}</h3>" + _png(fig))
         if not clips.empty:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from moee_bench.metrics.keys import KEYS
-from moee_bench.reports.bootstrap import mean_ci, set_metric_ci
+from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
@@ -65,14 +65,18 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
             row[f"{key}_flags"] = {k: x for k, x in (extras.get(key) or {}).items()
                                    if k in ("not_comparable", "warning", "unverified")}
             info = KEYS.get(key)
+            row[f"{key}_ci_method"] = "none (set-level; --set-bootstrap N)" if info and info.kind == "set" else "none"
             if key in ("kid", "kvd") and row[key] is not None and f"{key}_se" in a.index and not pd.isna(a[f"{key}_se"]):
                 row[f"{key}_ci"] = (row[key] - 1.96 * float(a[f"{key}_se"]), row[key] + 1.96 * float(a[f"{key}_se"]))
+                row[f"{key}_ci_method"] = "±1.96 standard errors (Bińkowski et al.)"
             if key == "dynamics_score" and row[key] is not None and not c.empty:
                 row[f"{key}_ci"] = closeness_cis(c, n_boot=300).get(key, (np.nan, np.nan))
+                row[f"{key}_ci_method"] = percentile_ci_method(300)
             if info and info.kind == "set" and set_bootstrap > 0 and row[key] is not None:
                 ci = set_metric_ci(store, run_id, method, key, n_boot=set_bootstrap)
                 if ci is not None:
                     row[f"{key}_ci"] = ci
+                    row[f"{key}_ci_method"] = percentile_ci_method(set_bootstrap) + ", recomputed from cached features"
             if info and info.kind == "clip_mean" and key in c.columns:
                 if key == "psnr" and psnr_head.startswith("dataset"):
                     continue                # the headline is set-level (total MSE): no clip bootstrap of it
@@ -83,6 +87,7 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
                     row[f"{key}_ci_note"] = f"no CI: the store has no per-clip {info.weight} (written before weights were stored)"
                     continue
                 row[f"{key}_ci"] = mean_ci(vals, w)
+                row[f"{key}_ci_method"] = percentile_ci_method() + (", frame-weighted mean" if w is not None else "")
         rows.append(row)
     return pd.DataFrame(rows)
 

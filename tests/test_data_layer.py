@@ -124,20 +124,22 @@ def test_sample_dataset(sample_manifest: Path):
     assert all(len(v) == 1 for v in splits.values()) and len(splits) == 3
     size = sum(p.stat().st_size for p in sample_manifest.parent.rglob("*") if p.is_file())
     assert size < 30e6
-    clip = m.by_id()["astronaut_surprise"]
+    clip = m.by_id()["astronaut_neutral"]
     frames = media.read_frames(m.media_path(clip))
     assert frames.shape[1:] == (256, 256, 3) and 50 <= len(frames) <= 100
     audio = media.read_audio(m.media_path(clip, "audio"))
-    # mouth region brightness tracks the speech envelope: the puppet darkens the open mouth
+    # mouth region brightness tracks the speech envelope: the puppet darkens the open mouth (on the neutral
+    # clip, where nothing else moves the mouth; surprise holds the jaw dropped and speech only modulates it)
     from moee_bench.bench.sample.speech import envelope
 
     env = envelope(audio, 25.0, len(frames))
     mouth = frames[:, 150:200, 100:160].astype(float).mean(axis=(1, 2, 3))
     r = np.corrcoef(env, -mouth)[0, 1]
     assert r > 0.5, f"mouth motion does not follow speech (r={r:.2f})"
-    # emotions differ: the surprise clip's last frame differs from the neutral clip's
-    neutral = media.read_frames(m.media_path(m.by_id()["astronaut_neutral"]))
-    assert np.abs(frames[-1].astype(int) - neutral[-1].astype(int)).mean() > 2
+    # emotions differ: the surprise clip's last frame differs from the neutral clip's, its mouth open and darker
+    surprise = media.read_frames(m.media_path(m.by_id()["astronaut_surprise"]))
+    assert np.abs(surprise[-1].astype(int) - frames[-1].astype(int)).mean() > 2
+    assert surprise[10:, 150:200, 100:160].mean() < mouth[10:].mean() - 5
 
 
 def test_a_reference_that_names_a_video_is_its_first_frame(tmp_path: Path):

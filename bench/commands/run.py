@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from moee_bench.bench.commands._metric_flags import add_metric_flags, metric_params
 from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
 
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="do not write the report")
     p.add_argument("--allow-identity-overlap", action="store_true",
                    help="evaluate a checkpoint on identities it was trained on (refused by default; recorded)")
+    add_metric_flags(p)
     p.set_defaults(func=_run)
 
 
@@ -35,6 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     existing_dir(args.weights_dir, "--weights-dir")
     check_device(args.device)
     suite = load_suite(args.suite)
+    suite.override_params(metric_params(args))
     s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
                   report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap)
     print_clip_warnings(s.warnings)

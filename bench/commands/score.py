@@ -17,9 +17,9 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from moee_bench.bench.commands._metric_flags import add_metric_flags, metric_params
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.weights import add_weights_arguments, options_from_args
-from moee_bench.bench.options import parse_kv
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="metric parameter, repeatable; unknown keys are refused")
-    p.add_argument("--face-cropped", action="store_true",
-                   help="sync: the videos are already face crops (no detection/tracking); same as --param face_cropped=true")
+    add_metric_flags(p)
     p.set_defaults(func=_score)
 
 
@@ -126,11 +123,7 @@ def _score(args: argparse.Namespace) -> int:
     gt = existing_dir(args.gt, "--gt")
     existing_dir(args.weights_dir, "--weights-dir")
     params: dict = {"psnr_mode": args.psnr_mode} if "psnr" in names else {}
-    params.update(parse_kv(args.param, "--param"))
-    if args.face_cropped:
-        if str(params.get("face_cropped", "true")).lower() not in ("1", "true", "yes", "on"):
-            raise BenchError("--face-cropped contradicts --param face_cropped=" + str(params["face_cropped"]))
-        params["face_cropped"] = "true"
+    params.update(metric_params(args))
     params = check_params(names, params)
     size = tuple(args.size) if args.size else None
     pairs, warn, missing, broken, split_info = _pairs(args, pred, gt)
