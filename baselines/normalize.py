@@ -18,10 +18,24 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core import media
+from moee_bench.bench.core.errors import MediaError
 
 
-def _fit_audio(audio: Path, n_frames: int, fps: float, clip_id: str | None) -> tuple[np.ndarray, str]:
-    a = media.read_audio(audio, clip_id=clip_id)
+def _driving_audio(audio: Path | None, rec: dict[str, Any], clip_id: str | None) -> np.ndarray | None:
+    """The driving audio's samples, or None when there is none: a dataset clip without an audio track is
+    recorded (the output's own track, if any, is then kept) rather than failing the generation."""
+    if audio is None:
+        return None
+    try:
+        return media.read_audio(audio, clip_id=clip_id)
+    except MediaError as e:
+        if e.status != "no_audio":
+            raise
+        rec["audio"] = f"no driving audio ({e.reason}); the output's own audio track, if any, is kept"
+        return None
+
+
+def _fit_audio(a: np.ndarray, n_frames: int, fps: float) -> tuple[np.ndarray, str]:
     want = int(round(n_frames / fps * media.AUDIO_RATE))
     return np.pad(a[:want], (0, max(0, want - len(a)))), f"driving audio muxed ({len(a)} samples -> {want})"
 
@@ -43,8 +57,8 @@ def normalize_video(src: Path, dst: Path, *, audio: Path | None, fps: float = 25
                                  "(the stored file keeps the method's frames)")
     if crop is None:
         out_size = src_size
-        a = media.read_audio(audio, clip_id=clip_id) if audio is not None else None
-        n, seconds = media.remux(src, dst, audio=a, keep_audio=audio is None, clip_id=clip_id)
+        a = _driving_audio(audio, rec, clip_id)
+        n, seconds = media.remux(src, dst, audio=a, keep_audio=a is None, clip_id=clip_id)
         rec["video"] = "stream copy of the method's output (not decoded, not re-encoded)"
         if a is not None:
             rec["audio"] = f"driving audio muxed ({len(a)} samples -> {int(round(seconds * media.AUDIO_RATE))})"
@@ -55,9 +69,9 @@ def normalize_video(src: Path, dst: Path, *, audio: Path | None, fps: float = 25
         out_size = [h, w]
         rec["crop_region"] = f"rows {top}:{top + h}, cols {left}:{left + w} of {info.height}x{info.width}"
         rec["video"] = "decoded, cropped and re-encoded (H.264 crf 18) at the source frame rate"
-        a = None
-        if audio is not None:
-            a, rec["audio"] = _fit_audio(audio, len(frames), info.fps, clip_id)
+        a = _driving_audio(audio, rec, clip_id)
+        if a is not None:
+            a, rec["audio"] = _fit_audio(a, len(frames), info.fps)
         media.write_video(dst, [frames], info.fps, audio=a, clip_id=clip_id)
         n = len(frames)
     if size is not None and list(size) != out_size:

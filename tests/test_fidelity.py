@@ -392,3 +392,31 @@ def test_throughput_reports_model_load_apart_or_says_not_measured(tmp_path):
     row = next(ln for ln in md.splitlines() if ln.startswith("| `m` | cpu"))
     assert row.count("not measured") == 2 and "| 0 |" not in row
     st.close()
+
+
+def test_precomputed_videos_of_a_dataset_without_audio_are_scored_and_say_so(tmp_path):
+    """A dataset whose clips carry no audio track (the `bench leaderboard` data, silent corpora): the
+    stored video keeps its frames, the missing driving audio is recorded, and the GT-based metrics are scored."""
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.runner import run_suite
+    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite import load_suite
+
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)
+    media.write_video(tmp_path / "gt" / "c0.mp4", [g], 25)
+    media.write_video(tmp_path / "pred" / "c0.mp4", [g[::-1].copy()], 25)
+    m = Manifest("silent", tmp_path, [ClipRecord("c0", "a", "gt/c0.mp4", parse_emotion("neutral"), split="test")])
+    m.save(tmp_path / "manifest.json")
+    (tmp_path / "s.toml").write_text(f'name = "s"\ndataset = "{tmp_path / "manifest.json"}"\nsplit = "test"\n'
+                                     f'metrics = ["psnr"]\n[[methods]]\nname = "precomputed"\nfolder = "{tmp_path / "pred"}"\n')
+    s = run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "out", report=False, log=lambda *a, **k: None)
+    assert not s.failures and not s.notes
+    with ResultStore(tmp_path / "out" / "store") as st:
+        (chash,) = [r[0] for r in st.conn.execute("SELECT config_hash FROM generations")]
+        row = st.generation("precomputed", "c0", chash)
+        assert "no driving audio" in row["normalisation"]["audio"]
+        agg = st.aggregates().set_index(["method", "key"])["value"]
+    assert np.isfinite(agg[("precomputed", "psnr")])
