@@ -113,11 +113,13 @@ class SuiteRunner:
     """
 
     def __init__(self, suite: Suite, out_dir: Path, *, weights: WeightsOptions | None = None, device: str = "cpu",
-                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print) -> None:
+                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print,
+                 precision: str = "fp32") -> None:
         self.suite = suite
         self.out_dir = Path(out_dir)
         self.weights = weights or WeightsOptions()
         self.device = device
+        self.precision = precision          # metrics.precision; a bf16 run gets its own run id
         self.fail_fast = fail_fast
         self.write_report = report
         self.dist = Dist()
@@ -145,8 +147,11 @@ class SuiteRunner:
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
+        if self.precision != "fp32":
+            self.run_id += f"-{self.precision}"
         self.summary = RunSummary(self.run_id, self.store.folder)
-        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
+        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params),
+                              precision=self.precision)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
@@ -156,7 +161,7 @@ class SuiteRunner:
                      "dataset_name": self.manifest.dataset, "manifest_hash": self.manifest.content_hash(),
                      "metrics_unavailable": self.unavailable,
                      "protocol": {m.name: m.protocol() for m in self.metrics}, "n_clips": len(self.clips),
-                     "methods": {}}
+                     "methods": {}, "precision": self.precision}
 
     # stage 2 -------------------------------------------------------------------------------
     def generate(self, spec: MethodSpec) -> Generation:
@@ -301,10 +306,11 @@ class SuiteRunner:
 
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
-              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print) -> RunSummary:
+              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
+              precision: str = "fp32") -> RunSummary:
     """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`)."""
     return SuiteRunner(suite, out_dir, weights=WeightsOptions(weights_dir, allow_unverified), device=device,
-                       fail_fast=fail_fast, report=report, log=log).run()
+                       fail_fast=fail_fast, report=report, log=log, precision=precision).run()
 
 
 def _info(c: ClipRecord, n_frames: int, seconds: float, warnings_: list[str]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
 from moee_bench.metrics.base import ClipContext, Features, FrameChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
+from moee_bench.metrics.precision import autocast, of_options
 
 DIM = 400
 CLIP_LEN = 16
@@ -134,6 +135,7 @@ class FVD(MomentsMetric):
         if self.clips not in ("all", "first"):
             raise ValueError(f"fvd_clips must be 'all' or 'first', got {self.clips!r}")
         self.device = options.device
+        self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
         super().__init__()
 
@@ -141,8 +143,9 @@ class FVD(MomentsMetric):
         """(16, H, W, 3) uint8 -> (400,) float64 features."""
         import torch
 
-        with torch.no_grad():
-            out = self.detector(preprocess(clip, self.device)[None])
+        x = preprocess(clip, self.device)[None]
+        with torch.no_grad(), autocast(self.precision, self.device):
+            out = self.detector(x)
         return np.asarray(out.reshape(-1).double().cpu().numpy())
 
     def config(self) -> dict[str, Any]:
@@ -153,7 +156,8 @@ class FVD(MomentsMetric):
                 "clips": "non-overlapping 16-frame windows from frame 0" if self.clips == "all" else "first 16 frames",
                 "resize": "bilinear 224x224 (torch, align_corners=False, aspect not kept)", "range": "2x/255-1",
                 "covariance": "biased (N)" if self.variant == "styleganv" else "unbiased (N-1)",
-                "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)"}
+                "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)",
+                "precision": self.precision}
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self, ctx.clip_id)

@@ -27,6 +27,7 @@ import numpy as np
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import face_track, syncnet_core
 from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.precision import of_options
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 
@@ -139,7 +140,8 @@ class Sync(Metric):
 
             r = self.options.weights.resolve("syncnet_v2")
             self._weights["syncnet_v2"] = r.sha256
-            self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device)
+            self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device,
+                                                                      precision=of_options(self.options))
         return self._scorer
 
     def detector(self) -> Any:
@@ -173,7 +175,8 @@ class Sync(Metric):
         return {"face_cropped": self.face_cropped, "audio": self.audio_source, "pixels": self.pixels,
                 "min_track": self.min_track, "detector": None if self.face_cropped else self.detector_name,
                 "crop_scale": 0.4, "vshift": syncnet_core.VSHIFT, "fps": 25, "track_rule": self.track_rule,
-                "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S, folded 2D form)"}
+                "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S, folded 2D form)",
+                "precision": of_options(self.options)}
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": "sync", **self.config(), "weights_sha256": dict(self._weights)}

@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights-dir", help="folder searched first for weight files")
     p.add_argument("--allow-unverified-weights", action="store_true")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="feature networks' precision (bf16: declared fast mode, a separate run id; see score --help)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed clip")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
     p.set_defaults(func=_run)
@@ -28,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     suite = load_suite(args.suite)
     s = run_suite(suite, Path(args.out), weights_dir=args.weights_dir, allow_unverified=args.allow_unverified_weights,
-                  device=args.device, fail_fast=args.fail_fast, report=not args.no_report)
+                  device=args.device, fail_fast=args.fail_fast, report=not args.no_report, precision=args.precision)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.failures:
         print(f"{len(s.failures)} clip failures:")

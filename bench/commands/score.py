@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="feature networks' precision: fp32 (default, the reference tools' numbers) or bf16 (declared "
+                        "fast mode: autocast on CPU AMX / CUDA, named in every result; drift: bench drift)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="metric parameter, repeatable")
     p.set_defaults(func=_score)
 
@@ -67,7 +70,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: weights whose hash does not match are used and every result is "
               "marked unverified", file=sys.stderr)
-    opts = MetricOptions(weights=wopts, device=args.device, params=params)
+    opts = MetricOptions(weights=wopts, device=args.device, params=params, precision=args.precision)
     metrics, unavailable = build_metrics(names, opts)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -76,6 +79,7 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
+    out["protocol"]["precision"] = args.precision
     out["protocol"].update({**environment(args.device), "weights": [r.provenance() for r in wopts.used],
                             "unverified_weights": wopts.any_unverified, "pairing_warnings": warn,
                             "warnings": sorted({str(w.message) for w in caught})})
@@ -83,6 +87,8 @@ def _score(args: argparse.Namespace) -> int:
     Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     for w in warn + out["protocol"]["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
+    if args.precision != "fp32":
+        print(f"precision: {args.precision} feature networks (declared fast mode; not the reference tools' fp32 numbers)")
     print(f"{'metric':<24}{'value':>14}")
     for k, v in out["metrics"].items():
         if k.endswith("_reason") or k.endswith("_warning"):
