@@ -3,12 +3,18 @@
 ``scripts/audio2vid.py --config CFG.yaml -W 512 -H 512 --seed S --fps 30 [--steps N] [--cfg X] [-acc]``,
 where ``CFG.yaml`` is the checkout's ``configs/prompts/animation_audio.yaml`` with ``test_cases`` set to
 our reference image and WAV. The script writes
-``output/<date>/<HHMM>--seed_<S>-<W>x<H>/<ref>_<audio>_<H>x<W>_<cfg>_<HHMM>.mp4`` (plus ``_noaudio``)
-inside the checkout; we move both into the work folder. That video is a grid of three panels side
+``output/<date>/<HHMM>--seed_<S>-<W>x<H>/<ref>_<audio>_<H>x<W>_<cfg>_<HHMM>.mp4`` relative to its working
+directory (a ``_noaudio`` twin is written and removed by the script); it runs in a shadow checkout
+whose ``output/`` is private, so the user's checkout is not written. That video is a grid of three panels side
 by side (reference | pose landmarks | generated; ``save_videos_grid`` -> torchvision ``make_grid`` with
 its default 2-pixel padding), so the generated panel is cut out (``crop_region`` in the record). It draws the head-pose ``id_seed`` with an
 unseeded ``random.randint(0, 99)``; the launcher's ``random.seed`` makes that repeatable.
-Native output: 512x512 at 30 fps (``fps`` config key), resampled to 25 fps by timestamps.
+Native output: 512x512 at 30 fps, resampled to the request's fps by timestamps. ``--fps`` is always
+30: ``prepare_audio_feature`` and the pose chunks are computed at 30 fps whatever ``--fps`` says, so
+another value would only relabel the frames and desynchronise them from the audio (refused).
+Besides the config's own paths the script loads ``image_encoder_path`` and, through
+``configs/inference/inference_audio.yaml``, ``wav2vec2-base-960h`` and the audio2mesh/audio2pose
+checkpoints; all are checked before a run.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from moee_bench.baselines.base import Capabilities, GenerationRequest
-from moee_bench.baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from moee_bench.baselines.external import ExternalMethod, InstallError, Job, newest, write_yaml_config
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import ClipError
 
 GRID_PAD = 2          # make_grid's default padding around and between the panels
+FPS = 30              # audio2vid.py computes audio features and poses at 30 fps (prepare_audio_feature's default)
 
 
 class AniPortrait(ExternalMethod):
@@ -36,21 +43,29 @@ class AniPortrait(ExternalMethod):
     required = ("configs/prompts/animation_audio.yaml", "pretrained_model/denoising_unet.pth",
                 "pretrained_model/reference_unet.pth", "pretrained_model/pose_guider.pth",
                 "pretrained_model/motion_module.pth", "pretrained_model/audio2mesh.pt", "pretrained_model/audio2pose.pt",
-                "pretrained_model/stable-diffusion-v1-5", "pretrained_model/sd-vae-ft-mse")
+                "pretrained_model/stable-diffusion-v1-5/unet", "pretrained_model/sd-vae-ft-mse", "pretrained_model/image_encoder",
+                "pretrained_model/wav2vec2-base-960h", "configs/inference/inference_audio.yaml",
+                "configs/inference/inference_v2.yaml")
+    private_dirs = ("output",)
     seed_note = "--seed S for the sampler; the script's unseeded pose id_seed fixed by the launcher's random.seed(S)"
 
     def job(self, request: GenerationRequest, work: Path, inputs: dict[str, Path]) -> Job:
         c = self.config
+        if int(c.get("fps", FPS)) != FPS:
+            raise InstallError(f"aniportrait: fps must be {FPS}: audio2vid.py computes the audio features and head poses "
+                               f"at {FPS} fps whatever --fps says, so fps={c['fps']} would desynchronise video and audio; "
+                               "the suite resamples the 30 fps output to the requested fps itself")
         cfg = write_yaml_config(self.repo / "configs/prompts/animation_audio.yaml",
                                 {"test_cases": {str(inputs["image"]): [str(inputs["audio"])]}}, work / "animation_audio.yaml")
         args = ["--config", str(cfg), "-W", str(int(c.get("width", 512))), "-H", str(int(c.get("height", 512))),
-                "--seed", str(int(request.seed)), "--fps", str(int(c.get("fps", 30)))]
+                "--seed", str(int(request.seed)), "--fps", str(FPS)]
         for k in ("steps", "cfg"):
             if k in c:
                 args += [f"--{k}", str(c[k])]
         if c.get("accelerate"):
             args.append("-acc")
-        return Job(self.script, args, self.repo, notes={"emotion": "ignored (AniPortrait has no emotion input)"})
+        return Job(self.script, args, self.checkout(work), notes={"emotion": "ignored (AniPortrait has no emotion input)"},
+                   configs=[cfg])
 
     def crop_box(self, request: GenerationRequest, raw: Path) -> tuple[int, int, int, int] | None:
         info = media.probe(raw, clip_id=request.clip_id)
@@ -62,8 +77,4 @@ class AniPortrait(ExternalMethod):
 
     def find_output(self, request, work, inputs, job) -> Path | None:
         stem = f"{inputs['image'].stem}_{inputs['audio'].stem}_"
-        found = [p for p in (self.repo / "output").glob(f"*/*/{stem}*.mp4") if not p.name.endswith("_noaudio.mp4")]
-        best = newest(found)
-        if best is not None:
-            collect(best.with_name(best.stem + "_noaudio.mp4"), work)
-        return collect(best, work)
+        return newest([p for p in (job.cwd / "output").glob(f"*/*/{stem}*.mp4") if not p.name.endswith("_noaudio.mp4")])

@@ -52,6 +52,7 @@ class GenerationRequest:
     num_frames: int | None = None            # None: as long as the audio at ``fps``
     gt_video: Path | None = None             # only the ground-truth method reads this
     extra: dict[str, Any] = field(default_factory=dict)
+    ref_source: str | None = None            # where ref_image comes from (bench.core.references ReferenceChoice.source)
 
 
 @dataclass
@@ -81,9 +82,32 @@ class Method(abc.ABC):
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Write ``request.out_path`` and describe what was done."""
 
+    def load(self) -> bool:
+        """Load the model before the first clip, so that its load time is measured apart from per-clip time.
+
+        Returns False when the method has no separate load step (built-ins load nothing; subprocess
+        baselines load their model inside every clip's process, so it is part of their per-clip time)."""
+        return False
+
+    def training_data(self) -> list[dict[str, Any]] | str:
+        """What the method was trained on: a list of ``{dataset, manifest_hash, split, split_hash, identities}``
+        entries when known (moee-ref checkpoints record them), else ``"unknown"`` (baselines trained elsewhere)."""
+        return "unknown"
+
+    def skip_reason(self, emotion: EmotionSpec | None) -> str | None:
+        """Why this method cannot be asked for ``emotion`` (a label outside the MoEE taxonomy that its emotion
+        vocabulary lacks), or None. Methods without a vocabulary (no emotion input, ground truth, precomputed
+        videos) take every clip."""
+        vocab = self.capabilities.emotion_vocabulary
+        if emotion is None or emotion.in_taxonomy or not vocab or emotion.label in vocab:
+            return None
+        return (f"emotion {emotion.label!r} is outside the MoEE taxonomy and not in {self.name}'s emotion vocabulary "
+                f"({', '.join(vocab)})")
+
     def describe(self) -> dict[str, Any]:
-        """Name, version, capabilities and config, for run metadata."""
+        """Name, version, capabilities, config and training data, for run metadata."""
         c = self.capabilities
         return {"name": self.name, "version": self.version, "emotion_inputs": sorted(c.emotion_inputs),
                 "native_fps": c.native_fps, "native_size": list(c.native_size), "seedable": c.seedable,
-                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()}}
+                "recrops_face": c.recrops_face, "config": {k: str(v) for k, v in self.config.items()},
+                "training_data": self.training_data()}

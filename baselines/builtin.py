@@ -12,10 +12,12 @@ from moee_bench.baselines.base import Capabilities, GenerationRequest, Generatio
 from moee_bench.baselines.normalize import normalize_video
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.paths import clip_file_candidates, find_clip_file
 
 
 class GroundTruth(Method):
-    """The dataset's own video, normalised like any method's output (an upper bound)."""
+    """The dataset's own video, stored like any method's output (an upper bound): its video stream is copied,
+    not re-encoded, so it is scored frame for frame as the GT itself."""
 
     name = "ground-truth"
     version = "1"
@@ -41,9 +43,7 @@ class Static(Method):
         t = time.perf_counter()
         img = media.read_image(request.ref_image, clip_id=request.clip_id)
         if request.size is not None:
-            import cv2
-
-            img = cv2.resize(img, (request.size[1], request.size[0]), interpolation=cv2.INTER_AREA)
+            img = media.resize_frames(img, request.size)
         audio = media.read_audio(request.audio, clip_id=request.clip_id)
         n = request.num_frames or max(1, int(round(len(audio) / media.AUDIO_RATE * request.fps)))
         audio = np.pad(audio, (0, max(0, int(n / request.fps * media.AUDIO_RATE) - len(audio))))[: int(n / request.fps * media.AUDIO_RATE)]
@@ -54,7 +54,8 @@ class Static(Method):
 
 
 class Precomputed(Method):
-    """Videos generated elsewhere: ``config["folder"]/<clip_id>.mp4``; a missing clip is reported missing, never scored."""
+    """Videos generated elsewhere: ``config["folder"]/<clip_id>.mp4`` (or the name ``generate`` gives it,
+    :func:`bench.core.paths.safe_name`); a missing clip is reported missing, never scored."""
 
     name = "precomputed"
     version = "1"
@@ -62,9 +63,11 @@ class Precomputed(Method):
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         folder = Path(self.config.get("folder", ""))
-        src = folder / f"{request.clip_id}.mp4"
-        if not src.is_file():
-            raise ClipError(request.clip_id, f"precomputed video {src} is missing (not scored)", status="missing")
+        src = find_clip_file(folder, request.clip_id)
+        if src is None:
+            names = " or ".join(repr(p.name) for p in clip_file_candidates(folder, request.clip_id))
+            raise ClipError(request.clip_id, f"precomputed video {names} is missing in {folder} (not scored)",
+                            status="missing")
         t = time.perf_counter()
         rec = normalize_video(src, request.out_path, audio=request.audio if self.config.get("mux_audio", True) else None,
                               fps=request.fps, size=request.size, clip_id=request.clip_id)

@@ -5,12 +5,19 @@
 --max_gen_len 1000 --output_name NAME --device D``; the result is ``output_video/NAME.mp4`` at 256x256, 25 fps.
 Emotion: the request's label picks the style clip of the configured MEAD speaker (``style_speaker``,
 default M030; the checkout ships M030, W009 and W011 for angry, contempt, disgusted, fear, happy, sad,
-surprised at level 3 and neutral at level 1); compounds use their strongest component (recorded).
+surprised at level 3 and neutral at level 1, so MEAD's contempt clips are generated too); compounds use
+their strongest component (recorded).
 Watermark: the script overlays a logo after rendering and says to remove that block for evaluation;
 the launcher's ``no_watermark`` flag skips the overlay and keeps the clean render
 (``output_video/NAME.mp4-no_watermark.mp4``), without editing the checkout. ``watermark = true``
 keeps the method's default. The script splits its ffmpeg command on spaces, so input paths must
-not contain whitespace (checked).
+not contain whitespace (checked). It writes ``tmp/<name>/`` and ``output_video/`` relative to its
+working directory: it runs in a shadow checkout where both are private, so the user's checkout is
+not written. At run time it loads the wav2vec2 model ``jonatasgrosman/wav2vec2-large-xlsr-53-english``
+from the Hugging Face hub (``from_pretrained``): the adapter checks that it is in the hub cache
+(``hf_cache`` config key: a hub cache folder, passed to the script as ``HF_HUB_CACHE``; default the
+standard one) and says
+how to get it; ``allow_hub_download = true`` skips the check and lets the script download it.
 """
 
 from __future__ import annotations
@@ -18,11 +25,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from moee_bench.baselines.base import Capabilities, GenerationRequest
-from moee_bench.baselines.external import ExternalMethod, Job, collect, dominant_label
+from moee_bench.baselines.external import ExternalMethod, InstallError, Job, dominant_label
 from moee_bench.bench.core.errors import ClipError
 
 STYLE_LABELS = {"happiness": "happy", "sadness": "sad", "anger": "angry", "disgust": "disgusted", "fear": "fear",
-                "surprise": "surprised", "neutral": "neutral"}
+                "surprise": "surprised", "neutral": "neutral", "contempt": "contempt"}
+HUB_WAV2VEC = "jonatasgrosman/wav2vec2-large-xlsr-53-english"
+HUB_FILES = ("config.json", "preprocessor_config.json", "vocab.json")
 
 
 class DreamTalk(ExternalMethod):
@@ -34,8 +43,26 @@ class DreamTalk(ExternalMethod):
     repo_url = "https://github.com/ali-vilab/dreamtalk"
     weights_help = "Put denoising_network.pth and renderer.pt (from the authors' release, see the README) in checkpoints/"
     script = "inference_for_demo_video.py"
-    required = ("checkpoints/denoising_network.pth", "checkpoints/renderer.pt", "data/style_clip/3DMM")
+    required = ("checkpoints/denoising_network.pth", "checkpoints/renderer.pt", "data/style_clip/3DMM",
+                "data/pose/RichardShelby_front_neutral_level1_001.mat")
+    private_dirs = ("tmp", "output_video")
     seed_note = "request seed set by the launcher (the diffusion sampler uses torch's global RNG)"
+
+    def check_runtime(self) -> None:
+        if self.config.get("allow_hub_download"):
+            return
+        from huggingface_hub import try_to_load_from_cache
+
+        cache = self.config.get("hf_cache")
+        missing = [f for f in HUB_FILES if not isinstance(try_to_load_from_cache(HUB_WAV2VEC, f, cache_dir=cache), str)]
+        weights = [f for f in ("model.safetensors", "pytorch_model.bin")
+                   if isinstance(try_to_load_from_cache(HUB_WAV2VEC, f, cache_dir=cache), str)]
+        if missing or not weights:
+            raise InstallError(f"dreamtalk: inference_for_demo_video.py loads {HUB_WAV2VEC} from the Hugging Face hub at "
+                               f"run time and it is not in the hub cache{f' {cache}' if cache else ''} (missing "
+                               f"{', '.join(missing + ([] if weights else ['model weights']))}): run `huggingface-cli "
+                               f"download {HUB_WAV2VEC}` in the method's environment, set `hf_cache` to that "
+                               "environment's hub cache, or set `allow_hub_download = true` to let the script download it")
 
     def job(self, request: GenerationRequest, work: Path, inputs: dict[str, Path]) -> Job:
         c = self.config
@@ -56,10 +83,10 @@ class DreamTalk(ExternalMethod):
         if not c.get("img_crop", True):
             args.append("--disable_img_crop")
         flags = [] if c.get("watermark") else ["no_watermark"]
-        return Job(self.script, args, self.repo, flags=flags,
+        env = {"HF_HUB_CACHE": str(c["hf_cache"])} if c.get("hf_cache") else {}
+        return Job(self.script, args, self.checkout(work), flags=flags, env=env,
                    notes={**note, "style_clip": style, "watermark": "kept" if c.get("watermark") else "skipped"})
 
     def find_output(self, request, work, inputs, job) -> Path | None:
-        base = self.repo / "output_video" / f"{self.uid(request)}.mp4"
-        clean = base.with_name(base.name + "-no_watermark.mp4")
-        return collect(clean if "no_watermark" in job.flags else base, work)
+        base = job.cwd / "output_video" / f"{self.uid(request)}.mp4"
+        return base.with_name(base.name + "-no_watermark.mp4") if "no_watermark" in job.flags else base

@@ -3,8 +3,9 @@
 ``infer_audio2vid.py --config CFG.yaml -W 512 -H 512 --seed S --fps 24 --device D [--steps N] [--cfg X]``,
 where ``CFG.yaml`` is the checkout's ``configs/prompts/animation.yaml`` with ``test_cases`` set to our
 image and WAV. The script writes
-``output/<date>/<HHMM>--seed_<S>-<W>x<H>/<ref>_<audio>_<H>x<W>_<cfg>_<HHMM>_withaudio.mp4`` in the
-checkout; we move it into the work folder. The method re-crops the face
+``output/<date>/<HHMM>--seed_<S>-<W>x<H>/<ref>_<audio>_<H>x<W>_<cfg>_<HHMM>_withaudio.mp4`` and a silent
+twin without the suffix, relative to its working directory; it runs in a shadow checkout whose
+``output/`` is private, so neither lands in the user's checkout. The method re-crops the face
 (``facecrop_dilation_ratio`` 0.5), so its framing differs from the reference image (recorded).
 Native output: 512x512 at 24 fps, resampled to 25 fps by timestamps.
 """
@@ -15,7 +16,7 @@ import math
 from pathlib import Path
 
 from moee_bench.baselines.base import Capabilities, GenerationRequest
-from moee_bench.baselines.external import ExternalMethod, Job, collect, newest, write_yaml_config
+from moee_bench.baselines.external import ExternalMethod, Job, newest, write_yaml_config
 from moee_bench.bench.core import media
 
 
@@ -31,7 +32,10 @@ class EchoMimic(ExternalMethod):
     script = "infer_audio2vid.py"
     required = ("configs/prompts/animation.yaml", "pretrained_weights/denoising_unet.pth",
                 "pretrained_weights/reference_unet.pth", "pretrained_weights/face_locator.pth",
-                "pretrained_weights/motion_module.pth", "pretrained_weights/audio_processor/whisper_tiny.pt")
+                "pretrained_weights/motion_module.pth", "pretrained_weights/audio_processor/whisper_tiny.pt",
+                "pretrained_weights/sd-image-variations-diffusers/unet", "pretrained_weights/sd-vae-ft-mse",
+                "configs/inference/inference_v2.yaml")
+    private_dirs = ("output",)
     seed_note = "--seed S passed to the sampler"
 
     def job(self, request: GenerationRequest, work: Path, inputs: dict[str, Path]) -> Job:
@@ -46,8 +50,9 @@ class EchoMimic(ExternalMethod):
         for k in ("steps", "cfg"):
             if k in c:
                 args += [f"--{k}", str(c[k])]
-        return Job(self.script, args, self.repo, notes={"emotion": "ignored (EchoMimic has no emotion input)",
-                                                        "crop": "face re-cropped by the method (facecrop_dilation_ratio 0.5)"})
+        return Job(self.script, args, self.checkout(work),
+                   notes={"emotion": "ignored (EchoMimic has no emotion input)",
+                          "crop": "face re-cropped by the method (facecrop_dilation_ratio 0.5)"}, configs=[cfg])
 
     def length(self, request: GenerationRequest, wav: Path, fps: int) -> int:
         """``-L`` frames: the config's ``length``, else the audio's length at ``fps`` (upstream's default of 1200
@@ -59,4 +64,4 @@ class EchoMimic(ExternalMethod):
 
     def find_output(self, request, work, inputs, job) -> Path | None:
         stem = f"{inputs['image'].stem}_{inputs['audio'].stem}_"
-        return collect(newest(list((self.repo / "output").glob(f"*/*/{stem}*_withaudio.mp4"))), work)
+        return newest(list((job.cwd / "output").glob(f"*/*/{stem}*_withaudio.mp4")))

@@ -6,6 +6,15 @@ the method's script with that method's Python (an argument list, no shell, ``cwd
 finds the file the method wrote, and normalises it to the suite's convention
 (:func:`baselines.normalize.normalize_video`).
 
+The user's checkout is left as it was. A method that writes into folders of its working directory
+(``private_dirs``: AniPortrait's and EchoMimic's ``output/``, DreamTalk's ``tmp/`` and ``output_video/``,
+EAT's ``demo/imgs*``) runs in a *shadow checkout* in the work folder: symbolic links to every entry of
+the checkout except those folders, which are fresh and empty there (:func:`shadow_checkout`). Outputs
+and caches that a config names go to the work folder; the interpreter runs with
+``PYTHONDONTWRITEBYTECODE=1`` so no ``__pycache__`` appears in the checkout. :meth:`ExternalMethod.plan`
+(``generate --dry-run``) prepares everything and returns the exact argv, cwd and config files instead
+of running.
+
 Method config keys (suite ``[[methods]]`` table or ``--method-config``):
 ``repo`` (the checkout, required), ``python`` (its interpreter; default ``REPO/.venv/bin/python`` or
 ``REPO/venv/bin/python``), ``device`` (default ``cuda``), ``timeout`` (seconds, default 7200),
@@ -19,8 +28,10 @@ repeatable. The launcher can also drop a method's watermark step (DreamTalk).
 
 from __future__ import annotations
 
+import contextvars
+import os
+import shlex
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,18 +80,35 @@ class Job:
     cwd: Path
     flags: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    configs: list[Path] = field(default_factory=list)   # config files written for this run (shown by --dry-run)
+    env: dict[str, str] = field(default_factory=dict)   # extra environment variables for the script
 
 
-def run_process(argv: Sequence[str], *, cwd: Path, log_path: Path, timeout: float) -> int:
-    """Run ``argv`` (a list; never a shell) with stdout and stderr to ``log_path``; return the exit code."""
+_LAST_USAGE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("last_process_usage", default=None)
+
+
+def run_process(argv: Sequence[str], *, cwd: Path, log_path: Path, timeout: float,
+                env: dict[str, str] | None = None) -> int:
+    """Run ``argv`` (a list; never a shell) with stdout and stderr to ``log_path``; return the exit code.
+    ``env`` adds variables to this process's environment.
+
+    What the process used (:func:`baselines.process.run_measured`: the child's peak RSS, its GPU memory where
+    nvidia-smi exists) is left for :func:`last_process_usage`."""
+    from moee_bench.baselines.process import run_measured
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}    # no __pycache__ in the user's checkout
     with open(log_path, "wb") as log:
-        try:
-            return subprocess.run(list(argv), cwd=str(cwd), stdout=log, stderr=subprocess.STDOUT, timeout=timeout,
-                                  check=False).returncode
-        except subprocess.TimeoutExpired:
+        rc, stats = run_measured(argv, cwd=cwd, stdout=log, timeout=timeout, env=env)
+        if rc == -9:
             log.write(f"\n[moee-bench] killed after {timeout:.0f} s\n".encode())
-            return -9
+    _LAST_USAGE.set(stats)
+    return rc
+
+
+def last_process_usage() -> dict[str, Any] | None:
+    """The measurements of the last :func:`run_process` in this context (None when none ran or it was replaced)."""
+    return _LAST_USAGE.get()
 
 
 def log_tail(path: Path, n: int = 15) -> str:
@@ -99,6 +127,7 @@ class ExternalMethod(Method):
     weights_help: ClassVar[str] = ""
     script: ClassVar[str] = ""
     required: ClassVar[tuple[str, ...]] = ()          # paths inside the checkout that must exist
+    private_dirs: ClassVar[tuple[str, ...]] = ()      # folders the script writes relative to its cwd (shadowed)
     seed_note: ClassVar[str] = "request seed passed to the method"
 
     def __init__(self, config=None) -> None:
@@ -131,13 +160,21 @@ class ExternalMethod(Method):
         repo = self.repo
         if not repo.is_dir():
             raise InstallError(f"{self.name}: checkout {repo} does not exist: git clone {self.repo_url} {repo}")
-        missing = [r for r in (self.script, *self.required) if not (repo / r).exists()]
+        missing = [r for r in (self.script, *self.requirements()) if not (repo / r).exists()]
         if missing:
             raise InstallError(f"{self.name}: {repo} is missing {', '.join(missing)}. {self.weights_help} "
                                f"(see {self.repo_url}#readme)")
         if not self.python.exists():
             raise InstallError(f"{self.name}: interpreter {self.python} does not exist")
+        self.check_runtime()
         self._checked = True
+
+    def check_runtime(self) -> None:
+        """Further checks of what the script fetches or needs at run time (raise :class:`InstallError`)."""
+
+    def requirements(self) -> tuple[str, ...]:
+        """Paths inside the checkout that the script loads with this config (default :attr:`required`)."""
+        return self.required
 
     # ------------------------------------------------------------------ per method
     def job(self, request: GenerationRequest, work: Path, inputs: dict[str, Path]) -> Job:
@@ -156,6 +193,10 @@ class ExternalMethod(Method):
     def work_dir(self, request: GenerationRequest) -> Path:
         return request.out_path.parent / ".work" / safe_name(f"{self.name}-{request.clip_id}")
 
+    def checkout(self, work: Path) -> Path:
+        """The script's working directory: the shadow checkout in ``work`` when the method has private folders."""
+        return work / "checkout" if self.private_dirs else self.repo
+
     def uid(self, request: GenerationRequest) -> str:
         """A file-name-safe unique stem for this request's inputs (methods name outputs after them)."""
         return safe_name(f"mb_{request.clip_id}_s{request.seed}")
@@ -170,18 +211,34 @@ class ExternalMethod(Method):
     def argv(self, job: Job, seed: int) -> list[str]:
         return [str(self.python), "-c", LAUNCHER, str(int(seed)), ",".join(job.flags) or "-", job.script, *job.args]
 
-    def generate(self, request: GenerationRequest) -> GenerationResult:
+    def prepare(self, request: GenerationRequest) -> tuple[Path, dict[str, Path], Job]:
+        """Check the install, make a fresh work folder (and shadow checkout), write the inputs and build the job."""
         self.check_install()
-        t0 = time.perf_counter()
         work = self.work_dir(request)
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
+        if self.private_dirs:
+            shadow_checkout(self.repo, self.checkout(work), self.private_dirs)
         inputs = self.prepare_inputs(request, work)
-        job = self.job(request, work, inputs)
+        return work, inputs, self.job(request, work, inputs)
+
+    def plan(self, request: GenerationRequest) -> dict[str, Any]:
+        """What :meth:`generate` would run for ``request``, without running it: ``argv``, ``cwd``, ``command``
+        (the script and its arguments, shell-quoted for reading), ``configs`` (path -> text) and ``work``."""
+        work, _, job = self.prepare(request)
+        return {"argv": self.argv(job, request.seed), "cwd": str(job.cwd), "work": str(work),
+                "command": shlex.join([job.script, *job.args]), "flags": list(job.flags), "env": dict(job.env),
+                "configs": {str(p): p.read_text() for p in job.configs}}
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        t0 = time.perf_counter()
+        work, inputs, job = self.prepare(request)
         log = work / "log.txt"
+        _LAST_USAGE.set(None)
         rc = run_process(self.argv(job, request.seed), cwd=job.cwd, log_path=log,
-                         timeout=float(self.config.get("timeout", 7200)))
+                         timeout=float(self.config.get("timeout", 7200)), env=job.env)
+        usage = last_process_usage()
         if rc != 0:
             raise ClipError(request.clip_id, f"{self.name} exited with code {rc}; log {log}:\n{log_tail(log)}")
         raw = self.find_output(request, work, inputs, job)
@@ -190,10 +247,31 @@ class ExternalMethod(Method):
                                              f"{log_tail(log)}")
         rec = normalize_video(raw, request.out_path, audio=request.audio, fps=request.fps, size=request.size,
                               clip_id=request.clip_id, crop=self.crop_box(request, raw))
-        rec.update({"method_output": str(raw), "seed": self.seed_note, **job.notes})
+        rec.update({"method_output": str(raw), "seed": self.seed_note, **job.notes,
+                    "process": usage or {"child_peak_rss": "not measured"}})
         if not self.config.get("keep_work"):
             shutil.rmtree(work, ignore_errors=True)
         return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t0, rec["n_frames"], rec)
+
+
+def shadow_checkout(repo: Path, dest: Path, private: Sequence[str]) -> Path:
+    """A working copy of ``repo`` at ``dest`` made of symbolic links, in which every path of ``private`` is a
+    fresh empty folder; the folders above a private path are real folders whose other entries are links."""
+    def build(src: Path, dst: Path, paths: list[tuple[str, ...]]) -> None:
+        dst.mkdir(parents=True, exist_ok=True)
+        heads = {p[0] for p in paths}
+        if src.is_dir():
+            for entry in src.iterdir():
+                if entry.name not in heads:
+                    os.symlink(entry, dst / entry.name)
+        for head in sorted(heads):
+            if (head,) in paths:
+                (dst / head).mkdir(parents=True, exist_ok=True)
+            else:
+                build(src / head, dst / head, [p[1:] for p in paths if p[0] == head])
+
+    build(Path(repo), Path(dest), [Path(p).parts for p in private])
+    return Path(dest)
 
 
 def newest(paths: Sequence[Path]) -> Path | None:
@@ -208,6 +286,10 @@ def dominant_label(request: GenerationRequest, vocabulary: dict[str, str], metho
     spec = request.emotion
     if spec is None or not spec.is_emotional:
         return vocabulary["neutral"], {"emotion": "neutral"}
+    if not spec.in_taxonomy:
+        if spec.label not in vocabulary:
+            raise ClipError(request.clip_id, f"{method} has no label for {spec.label!r}", status="skipped")
+        return vocabulary[spec.label], {"emotion": f"{spec.label} -> {vocabulary[spec.label]} (outside the MoEE taxonomy)"}
     comps = spec.components
     code = vocabulary[comps[0]]
     if spec.kind in ("compound", "mixture") and len(comps) > 1:
@@ -227,13 +309,4 @@ def write_yaml_config(template: Path, updates: dict[str, Any], dst: Path) -> Pat
         raise InstallError(f"cannot read the method's config {template}: {e}") from None
     data.update(updates)
     dst.write_text(yaml.safe_dump(data, sort_keys=False))
-    return dst
-
-
-def collect(src: Path | None, work: Path) -> Path | None:
-    """Move a file the method wrote inside its checkout into ``work`` (leaving the checkout as it was)."""
-    if src is None or not src.is_file():
-        return None
-    dst = work / src.name
-    shutil.move(str(src), dst)
     return dst

@@ -21,6 +21,10 @@ Typical use:
   moee-bench score --pred DIR --gt DIR --metrics psnr,ssim,lpips,fid --json out.json
   moee-bench data import mead ROOT --out mead.json
   moee-bench report                     write LEADERBOARD.md and an HTML report
+
+Exit status: 0 ok; 1 compare found a significant regression; 2 usage error or bad input (nothing
+computed); 3 finished, but some clips failed (named in the output); 4 compare: a metric of the base
+run is missing from the new run; 130 interrupted (finished work is kept, a re-run resumes).
 """
 
 
@@ -49,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc = args.func(args)
     except BenchError as e:
         print(f"moee-bench: error: {e}", file=sys.stderr)
+        return exitcodes.USAGE
+    except OSError as e:           # the environment, not a bug: full disk, permissions, a vanished folder
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"moee-bench: error: {e.strerror or e}{where}", file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
         print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)

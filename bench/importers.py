@@ -1,8 +1,11 @@
 """Dataset importers: walk a dataset's own layout and write a moee-bench manifest.
 
 Each importer returns a :class:`~bench.manifest.Manifest` whose paths are relative to ``root``.
-Labels go through the taxonomy (:func:`bench.emotions.parse_emotion`); excluded labels
-(contempt, calm) are left out and counted with their reason in ``manifest.meta["excluded"]``.
+Labels go through the taxonomy (:func:`bench.emotions.parse_emotion`). Labels outside it that the
+source dataset really has (MEAD contempt, RAVDESS calm) stay in the manifest as kind-``other``
+clips, counted with their reason in ``manifest.meta["outside_taxonomy"]``; the 6+1 metrics and the
+methods without that label skip them with a reason. Each clip's reference portrait is chosen here
+by the policy of :mod:`bench.core.references` and recorded (``ref_image`` + ``ref_source``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from moee_bench.bench.core.emotions import parse_emotion
-from moee_bench.bench.core.errors import EmotionLabelError, ManifestError, PathEscapeError
+from moee_bench.bench.core.emotions import OUTSIDE_REASONS, parse_emotion
+from moee_bench.bench.core.errors import ManifestError, PathEscapeError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.core.media import VIDEO_SUFFIXES
 from moee_bench.bench.core.paths import resolve_inside
+from moee_bench.bench.core.references import assign_references
 
-VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".flv")
+VIDEO_EXT = VIDEO_SUFFIXES
 
 
 def _rel(root: Path, p: Path) -> str:
@@ -32,18 +37,12 @@ class _Collector:
     def __init__(self, dataset: str, root: Path) -> None:
         self.dataset, self.root = dataset, root
         self.clips: list[ClipRecord] = []
-        self.excluded: Counter[str] = Counter()
-        self.reasons: dict[str, str] = {}
+        self.outside: Counter[str] = Counter()
 
     def add(self, clip_id: str, identity: str, video: Path, label: str, **kw) -> None:
-        try:
-            emo = parse_emotion(label, clip_id=clip_id)
-        except EmotionLabelError as e:
-            if e.status == "excluded":
-                self.excluded[label.lower()] += 1
-                self.reasons[label.lower()] = e.reason
-                return
-            raise
+        emo = parse_emotion(label, clip_id=clip_id, keep_outside=True)
+        if not emo.in_taxonomy:
+            self.outside[emo.label] += 1
         audio = kw.pop("audio", None)
         self.clips.append(ClipRecord(clip_id, identity, _rel(self.root, video), emo,
                                      audio=_rel(self.root, audio) if audio else None, **kw))
@@ -51,20 +50,28 @@ class _Collector:
     def manifest(self, **meta) -> Manifest:
         if not self.clips:
             raise ManifestError(f"no clips found for {self.dataset} under {self.root}")
-        excluded = {k: {"count": v, "reason": self.reasons[k]} for k, v in sorted(self.excluded.items())}
-        return Manifest(self.dataset, self.root, sorted(self.clips, key=lambda c: c.clip_id),
-                        meta={"importer": self.dataset, "excluded": excluded, **meta})
+        outside = {k: {"count": v, "reason": OUTSIDE_REASONS[k] + "; kept as labelled clips outside the taxonomy"}
+                   for k, v in sorted(self.outside.items())}
+        m = Manifest(self.dataset, self.root, sorted(self.clips, key=lambda c: c.clip_id),
+                     meta={"importer": self.dataset, "outside_taxonomy": outside, **meta})
+        return assign_references(m)
 
 
 def import_mead(root: Path) -> Manifest:
-    """MEAD: ``<actor>/video/front/<emotion>/level_<n>/<NNN>.mp4`` + ``<actor>/audio/<emotion>/level_<n>/<NNN>.m4a``."""
+    """MEAD: ``<actor>/video/front/<emotion>/level_<n>/<NNN>.mp4`` + ``<actor>/audio/<emotion>/level_<n>/<NNN>.m4a``
+    (an absent or empty .m4a leaves the clip on its video's own audio track)."""
     col = _Collector("mead", root)
+    empty = 0
     for v in sorted(root.glob("*/video/front/*/level_*/*.mp4")):
         actor, emotion, level = v.parts[-6], v.parts[-3], v.parts[-2]
         n = int(level.split("_")[1])
         a = root / actor / "audio" / emotion / level / (v.stem + ".m4a")
-        col.add(f"{actor}_{emotion}_{level}_{v.stem}", actor, v, emotion, audio=a if a.exists() else None, intensity=n)
-    return col.manifest()
+        usable = a.is_file() and a.stat().st_size > 0
+        if a.exists() and not usable:
+            empty += 1
+        col.add(f"{actor}_{emotion}_{level}_{v.stem}", actor, v, emotion, audio=a if usable else None, intensity=n)
+    meta = {"empty_audio_files": f"{empty} empty .m4a files ignored: those clips use their video's audio track"} if empty else {}
+    return col.manifest(**meta)
 
 
 def import_hdtf(root: Path, clip_list: Path | None = None) -> Manifest:

@@ -29,13 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     try:
+        from moee_bench.bench import exitcodes
         from moee_bench.bench.cli import BenchError
 
         try:
             return int(args.func(args) or 0)
         except BenchError as e:
             print(f"moee-bench: error: {e}", file=sys.stderr)
-            return 2
+            return exitcodes.USAGE
+        except KeyboardInterrupt:
+            print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+            return exitcodes.INTERRUPTED
     finally:
         if world > 1 and td.is_initialized():
             td.destroy_process_group()

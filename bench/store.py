@@ -9,14 +9,19 @@ Layout of a store folder::
 Tables (long format, one row per value, so new metrics need no migration):
 
 * ``runs(run_id, created, suite_hash, dataset, split, meta)``: ``meta`` is JSON with git commit,
-  package versions, weight hashes, device, seeds, and ``unverified_weights``.
+  package versions, device, seeds, ``weights`` (name, path, full sha256, trust, metrics of every
+  weight file), ``weights_by_metric`` and ``unverified_weights`` (the metrics computed with one).
 * ``clip_values(run_id, method, clip_id, key, value)``: a per-clip number; NULL never stands for 0.
 * ``clip_status(run_id, method, clip_id, metric, status, message)``: ok | no_face | too_short | ...
-* ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings)``
+* ``clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, intensity, n_frames, seconds, warnings,
+  ref_source)``: ``ref_source`` = where the clip's reference portrait came from (bench.core.references).
 * ``aggregates(run_id, method, key, value, extra)``: aggregate numbers (extra: JSON, e.g. N, reason).
 * ``generations(method, clip_id, config_hash, path, sha256, seconds, n_frames, normalisation, status, message)``
-* ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature file holds a clip's
-  features for a metric (bootstrap of FID/FVD recomputes from these).
+* ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature files hold a clip's
+  features for a metric, one row per part, ``metric`` written ``<metric>/<part>`` (``pred``, ``gt``, ``ref``,
+  ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
+  recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
+  video's features are one file, shared by every method and run scored against it.
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
 Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
@@ -47,7 +52,7 @@ CREATE TABLE IF NOT EXISTS clip_values(run_id TEXT, method TEXT, clip_id TEXT, k
 CREATE TABLE IF NOT EXISTS clip_status(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, status TEXT, message TEXT,
     PRIMARY KEY(run_id, method, clip_id, metric));
 CREATE TABLE IF NOT EXISTS clip_info(run_id TEXT, method TEXT, clip_id TEXT, identity TEXT, emotion TEXT,
-    emotion_kind TEXT, intensity INTEGER, n_frames INTEGER, seconds REAL, warnings TEXT,
+    emotion_kind TEXT, intensity INTEGER, n_frames INTEGER, seconds REAL, warnings TEXT, ref_source TEXT,
     PRIMARY KEY(run_id, method, clip_id));
 CREATE TABLE IF NOT EXISTS aggregates(run_id TEXT, method TEXT, key TEXT, value REAL, extra TEXT,
     PRIMARY KEY(run_id, method, key));
@@ -72,6 +77,9 @@ class ResultStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_DDL)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(clip_info)")}
+        if "ref_source" not in cols:                # stores written before the reference policy was recorded
+            self.conn.execute("ALTER TABLE clip_info ADD COLUMN ref_source TEXT")
         self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
         self.features = FeatureStore(self.folder / "features")
 
@@ -124,20 +132,44 @@ class ResultStore:
                     c.execute("INSERT INTO clip_values VALUES(?,?,?,?,?)", (run_id, method, clip_id, k, fv))
             for m, s in status.items():
                 c.execute("INSERT INTO clip_status VALUES(?,?,?,?,?,?)", (run_id, method, clip_id, m, s, messages.get(m, "")))
-            c.execute("INSERT OR REPLACE INTO clip_info VALUES(?,?,?,?,?,?,?,?,?,?)",
+            c.execute("INSERT OR REPLACE INTO clip_info(run_id, method, clip_id, identity, emotion, emotion_kind, "
+                      "intensity, n_frames, seconds, warnings, ref_source) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
                       (run_id, method, clip_id, info.get("identity"), info.get("emotion"), info.get("emotion_kind"),
                        info.get("intensity"), info.get("n_frames"), info.get("seconds"),
-                       json.dumps(info.get("warnings") or [])))
+                       json.dumps(info.get("warnings") or []), info.get("ref_source")))
 
-    def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, str]) -> None:
+    def put_feature_keys(self, run_id: str, method: str, clip_id: str, keys: Mapping[str, Mapping[str, str]]) -> None:
+        """Record the feature cache keys of one clip: metric -> part -> key (replacing the clip's earlier rows)."""
         with self.transaction() as c:
-            for metric, key in keys.items():
-                c.execute("INSERT OR REPLACE INTO clip_features VALUES(?,?,?,?,?)", (run_id, method, clip_id, metric, key))
+            c.execute("DELETE FROM clip_features WHERE run_id=? AND method=? AND clip_id=?", (run_id, method, clip_id))
+            for metric, parts in keys.items():
+                for part, key in parts.items():
+                    c.execute("INSERT INTO clip_features VALUES(?,?,?,?,?)", (run_id, method, clip_id, f"{metric}/{part}", key))
 
-    def feature_keys(self, run_id: str, method: str, metric: str) -> dict[str, str]:
-        rows = self.conn.execute("SELECT clip_id, feature_key FROM clip_features WHERE run_id=? AND method=? AND metric=?",
-                                 (run_id, method, metric))
-        return {r[0]: r[1] for r in rows}
+    def feature_keys(self, run_id: str, method: str, metric: str) -> dict[str, dict[str, str]]:
+        """clip id -> part -> feature cache key of ``metric`` in a run (a pre-part row is the part ``pair``)."""
+        rows = self.conn.execute("SELECT clip_id, metric, feature_key FROM clip_features WHERE run_id=? AND method=? "
+                                 "AND (metric=? OR metric LIKE ?) ORDER BY clip_id", (run_id, method, metric, f"{metric}/%"))
+        out: dict[str, dict[str, str]] = {}
+        for clip_id, name, key in rows:
+            out.setdefault(clip_id, {})[name.partition("/")[2] or "pair"] = key
+        return out
+
+    def clip_feature_parts(self, run_id: str, method: str, metric: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """clip id -> part -> cached features of ``metric`` in a run, for the clips whose every part is in the cache."""
+        out = {}
+        for clip_id, parts in self.feature_keys(run_id, method, metric).items():
+            feats = {p: self.features.get(k) for p, k in parts.items()}
+            if all(f is not None for f in feats.values()):
+                out[clip_id] = feats
+        return out
+
+    def unfinished_runs(self) -> dict[str, int]:
+        """Run ids with per-clip rows but no ``runs`` row (killed or interrupted before they finished) ->
+        number of (method, clip) rows they have."""
+        rows = self.conn.execute("SELECT run_id, COUNT(*) FROM clip_info WHERE run_id NOT IN (SELECT run_id FROM runs) "
+                                 "GROUP BY run_id")
+        return {r[0]: int(r[1]) for r in rows}
 
     def done_clips(self, run_id: str, method: str) -> set[str]:
         rows = self.conn.execute("SELECT clip_id FROM clip_info WHERE run_id=? AND method=?", (run_id, method))

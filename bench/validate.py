@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.core.paths import safe_name
 
 FPS_RANGE = (10.0, 120.0)
 MAX_DURATION = 3600.0
@@ -16,9 +18,34 @@ MAX_DURATION = 3600.0
 class ValidationReport:
     ok: list[ClipRecord] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)   # clip id -> problems
+    notes: dict[str, list[str]] = field(default_factory=dict)      # clip id -> facts worth knowing (not problems)
 
     def add(self, clip_id: str, msg: str) -> None:
         self.problems.setdefault(clip_id, []).append(msg)
+
+
+def id_problems(clips: list[ClipRecord]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """Clip ids that cannot be used safely as they are (problems) and ids stored under an encoded
+    file name (notes). Ids that differ only in letter case get files that collide on case-insensitive
+    file systems (macOS, Windows); surrounding spaces are almost always an import mistake."""
+    problems: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    by_fold: dict[str, list[str]] = {}
+    for c in clips:
+        cid = c.clip_id
+        if cid != cid.strip():
+            problems.setdefault(cid, []).append(f"clip id {cid!r} has leading or trailing spaces")
+        name = safe_name(cid)
+        if name != cid:
+            how = "cut and hashed: too long" if "~" in name else "=XX-escaped: not a plain file name"
+            notes.setdefault(cid, []).append(f"videos of this clip are named {name}.mp4 ({how})")
+        by_fold.setdefault(name.casefold(), []).append(cid)
+    for ids in by_fold.values():
+        for cid in ids if len(ids) > 1 else []:
+            others = [i for i in ids if i != cid]
+            problems.setdefault(cid, []).append(f"clip id {cid!r} differs from {others!r} only in letter case: their "
+                                                "files collide on case-insensitive file systems (macOS, Windows)")
+    return problems, notes
 
 
 def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
@@ -27,12 +54,15 @@ def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
     try:
         video = m.media_path(clip, "video")
         info = media.probe(video, clip_id=clip.clip_id)
-        if not FPS_RANGE[0] <= info.fps <= FPS_RANGE[1]:
+        if not (math.isfinite(info.fps) and FPS_RANGE[0] <= info.fps <= FPS_RANGE[1]):
             problems.append(f"frame rate {info.fps:g} outside {FPS_RANGE}")
-        if not 0 < info.duration <= MAX_DURATION:
+        if not (math.isfinite(info.duration) and 0 < info.duration <= MAX_DURATION):
             problems.append(f"duration {info.duration:g} s is not sane")
         if clip.fps is not None and info.fps and abs(info.fps - clip.fps) > 0.01:
             problems.append(f"manifest says {clip.fps:g} fps, the file has {info.fps:g}")
+        if clip.duration is not None and info.duration and \
+                abs(info.duration - clip.duration) > max(0.5, 0.05 * clip.duration):
+            problems.append(f"manifest says {clip.duration:g} s, the file lasts {info.duration:g} s")
         first = media.first_frame(video, clip_id=clip.clip_id)
         if first.size == 0:
             problems.append("zero-size frames")
@@ -50,10 +80,12 @@ def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
 
 
 def validate_manifest(m: Manifest) -> ValidationReport:
-    """Check every clip (paths inside the root, readable media, streams, fps/duration, labels parsed at load)."""
+    """Check every clip (ids usable as file names, paths inside the root, readable media, streams,
+    fps/duration; labels and numbers are checked when the manifest is read)."""
     rep = ValidationReport()
+    id_probs, rep.notes = id_problems(m.clips)
     for clip in m.clips:
-        probs = validate_clip(m, clip)
+        probs = id_probs.get(clip.clip_id, []) + validate_clip(m, clip)
         if probs:
             for p in probs:
                 rep.add(clip.clip_id, p)

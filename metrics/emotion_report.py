@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from moee_bench.bench.core.manifest import load_manifest
-from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.bench.core.weights import WeightsOptions, add_weights_arguments, options_from_args
 from moee_bench.metrics.base import ClipInput
 from moee_bench.metrics.emotion import COMPOUND_KEYS, Emotion
 from moee_bench.metrics.emotion_scoring import TAXONOMY
@@ -80,15 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stride", type=int, default=5)
     ap.add_argument("--aggregation", default="mean", choices=["mean", "vote"])
     ap.add_argument("--split", default=None)
-    ap.add_argument("--weights-dir", default=None)
-    ap.add_argument("--allow-unverified-weights", action="store_true")
+    add_weights_arguments(ap)
     ap.add_argument("--json", action="store_true", help="print the full report as JSON")
     a = ap.parse_args(argv)
     from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path
 
     ensure_ffmpeg_on_path()
     rep = emotion_report(a.manifest, classifier=a.classifier, stride=a.stride, aggregation=a.aggregation, split=a.split,
-                         weights=WeightsOptions(a.weights_dir, a.allow_unverified_weights), progress=True)
+                         weights=options_from_args(a), progress=True)
     print(json.dumps(rep, indent=2, default=str) if a.json else format_report(rep))
     return 0
 

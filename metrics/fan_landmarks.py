@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
+from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict, must_fit
 
 
 class FANLandmarks:
@@ -27,12 +27,13 @@ class FANLandmarks:
         fan_w = weights.resolve("fan_2d4")
         det_w = weights.resolve("s3fd_face_alignment")
         net = FAN(4)
-        net.load_state_dict(load_state_dict(fan_w))
+        load_into(net, load_state_dict(fan_w), what=f"FAN landmarks {fan_w.path}")
         # FaceAlignment.__init__ would download weights; the object is assembled with the same attributes
         fa = object.__new__(FaceAlignment)
         fa.device, fa.flip_input, fa.landmarks_type = device, False, LandmarksType.TWO_D
         fa.verbose, fa.dtype, fa.max_batch_size = False, torch.float32, 1
-        fa.face_detector = SFDDetector(device, path_to_detector=str(det_w.path))
+        with must_fit(f"face-alignment S3FD {det_w.path}"):
+            fa.face_detector = SFDDetector(device, path_to_detector=str(det_w.path))
         fa.face_alignment_net = net.to(device).eval()
         self.fa = fa
         self.resolved = [fan_w, det_w]

@@ -18,8 +18,8 @@ from unittest import mock
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, must_fit
+from moee_bench.metrics.base import ClipContext, Features, VideoChunk
 from moee_bench.metrics.precision import autocast, of_options
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
 
@@ -33,7 +33,8 @@ def build_inception(weights: WeightsOptions, device: str = "cpu"):
 
     resolved = weights.resolve("fid_inception")
     sd = load_state_dict(resolved)
-    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: sd):
+    with mock.patch.object(pfi, "load_state_dict_from_url", lambda *a, **k: sd), \
+            must_fit(f"FID Inception {resolved.path}"):
         model = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]])
     return prepare_for_inference(model.eval()).to(device), resolved
 
@@ -68,17 +69,17 @@ def inception_features(model, frames: np.ndarray, device: str = "cpu", batch: in
 
 
 class _Extractor:
+    """Inception activations of every frame of one video (either side: GT activations are reused by every method)."""
+
     def __init__(self, m: "FID") -> None:
         self.m = m
-        self.pred: list[np.ndarray] = []
-        self.gt: list[np.ndarray] = []
+        self.acts: list[np.ndarray] = []
 
-    def add(self, chunk: FrameChunk) -> None:
-        self.pred.append(inception_features(self.m.model, chunk.pred, self.m.device, precision=self.m.precision))
-        self.gt.append(inception_features(self.m.model, chunk.gt, self.m.device, precision=self.m.precision))
+    def add(self, chunk: VideoChunk) -> None:
+        self.acts.append(inception_features(self.m.model, chunk.frames, self.m.device, precision=self.m.precision))
 
     def finish(self) -> Features:
-        return {"pred": np.concatenate(self.pred).astype(np.float32), "gt": np.concatenate(self.gt).astype(np.float32)}
+        return {"x": np.concatenate(self.acts).astype(np.float32) if self.acts else np.zeros((0, DIM), np.float32)}
 
 
 class FID(MomentsMetric):
@@ -86,6 +87,7 @@ class FID(MomentsMetric):
     keys = ("fid",)
     higher_is_better = {"fid": False}
     needs_gt = True
+    parts = {"pred": ("pred",), "gt": ("gt",)}
     dim = DIM
 
     def __init__(self, options: Any) -> None:
@@ -94,12 +96,15 @@ class FID(MomentsMetric):
         self.model, self.weights = build_inception(options.weights, self.device)
         super().__init__()
 
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
+
     def config(self) -> dict[str, Any]:
         return {"impl": "pytorch-fid 0.3.0 InceptionV3 pool3", "dims": DIM, "weights_sha256": self.weights.sha256,
                 "verified": self.weights.verified, "input": "uint8 RGB -> [0,1], bilinear 299 in-model (no antialias)",
                 "covariance": "unbiased (N-1)", "pooling": "all frames of all clips", "precision": self.precision}
 
-    def extractor(self, ctx: ClipContext) -> _Extractor:
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         return _Extractor(self)
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:

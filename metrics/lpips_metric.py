@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from moee_bench.bench.core.weights import WeightsOptions, load_state_dict
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, must_fit
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, FrameMeanMetric, Param
 from moee_bench.metrics.precision import autocast, of_options
 
 BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
+MIN_SIZE = {"alex": 31, "vgg": 16}       # smaller frames leave an empty feature map in the backbone
 
 
 def build_lpips(net: str, weights: WeightsOptions, device: str = "cpu"):
@@ -28,12 +29,11 @@ def build_lpips(net: str, weights: WeightsOptions, device: str = "cpu"):
     resolved = weights.resolve(BACKBONE_WEIGHTS[net])
     sd = load_state_dict(resolved)
     model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-    mapped = {}
-    for name in model.net.state_dict():
+    what = f"LPIPS {net} backbone {resolved.path}"
+    with must_fit(what):
         # lpips slices keep torchvision's module indices: slice2.3.weight <- features.3.weight
-        idx_param = name.split(".", 1)[1]
-        mapped[name] = sd[f"features.{idx_param}"]
-    model.net.load_state_dict(mapped)
+        mapped = {name: sd[f"features.{name.split('.', 1)[1]}"] for name in model.net.state_dict()}
+    load_into(model.net, mapped, what=what)
     import torch
 
     return model.eval().to(device).to(memory_format=torch.channels_last), resolved
@@ -64,9 +64,11 @@ class LPIPS(FrameMeanMetric):
     keys = ("lpips",)
     higher_is_better = {"lpips": False}
     needs_gt = True
+    PARAMS = {"lpips_net": Param(str, "alex", tuple(BACKBONE_WEIGHTS), help="LPIPS backbone")}
 
     def __init__(self, options: Any) -> None:
         self.net = options.param("lpips_net", "alex")
+        self.min_size = MIN_SIZE.get(self.net, 1)
         self.device = options.device
         self.precision = of_options(options)
         self.model, self.weights = build_lpips(self.net, options.weights, self.device)
@@ -76,6 +78,9 @@ class LPIPS(FrameMeanMetric):
         return {"impl": "lpips 0.1.4", "net": self.net, "version": "0.1", "input": "RGB in [-1,1]",
                 "backbone_sha256": self.weights.sha256, "verified": self.weights.verified,
                 "aggregate": "mean over frames", "precision": self.precision}
+
+    def weight_files(self) -> list[ResolvedWeights]:
+        return [self.weights]
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self)

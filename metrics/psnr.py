@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric
+from moee_bench.metrics.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
 
 CAP_DB = 100.0
 
@@ -49,6 +49,8 @@ class PSNR(Metric):
     keys = ("psnr", "psnr_dataset")
     higher_is_better = {"psnr": True, "psnr_dataset": True}
     needs_gt = True
+    PARAMS = {"psnr_mode": Param(str, "frame", ("frame", "dataset"), help="frame: mean of per-frame PSNR; dataset: "
+                                 "one PSNR of the pooled MSE")}
 
     def __init__(self, options: Any = None) -> None:
         self.mode = (options.param("psnr_mode", "frame") if options is not None else "frame")
@@ -85,7 +87,7 @@ class PSNR(Metric):
         self.sse += float(mse.sum()) * npix
         self.n_values += npix * len(mse)
         self.capped += int((mse == 0).sum())
-        return {"psnr": float(per.mean())}
+        return {"psnr": float(per.mean()), "psnr_nframes": len(per)}   # the clip's weight in the frame mean
 
     def state_dict(self) -> dict[str, Any]:
         return {"frames": self.frames.state(), "sse": self.sse, "n_values": self.n_values, "capped": self.capped}

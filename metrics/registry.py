@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moee_bench.bench.core.errors import BenchError
@@ -20,6 +20,10 @@ METRICS: dict[str, str] = {
     "akd": "moee_bench.metrics.akd:AKD",
     "sync": "moee_bench.metrics.sync:Sync",
     "emotion": "moee_bench.metrics.emotion:Emotion",
+    "dynamics": "moee_bench.metrics.dynamics:Dynamics",
+    "kid": "moee_bench.metrics.kid:KID",
+    "kvd": "moee_bench.metrics.kid:KVD",
+    "flmd": "moee_bench.metrics.flmd:FLMD",
 }
 
 
@@ -48,23 +52,81 @@ def metric_class(name: str) -> type[Metric]:
     return getattr(importlib.import_module(mod), cls)
 
 
+def metric_classes(names: list[str]) -> dict[str, type[Metric] | None]:
+    """Name -> class for each requested metric (None when its module cannot be imported here);
+    an unknown name is a :class:`BenchError` naming the known ones."""
+    out: dict[str, type[Metric] | None] = {}
+    for n in names:
+        try:
+            out[n] = metric_class(n)
+        except KeyError as e:
+            raise BenchError(e.args[0]) from None
+        except ImportError:
+            out[n] = None
+    return out
+
+
+def check_params(names: list[str], params: dict[str, Any], *, source: str = "--param") -> dict[str, Any]:
+    """Refuse parameter keys no requested metric declares (naming the known ones) and values of the
+    wrong type or range; return the params parsed to their declared types. Done before any work."""
+    classes = metric_classes(names)
+    declared = {k: (n, spec) for n, cls in classes.items() if cls is not None for k, spec in cls.parameters().items()}
+    out: dict[str, Any] = {}
+    for key, raw in params.items():
+        if key not in declared:
+            # parameter keys start with their metric's name (sync's face_cropped aside): import only that one
+            owner = next((n for n in METRICS if n not in classes and key.startswith(n) and _declares(n, key)), None)
+            if owner:
+                raise BenchError(f"{source}: {key!r} is a parameter of metric {owner!r}, which is not requested "
+                                 f"(metrics: {', '.join(names)})")
+            known = ", ".join(sorted(declared)) or "no parameters"
+            raise BenchError(f"{source}: unknown key {key!r}; the requested metrics ({', '.join(names)}) know: {known}")
+        metric, spec = declared[key]
+        try:
+            out[key] = spec.parse(raw)
+        except ValueError as e:
+            raise BenchError(f"{source}: {key}={raw!r} (metric {metric}): {e}") from None
+    return out
+
+
+def check_size(metrics: list[Metric], size: tuple[int, int] | None, *, source: str = "--size") -> None:
+    """Refuse an evaluation size smaller than a requested metric can score (before any work)."""
+    if size is None:
+        return
+    for m in metrics:
+        if min(size) < m.min_size:
+            raise BenchError(f"{source} {size[0]} {size[1]}: metric {m.name} needs frames of at least "
+                             f"{m.min_size}x{m.min_size} pixels")
+
+
+def _declares(name: str, key: str) -> bool:
+    try:
+        return key in metric_class(name).parameters()
+    except ImportError:
+        return False
+
+
 def build_metrics(names: list[str], options: MetricOptions | None = None) -> tuple[list[Metric], dict[str, str]]:
     """Instantiate the named metrics with shared options, for ``run`` and ``score`` alike.
 
     Returns the metrics that can run here and, for the others, metric name -> reason. Only the
     errors that mean "cannot run on this machine" (missing or refused weights, a missing optional
-    package) make a metric unavailable; anything else is a bug and propagates. An unknown name is
-    a :class:`BenchError` naming the known ones.
+    package) make a metric unavailable; anything else is a bug and propagates. An unknown name, an
+    unknown parameter key or a bad parameter value is a :class:`BenchError` (:func:`check_params`).
     """
     options = options or MetricOptions()
+    options.params = check_params(names, dict(options.params))
     built, unavailable = [], {}
     for n in names:
         try:
             cls = metric_class(n)
         except KeyError as e:
             raise BenchError(e.args[0]) from None
-        try:
-            built.append(cls(options))
+        except ImportError as e:
+            unavailable[n] = f"{type(e).__name__}: {e}"
+            continue
+        try:                    # each metric resolves its weights through a view that records them under its name
+            built.append(cls(replace(options, weights=options.weights.for_metric(n))))
         except (BenchError, ImportError) as e:
             unavailable[n] = f"{type(e).__name__}: {e}"
     return built, unavailable

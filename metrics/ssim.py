@@ -54,6 +54,7 @@ class SSIM(FrameMeanMetric):
     keys = ("ssim",)
     higher_is_better = {"ssim": True}
     needs_gt = True
+    min_size = 11             # skimage's Gaussian window (sigma 1.5) is 11 pixels wide
 
     def __init__(self, options: Any = None) -> None:
         super().__init__()

@@ -20,6 +20,7 @@ import numpy as np
 import python_speech_features
 import torch
 
+from moee_bench.bench.core.weights import load_into
 from moee_bench.metrics.precision import autocast
 
 VSHIFT = 15
@@ -84,7 +85,7 @@ def summarise(dists: torch.Tensor, vshift: int = VSHIFT) -> SyncResult:
 class SyncNetScorer:
     """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
 
-    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 8, vshift: int = VSHIFT,
+    def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 32, vshift: int = VSHIFT,
                  fast: bool = True, precision: str = "fp32"):
         self.net = net.to(device).eval()
         self.fast = None
@@ -103,7 +104,7 @@ class SyncNetScorer:
         from syncnet_python.SyncNetModel import S
 
         net = S()
-        net.load_state_dict(state)
+        load_into(net, state, what="SyncNet (syncnet_v2)")
         return cls(net, **kw)
 
     @torch.inference_mode()

@@ -14,10 +14,11 @@ import json
 import resource
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from moee_bench.bench.core.paths import write_text_atomic
 
 
 def _sync(device: torch.device) -> None:
@@ -106,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
     for k, v in res.items():
         print(f"{k:<24}{v:.4g}" if isinstance(v, float) else f"{k:<24}{v}")
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
+        write_text_atomic(args.json, json.dumps(res, indent=1), "--json")
     return 0

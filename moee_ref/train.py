@@ -25,8 +25,10 @@ killed run loses at most ``train.save_every`` steps. Stage 2 starts from a stage
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from moee_bench.bench.core.manifest import load_manifest
+from moee_bench.bench.core.manifest import Manifest, load_manifest
+from moee_bench.bench.core.splits import select_split, split_record
 from moee_bench.moee_ref.checkpoint import (checkpoint_config, latest_checkpoint, load_model_weights, load_optimizer,
                                  read_trainer_state, save_checkpoint)
 from moee_bench.moee_ref.config import ConfigError, MoEEConfig, load_config, with_random_init, with_variant
@@ -260,6 +263,9 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
         log(f"warning: config {cfg.name!r} has no pretrained VAE and no --init: the VAE stays random, so generated "
             "frames cannot look like faces; run --stage 0 first and pass its checkpoint as --init")
     total_steps = steps if steps is not None else cfg.train.steps
+    m = load_manifest(manifest)
+    ids, training = training_clips(m, split, max_clips, stage, log)
+    training = _inherited_training(previous, init, training)
 
     trainer = Trainer(cfg, stage, device=device, weights=weights, seed=seed)
     if init_state is not None:
@@ -279,10 +285,6 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
         np_state = state.get("numpy_rng")
         log(f"resuming stage {stage} from {previous.name} (step {start})")
 
-    m = load_manifest(manifest)
-    ids = [c.clip_id for c in m.clips if c.split == split] or [c.clip_id for c in m.clips]
-    if max_clips:
-        ids = ids[:max_clips]
     clips = load_clips(m, ids, cfg, trainer.core.audio_encoder, emotion_encoder=trainer.core.emotion_audio_encoder,
                        mouth=stage == 2 and cfg.train.masked_noisy, cache_dir=clip_cache or out / "clip_cache", log=log)
     sampler = WindowSampler(clips, cfg, seed=seed)
@@ -311,11 +313,11 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
                 fh.write(json.dumps({"step": step, "stage": stage, **logs}) + "\n")
             log(f"step {step}/{total_steps} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()))
         if step % cfg.train.save_every == 0 or step == total_steps:
-            ckpt = save_checkpoint(out, step, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler),
+            ckpt = save_checkpoint(out, step, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler, training),
                                    {"step_generator": gen.get_state()})
     after = trainer.eval_loss(fixed)
     if ckpt is None:
-        ckpt = save_checkpoint(out, start, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler),
+        ckpt = save_checkpoint(out, start, trainer.core, trainer.optimizer, _state(cfg, stage, seed, sampler, training),
                                {"step_generator": gen.get_state()})
     log(f"stage {stage} done: fixed-batch loss {before:.4f} -> {after:.4f}; checkpoint {ckpt}")
     if stage == 2:
@@ -326,6 +328,44 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
     return TrainResult(out, ckpt, stage, start, total_steps, losses, before, after, time.perf_counter() - t_start)
 
 
-def _state(cfg: MoEEConfig, stage: int, seed: int, sampler: WindowSampler) -> dict[str, Any]:
+def _state(cfg: MoEEConfig, stage: int, seed: int, sampler: WindowSampler, training: list[dict[str, Any]]) -> dict[str, Any]:
     return {"stage": stage, "seed": seed, "config": cfg.to_dict(), "numpy_rng": sampler.rng.bit_generator.state,
-            "torch_version": torch.__version__, "numpy_version": np.__version__}
+            "torch_version": torch.__version__, "numpy_version": np.__version__, "training_data": training}
+
+
+def training_clips(m: Manifest, split: str, max_clips: int | None, stage: int,
+                   log: Callable[[str], None]) -> tuple[list[str], dict[str, Any]]:
+    """The clip ids a stage trains on and the record of them kept in every checkpoint.
+
+    The split must exist (no fallback to other clips); clips labelled outside the MoEE taxonomy
+    (contempt, calm) are skipped with a counted reason, since the six experts cannot represent them.
+    """
+    chosen = select_split(m, split)
+    outside = Counter(c.emotion.label for c in chosen if not c.emotion.in_taxonomy)
+    usable = [c for c in chosen if c.emotion.in_taxonomy]
+    if outside:
+        log(f"skipping {sum(outside.values())} clips of split {split!r} outside the MoEE taxonomy: {dict(outside)}")
+    if not usable:
+        raise ConfigError(f"split {split!r} of manifest {m.path} has no clip inside the MoEE taxonomy to train on")
+    usable = usable[:max_clips] if max_clips else usable
+    record = split_record(m, split, usable)
+    record.update(stage=stage, clip_ids_hash=hashlib.sha256("\n".join(c.clip_id for c in usable).encode()).hexdigest(),
+                  skipped_outside_taxonomy=dict(outside), max_clips=max_clips)
+    return [c.clip_id for c in usable], record
+
+
+def _inherited_training(previous: Path | None, init: str | Path | None, this: dict[str, Any]) -> list[dict[str, Any]]:
+    """Training-data records of every stage so far: the resumed run's, or the init checkpoint's plus this stage's."""
+    if previous is not None:
+        before = read_trainer_state(previous).get("training_data") or []
+        mine = [t for t in before if t.get("stage") == this["stage"]]
+        if mine and (mine[-1].get("hash"), mine[-1].get("clip_ids_hash")) != (this["hash"], this["clip_ids_hash"]):
+            raise ConfigError(f"{previous} was trained on other clips (split {mine[-1].get('name')!r}, hash "
+                              f"{str(mine[-1].get('hash'))[:12]}); resume it with the same manifest and split, or use "
+                              "another --out")
+        return list(before) if mine else [*before, this]
+    inherited: list[dict[str, Any]] = []
+    if init is not None:
+        inherited = read_trainer_state(init).get("training_data") or [
+            {"stage": None, "dataset": None, "identities": [], "unknown": f"{init} records no training data"}]
+    return [*inherited, this]

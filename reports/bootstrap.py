@@ -5,30 +5,68 @@ from __future__ import annotations
 import numpy as np
 
 
-def mean_ci(values: np.ndarray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile CI of the mean of per-clip ``values`` (NaNs dropped)."""
+def weighted_mean(values: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """The estimator a leaderboard cell shows: the plain mean of per-clip values, or with ``weights`` (each
+    clip's number of scored frames) the frame-weighted mean = the mean over every frame of every clip."""
     v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
+    if weights is None:
+        return float(v.mean())
+    w = np.asarray(weights, np.float64)
+    return float((v * w).sum() / w.sum())
+
+
+def _clean(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    v = np.asarray(values, np.float64)
+    ok = np.isfinite(v)
+    if weights is not None:
+        w = np.asarray(weights, np.float64)
+        ok &= np.isfinite(w) & (w > 0)
+        return v[ok], w[ok]
+    return v[ok], None
+
+
+def mean_ci(values: np.ndarray, weights: np.ndarray | None = None, *, n_boot: int = 1000, level: float = 0.95,
+            seed: int = 0) -> tuple[float, float]:
+    """Percentile CI of :func:`weighted_mean` of per-clip ``values`` (NaNs dropped), clips resampled: with
+    ``weights`` the CI is of the frame-weighted mean, the same estimator as the value it surrounds."""
+    v, w = _clean(values, weights)
     if len(v) == 0:
         return (float("nan"), float("nan"))
     if len(v) == 1:
         return (float(v[0]), float(v[0]))
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+    idx = rng.integers(0, len(v), (n_boot, len(v)))
+    means = v[idx].mean(axis=1) if w is None else (v[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     a = (1 - level) / 2
     return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
 
 
-def paired_diff_ci(base: np.ndarray, new: np.ndarray, *, n_boot: int = 1000, level: float = 0.95,
+def paired_diff_ci(base: np.ndarray, new: np.ndarray, *, base_weights: np.ndarray | None = None,
+                   new_weights: np.ndarray | None = None, n_boot: int = 1000, level: float = 0.95,
                    seed: int = 0) -> tuple[float, float, float]:
-    """Mean of ``new - base`` over clips scored in both, with its paired percentile CI."""
+    """``estimator(new) - estimator(base)`` over clips scored in both, with its paired percentile CI (the same
+    clips resampled on both sides). With weights the estimator is each side's frame-weighted mean."""
     b, n = np.asarray(base, np.float64), np.asarray(new, np.float64)
     ok = np.isfinite(b) & np.isfinite(n)
-    d = n[ok] - b[ok]
-    if len(d) == 0:
+    weighted = base_weights is not None and new_weights is not None
+    if weighted:
+        wb, wn = np.asarray(base_weights, np.float64), np.asarray(new_weights, np.float64)
+        ok &= np.isfinite(wb) & np.isfinite(wn) & (wb > 0) & (wn > 0)
+        wb, wn = wb[ok], wn[ok]
+    b, n = b[ok], n[ok]
+    if len(b) == 0:
         return (float("nan"),) * 3
-    lo, hi = mean_ci(d, n_boot=n_boot, level=level, seed=seed)
-    return float(d.mean()), lo, hi
+    if not weighted:
+        d = n - b
+        lo, hi = mean_ci(d, n_boot=n_boot, level=level, seed=seed)
+        return float(d.mean()), lo, hi
+    diff = weighted_mean(n, wn) - weighted_mean(b, wb)
+    if len(b) == 1:
+        return diff, diff, diff
+    idx = np.random.default_rng(seed).integers(0, len(b), (n_boot, len(b)))
+    ds = (n[idx] * wn[idx]).sum(1) / wn[idx].sum(1) - (b[idx] * wb[idx]).sum(1) / wb[idx].sum(1)
+    a = (1 - level) / 2
+    return diff, float(np.quantile(ds, a)), float(np.quantile(ds, 1 - a))
 
 
 def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100, level: float = 0.95,
@@ -39,15 +77,24 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6 relative,
     ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
     from moee_bench.metrics.fid import fid_from_features
+    from moee_bench.metrics.flmd import flmd_from_features
     from moee_bench.metrics.fvd import fvd_from_features
+    from moee_bench.metrics.kid import kernel_from_features
+    from moee_bench.metrics.registry import metric_class
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
     recompute = {"fid": lambda fs: fid_from_features(fs, frechet="eigh"),
-                 "fvd": lambda fs: fvd_from_features(fs, variant)}.get(metric)
-    keys = store.feature_keys(run_id, method, metric)
-    feats = [f for f in (store.features.get(k) for k in keys.values()) if f is not None]
-    if recompute is None or len(feats) < 2:
+                 "fvd": lambda fs: fvd_from_features(fs, variant),
+                 "flmd": flmd_from_features,
+                 # 10 subsets per resample (the headline uses 100): the bootstrap spread dominates the subset noise
+                 "kid": lambda fs: kernel_from_features(fs, "kid", n_subsets=10)["kid"],
+                 "kvd": lambda fs: kernel_from_features(fs, "kvd", n_subsets=10)["kvd"]}.get(metric)
+    if recompute is None:
+        return None
+    combine = metric_class(metric).combine
+    feats = [combine(parts) for parts in store.clip_feature_parts(run_id, method, metric).values()]
+    if len(feats) < 2:
         return None
     rng = np.random.default_rng(seed)
     vals = []

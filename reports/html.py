@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_bench.metrics.keys import KEYS
-from moee_bench.reports.leaderboard import HEADLINE, method_table
+from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table,
+                                             split_note, throughput_rows, unverified_warning)
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.store import ResultStore
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # the store sits above reports; reports only receive one
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f0f3f7}td:first-child,th:first-child{text-align:left}.best{font-weight:bold;background:#e8f6e8}
+.nc{color:#888;background:#f4f4f4}
 .warn{background:#fff3cd;padding:8px;border-left:4px solid #e0a800}.note{color:#666;font-size:13px}
 img{max-width:100%}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}"""
 
@@ -51,7 +53,7 @@ def _bar_charts(t) -> str:
             err = np.nan_to_num(np.vstack([vals - lo, hi - vals]), nan=0.0).clip(min=0)
         ax.bar(range(len(vals)), np.nan_to_num(vals), yerr=err, color="#4C72B0", capsize=4)
         ax.set_xticks(range(len(vals)), t["method"], rotation=30, ha="right")
-        ax.set_title(f"{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}")
+        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}")
     fig.tight_layout()
     return _png(fig)
 
@@ -96,32 +98,67 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         meta = r["meta"]
         t = method_table(store, rid)
         parts.append(f"<h2>{html.escape(str(meta.get('dataset_name', r['dataset'])))} / split {html.escape(r['split'])}</h2>")
-        if meta.get("unverified_weights"):
-            parts.append("<p class='warn'>Computed with unverified weights: not comparable with other results.</p>")
+        note = split_note(meta)
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note.replace('`', ''))}</p>")
+        warn = unverified_warning(meta)
+        if warn:
+            parts.append(f"<p class='warn'>{html.escape(warn.replace('`', ''))}.</p>")
         if t.empty:
             parts.append("<p>No results.</p>")
             continue
         keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        hdr = "".join(f"<th>{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}</th>" for k in keys)
+        hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
+        best_of = best_values(t, keys)
         rows = []
         for _, row in t.iterrows():
             cells = []
             for k in keys:
                 v = row.get(k)
-                col = t[k].dropna()
-                best = (col.max() if KEYS[k].higher_is_better else col.min()) if len(col) > 1 else None
+                best = best_of[k]
+                flags = row.get(f"{k}_flags")
+                nc = isinstance(flags, dict) and bool(flags.get("not_comparable"))
                 txt = "—" if v is None or (isinstance(v, float) and np.isnan(v)) else KEYS[k].fmt.format(v)
                 ci = row.get(f"{k}_ci")
                 if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
                     txt += f" <span class='note'>[{KEYS[k].fmt.format(ci[0])}, {KEYS[k].fmt.format(ci[1])}]</span>"
-                cls = " class='best'" if best is not None and v == best else ""
+                if nc:
+                    txt = f"n/c <span class='note'>({txt})</span>"
+                marks = flag_marks(flags)
+                title = "; ".join(str(x) for x in (flags or {}).values()) if isinstance(flags, dict) else ""
+                if marks:
+                    txt += f"<sup title='{html.escape(title, quote=True)}'>{marks}</sup>"
+                cls = " class='nc'" if nc else (" class='best'" if best is not None and v == best else "")
                 cells.append(f"<td{cls}>{txt}</td>")
             rows.append(f"<tr><td>{html.escape(row['method'])}</td><td>{row['n_clips']}</td><td>{row['n_missing']}</td>"
                         f"<td>{row['n_failed']}</td>{''.join(cells)}</tr>")
         parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
+        cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
+        refs = meta.get("reference_warnings") or []
+        if any(lines for _, lines in cav) or refs:
+            items = [f"<li><b>{html.escape(m)}</b>: {html.escape(line)}</li>" for m, lines in cav for line in lines]
+            items += [f"<li>reference: {html.escape(w)}</li>" for w in refs[:20]]
+            parts.append("<h3>Caveats</h3><p class='note'>‡ not comparable (never ranked); † warning or unverified "
+                         f"weights</p><ul id='caveats' class='warn'>{''.join(items)}</ul>")
+        thr = throughput_rows(store, rid)
+        if thr:
+            parts.append("<h3>Generation throughput</h3><p class='note'>Peak memory labelled by what was measured; "
+                         "\"not measured\" is never 0.</p><table id='throughput'><tr><th>method</th><th>device</th>"
+                         "<th>frames/s</th><th>s/clip</th><th>model load s</th><th>peak memory</th></tr>"
+                         + "".join("<tr>" + "".join(f"<td>{html.escape(r[k])}</td>" for k in
+                                                    ("method", "device", "frames_per_s", "seconds_per_clip",
+                                                     "model_load_s", "peak_mem")) + "</tr>" for r in thr)
+                         + "</table>")
+        for stage, ws in (meta.get("warnings") or {}).items():
+            if ws:
+                parts.append(f"<p class='warn'>Warnings raised ({html.escape(stage)}): "
+                             + "<br>".join(html.escape(w) for w in ws[:10]) + "</p>")
         parts.append(_bar_charts(t))
         clips = store.clip_table(rid)
         from moee_bench.reports import plots
+        from moee_bench.reports.breakdown import render_html_sections
+
+        parts.extend(render_html_sections(clips))
 
         agg = store.aggregates(rid)
         for title, fig in (("Emotion accuracy", plots.emotion_heatmap(clips)),
@@ -142,7 +179,8 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
             parts.append("<h3>Not computed</h3><ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
                                                               for k, v in unavailable.items()) + "</ul>")
         prov = {k: meta.get(k) for k in ("git_commit", "versions", "device", "seed", "suite_hash", "manifest_hash",
-                                         "weights", "unverified_weights", "protocol")}
+                                         "weights", "weights_by_metric", "unverified_weights", "protocol", "ingest",
+                                         "references")}
         parts.append("<h3>Protocol and provenance</h3><pre>" + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

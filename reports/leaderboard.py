@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,28 +11,50 @@ import pandas as pd
 
 from moee_bench.metrics.keys import KEYS
 from moee_bench.reports.bootstrap import mean_ci, set_metric_ci
+from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.store import ResultStore
 
-HEADLINE = ["fid", "fvd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc", "compound_top2", "compound_mix"]
+HEADLINE = ["fid", "kid", "fvd", "kvd", "flmd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc",
+            "compound_top2", "compound_mix", "dynamics_score"]
+
+
+def _extras(agg: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    if "extra" not in agg.columns:
+        return out
+    for k, e in zip(agg["key"], agg["extra"]):
+        try:
+            out[k] = json.loads(e) if e else {}
+        except (TypeError, ValueError):
+            out[k] = {}
+    return out
 
 
 def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.DataFrame:
-    """Rows = methods; per metric: value, CI low/high, N scored; plus missing and failed counts.
+    """Rows = methods; per metric: value, CI low/high, N scored, flags; plus missing and failed counts and caveats.
 
-    ``set_bootstrap`` > 0 adds bootstrap CIs to FID from cached per-clip features (costly: one
-    Fréchet distance per resample)."""
+    The CI of a clip-averaged key bootstraps the estimator of its value (frame-weighted where the value is a
+    mean over frames, :data:`metrics.keys.KeyInfo.weight`). ``<key>_flags`` carries the caveats stored with
+    the aggregate (``not_comparable``, ``warning``, ``unverified``); ``caveats`` the method's caveat lines.
+    ``set_bootstrap`` > 0 adds bootstrap CIs to FID/FVD from cached per-clip features (costly: one Fréchet
+    distance per resample)."""
     agg = store.aggregates(run_id)
     clips = store.clip_table(run_id)
     status = store.status_table(run_id)
+    run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
+    psnr_head = ((run["meta"].get("protocol") or {}).get("psnr") or {}).get("headline", "")
     rows = []
     for method in sorted(agg["method"].unique()) if not agg.empty else []:
-        a = agg[agg.method == method].set_index("key")["value"]
+        am = agg[agg.method == method]
+        a = am.set_index("key")["value"]
+        extras = _extras(am)
         c = clips[clips.method == method] if not clips.empty else clips
         st = status[status.method == method] if not status.empty else status
         row: dict[str, Any] = {"method": method, "n_clips": int(a.get("n_clips", len(c))),
-                               "n_missing": int(a.get("n_missing", 0) or 0)}
+                               "n_missing": int(a.get("n_missing", 0) or 0),
+                               "caveats": list((extras.get("caveats") or {}).get("items") or [])}
         failed = st[~st.status.isin(["ok", "unavailable", "missing"])] if not st.empty else st
         row["n_failed"] = int(failed.clip_id.nunique()) if not failed.empty else 0
         for key in HEADLINE:
@@ -39,17 +62,46 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
                 continue
             v = a[key]
             row[key] = None if pd.isna(v) else float(v)
+            row[f"{key}_flags"] = {k: x for k, x in (extras.get(key) or {}).items()
+                                   if k in ("not_comparable", "warning", "unverified")}
             info = KEYS.get(key)
+            if key in ("kid", "kvd") and row[key] is not None and f"{key}_se" in a.index and not pd.isna(a[f"{key}_se"]):
+                row[f"{key}_ci"] = (row[key] - 1.96 * float(a[f"{key}_se"]), row[key] + 1.96 * float(a[f"{key}_se"]))
+            if key == "dynamics_score" and row[key] is not None and not c.empty:
+                row[f"{key}_ci"] = closeness_cis(c, n_boot=300).get(key, (np.nan, np.nan))
             if info and info.kind == "set" and set_bootstrap > 0 and row[key] is not None:
                 ci = set_metric_ci(store, run_id, method, key, n_boot=set_bootstrap)
                 if ci is not None:
                     row[f"{key}_ci"] = ci
             if info and info.kind == "clip_mean" and key in c.columns:
+                if key == "psnr" and psnr_head.startswith("dataset"):
+                    continue                # the headline is set-level (total MSE): no clip bootstrap of it
                 vals = c[key].to_numpy(dtype=float)
+                w = c[info.weight].to_numpy(dtype=float) if info.weight and info.weight in c.columns else None
                 row[f"{key}_n"] = int(np.isfinite(vals).sum())
-                row[f"{key}_ci"] = mean_ci(vals)
+                if info.weight and w is None:
+                    row[f"{key}_ci_note"] = f"no CI: the store has no per-clip {info.weight} (written before weights were stored)"
+                    continue
+                row[f"{key}_ci"] = mean_ci(vals, w)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def flag_marks(flags: Any) -> str:
+    """Footnote marks of a cell: ‡ not comparable, † warning or unverified weights."""
+    if not isinstance(flags, dict):
+        return ""
+    return ("‡" if flags.get("not_comparable") else "") + ("†" if flags.get("warning") or flags.get("unverified") else "")
+
+
+def best_values(t: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
+    """Best value per column among the comparable cells (a not-comparable cell is never best)."""
+    best: dict[str, Any] = {}
+    for k in keys:
+        ok = [not (isinstance(f, dict) and f.get("not_comparable")) for f in t.get(f"{k}_flags", [None] * len(t))]
+        col = t[k][ok].dropna() if len(t) else t[k]
+        best[k] = (col.max() if KEYS[k].higher_is_better else col.min()) if len(col) > 1 else None
+    return best
 
 
 def _fmt(key: str, row: pd.Series, best: Any) -> str:
@@ -57,11 +109,102 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "—"
     info = KEYS[key]
+    flags = row.get(f"{key}_flags")
     s = info.fmt.format(v)
     ci = row.get(f"{key}_ci")
     if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
         s += f" [{info.fmt.format(ci[0])}, {info.fmt.format(ci[1])}]"
-    return f"**{s}**" if best is not None and v == best else s
+    marks = flag_marks(flags)
+    if isinstance(flags, dict) and flags.get("not_comparable"):
+        return f"n/c ({s}){marks}"
+    return (f"**{s}**" if best is not None and v == best else s) + marks
+
+
+def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
+    """Every caveat of one method's row, one line each: the caveats stored with its aggregates (the runner
+    lists them all), else the cells' flags; then the cells whose CI could not be computed."""
+    out: list[str] = list(row.get("caveats") or [])
+    if not out:
+        for k in keys:
+            flags = row.get(f"{k}_flags")
+            for what in ("not_comparable", "warning", "unverified"):
+                if isinstance(flags, dict) and flags.get(what):
+                    out.append(f"{KEYS[k].label} {flag_marks({what: 1})}: {flags[what]}")
+    for k in keys:
+        note = row.get(f"{k}_ci_note")
+        if isinstance(note, str):
+            out.append(f"{KEYS[k].label}: {note}")
+    return list(dict.fromkeys(out))
+
+
+def throughput_rows(store: ResultStore, run_id: str) -> list[dict[str, str]]:
+    """Generation speed and memory per method, formatted, each memory figure with its label; None is 'not measured'."""
+    thr = store.throughput(run_id)
+    rows = []
+    for _, r in thr.iterrows() if not thr.empty else []:
+        try:
+            extra = json.loads(r["extra"] or "{}")
+        except (TypeError, ValueError):
+            extra = {}
+
+        def num(v: Any, fmt: str) -> str:
+            return "not measured" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
+
+        mem = r["peak_mem_bytes"]
+        rows.append({"method": r["method"], "device": str(r["device"]),
+                     "frames_per_s": num(r["frames_per_s"], "{:.3g}"),
+                     "seconds_per_clip": num(r["seconds_per_clip"], "{:.3g}"),
+                     "model_load_s": num(extra.get("model_load_s"), "{:.3g}"),
+                     "peak_mem": (num(None if mem is None or pd.isna(mem) else mem / 2**20, "{:.0f} MiB")
+                                  + (f" ({extra['peak_mem_kind']})" if extra.get("peak_mem_kind") else
+                                     f" ({extra['peak_mem']})" if extra.get("peak_mem") else ""))})
+    return rows
+
+
+def _code(s: str) -> str:
+    """``s`` as inline markdown code that neither breaks the table nor the list (hostile clip ids)."""
+    s = str(s).replace("`", "'").replace("\n", " ").replace("|", "\\|")
+    return f"`{s}`"
+
+
+def clip_warning_notes(clips: pd.DataFrame, limit: int = 5) -> list[str]:
+    """Protocol notes for the per-clip warnings of a run (length mismatch, fps resampling, ...): one line
+    per method and kind of warning, with its first message in full and the clips it concerns."""
+    import re
+
+    if clips.empty or "warnings" not in clips.columns:
+        return []
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for method, cid, ws in zip(clips.method, clips.clip_id, clips.warnings):
+        try:
+            items = json.loads(ws) if isinstance(ws, str) else []
+        except json.JSONDecodeError:
+            items = [ws]
+        for w in items:
+            groups.setdefault((method, re.sub(r"\d+(\.\d+)?", "#", str(w))), []).append((cid, str(w)))
+    lines = []
+    for (method, _), items in sorted(groups.items()):
+        names = ", ".join(_code(c) for c, _ in items[:limit])
+        names += f" and {len(items) - limit} more" if len(items) > limit else ""
+        lines.append(f"- {_code(method)}, {len(items)} clip{'s' if len(items) > 1 else ''} ({names}): {items[0][1]}"
+                     + (" (first clip's values)" if len(items) > 1 else ""))
+    return lines
+
+
+def unverified_warning(meta: dict) -> str:
+    """The run's unverified-weights warning (per metric; a run stored before per-metric records: whole run)."""
+    bad = meta.get("unverified_weights")
+    if not bad:
+        return ""
+    if bad is True:
+        return "computed with unverified weights; not comparable"
+    return (", ".join(f"`{m}`" for m in bad) + " computed with unverified weights (digest matches neither the "
+            "registry, the lock nor a --trust pin); not comparable")
+
+
+def weight_note(f: dict) -> str:
+    """One weight file of a metric: registry name, file name, full sha256 and how it was trusted."""
+    return f"`{f.get('name')}` {Path(str(f.get('file', ''))).name} sha256 `{f.get('sha256')}` ({f.get('trust', '?')})"
 
 
 def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bootstrap: int = 0) -> str:
@@ -69,9 +212,13 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
     ids = run_ids or list(runs)
     out = ["# moee-bench leaderboard", "",
            "Generated by `moee-bench report` from the result store; nothing here is typed by hand. "
-           "Values are means over clips with 95% percentile-bootstrap CIs over clips (1000 resamples); "
-           "FID/FVD are set-level (CIs for them only with `--set-bootstrap N`: clips resampled, FID recomputed from cached features). ↑ higher is better, ↓ lower is better; best per column in bold. "
-           "— means not computed (the reason is in the notes), never zero.", ""]
+           "Values are means with 95% percentile-bootstrap CIs over clips (1000 resamples); "
+           "frame-averaged metrics (PSNR, SSIM, LPIPS, CSIM, AKD) are means over all frames and their CIs bootstrap that same frame-weighted mean; "
+           "FID/FVD/FLMD are set-level (CIs for them only with `--set-bootstrap N`: clips resampled, recomputed from cached features); "
+           "KID/KVD CIs are ±1.96 standard errors (Bińkowski et al.'s variance estimate; frames/windows treated as independent) "
+           "unless `--set-bootstrap N`; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
+           "↑ higher is better, ↓ lower is better, ≈GT closest to the GT row is best; best per column in bold among comparable cells. "
+           "— means not computed (the reason is in the notes), never zero; n/c‡ = not comparable (reason under Caveats).", ""]
     for rid in ids:
         r = runs.get(rid)
         if r is None:
@@ -79,29 +226,75 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         meta = r["meta"]
         t = method_table(store, rid, set_bootstrap)
         out += [f"## {meta.get('dataset_name', r['dataset'])} / split `{r['split']}` (run `{rid}`)", ""]
+        note = split_note(meta)
+        if note:
+            out += [note, ""]
         if t.empty:
             out += ["No results.", ""]
             continue
         keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        head = ["method", "N", "missing", "failed"] + [f"{KEYS[k].label} {'↑' if KEYS[k].higher_is_better else '↓'}" for k in keys]
+        head = ["method", "N", "missing", "failed"] + [f"{KEYS[k].label} {KEYS[k].arrow}" for k in keys]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        best = {}
-        for k in keys:
-            col = t[k].dropna()
-            best[k] = (col.max() if KEYS[k].higher_is_better else col.min()) if len(col) > 1 else None
+        best = best_values(t, keys)
         for _, row in t.iterrows():
-            cells = [f"`{row['method']}`", str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
+            cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
             cells += [_fmt(k, row, best[k]) for k in keys]
             out.append("| " + " | ".join(cells) + " |")
+        cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
+        if any(lines for _, lines in cav) or meta.get("reference_warnings"):
+            out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights):", ""]
+            for method, lines in cav:
+                out += [f"- {_code(method)}: {line}" for line in lines]
+            refs = meta.get("reference_warnings") or []
+            if refs:
+                out.append(f"- reference: {len(refs)} clip(s) use the first frame of their own target video as the "
+                           f"reference (no reference image, no neutral clip of the identity): {refs[0]}")
+        thr = throughput_rows(store, rid)
+        if thr:
+            out += ["", "Generation throughput (peak memory labelled by what was measured; \"not measured\" is never 0):", "",
+                    "| method | device | frames/s | s/clip | model load s | peak memory |", "|---|---|---|---|---|---|"]
+            out += [f"| `{r['method']}` | {r['device']} | {r['frames_per_s']} | {r['seconds_per_clip']} | "
+                    f"{r['model_load_s']} | {r['peak_mem']} |" for r in thr]
+        clips = store.clip_table(rid)
+        out += [""] + render_markdown_sections(clips)
         out += ["", "Protocol notes:", ""]
-        if meta.get("unverified_weights"):
-            out.append("- **WARNING: computed with unverified weights** (hash mismatch allowed); not comparable.")
+        warn = unverified_warning(meta)
+        if warn:
+            out.append(f"- **WARNING: {warn}**")
+        for stage, ws in (meta.get("warnings") or {}).items():
+            for w in ws[:10]:
+                out.append(f"- warning raised ({stage}): {w}")
+        if meta.get("ingest"):
+            out.append("- ingest: " + json.dumps(meta["ingest"], default=str))
         for name, why in (meta.get("metrics_unavailable") or {}).items():
-            out.append(f"- `{name}` not computed: {why.split('. Put it at')[0]}.")
+            out.append(f"- `{name}` not computed: {str(why).splitlines()[0] if why else ''}")
         for name, proto in (meta.get("protocol") or {}).items():
             short = {k: v for k, v in proto.items() if k not in ("metric",) and not str(k).endswith("sha256")}
             out.append(f"- `{name}`: " + json.dumps(short, default=str))
+        for name, files in (meta.get("weights_by_metric") or {}).items():
+            out.append(f"- `{name}` weights: " + "; ".join(weight_note(f) for f in files))
+        out += clip_warning_notes(clips)
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
                 f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
     return "\n".join(out) + "\n"
+
+
+def split_note(meta: dict[str, Any]) -> str | None:
+    """One line on the run's split (clips, identities, split and manifest hashes) and each method's training data."""
+    sp = meta.get("split")
+    if not isinstance(sp, dict):
+        return None
+    parts = [f"Split `{sp.get('name')}`: {sp.get('n_clips')} clips of {len(sp.get('identities', []))} identities, "
+             f"split hash `{str(sp.get('hash'))[:12]}`, manifest `{str(sp.get('manifest_hash'))[:12]}`."]
+    checks = []
+    for label, m in (meta.get("methods") or {}).items():
+        c = m.get("identity_check") if isinstance(m, dict) else None
+        if isinstance(c, dict):
+            checks.append(f"`{label}` trained on {len(c.get('overlap', []))} of these identities (allowed on purpose)"
+                          if c.get("overlap") else f"`{label}` trained on other identities (checked)")
+        elif c:
+            checks.append(f"`{label}` training data unknown (trained elsewhere)")
+    if checks:
+        parts.append("Training data: " + "; ".join(checks) + ".")
+    return " ".join(parts)

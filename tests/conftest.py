@@ -1,8 +1,12 @@
-"""Shared fixtures. Every test runs offline; ffmpeg comes from imageio-ffmpeg."""
+"""Shared fixtures. Every test runs offline; ffmpeg comes from imageio-ffmpeg (put on this process's
+PATH through a private temporary folder, for the tests that run the reference tools' ``ffmpeg``)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests never download weights: fetch-on-first-use is off for the whole run (the local-server tests of
+# tests/test_weights_fetch.py opt back in explicitly), and the weights cache and its weights.lock are
+# a throw-away folder, never the user's ~/.cache/moee-bench/weights.
+os.environ["MOEE_BENCH_OFFLINE"] = "1"
+_WEIGHTS_CACHE = tempfile.mkdtemp(prefix="moee-bench-test-weights-")
+os.environ["MOEE_BENCH_WEIGHTS"] = _WEIGHTS_CACHE
+atexit.register(shutil.rmtree, _WEIGHTS_CACHE, True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path  # noqa: E402
@@ -41,3 +52,66 @@ def write_clip(tmp_path: Path):
         return write_video(path, [frames], fps, audio=a)
 
     return _write
+
+
+def write_visual_weights(d: Path) -> Path:
+    """Random-initialised LPIPS (AlexNet) and FID (pytorch-fid Inception) backbones saved under the registry file
+    names, in the formats their reference code loads."""
+    import pytorch_fid.inception as pfi
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), d / "alexnet-owt-7be5be79.pth")
+    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=True)
+    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
+    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
+    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
+    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
+    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
+    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
+    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
+    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
+    torch.save(net.state_dict(), d / "pt_inception-2015-12-05-6726825d.pth")
+    return d
+
+
+def save_i3d_standin(path: Path, seed: int = 0) -> Path:
+    """A small random network with the call signature of StyleGAN-V's I3D TorchScript
+    (``detector(x, rescale=, resize=, return_features=)`` -> (B, 400)), saved as TorchScript at ``path``."""
+    import torch
+
+    class StandInI3D(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4))
+            self.fc = torch.nn.Linear(8, 400)
+
+        def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
+                    return_features: bool = False) -> torch.Tensor:
+            return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
+
+    torch.manual_seed(seed)
+    torch.jit.save(torch.jit.script(StandInI3D().eval()), str(path))
+    return path
+
+
+def write_fvd_standin(d: Path) -> Path:
+    """The I3D stand-in as ``d/i3d_torchscript.pt`` (the registry file name)."""
+    save_i3d_standin(d / "i3d_torchscript.pt")
+    return d
+
+
+@pytest.fixture(scope="session")
+def save_standin_i3d():
+    """``save(path, seed=0)``: :func:`save_i3d_standin`."""
+    return save_i3d_standin
+
+
+@pytest.fixture(scope="session")
+def reference_format_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder with random LPIPS, FID and FVD (stand-in I3D) weights in the reference formats."""
+    d = tmp_path_factory.mktemp("refweights")
+    write_visual_weights(d)
+    return write_fvd_standin(d)

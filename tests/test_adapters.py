@@ -17,13 +17,14 @@ from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.errors import BenchError, ClipError
+from test_upstream_contracts import eat_driving, fake_hub      # fake EAT driving clips and hub cache, shared
 
 PY = sys.executable
 
 
-def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None) -> Path:
+def _fake_repo(root: Path, cls, extra: dict[str, str] | None = None, config: dict | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    for rel in (cls.script, *cls.required):
+    for rel in (cls.script, *cls({"repo": str(root), **(config or {})}).requirements()):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         if rel.endswith((".yaml", ".yml")):
@@ -64,7 +65,7 @@ class FakeRun:
     def __init__(self, writer) -> None:
         self.writer, self.calls = writer, []
 
-    def __call__(self, argv, *, cwd, log_path, timeout):
+    def __call__(self, argv, *, cwd, log_path, timeout, env=None):
         self.calls.append((list(argv), Path(cwd)))
         log_path.write_text("fake run\n")
         self.writer(list(argv), Path(cwd))
@@ -78,8 +79,8 @@ def _script_args(argv: list[str]) -> tuple[str, list[str], str, str]:
 
 
 def _check_normalised(res, request_, native_fps: float) -> None:
-    info = media.probe(request_.out_path)
-    assert (info.fps, info.height, info.width, info.has_audio) == (25.0, 128, 128, True)
+    info = media.probe(request_.out_path)          # stored as the method made it; the evaluator converts once
+    assert info.fps == pytest.approx(native_fps, abs=1e-3) and info.has_audio
     assert res.normalisation["source_fps"] == pytest.approx(native_fps)
     assert ("fps_conversion" in res.normalisation) == (abs(native_fps - 25.0) > 1e-3)
     assert "resize" in res.normalisation and "driving audio" in res.normalisation["audio"]
@@ -94,10 +95,10 @@ def test_hallo_command_and_output(tmp_path, request_, monkeypatch):
     m = build_method("hallo", {"repo": str(repo), "python": PY, "face_weight": 1.5})
     res = m.generate(request_)
     script, args, seed, flags = _script_args(fake.calls[0][0])
-    work = request_.out_path.parent / ".work" / "hallo-clip_01"
+    work = request_.out_path.parent / ".work" / "hallo-clip=2001"
     assert fake.calls[0][1] == repo.resolve() and script == "scripts/inference.py" and seed == "7" and flags == "-"
-    assert args == ["--config", "configs/inference/default.yaml", "--source_image", str(work / "mb_clip_01_s7.png"),
-                    "--driving_audio", str(work / "mb_clip_01_s7.wav"), "--output", str(work / "hallo.mp4"),
+    assert args == ["--config", str(work / "default.yaml"), "--source_image", str(work / "mb_clip=2001_s7.png"),
+                    "--driving_audio", str(work / "mb_clip=2001_s7.wav"), "--output", str(work / "hallo.mp4"),
                     "--face_weight", "1.5"]
     _check_normalised(res, request_, 25.0)
     assert "42" in res.normalisation["seed"] and "ignored" in res.normalisation["emotion"]
@@ -119,8 +120,8 @@ def test_hallo2_writes_its_yaml(tmp_path, request_, monkeypatch):
     res = m.generate(request_)
     _, args, _, _ = _script_args(fake.calls[0][0])
     cfg = yaml.safe_load(Path(args[1]).read_text())
-    work = request_.out_path.parent / ".work" / "hallo2-clip_01"
-    assert cfg["source_image"] == str(work / "mb_clip_01_s7.png") and cfg["save_path"] == str(work / "out")
+    work = request_.out_path.parent / ".work" / "hallo2-clip=2001"
+    assert cfg["source_image"] == str(work / "mb_clip=2001_s7.png") and cfg["save_path"] == str(work / "out")
     assert cfg["weight_dtype"] == "fp16"                       # the method's own keys are kept
     _check_normalised(res, request_, 25.0)
 
@@ -147,7 +148,8 @@ def test_aniportrait_command_output_and_unseeded_pose(tmp_path, request_, monkey
     assert not list((repo / "output").glob("*/*/*.mp4"))       # moved out of the user's checkout
     assert "random.seed" in res.normalisation["seed"]
     assert res.normalisation["crop_region"] == "rows 2:202, cols 406:606 of 204x608"
-    assert res.normalisation["resize"] == "200x200 -> 128x128 (area)"
+    assert res.normalisation["resize"] == "200x200 -> 128x128 (cv2.INTER_AREA), once, at scoring"
+    assert (media.probe(request_.out_path).height, media.probe(request_.out_path).width) == (200, 200)
     # the kept panel is the generated one: not the white reference, not the black pose panel
     assert 60 < media.read_frames(request_.out_path).mean() < 200
 
@@ -175,14 +177,14 @@ def test_echomimic_command_and_output(tmp_path, request_, monkeypatch):
 def test_sadtalker_command_and_output(tmp_path, request_, monkeypatch):
     from moee_bench.baselines.sadtalker import SadTalker
 
-    repo = _fake_repo(tmp_path / "sad", SadTalker)
+    repo = _fake_repo(tmp_path / "sad", SadTalker, config={"enhancer": "gfpgan"})
     fake = FakeRun(lambda argv, cwd: _write_fake_video(
         Path(argv[argv.index("--result_dir") + 1]) / "2026_11_25_03.12.00.mp4", 25.0))
     monkeypatch.setattr(ext, "run_process", fake)
     res = build_method("sadtalker", {"repo": str(repo), "python": PY, "device": "cpu", "enhancer": "gfpgan"}).generate(request_)
     _, args, _, _ = _script_args(fake.calls[0][0])
-    work = request_.out_path.parent / ".work" / "sadtalker-clip_01"
-    assert args == ["--driven_audio", str(work / "mb_clip_01_s7.wav"), "--source_image", str(work / "mb_clip_01_s7.png"),
+    work = request_.out_path.parent / ".work" / "sadtalker-clip=2001"
+    assert args == ["--driven_audio", str(work / "mb_clip=2001_s7.wav"), "--source_image", str(work / "mb_clip=2001_s7.png"),
                     "--result_dir", str(work / "results"), "--size", "256", "--preprocess", "full", "--pose_style", "0",
                     "--expression_scale", "1.0", "--still", "--enhancer", "gfpgan", "--cpu"]
     _check_normalised(res, request_, 25.0)
@@ -200,12 +202,13 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
 
     fake = FakeRun(writer)
     monkeypatch.setattr(ext, "run_process", fake)
+    hub = str(fake_hub(tmp_path / "hub"))
     spaced = GenerationRequest("c0", request_.ref_image, request_.audio, tmp_path / "my out" / "c0.mp4", size=(128, 128))
     with pytest.raises(ClipError, match="splits paths on spaces"):
-        build_method("dreamtalk", {"repo": str(repo), "python": PY}).generate(spaced)
+        build_method("dreamtalk", {"repo": str(repo), "python": PY, "hf_cache": hub}).generate(spaced)
     req = GenerationRequest("c1", request_.ref_image, request_.audio, tmp_path / "o2" / "c1.mp4",
                             emotion=parse_emotion("happily_surprised"), seed=3, size=(128, 128))
-    res = build_method("dreamtalk", {"repo": str(repo), "python": PY}).generate(req)
+    res = build_method("dreamtalk", {"repo": str(repo), "python": PY, "hf_cache": hub}).generate(req)
     _, args, seed, flags = _script_args(fake.calls[-1][0])
     assert flags == "no_watermark" and seed == "3"
     assert args[args.index("--style_clip_path") + 1] == "data/style_clip/3DMM/M030_front_happy_level3_001.mat"
@@ -213,7 +216,7 @@ def test_dreamtalk_style_clip_watermark_and_spaces(tmp_path, request_, monkeypat
     assert res.normalisation["watermark"] == "skipped"
     neutral = GenerationRequest("c2", request_.ref_image, request_.audio, tmp_path / "o2" / "c2.mp4",
                                 emotion=parse_emotion("neutral"), size=(128, 128))
-    build_method("dreamtalk", {"repo": str(repo), "python": PY, "style_speaker": "W009"}).generate(neutral)
+    build_method("dreamtalk", {"repo": str(repo), "python": PY, "style_speaker": "W009", "hf_cache": hub}).generate(neutral)
     _, args, _, _ = _script_args(fake.calls[-1][0])
     assert args[args.index("--style_clip_path") + 1].endswith("W009_front_neutral_level1_001.mat")
 
@@ -227,13 +230,11 @@ def test_eat_shadow_checkout_and_emotion_code(tmp_path, request_, monkeypatch):
     with pytest.raises(ClipError, match="no preprocessed driving clip") as e:
         build_method("eat", {"repo": str(repo), "python": PY, "processed_root": str(proc)}).generate(request_)
     assert e.value.status == "missing"
-    drive = proc / "clip 01"
-    (drive / "deepfeature32").mkdir(parents=True)
-    (drive / "clip 01.wav").write_bytes(b"")
+    drive = eat_driving(proc, "clip 01")
 
     def writer(argv, cwd):
         imgs = list((cwd / "demo" / "imgs").glob("*.jpg"))
-        assert [p.name for p in imgs] == ["mb_clip_01_s7.jpg"]   # only our image: their demo/imgs is not visible
+        assert [p.name for p in imgs] == ["mb_clip=2001_s7.jpg"]   # only our image: their demo/imgs is not visible
         emo = argv[argv.index("--emo") + 1]
         _write_fake_video(cwd / "demo" / "output" / "deepprompt_eam3d_all_final_313" /
                           f"{imgs[0].stem}_{emo}_clip 01.mp4", 25.0, size=256)
@@ -259,8 +260,8 @@ def test_install_errors_name_what_to_get(tmp_path, request_):
     from moee_bench.baselines.sadtalker import SadTalker
 
     repo = _fake_repo(tmp_path / "sad", SadTalker)
-    (repo / "checkpoints" / "mapping_00229-model.pth.tar").unlink()
-    with pytest.raises(BenchError, match="mapping_00229-model.pth.tar.*download_models.sh"):
+    (repo / "checkpoints" / "mapping_00109-model.pth.tar").unlink()
+    with pytest.raises(BenchError, match="mapping_00109-model.pth.tar.*download_models.sh"):
         build_method("sadtalker", {"repo": str(repo), "python": PY}).generate(request_)
     with pytest.raises(BenchError, match="no Python environment"):
         build_method("hallo", {"repo": str(_fake_repo(tmp_path / "h", __import__("moee_bench.baselines.hallo").baselines.hallo.Hallo))}).generate(request_)
@@ -271,7 +272,7 @@ def test_failed_run_names_the_clip_with_the_log_tail(tmp_path, request_, monkeyp
 
     repo = _fake_repo(tmp_path / "hallo", Hallo)
 
-    def failing(argv, *, cwd, log_path, timeout):
+    def failing(argv, *, cwd, log_path, timeout, env=None):
         log_path.write_text("loading...\nRuntimeError: CUDA out of memory\n")
         return 1
 

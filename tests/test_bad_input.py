@@ -132,6 +132,7 @@ def test_tampered_weights_are_refused(tmp_path: Path, monkeypatch):
         load_state_dict(resolve("lpips_alexnet", tmp_path, allow_unverified=True))
     monkeypatch.delenv("MOEE_BENCH_WEIGHTS", raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    with pytest.raises(WeightsError, match="not found. Put it at .*alexnet-owt-7be5be79.pth.*Download it from https://"):
+    with pytest.raises(WeightsError, match=r"^put alexnet-owt-7be5be79.pth at .*empty/alexnet-owt-7be5be79.pth "
+                                           r"\(from https://download.pytorch.org/"):
         resolve("lpips_alexnet", tmp_path / "empty")
     assert issubclass(WeightsError, BenchError)

@@ -12,7 +12,7 @@ from moee_bench.bench.cli import main
 from moee_bench.bench.core.errors import PathEscapeError
 from moee_bench.bench.importers import IMPORTERS
 from moee_bench.bench.core.manifest import load_manifest
-from moee_bench.bench.core.splits import clips_of, load_split, make_split
+from moee_bench.bench.core.splits import apply_split, make_split, select_split
 
 
 def _tiny(path: Path, n: int = 6) -> Path:
@@ -26,14 +26,21 @@ def test_mead_importer(tmp_path: Path):
             _tiny(tmp_path / actor / "video" / "front" / emo / f"level_{lvl}" / "001.mp4")
             a = tmp_path / actor / "audio" / emo / f"level_{lvl}" / "001.m4a"
             a.parent.mkdir(parents=True, exist_ok=True)
-            a.write_bytes(b"")
+            a.write_bytes(b"m4a" if actor == "M003" else b"")       # W009's files are empty: their video track is used
     m = IMPORTERS["mead"](tmp_path)
-    assert len(m.clips) == 6
+    assert len(m.clips) == 8
     by = m.by_id()
     c = by["M003_disgusted_level_3_001"]
     assert c.emotion.label == "disgust" and c.intensity == 3 and c.identity == "M003"
     assert c.audio == "M003/audio/disgusted/level_3/001.m4a"
-    assert m.meta["excluded"]["contempt"]["count"] == 2
+    con = by["W009_contempt_level_2_001"]           # kept, labelled, flagged outside the taxonomy
+    assert (con.emotion.kind, con.emotion.label, con.emotion.in_taxonomy, con.intensity) == ("other", "contempt", False, 2)
+    assert m.meta["outside_taxonomy"]["contempt"]["count"] == 2
+    assert con.audio is None and "4 empty .m4a files ignored" in m.meta["empty_audio_files"]
+    # the reference portrait: the first frame of the identity's neutral clip, recorded at import
+    assert (c.ref_image, c.ref_source) == ("M003/video/front/neutral/level_1/001.mp4", "neutral:M003_neutral_level_1_001")
+    assert by["M003_neutral_level_1_001"].ref_image is None       # no other neutral clip: decided (and warned) at use
+    assert m.meta["references"] == {"neutral": 6, "none": 2}
 
 
 def test_filename_coded_importers(tmp_path: Path):
@@ -41,8 +48,8 @@ def test_filename_coded_importers(tmp_path: Path):
     _tiny(tmp_path / "rav" / "Actor_01" / "01-01-02-01-01-01-01.mp4")     # calm -> excluded
     _tiny(tmp_path / "rav" / "Actor_01" / "03-01-03-02-01-01-01.mp4")     # audio-only modality: skipped
     m = IMPORTERS["ravdess"](tmp_path / "rav")
-    assert [c.emotion.label for c in m.clips] == ["happiness"] and m.clips[0].intensity == 2
-    assert m.meta["excluded"]["calm"]["count"] == 1
+    assert [c.emotion.label for c in m.clips] == ["calm", "happiness"] and m.clips[1].intensity == 2
+    assert m.clips[0].emotion.kind == "other" and m.meta["outside_taxonomy"]["calm"]["count"] == 1
     _tiny(tmp_path / "cre" / "1001_DFA_ANG_XX.mp4")
     _tiny(tmp_path / "cre" / "1002_IEO_SAD_HI.mp4")
     m = IMPORTERS["crema-d"](tmp_path / "cre")
@@ -80,7 +87,7 @@ def test_import_and_validate_cli(tmp_path: Path, capsys):
     text = capsys.readouterr().out
     assert "clip broken: " in text and "corrupt" in text and "1 clips ok, 1 with problems" in text
     assert [c.clip_id for c in load_manifest(tmp_path / "clean.json").clips] == ["good"]
-    assert main(["data", "validate", str(out), "--strict"]) == 1
+    assert main(["data", "validate", str(out), "--strict"]) == 3             # exitcodes.FAILED_CLIPS
 
 
 def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):
@@ -99,11 +106,9 @@ def test_split_is_deterministic_and_identity_disjoint(tmp_path: Path):
     assert set(owner) == {f"id{k}" for k in range(10)}
     for s, cids in a["clips"].items():
         assert all(owner[m.by_id()[c].identity] == s for c in cids)
-    from moee_bench.bench.core.splits import save_split
-
-    p = save_split(a, tmp_path / "s.json")
-    assert load_split(p)["content_hash"] == a["content_hash"]
-    assert {c.clip_id for c in clips_of(m, "test", load_split(p))} == set(a["clips"]["test"])
+    applied = apply_split(m, a)
+    assert {c.clip_id for c in select_split(applied, "test")} == set(a["clips"]["test"])
+    assert applied.meta["split"]["seed"] == 3 and len(applied.meta["split"]["hash"]) == 64
     off = make_split(m, official={c.clip_id: ("test" if c.identity == "id0" else "train") for c in clips})
     assert off["source"] == "official" and off["identities"]["test"] == ["id0"]
 
@@ -133,3 +138,23 @@ def test_sample_dataset(sample_manifest: Path):
     # emotions differ: the surprise clip's last frame differs from the neutral clip's
     neutral = media.read_frames(m.media_path(m.by_id()["astronaut_neutral"]))
     assert np.abs(frames[-1].astype(int) - neutral[-1].astype(int)).mean() > 2
+
+
+def test_a_reference_that_names_a_video_is_its_first_frame(tmp_path: Path):
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.core.references import assign_references, choose_reference
+
+    _tiny(tmp_path / "a_neutral.mp4")
+    _tiny(tmp_path / "a_happy.mp4")
+    clips = [ClipRecord("a_neutral", "a", "a_neutral.mp4", parse_emotion("neutral")),
+             ClipRecord("a_happy", "a", "a_happy.mp4", parse_emotion("happy")),
+             ClipRecord("b_sad", "b", "a_happy.mp4", parse_emotion("sad"), ref_image="a_neutral.mp4")]
+    m = assign_references(Manifest("d", tmp_path, clips))
+    by = m.by_id()
+    assert (by["a_happy"].ref_image, by["a_happy"].ref_source) == ("a_neutral.mp4", "neutral:a_neutral")
+    assert by["b_sad"].ref_source is None                        # set by the user: never replaced
+    choice = choose_reference(m, by["a_happy"])
+    assert choice.source == "manifest:neutral:a_neutral" and choice.image is None and choice.frame == 0
+    assert choice.video == tmp_path / "a_neutral.mp4" and not choice.leaks_target
+    assert np.array_equal(media.read_image(choice.video), media.first_frame(tmp_path / "a_neutral.mp4"))

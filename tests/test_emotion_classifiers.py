@@ -21,7 +21,7 @@ def test_registry_names():
     assert set(CLASSIFIERS) == {"fer2013", "hsemotion", "emotion_fan"}
     with pytest.raises(KeyError, match="unknown emotion classifier"):
         build_classifier("deepface")
-    assert get_spec("fer2013_tflite").format == "package"
+    assert get_spec("fer2013_tflite").packaged and get_spec("fer2013_tflite").format == "tflite"
 
 
 def test_package_weights_hash_mismatch_refused(monkeypatch):

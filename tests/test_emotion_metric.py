@@ -111,7 +111,8 @@ def test_full_metric_on_astronaut_video_labelled_happiness(tmp_path):
     assert res.metrics["emotion_confusion"][TAXONOMY.index("happiness")][TAXONOMY.index("happiness")] == 1
     assert res.metrics["compound_top2"] is None and "compound_top2_reason" in res.metrics
     proto = res.protocol["metrics"]["emotion"]
-    assert "MTCNN" in proto["detector"] and proto["crop"]["margin"] == 0.1 and proto["stride"] == 5
+    assert "MTCNN" in proto["detector"] and proto["crop"]["mode"] == "matched" and proto["stride"] == 5
+    assert "fer" in proto["crop"]["rule"] and proto["classifier"]["crop_rule"] == proto["crop"]["rule"]
     assert proto["classifier"]["classifier"] == "fer2013" and proto["compound_headline"] == "compound_top2"
 
 

@@ -16,25 +16,10 @@ from moee_bench.metrics.evaluate import ClipInput, evaluate
 from moee_bench.metrics.registry import MetricOptions
 
 
-class _StandInI3D(torch.nn.Module):
-    """Same call signature as StyleGAN-V's I3D TorchScript; a small random network."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4))
-        self.fc = torch.nn.Linear(8, 400)
-
-    def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
-                return_features: bool = False) -> torch.Tensor:
-        h = torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
-        return self.fc(h)
-
-
 @pytest.fixture(scope="module")
-def fvd_weights(tmp_path_factory) -> Path:
+def fvd_weights(tmp_path_factory, save_standin_i3d) -> Path:
     d = tmp_path_factory.mktemp("fvdw")
-    torch.manual_seed(0)
-    torch.jit.save(torch.jit.script(_StandInI3D().eval()), str(d / "i3d_torchscript.pt"))
+    save_standin_i3d(d / "i3d_torchscript.pt", seed=0)
     from moee_bench.metrics.i3d import InceptionI3d
 
     torch.save(InceptionI3d().state_dict(), d / "i3d_pretrained_400.pt")
@@ -54,8 +39,28 @@ def videos(tmp_path_factory) -> tuple[Path, Path]:
     return d / "pred", d / "gt"
 
 
+def _pins(wdir: Path) -> dict[str, str]:
+    """``--trust NAME=SHA256`` for the random files in ``wdir``: random weights are pinned, never just allowed
+    (the TorchScript I3D runs code, so it loads only from a verified file)."""
+    from moee_bench.bench.core.weights import get_spec, sha256_file
+
+    names = ("i3d_styleganv", "i3d_tats", "arcface_ir_se50")
+    return {n: sha256_file(wdir / get_spec(n).file) for n in names if (wdir / get_spec(n).file).is_file()}
+
+
 def _opts(wdir: Path, **params) -> MetricOptions:
-    return MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True), params=params)
+    return MetricOptions(weights=WeightsOptions(str(wdir), trust=_pins(wdir)), params=params)
+
+
+def test_fvd_refuses_an_unverified_torchscript_file(fvd_weights):
+    """--allow-unverified-weights does not reach torch.jit.load: the random I3D is refused unless pinned."""
+    from moee_bench.bench.core.errors import WeightsError
+    from moee_bench.metrics.fvd import FVD
+
+    with pytest.warns(UserWarning, match="unverified"), pytest.raises(WeightsError, match="refusing to run TorchScript"):
+        FVD(MetricOptions(weights=WeightsOptions(str(fvd_weights), allow_unverified=True)))
+    m = FVD(_opts(fvd_weights))
+    assert m.weights.trust == "pinned" and m.protocol()["verified"] is True
 
 
 def _clips(pred: Path, gt: Path) -> list[ClipInput]:
@@ -123,8 +128,9 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
     pred, gt = videos
     m = FVD(_opts(fvd_weights))
     res = evaluate(_clips(pred, gt), [m])
-    # 40 frames -> two non-overlapping 16-frame clips per video, 3 videos
-    assert res.metrics["fvd_n_real"] == 6 and res.metrics["fvd_variant"] == "styleganv"
+    # default clip rule (StyleGAN-V): one 16-frame clip per video, 3 videos
+    assert res.metrics["fvd_n_real"] == 3 and res.metrics["fvd_variant"] == "styleganv"
+    assert res.metrics["fvd_clip_rule"] == "styleganv"
     assert np.isfinite(res.metrics["fvd"]) and res.metrics["fvd"] > 0
     # the features are the detector on our preprocessing of exactly those frames
     det = torch.jit.load(str(fvd_weights / "i3d_torchscript.pt")).eval()
@@ -151,9 +157,11 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
         ex.add(FrameChunk(0, media.read_frames(c.pred), media.read_frames(c.gt)))
         feats.append(ex.finish())
     assert fvd_from_features(feats) == pytest.approx(one.compute()["fvd"], rel=1e-6)
-    # "first" keeps one clip per video
+    # "first" keeps one clip per video; "windows" pools every non-overlapping window (40 frames -> 2 per video)
     first = FVD(_opts(fvd_weights, fvd_clips="first"))
     assert evaluate(clips, [first]).metrics["fvd_n_real"] == 3
+    windows = FVD(_opts(fvd_weights, fvd_clips="windows"))
+    assert evaluate(clips, [windows]).metrics["fvd_n_real"] == 6
     # a 10-frame video is too_short, never 0
     short = FVD(_opts(fvd_weights))
     r = evaluate([ClipInput("c0", pred.parent / "short" / "c0.mp4", pred.parent / "short" / "c0.mp4")], [short])

@@ -31,7 +31,7 @@ def test_generate_records_failures(sample_manifest: Path, tmp_path: Path, capsys
     out = tmp_path / "pre"
     rc = main(["generate", "--method", "precomputed", "--config", f"folder={tmp_path / 'empty'}", "--manifest",
                str(sample_manifest), "--out", str(out), "--limit", "2"])
-    assert rc == 1
+    assert rc == 3                                              # exitcodes.FAILED_CLIPS
     fails = json.loads((out / "generate_failures.json").read_text())
     assert len(fails) == 2 and all("missing" in f for f in fails)
     assert "0 generated" in capsys.readouterr().out
@@ -46,7 +46,7 @@ def test_generate_records_a_clip_whose_media_is_broken(sample_manifest: Path, tm
     broken = replace_clip(clips[0], ref_image=None, video="videos/does_not_exist.mp4")
     bad = m.with_clips([broken, clips[1]]).save(tmp_path / "m.json")
     out = tmp_path / "gen"
-    assert main(["generate", "--method", "static", "--manifest", str(bad), "--out", str(out)]) == 0
+    assert main(["generate", "--method", "static", "--manifest", str(bad), "--out", str(out)]) == 3
     fails = json.loads((out / "generate_failures.json").read_text())
     assert len(fails) == 1 and fails[0].startswith(broken.clip_id)
     assert (out / f"{clips[1].clip_id}.mp4").is_file()

@@ -175,10 +175,11 @@ def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
     assert fid_from_features(feats) == pytest.approx(ref, rel=1e-9)
     assert fid_from_features(feats, frechet="eigh") == pytest.approx(ref, rel=1e-9)
     st = ResultStore(tmp_path / "s")
-    for i, f in enumerate(feats):
-        key = f"{i:02d}" + "ab" * 10
-        st.features.put(key, f)
-        st.put_feature_keys("r", "m", f"c{i}", {"fid": key})
+    for i, f in enumerate(feats):             # as a run stores them: one cached part per side, recombined per clip
+        parts = {side: f"{i:02d}{side[0] == 'p':d}" + "ab" * 10 for side in ("pred", "gt")}
+        for side, key in parts.items():
+            st.features.put(key, {"x": f[side]})
+        st.put_feature_keys("r", "m", f"c{i}", {"fid": parts})
     lo, hi = set_metric_ci(st, "r", "m", "fid", n_boot=60)
     assert lo < ref < hi and hi - lo > 0
 

@@ -121,7 +121,7 @@ def test_score_precomputed_folder_against_split_from_cli(tmp_path: Path, capsys)
     out = tmp_path / "o.json"
     assert main(["score", "--pred", str(pred), "--manifest", str(m), "--metrics", "psnr,ssim,fid", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["metrics"]["psnr"] < 20 and doc["metrics"]["fid"] is None and "not found" in doc["metrics"]["fid_reason"]
+    assert doc["metrics"]["psnr"] < 20 and doc["metrics"]["fid"] is None and "missing and were not fetched" in doc["metrics"]["fid_reason"]
     assert {c["clip"] for c in doc["clips"]} == {"c00", "c01"}
     assert doc["protocol"]["fps"] == 25.0 and "versions" in doc["protocol"]
 

@@ -62,14 +62,21 @@ def test_folded_channels_last_inception_matches_pytorch_fid_model(weights):
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
-def test_precision_is_in_config_and_feature_identity(weights):
+def test_precision_is_in_config_and_every_part_cache_key(weights):
+    """bf16 features never serve an fp32 score (nor the reverse): precision is in each part's cache key,
+    the GT part included (GT features are shared across methods and runs)."""
+    from moee_bench.metrics.base import ClipContext
     from moee_bench.metrics.fid import FID
     from moee_bench.metrics.lpips_metric import LPIPS
 
+    ctx = ClipContext(ClipInput("c", Path("p.mp4"), Path("g.mp4")), 25.0, None,
+                      inputs={"pred": "p" * 16, "gt": "g" * 16})
     for cls in (FID, LPIPS):
         a, b = cls(_opts(weights)), cls(_opts(weights, "bf16"))
         assert a.config()["precision"] == "fp32" and b.config()["precision"] == "bf16"
         assert a.feature_id() != b.feature_id()
+        parts = list(a.feature_parts())
+        assert parts and all(a.cache_key(p, ctx) != b.cache_key(p, ctx) for p in parts)
         with pytest.raises(ValueError):
             a.merge(b)
     with pytest.raises(ValueError, match="precision"):

@@ -30,27 +30,9 @@ def pairs(tmp_path_factory) -> tuple[list[ClipInput], list[tuple[np.ndarray, np.
 
 
 @pytest.fixture(scope="module")
-def random_weights(tmp_path_factory) -> Path:
+def random_weights(reference_format_weights) -> Path:
     """Random-initialised backbones saved under the registry file names (as their reference code saves them)."""
-    import torchvision
-
-    d = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    torch.save(torchvision.models.alexnet(weights=None).state_dict(), d / "alexnet-owt-7be5be79.pth")
-    import pytorch_fid.inception as pfi
-
-    net = pfi._inception_v3(num_classes=1008, aux_logits=False, weights=None, init_weights=True)
-    net.Mixed_5b = pfi.FIDInceptionA(192, pool_features=32)
-    net.Mixed_5c = pfi.FIDInceptionA(256, pool_features=64)
-    net.Mixed_5d = pfi.FIDInceptionA(288, pool_features=64)
-    net.Mixed_6b = pfi.FIDInceptionC(768, channels_7x7=128)
-    net.Mixed_6c = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6d = pfi.FIDInceptionC(768, channels_7x7=160)
-    net.Mixed_6e = pfi.FIDInceptionC(768, channels_7x7=192)
-    net.Mixed_7b = pfi.FIDInceptionE_1(1280)
-    net.Mixed_7c = pfi.FIDInceptionE_2(2048)
-    torch.save(net.state_dict(), d / "pt_inception-2015-12-05-6726825d.pth")
-    return d
+    return reference_format_weights
 
 
 def _opts(wdir: Path) -> MetricOptions:

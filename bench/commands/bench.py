@@ -10,6 +10,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "metrics": ("moee_bench.metrics.benchmarks.visual:run", "visual metrics vs PNG dump + pytorch-fid + lpips/skimage loops"),
     "sync": ("moee_bench.metrics.benchmarks.sync:run", "Sync-C/D scorer vs syncnet-python's SyncNetInstance.evaluate"),
     "cache": ("moee_bench.bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
+    "leaderboard": ("moee_bench.bench.benchmarks:run_leaderboard",
+                    "a K-method suite (GT features once) vs K runs of the PNG/pytorch-fid/lpips/skimage chain"),
     "memory": ("moee_bench.metrics.benchmarks.memory:run", "peak RSS of score over --clips and 10x as many clips"),
     "drift": ("moee_bench.metrics.benchmarks.drift:run", "bf16 vs fp32 per network metric on real clips (--real DIR)"),
     "moee": ("moee_bench.moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
@@ -17,12 +19,15 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from moee_bench.bench.options import positive_int_arg
+
     p = sub.add_parser("bench", help="speed benchmarks against the reference tools (ratios, peak memory)",
                        description=__doc__)
     p.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in sorted(BENCHMARKS.items())))
-    p.add_argument("--clips", type=int, default=8, help="number of clips to time (default 8)")
-    p.add_argument("--frames", type=int, default=50, help="frames per clip (default 50)")
-    p.add_argument("--repeats", type=int, default=1, help="timed repeats after one warm-up (default 1)")
+    p.add_argument("k", nargs="?", type=positive_int_arg, default=None, help="leaderboard: number of methods (default 6)")
+    p.add_argument("--clips", type=positive_int_arg, default=8, help="number of clips to time (default 8)")
+    p.add_argument("--frames", type=positive_int_arg, default=50, help="frames per clip (default 50)")
+    p.add_argument("--repeats", type=positive_int_arg, default=1, help="timed repeats after one warm-up (default 1)")
     p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
@@ -34,11 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="metrics: also print where the time goes, per 100 frame pairs, for ours and the chain")
     p.add_argument("--config", default=None, help="moee: model config, tiny (default) or paper (random weights)")
     p.add_argument("--device", default=None, help="moee: cpu (default) or cuda")
-    p.add_argument("--steps", type=int, default=None, help="moee: DDIM steps (default: the config's)")
+    p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moee_bench.bench.core.paths import check_output_dir, check_output_file
+
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.workdir:
+        check_output_dir(args.workdir, "--workdir")
     target, _ = BENCHMARKS[args.name]
     mod, _, fn = target.partition(":")
     return int(getattr(importlib.import_module(mod), fn)(args) or 0)

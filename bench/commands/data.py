@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from moee_bench.bench.options import nonneg_int_arg
+
     p = sub.add_parser("data", help="datasets: make-sample, import, validate, split",
                        description="Dataset commands. Manifests are JSON files with a schema version and a content hash.")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -33,23 +34,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = dsub.add_parser("validate", help="check every clip; report problems by clip id")
     v.add_argument("manifest")
-    v.add_argument("--strict", action="store_true", help="any problem is fatal (exit 1)")
+    v.add_argument("--strict", action="store_true", help="any problem is fatal (exit 3, failed clips)")
     v.add_argument("--out", help="write a cleaned manifest without the bad clips")
     v.add_argument("--rehash", action="store_true", help="accept a hand-edited manifest and rewrite its content hash")
     v.set_defaults(func=_validate)
 
-    sp = dsub.add_parser("split", help="identity-disjoint train/val/test split file")
+    sp = dsub.add_parser("split", help="identity-disjoint train/val/test split, written into a new manifest",
+                         description="Write a new manifest whose clips carry their split (each identity in one split), "
+                                     "with the seed, ratios and the assignment hash recorded in it. Pass that manifest "
+                                     "to generate, train, run (suite `dataset`), score --manifest and throughput.")
     sp.add_argument("manifest")
-    sp.add_argument("--out", required=True, help="split file to write")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", help="manifest to write (default: the input manifest, rewritten in place)")
+    sp.add_argument("--seed", type=nonneg_int_arg, default=0)
     sp.add_argument("--ratios", default="train=0.8,val=0.1,test=0.1", help="e.g. train=0.8,val=0.1,test=0.1")
     sp.add_argument("--official", help="official split: CSV with columns clip_id, split (wins over the seed)")
     sp.set_defaults(func=_split)
 
 
 def _make_sample(args: argparse.Namespace) -> int:
+    from moee_bench.bench.core.paths import check_output_dir
     from moee_bench.bench.sample import make_sample
 
+    check_output_dir(args.out)
     t = time.perf_counter()
     path = make_sample(args.out, verbose=True)
     print(f"wrote {path} in {time.perf_counter() - t:.1f} s")
@@ -57,14 +63,18 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from moee_bench.bench import exitcodes
+    from moee_bench.bench.core.paths import check_output_file
     from moee_bench.bench.importers import IMPORTERS
+    from moee_bench.bench.options import existing_dir
 
-    root = Path(args.root)
+    root = existing_dir(args.root, "dataset root")
+    check_output_file(args.out, "--out")
     kw: dict = {}
     if args.kind == "folder":
         if not args.csv:
             print("moee-bench: error: `data import folder` needs --csv", file=sys.stderr)
-            return 2
+            return exitcodes.USAGE
         kw["csv_path"] = Path(args.csv)
     if args.kind == "hdtf" and args.clip_list:
         kw["clip_list"] = Path(args.clip_list)
@@ -75,47 +85,86 @@ def _import(args: argparse.Namespace) -> int:
             kw["pattern"] = args.pattern
     m = IMPORTERS[args.kind](root, **kw)
     path = m.save(args.out)
-    excl = m.meta.get("excluded") or {}
     print(f"imported {len(m.clips)} clips from {root} ({args.kind}) -> {path}")
-    for label, d in excl.items():
-        print(f"  excluded {d['count']} clips labelled {label!r}: {d['reason']}")
+    for label, d in (m.meta.get("outside_taxonomy") or {}).items():
+        print(f"  {d['count']} clips labelled {label!r} outside the taxonomy: {d['reason']}")
+    refs = m.meta.get("references") or {}
+    if refs:
+        print("  reference portraits: " + ", ".join(f"{k} {v}" for k, v in refs.items()))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from moee_bench.bench import exitcodes
     from moee_bench.bench.core.manifest import load_manifest
+    from moee_bench.bench.core.paths import check_output_file
     from moee_bench.bench.validate import validate_manifest
 
-    m = load_manifest(args.manifest, verify_hash=not args.rehash)
-    if args.rehash:
+    if args.out:
+        check_output_file(args.out, "--out")
+    unreadable: dict[str, str] = {}
+    m = load_manifest(args.manifest, verify_hash=not args.rehash, bad_clips=unreadable)
+    if args.rehash and not unreadable:
         m.save(args.manifest)
         print(f"rewrote the content hash of {args.manifest}")
+    elif unreadable:
+        print(f"warning: {len(unreadable)} clip entries cannot be read; the content hash was not checked"
+              + (" nor rewritten" if args.rehash else ""))
     rep = validate_manifest(m)
+    for cid, why in unreadable.items():
+        print(f"clip {cid}: {why}")
     for cid, probs in rep.problems.items():
         for p in probs:
             print(f"clip {cid}: {p}")
-    print(f"{len(rep.ok)} clips ok, {len(rep.problems)} with problems")
+    for cid, notes in rep.notes.items():
+        for n in notes:
+            print(f"note: clip {cid}: {n}")
+    print(f"{len(rep.ok)} clips ok, {len(rep.problems) + len(unreadable)} with problems")
     if args.out:
         m.with_clips(rep.ok).save(args.out)
         print(f"wrote {args.out} without the bad clips")
-    if rep.problems and args.strict:
-        return 1
-    return 0
+    if (rep.problems or unreadable) and args.strict:
+        return exitcodes.FAILED_CLIPS
+    return exitcodes.OK
 
 
 def _split(args: argparse.Namespace) -> int:
     import csv
 
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.splits import make_split, save_split
+    from moee_bench.bench.core.references import assign_references
+    from moee_bench.bench.core.splits import apply_split, make_split
 
+    from moee_bench.bench.core.errors import BenchError
+    from moee_bench.bench.core.paths import check_output_file
+    from moee_bench.bench.options import finite_value, parse_kv
+
+    check_output_file(args.out or args.manifest, "--out")
     m = load_manifest(args.manifest)
-    ratios = {k: float(v) for k, v in (kv.split("=") for kv in args.ratios.split(","))}
+    try:
+        ratios = {k: finite_value(v, f"--ratios {k}", 0.0)
+                  for k, v in parse_kv(args.ratios.split(","), "--ratios").items()}
+    except ValueError as e:
+        raise BenchError(str(e)) from None
+    if not sum(ratios.values()) > 0:
+        raise BenchError(f"--ratios {args.ratios}: the ratios sum to 0")
     official = None
     if args.official:
         with open(args.official, newline="") as f:
-            official = {r["clip_id"]: r["split"] for r in csv.DictReader(f)}
+            rows = list(csv.DictReader(f))
+        if rows and not {"clip_id", "split"} <= set(rows[0]):
+            raise BenchError(f"--official {args.official}: needs the columns clip_id and split, has {sorted(rows[0])}")
+        official = {r["clip_id"]: r["split"] for r in rows}
     split = make_split(m, seed=args.seed, ratios=ratios, official=official)
-    save_split(split, args.out)
-    print(json.dumps({k: len(v) for k, v in split["clips"].items()}), f"-> {args.out} ({split['content_hash'][:12]})")
+    out = apply_split(assign_references(m), split)
+    target = args.out or args.manifest
+    out.save(target)
+    info = out.meta["split"]
+    for name, ids in split["clips"].items():
+        print(f"  {name}: {len(ids)} clips, {len(split['identities'][name])} identities")
+    if info["identity_overlap"]:
+        print(f"warning: the official split puts identities in several splits: {info['identity_overlap'][:10]}",
+              file=sys.stderr)
+    print(f"-> {target} (split hash {info['hash'][:12]}, manifest hash {out.content_hash()[:12]}); pass it as --manifest "
+          "to generate, train, score and throughput, or as a suite's dataset")
     return 0

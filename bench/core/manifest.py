@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from moee_bench.bench.core.emotions import DEFAULT_COMPOUNDS, EmotionSpec, validate_compounds
-from moee_bench.bench.core.errors import ManifestError
+from moee_bench.bench.core.errors import EmotionLabelError, ManifestError
 from moee_bench.bench.core.paths import atomic_write, resolve_inside
 
 SCHEMA = "moee-bench/manifest"
@@ -68,20 +69,50 @@ class ClipRecord:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any], compounds: Mapping[str, Any] | None = None) -> "ClipRecord":
-        cid = str(d.get("clip_id", "?"))
-        missing = [k for k in ("clip_id", "identity", "video", "emotion") if k not in d]
+        if not isinstance(d, Mapping):
+            raise ManifestError(f"a clip entry must be a JSON object, got {str(d)[:60]!r}")
+        raw_id = d.get("clip_id")
+        cid = str(raw_id) if raw_id is not None else "?"
+        missing = [k for k in ("clip_id", "identity", "video", "emotion") if d.get(k) is None]
         if missing:
             raise ManifestError(f"clip {cid}: missing fields {missing}")
-        emo = EmotionSpec.from_dict(d["emotion"], compounds=compounds, clip_id=cid)
+        if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)) or not cid.strip():
+            raise ManifestError(f"clip {cid!r}: clip_id must be a non-empty string")
+        bad = [c for c in cid if ord(c) < 32 or ord(c) == 127]
+        if bad:
+            raise ManifestError(f"clip {cid!r}: clip_id contains control characters {bad}")
+        for k in ("video", "audio", "ref_image"):
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise ManifestError(f"clip {cid}: {k} must be a path string, got {d[k]!r}")
+        if not isinstance(d["emotion"], Mapping):
+            raise ManifestError(f"clip {cid}: emotion must be an object like {{\"label\": \"happy\"}}, got {d['emotion']!r}")
+        try:
+            emo = EmotionSpec.from_dict(d["emotion"], compounds=compounds, clip_id=cid)
+        except (KeyError, TypeError, ValueError) as e:      # a malformed entry, not a bug of ours
+            raise ManifestError(f"clip {cid}: emotion {d['emotion']!r} is malformed ({type(e).__name__}: {e})") from None
         return ClipRecord(
             clip_id=cid, identity=str(d["identity"]), video=str(d["video"]), emotion=emo,
             audio=d.get("audio"), ref_image=d.get("ref_image"), ref_source=d.get("ref_source"),
-            fps=None if d.get("fps") is None else float(d["fps"]),
-            n_frames=None if d.get("n_frames") is None else int(d["n_frames"]),
-            duration=None if d.get("duration") is None else float(d["duration"]),
-            intensity=None if d.get("intensity") is None else int(d["intensity"]),
+            fps=_number(d, "fps", cid, positive=True), n_frames=_number(d, "n_frames", cid, integer=True),
+            duration=_number(d, "duration", cid, positive=True), intensity=_number(d, "intensity", cid, integer=True),
             aus=d.get("aus"), text=d.get("text"), split=d.get("split"), extra=dict(d.get("extra") or {}),
         )
+
+
+def _number(d: Mapping[str, Any], key: str, cid: str, *, integer: bool = False, positive: bool = False) -> Any:
+    """A numeric clip field: finite (NaN and infinities are refused), integral where asked, > 0 where asked."""
+    v = d.get(key)
+    if v is None:
+        return None
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if ok and integer:
+        ok = float(v).is_integer() and v >= 0
+    if ok and positive:
+        ok = v > 0
+    if not ok:
+        want = "a whole number >= 0" if integer else ("a finite number > 0" if positive else "a finite number")
+        raise ManifestError(f"clip {cid}: {key} must be {want}, got {v!r}")
+    return int(v) if integer else float(v)
 
 
 @dataclass
@@ -149,9 +180,15 @@ def _hash(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
-def load_manifest(path: str | Path, *, verify_hash: bool = True) -> Manifest:
-    """Read a manifest; refuses unknown schemas, duplicate ids, unknown labels and (by default) a hash mismatch."""
+def load_manifest(path: str | Path, *, verify_hash: bool = True,
+                  bad_clips: dict[str, str] | None = None) -> Manifest:
+    """Read a manifest; refuses unknown schemas, duplicate ids, unknown labels, NaN/infinite numbers and
+    (by default) a hash mismatch. With ``bad_clips`` (``data validate``), a clip entry that cannot be
+    read is recorded there (id -> reason) and left out instead of failing the whole load; the hash is
+    then checked only when every entry could be read."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ManifestError(f"manifest {path} is not a regular file")
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -163,7 +200,20 @@ def load_manifest(path: str | Path, *, verify_hash: bool = True) -> Manifest:
     if int(body.get("schema_version", -1)) > SCHEMA_VERSION:
         raise ManifestError(f"{path} has schema_version {body.get('schema_version')}; this moee-bench reads up to {SCHEMA_VERSION}")
     compounds = validate_compounds(body.get("compounds") or DEFAULT_COMPOUNDS)
-    clips = [ClipRecord.from_dict(d, compounds) for d in body.get("clips", [])]
+    entries = body.get("clips", [])
+    if not isinstance(entries, list):
+        raise ManifestError(f"manifest {path}: 'clips' must be a list")
+    clips = []
+    for i, d in enumerate(entries):
+        try:
+            clips.append(ClipRecord.from_dict(d, compounds))
+        except (ManifestError, EmotionLabelError) as e:
+            if bad_clips is None:
+                raise
+            cid = str(d.get("clip_id")) if isinstance(d, Mapping) and d.get("clip_id") is not None else f"#{i}"
+            bad_clips[cid if cid not in bad_clips else f"{cid} (entry #{i})"] = str(e).removeprefix(f"clip {cid}: ")
+    if bad_clips:
+        verify_hash = False
     root = Path(body.get("root", "."))
     if not root.is_absolute():
         root = (path.parent / root).resolve()

@@ -9,6 +9,11 @@ Frame-rate conversion (ours; PyAV only decodes): output frame ``k`` of a stream 
 filter does with ``round=near``. The output has ``round(D * fps)`` frames, ``D`` being the
 source duration (last timestamp plus one source frame). :attr:`FrameReader.source_indices`
 records which source frame each output frame came from.
+
+Bringing a video to the evaluation geometry happens here and only here: frame-rate conversion in
+:class:`FrameReader` (the rule above) and resizing in :func:`resize_frames` (one named kernel,
+:data:`RESIZE_KERNEL`). A video that already has the requested fps and size is passed through as
+decoded (no resize); :func:`remux` stores a file without re-encoding its video.
 """
 
 from __future__ import annotations
@@ -25,6 +30,34 @@ from moee_bench.bench.core.errors import MediaError
 from moee_bench.bench.core.paths import atomic_write
 
 AUDIO_RATE = 16000
+
+RESIZE_KERNEL = "cv2.INTER_AREA"   # the one resize kernel of ingest (pixel-area relation; bilinear when enlarging)
+DECODE = "PyAV/libswscale to rgb24 at the source size"
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(n, H, W, 3)`` or ``(H, W, 3)`` uint8 frames at ``size`` = (height, width) with :data:`RESIZE_KERNEL`.
+
+    Frames that already have ``size`` are returned unchanged (the same array), so a conforming video is
+    scored exactly as decoded."""
+    import cv2
+
+    frames = np.asarray(frames)
+    h, w = int(size[0]), int(size[1])
+    if frames.shape[-3:-1] == (h, w):
+        return frames
+    if frames.ndim == 3:
+        return cv2.resize(frames, (w, h), interpolation=cv2.INTER_AREA)
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def ingest_protocol(fps: float | None, size: tuple[int, int] | None) -> dict[str, str]:
+    """How frames are brought to the evaluation geometry, for protocols and normalisation records."""
+    return {"decode": DECODE,
+            "fps": (f"{fps:g} fps by nearest timestamp (ffmpeg fps filter, round=near); a video already at {fps:g} fps "
+                    "is used frame for frame") if fps else "source frame rate",
+            "resize": (f"{RESIZE_KERNEL} once, only when the decoded size differs from the evaluation size; "
+                       "a video already at that size is used as decoded")}
 
 
 def _av():
@@ -99,15 +132,25 @@ class FrameReader:
         self.chunk = max(1, int(chunk))
         self.clip_id = clip_id
         self.source_fps: float | None = None
+        self.source_size: tuple[int, int] | None = None    # (height, width) as decoded
         self.source_indices: list[int] = []
         self.n_frames = 0
 
+    @property
+    def resized(self) -> bool:
+        """Whether frames were resized (known once the first frame is decoded)."""
+        return self.size is not None and self.source_size is not None and tuple(self.size) != self.source_size
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the frame rate was converted (some source frame dropped or repeated)."""
+        return self.fps is not None and self.source_indices != list(range(len(self.source_indices)))
+
     def _convert(self, frame) -> np.ndarray:
-        if self.size is not None:
-            h, w = self.size
-            frame = frame.reformat(width=w, height=h, format="rgb24", interpolation="BICUBIC")
-            return frame.to_ndarray()
-        return frame.to_ndarray(format="rgb24")
+        img = frame.to_ndarray(format="rgb24")
+        if self.source_size is None:
+            self.source_size = (img.shape[0], img.shape[1])
+        return img if self.size is None else resize_frames(img, self.size)
 
     def _decoded(self) -> Iterator[tuple[float, np.ndarray]]:
         with _open(self.path, self.clip_id) as c:
@@ -257,17 +300,72 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, a
             for pkt in vs.encode():
                 out.mux(pkt)
             if as_ is not None:
-                a = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
-                fsz = 1024
-                for s in range(0, a.shape[1], fsz):
-                    af = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[:, s:s + fsz]), format="flt", layout="mono")
-                    af.sample_rate = sample_rate
-                    af.pts = s
-                    for pkt in as_.encode(af):
-                        out.mux(pkt)
-                for pkt in as_.encode(None):
-                    out.mux(pkt)
+                _encode_audio(out, as_, audio, sample_rate)
     return path
+
+
+def _encode_audio(out, stream, audio: np.ndarray, sample_rate: int) -> None:
+    av = _av()
+    a = np.clip(np.asarray(audio, np.float32).reshape(1, -1), -1.0, 1.0)
+    fsz = 1024
+    for s in range(0, a.shape[1], fsz):
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[:, s:s + fsz]), format="flt", layout="mono")
+        af.sample_rate = sample_rate
+        af.pts = s
+        for pkt in stream.encode(af):
+            out.mux(pkt)
+    for pkt in stream.encode(None):
+        out.mux(pkt)
+
+
+def remux(src: str | Path, dst: str | Path, *, audio: np.ndarray | None = None, keep_audio: bool = True,
+          sample_rate: int = AUDIO_RATE, clip_id: str | None = None) -> tuple[int, float]:
+    """Copy the video stream of ``src`` into the mp4 ``dst`` without decoding or re-encoding it (PyAV stream
+    copy: the same compressed packets, so every decoded frame is identical), atomically.
+
+    ``audio`` (float32 mono) replaces the audio track (AAC), trimmed or zero-padded to the video's length
+    (packets / frame rate); otherwise the source's first audio stream is copied when ``keep_audio``.
+    Returns (video packets copied = frames, seconds of video). Raises :class:`MediaError` when the codec
+    cannot be stored in mp4 or the source is unreadable."""
+    dst = Path(dst)
+    n = 0
+    with _open(src, clip_id) as c:
+        if not c.streams.video:
+            raise MediaError(clip_id, f"{src} has no video stream")
+        vin = c.streams.video[0]
+        ain = c.streams.audio[0] if (audio is None and keep_audio and c.streams.audio) else None
+        try:
+            with atomic_write(dst) as tmp:
+                with _av().open(str(tmp), mode="w", format="mp4") as out:
+                    vout = out.add_stream_from_template(vin)
+                    aout = out.add_stream_from_template(ain) if ain is not None else None
+                    if audio is not None:
+                        aout = out.add_stream("aac", rate=sample_rate)
+                        aout.layout = "mono"
+                    streams = [vin] + ([ain] if ain is not None else [])
+                    for pkt in c.demux(*streams):
+                        if pkt.dts is None:          # demuxer flush packets carry no data
+                            continue
+                        if pkt.stream is vin:
+                            pkt.stream = vout
+                            n += 1
+                        else:
+                            pkt.stream = aout
+                        out.mux(pkt)
+                    if n == 0:
+                        raise MediaError(clip_id, f"{src} has zero video packets", status="empty")
+                    rate = vin.average_rate or vin.guessed_rate
+                    seconds = n / float(rate) if rate else 0.0
+                    if audio is not None:
+                        want = int(round(seconds * sample_rate))
+                        a = np.asarray(audio, np.float32).reshape(-1)
+                        _encode_audio(out, aout, np.pad(a[:want], (0, max(0, want - len(a)))), sample_rate)
+        except MediaError:
+            raise
+        except Exception as e:  # FFmpeg refuses the codec in mp4, or a damaged packet
+            raise MediaError(clip_id, f"cannot stream-copy the video of {src} into mp4 "
+                                      f"({vin.codec_context.name}; {type(e).__name__}: {e})") from None
+    return n, seconds
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -> Path:
@@ -280,13 +378,19 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int = AUDIO_RATE
     return path
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm")
+
+
 def read_image(path: str | Path, *, clip_id: str | None = None) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 RGB."""
+    """An image file as ``(H, W, 3)`` uint8 RGB; a video file gives its first frame (a manifest's
+    ``ref_image`` may name a neutral clip's video, see :mod:`bench.core.references`)."""
     from PIL import Image, UnidentifiedImageError
 
     p = Path(path)
     if not p.exists():
         raise MediaError(clip_id, f"image {p} does not exist", status="missing")
+    if is_video_path(p):
+        return first_frame(p, clip_id=clip_id)
     try:
         with Image.open(p) as im:
             return np.asarray(im.convert("RGB"))
@@ -306,6 +410,22 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
 
 def first_frame(path: str | Path, *, clip_id: str | None = None) -> np.ndarray:
     """The first decoded frame of a video as ``(H, W, 3)`` uint8."""
+    return frame_at(path, 0, clip_id=clip_id)
+
+
+def frame_at(path: str | Path, index: int, *, clip_id: str | None = None) -> np.ndarray:
+    """Decoded frame ``index`` (0-based, in decode order, no resampling) of a video as ``(H, W, 3)`` uint8."""
+    seen = 0
     for chunk in FrameReader(path, chunk=1, clip_id=clip_id):
-        return chunk[0]
-    raise MediaError(clip_id, f"{path} has zero decodable video frames", status="empty")
+        if seen == index:
+            return chunk[0]
+        seen += 1
+    raise MediaError(clip_id, f"{path} has {seen} decodable frames, no frame {index}", status="empty")
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv"})
+
+
+def is_video_path(path: str | Path) -> bool:
+    """Whether ``path`` names a video container by its suffix."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES

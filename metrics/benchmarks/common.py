@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import resource
 import time
-from pathlib import Path
 from typing import Any, Callable
+
+from moee_bench.bench.core.paths import write_text_atomic
 
 
 def timed(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:
@@ -29,4 +30,4 @@ def report(name: str, rows: dict[str, Any], json_path: str | None) -> None:
     for k, v in rows.items():
         print(f"  {k:<42} {v:.4g}" if isinstance(v, float) else f"  {k:<42} {v}")
     if json_path:
-        Path(json_path).write_text(json.dumps(rows, indent=1, default=str))
+        write_text_atomic(json_path, json.dumps(rows, indent=1, default=str), "--json")
