@@ -54,13 +54,13 @@ def prepare_for_inference(model):
     return model.to(memory_format=torch.channels_last)
 
 
-def inception_features(model, frames: np.ndarray, device: str = "cpu", batch: int = 50,
-                       precision: str = "fp32") -> np.ndarray:
-    """(n, 2048) float32 activations of uint8 RGB frames (network under ``precision``, :mod:`metrics.precision`)."""
+def inception_features(model, frames: np.ndarray, device: str = "cpu", batch: int = 50) -> np.ndarray:
+    """(n, 2048) float32 activations of uint8 RGB frames (under an enclosing bf16 autocast, :mod:`metrics.precision`,
+    the network runs in bf16 and the activations are cast back to float32)."""
     import torch
 
     out = []
-    with torch.no_grad(), autocast(precision, device):
+    with torch.no_grad():
         for s in range(0, len(frames), batch):
             x = torch.from_numpy(frames[s:s + batch]).permute(0, 3, 1, 2).float().div(255.0).to(device)
             x = x.contiguous(memory_format=torch.channels_last)
@@ -76,7 +76,8 @@ class _Extractor:
         self.acts: list[np.ndarray] = []
 
     def add(self, chunk: VideoChunk) -> None:
-        self.acts.append(inception_features(self.m.model, chunk.frames, self.m.device, precision=self.m.precision))
+        with autocast(self.m.precision, self.m.device):
+            self.acts.append(inception_features(self.m.model, chunk.frames, self.m.device))
 
     def finish(self) -> Features:
         return {"x": np.concatenate(self.acts).astype(np.float32) if self.acts else np.zeros((0, DIM), np.float32)}

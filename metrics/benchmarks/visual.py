@@ -6,9 +6,9 @@ pass). The researcher's chain: every frame dumped to PNG, ``python -m pytorch_fi
 scikit-image loop over the PNGs (run in this process, so the chain is not charged a second interpreter
 start). Random-initialised backbones, the same files for both. The two sides alternate ``--repeats``
 times; medians and min-max of wall seconds, CPU seconds (this process and its children) and of the
-per-repeat ratio are printed with the metric differences. ``--precision bf16`` runs our side in the
-declared fast mode (the chain stays fp32, so the differences are then bf16's drift). ``--profile`` adds
-the per-line profile of both sides (:mod:`metrics.benchmarks.visual_profile`).
+per-repeat ratio are printed with the metric differences. ``--precision bf16`` adds a third side, ours in
+the declared fast mode (the chain stays fp32: its differences are bf16's drift). ``--profile`` adds the
+per-line profile of every side (:mod:`metrics.benchmarks.visual_profile`).
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ def spread(xs: list[float]) -> str:
 def run(args) -> int:
     warnings.simplefilter("ignore")
     precision = getattr(args, "precision", None) or "fp32"
+    ours = ["fp32"] + (["bf16"] if precision == "bf16" else [])     # bf16 is always shown beside exact fp32
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         d = Path(tmp)
         wdir = d / "w"
@@ -195,27 +196,28 @@ def run(args) -> int:
         random_weights(wdir)
         clips = make_clips(d, args.clips, args.frames)
         subprocess.run([sys.executable, "-c", "import torch, pytorch_fid, lpips, skimage"], check=True)  # warm file cache
-        sides = {"chain": lambda: researcher_chain(clips, d / "chain", wdir),
-                 "ours": lambda: moee_score(d, wdir, precision, d / "ours.json")}
+        sides: dict[str, Callable[[], Any]] = {"chain": lambda: researcher_chain(clips, d / "chain", wdir)}
+        for p in ours:
+            sides[f"ours {p}"] = lambda p=p: moee_score(d, wdir, p, d / f"ours_{p}.json")
         wall, cpu, last = alternate(sides, args.repeats)
-        ratio = [c / o for c, o in zip(wall["chain"], wall["ours"])]
-        cpu_ratio = [c / o for c, o in zip(cpu["chain"], cpu["ours"])]
         rows: dict[str, Any] = {
             "clips x frames": f"{args.clips} x {args.frames} (128x128), {args.repeats} alternating rounds",
-            "precision (ours)": precision + ("" if precision == "fp32" else " (declared fast mode; the chain is fp32)"),
             "chain wall s, median (min-max)": spread(wall["chain"]),
-            "moee-bench wall s, median (min-max)": spread(wall["ours"]),
-            "speed-up (wall), median (min-max)": spread(ratio),
-            "chain CPU s, median (min-max)": spread(cpu["chain"]),
-            "moee-bench CPU s, median (min-max)": spread(cpu["ours"]),
-            "speed-up (CPU s), median (min-max)": spread(cpu_ratio),
-            **{f"|{k} diff|": abs(float(last["ours"][k]) - float(last["chain"][k])) for k in METRICS},
-            "load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-            "weights": "random init (same for both)"}
+            "chain CPU s, median (min-max)": spread(cpu["chain"])}
+        for p in ours:
+            k = f"ours {p}"
+            rows.update({
+                f"moee-bench {p} wall s, median (min-max)": spread(wall[k]),
+                f"speed-up {p} (wall), median (min-max)": spread([c / o for c, o in zip(wall["chain"], wall[k])]),
+                f"moee-bench {p} CPU s, median (min-max)": spread(cpu[k]),
+                f"speed-up {p} (CPU s), median (min-max)": spread([c / o for c, o in zip(cpu["chain"], cpu[k])]),
+                **{f"|{m} diff| {p} vs chain": abs(float(last[k][m]) - float(last["chain"][m])) for m in METRICS}})
+        rows.update({"load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+                     "weights": "random init (same for both); the chain is fp32"})
         if getattr(args, "profile", False):
             from moee_bench.metrics.benchmarks.visual_profile import profile_table
 
-            rows.update(profile_table(clips, d, wdir, precision))
+            rows.update(profile_table(clips, d, wdir, ours))
         rows["peak RSS of this process (MB)"] = peak_rss_mb()
     report("metrics", rows, args.json)
     return 0

@@ -114,20 +114,23 @@ def profile_chain(clips: list[ClipInput], work: Path, wdir: Path) -> dict[str, f
     return secs
 
 
-def profile_table(clips: list[ClipInput], d: Path, wdir: Path, precision: str) -> dict[str, Any]:
-    """Rows ``line -> "chain  ours  chain/ours"`` in seconds per 100 frame pairs, and the raw seconds."""
+def profile_table(clips: list[ClipInput], d: Path, wdir: Path, precisions: list[str]) -> dict[str, Any]:
+    """Rows ``line -> seconds per 100 frame pairs`` for the chain and ours at each of ``precisions``, with
+    chain/ours ratios, and the raw seconds."""
     from moee_bench.bench.core import media
 
     pairs = sum(len(media.read_frames(c.gt)) for c in clips)
-    chain = profile_chain(clips, d / "profile_chain", wdir)
-    ours = profile_ours(clips, wdir, precision)
+    sides = {"chain": profile_chain(clips, d / "profile_chain", wdir)}
+    sides.update({f"ours {p}": profile_ours(clips, wdir, p) for p in precisions})
     per = 100.0 / pairs
-    rows: dict[str, Any] = {f"profile: s per 100 frame pairs ({pairs} pairs; ours {precision})":
-                            f"{'chain':>9} {'ours':>9} {'chain/ours':>10}"}
+    ours = [k for k in sides if k != "chain"]
+    head = "".join(f"{k:>11}" for k in sides) + "".join(f"{'chain/' + k[5:]:>12}" for k in ours)
+    rows: dict[str, Any] = {f"profile: s per 100 frame pairs ({pairs} pairs)": head}
     for line in ORDER + ("total",):
-        c = sum(chain.values()) if line == "total" else chain.get(line, 0.0)
-        o = sum(ours.values()) if line == "total" else ours.get(line, 0.0)
-        r = f"{c / o:10.2f}" if o > 1e-9 and c > 1e-9 else f"{'-':>10}"
-        rows[f"  {line}"] = f"{c * per:9.3f} {o * per:9.3f} {r}"
-    rows["profile raw seconds"] = {"chain": chain, "ours": ours, "pairs": pairs}
+        v = {k: sum(s.values()) if line == "total" else s.get(line, 0.0) for k, s in sides.items()}
+        cells = "".join(f"{v[k] * per:11.3f}" for k in sides)
+        cells += "".join(f"{v['chain'] / v[k]:12.2f}" if v[k] > 1e-9 and v["chain"] > 1e-9 else f"{'-':>12}"
+                         for k in ours)
+        rows[f"  {line}"] = cells
+    rows["profile raw seconds"] = {**sides, "pairs": pairs}
     return rows
