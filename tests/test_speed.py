@@ -27,15 +27,9 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[ClipInput]:
-    d = tmp_path_factory.mktemp("speedv")
-    rng = np.random.default_rng(3)
-    out = []
-    for i in range(2):
-        g = rng.integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
-        p = np.clip(g.astype(int) + rng.integers(-25, 25, g.shape), 0, 255).astype(np.uint8)
-        out.append(ClipInput(f"c{i}", media.write_video(d / "pred" / f"c{i}.mp4", [p], 25),
-                             media.write_video(d / "gt" / f"c{i}.mp4", [g], 25)))
-    return out
+    from moee_bench.metrics.benchmarks.visual import make_clips
+
+    return make_clips(tmp_path_factory.mktemp("speedv"), 2, 4, size=64)
 
 
 def _opts(wdir: Path, precision: str = "fp32") -> MetricOptions:
@@ -164,3 +158,19 @@ def test_lines_time_exclusively_and_restore():
             now[0] += 7.0               # the consumer's time: not counted
     assert ns.inner is inner and ns.outer is outer and ns.gen is gen
     assert lines.seconds == {"inner": 5.0, "outer": 3.0, "gen": 301.5}
+
+
+def test_drift_networks_get_their_batchnorm_statistics_from_the_clips():
+    """bench drift's random networks normalise the real clips' activations (else random Inception/I3D
+    features collapse and FID/FVD drift means nothing): after calibration each BN output has mean 0, var 1."""
+    from moee_bench.metrics.benchmarks.drift import calibrate_bn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, affine=False))
+    x = torch.rand(8, 3, 16, 16) * 5 + 3
+    calibrate_bn(net, x)
+    assert not net.training
+    with torch.no_grad():
+        y = net(x)
+    assert y.mean(dim=(0, 2, 3)).abs().max() < 1e-5
+    assert torch.allclose(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(4), atol=2e-3)
