@@ -221,8 +221,7 @@ class Sync(Metric):
         super().__init__()
         self.scorer()                       # missing or tampered SyncNet weights fail here, before any clip is decoded
         if not self.face_cropped:           # the detector's weights are part of the features' identity: checked now,
-            self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])
-            self.detector()                 # a file of the wrong kind fails here, not in the middle of a clip
+            self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])     # loaded on first use
 
     def _resolve(self, name: str) -> Any:
         if name not in self._resolved:

@@ -221,7 +221,7 @@ def test_warnings_name_the_clip_and_all_failed_exits_failed_clips(tmp_path: Path
     js = tmp_path / "o.json"
     assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(js)]) == 0
     err = capsys.readouterr().err
-    assert "clip short: length mismatch" in err and "clip rate: pred resampled from 30 to 25 fps" in err
+    assert "clip short: truncated: length mismatch" in err and "clip rate: resampled: pred 30 -> 25 fps" in err
     (pred / "short.mp4").write_bytes(b"")
     (pred / "rate.mp4").write_bytes(b"\x00" * 100)
     assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(js)]) == \

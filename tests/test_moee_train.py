@@ -215,7 +215,7 @@ def test_generate_cli_with_moee_ref_checkpoint(stages, sample_manifest: Path, tm
     # the checkpoint records what every stage trained on; the test split's identity is not among them
     training = rec["method"]["training_data"]
     assert [t["stage"] for t in training] == [0, 1, 2]
-    assert all(t["name"] == "train" and t["identities"] == ["hopper"] and t["dataset"] == "sample" for t in training)
+    assert all(t["name"] == "train" and t["identities"] == ["hopper"] and t["dataset"] == "moee-bench-sample" for t in training)
     assert rec["method"]["identity_check"]["overlap"] == [] and rec["split"]["name"] == "test"
     from moee_bench.bench.core import media
 
@@ -227,7 +227,7 @@ def test_a_checkpoint_is_not_evaluated_on_its_training_identities(stages, sample
     args = ["generate", "--method", "moee-ref", "--checkpoint", str(r2.out_dir), "--manifest", str(sample_manifest),
             "--split", "train", "--out", str(tmp_path / "v"), "--limit", "1", "--config", "steps=2"]
     assert main(args) == 2
-    assert "trained on 1 identities of sample" in capsys.readouterr().err and not list((tmp_path / "v").glob("*.mp4"))
+    assert "trained on 1 identities of moee-bench-sample" in capsys.readouterr().err and not list((tmp_path / "v").glob("*.mp4"))
     assert main(args + ["--allow-identity-overlap"]) == 0
     (video,) = (tmp_path / "v").glob("*.mp4")
     assert json.loads(video.with_suffix(".json").read_text())["method"]["identity_check"]["overlap"] == ["hopper"]
@@ -242,6 +242,7 @@ def test_sample_moee_suite_file_names_the_checkpoint():
     assert s.dataset == "sample" and s.size == (256, 256)
 
 
+@pytest.mark.slow
 def test_each_ablation_variant_trains_from_one_stage1_checkpoint_and_runs_in_a_suite(stages, sample_manifest: Path,
                                                                                    tmp_path: Path):
     """Table 5's model rows: stage 2 of each variant from the shared stage-1 checkpoint, then one suite

@@ -131,7 +131,7 @@ def test_akd_hand_computed_and_no_face(tmp_path):
     assert per[0] == pytest.approx(1.0) and np.isnan(per[1])
     m = AKD()
     out = m.update(None, {"pred": kp_pred, "gt": kp_gt})
-    assert out == {"akd": 1.0, "akd_skipped_frames": 1}
+    assert out == {"akd": 1.0, "akd_skipped_frames": 1, "akd_nframes": 1}     # nframes: the frame-weighted CI
     with pytest.raises(ClipError) as ei:
         m.update(None, {"pred": np.full((3, 68, 2), np.nan), "gt": kp_gt[:1].repeat(3, 0)})
     assert ei.value.status == "no_face"
