@@ -174,3 +174,35 @@ def test_drift_networks_get_their_batchnorm_statistics_from_the_clips():
         y = net(x)
     assert y.mean(dim=(0, 2, 3)).abs().max() < 1e-5
     assert torch.allclose(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(4), atol=2e-3)
+
+
+def test_run_in_bf16_is_a_separate_run_named_in_meta_and_report(weights, tmp_path):
+    from moee_bench.bench.cli import main
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.store import ResultStore
+
+    rng = np.random.default_rng(0)
+    recs = []
+    for i in range(2):
+        audio = (0.1 * rng.standard_normal(6 * 640)).astype(np.float32)
+        media.write_video(tmp_path / "ds" / f"c{i}.mp4", [rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8)], 25,
+                          audio=audio)
+        recs.append(ClipRecord(f"c{i}", f"id{i}", f"c{i}.mp4", parse_emotion("happy"), split="test"))
+    m = Manifest("tiny", tmp_path / "ds", recs).save(tmp_path / "ds" / "manifest.json")
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'name = "t"\ndataset = "{m}"\nsplit = "test"\nmetrics = ["lpips"]\nseed = 0\n'
+                     '[[methods]]\nname = "static"\n')
+    args = ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--weights-dir", str(weights),
+            "--allow-unverified-weights"]
+    assert main(args) == 0
+    assert main(args + ["--precision", "bf16"]) == 0             # the report shows the latest run
+    with ResultStore(tmp_path / "out" / "store") as st:
+        runs = {r["run_id"]: r for r in st.runs()}
+        agg = {rid: st.aggregates(rid).set_index(["method", "key"])["value"][("static", "lpips")] for rid in runs}
+    (bf,) = [rid for rid in runs if rid.endswith("-bf16")]
+    (fp,) = [rid for rid in runs if rid != bf]
+    assert runs[bf]["meta"]["precision"] == "bf16" and runs[fp]["meta"]["precision"] == "fp32"
+    assert runs[bf]["meta"]["protocol"]["lpips"]["precision"] == "bf16"
+    assert agg[bf] != agg[fp] and agg[bf] == pytest.approx(agg[fp], rel=0.05)   # not served from fp32's cache
+    assert "feature networks bf16" in (tmp_path / "out" / "report" / "LEADERBOARD.md").read_text()
