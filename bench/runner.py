@@ -128,12 +128,13 @@ class SuiteRunner:
 
     def __init__(self, suite: Suite, out_dir: Path, *, weights: WeightsOptions | None = None, device: str = "cpu",
                  fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print,
-                 allow_identity_overlap: bool = False) -> None:
+                 allow_identity_overlap: bool = False, precision: str = "fp32") -> None:
         self.suite = suite
         self.allow_identity_overlap = allow_identity_overlap
         self.out_dir = Path(out_dir)
         self.weights = weights or WeightsOptions()
         self.device = device
+        self.precision = precision          # metrics.precision; a bf16 run gets its own run id
         self.fail_fast = fail_fast
         self.write_report = report
         self.dist = Dist()
@@ -151,7 +152,8 @@ class SuiteRunner:
         # the whole suite and the output folder are checked, and the metrics built, before anything is created
         validate_suite(suite)
         check_output_dir(self.out_dir, "--out")
-        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params))
+        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params),
+                              precision=self.precision)
         self.warnings: dict[str, list[str]] = {}
         with self._recording_warnings("prepare"):
             self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
@@ -171,6 +173,8 @@ class SuiteRunner:
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
+        if self.precision != "fp32":
+            self.run_id += f"-{self.precision}"
         self.summary = RunSummary(self.run_id, self.store.folder)
         for name, why in self.unavailable.items():
             self.log(f"metric {name}: not computed: {why}")
@@ -186,7 +190,8 @@ class SuiteRunner:
                      "protocol": {m.name: m.protocol() for m in self.metrics}, "n_clips": len(self.clips),
                      "ingest": media.ingest_protocol(suite.fps, suite.size),
                      "references": {cid: r.source for cid, r in self.references.items()},
-                     "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {}}
+                     "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {},
+                     "precision": self.precision}
 
     @contextmanager
     def _recording_warnings(self, stage: str) -> Iterator[None]:
@@ -426,11 +431,14 @@ class SuiteRunner:
 
 def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
               device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
-              weights: WeightsOptions | None = None, allow_identity_overlap: bool = False) -> RunSummary:
+              weights: WeightsOptions | None = None, allow_identity_overlap: bool = False,
+              precision: str = "fp32") -> RunSummary:
     """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
-    ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``."""
+    ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``; ``precision``:
+    the feature networks' (:mod:`metrics.precision`; a bf16 run gets its own run id)."""
     return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
-                       fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap).run()
+                       fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap,
+                       precision=precision).run()
 
 
 def training_check(method, split: dict[str, Any], *, allow: bool) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict
 from moee_bench.metrics.base import ClipContext, Features, FrameMeanMetric, Param, VideoChunk
+from moee_bench.metrics.precision import autocast, of_options
 
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
@@ -53,13 +54,14 @@ def align_face(frame: np.ndarray, landmarks5: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(np.ascontiguousarray(frame), alignment_matrix(landmarks5), (CROP, CROP), borderValue=0.0)
 
 
-def embed(net, crops: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """(n, 112, 112, 3) uint8 crops -> (n, 512) float64 unit embeddings."""
+def embed(net, crops: np.ndarray, device: str = "cpu", precision: str = "fp32") -> np.ndarray:
+    """(n, 112, 112, 3) uint8 crops -> (n, 512) float64 unit embeddings (network under ``precision``)."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).contiguous().float().div(255.0).sub(0.5).div(0.5)
-    with torch.no_grad():
-        return net(x.to(device)).double().cpu().numpy()
+    with torch.no_grad(), autocast(precision, device):
+        e = net(x.to(device))
+    return e.double().cpu().numpy()
 
 
 class _FramesExtractor:
@@ -80,12 +82,12 @@ class _FramesExtractor:
         crops = [align_face(f, face.landmarks5) for f, face in zip(frames, faces) if face is not None]
         self.noface += len(frames) - len(crops)
         if crops:
-            self.emb.append(embed(self.m.net, np.stack(crops), self.m.device))
+            self.emb.append(embed(self.m.net, np.stack(crops), self.m.device, self.m.precision))
 
     def finish(self) -> Features:
         if not self.emb:
             raise ClipError(self.ctx.clip_id, f"no face found in any of the {self.n} checked frames", status="no_face")
-        # the network computes in float32: storing its embeddings as float32 loses nothing
+        # the network computes in float32 (or bf16): storing its embeddings as float32 loses nothing
         return {"emb": np.concatenate(self.emb).astype(np.float32), "noface": np.array([self.noface, self.n], np.int64)}
 
 
@@ -103,7 +105,8 @@ class _RefExtractor:
         ref_face = m.detector.detect(ctx.ref_image)[0]
         if ref_face is None:
             raise ClipError(ctx.clip_id, "no face found in the reference image", status="no_face")
-        return {"emb": embed(m.net, align_face(ctx.ref_image, ref_face.landmarks5)[None], m.device)[0].astype(np.float32)}
+        emb = embed(m.net, align_face(ctx.ref_image, ref_face.landmarks5)[None], m.device, m.precision)[0]
+        return {"emb": emb.astype(np.float32)}
 
 
 class CSIM(FrameMeanMetric):
@@ -120,6 +123,7 @@ class CSIM(FrameMeanMetric):
         from moee_bench.bench.core.faces import FaceDetector
 
         self.device = options.device
+        self.precision = of_options(options)
         self.stride = max(1, int(options.param("csim_stride", 1)))
         self.net, self.weights = build_arcface(options.weights, self.device)
         self.detector = FaceDetector(device=self.device)
@@ -130,7 +134,8 @@ class CSIM(FrameMeanMetric):
                 "verified": self.weights.verified, "detector": self.detector.name,
                 "alignment": "5-point similarity to the ArcFace 112x112 template, cv2.warpAffine, black border",
                 "input": "RGB (x/255-0.5)/0.5", "reference": "the clip's reference image (else the first GT frame)",
-                "aggregate": "mean over frames with a face", "frame_stride": self.stride}
+                "aggregate": "mean over frames with a face", "frame_stride": self.stride,
+                "precision": self.precision}
 
     def weight_files(self) -> list[ResolvedWeights]:
         return [self.weights]

@@ -42,6 +42,7 @@ from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, load_torchscript
 from moee_bench.metrics.base import ClipContext, Features, Param, VideoChunk
 from moee_bench.metrics.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
+from moee_bench.metrics.precision import autocast, of_options
 
 DIM = 400
 CLIP_LEN = 16
@@ -185,6 +186,7 @@ class FVD(MomentsMetric):
             raise ValueError(f"fvd_clips must be one of {sorted(CLIP_RULES)}, got {self.clips!r} "
                              "(the former 'all' is now 'windows')")
         self.device = options.device
+        self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
         super().__init__()
 
@@ -195,8 +197,9 @@ class FVD(MomentsMetric):
         """(16, H, W, 3) uint8 -> (400,) float64 features."""
         import torch
 
-        with torch.no_grad():
-            out = self.detector(preprocess(clip, self.device)[None])
+        x = preprocess(clip, self.device)[None]
+        with torch.no_grad(), autocast(self.precision, self.device):
+            out = self.detector(x)
         return np.asarray(out.reshape(-1).double().cpu().numpy())
 
     def config(self) -> dict[str, Any]:
@@ -207,7 +210,8 @@ class FVD(MomentsMetric):
                 "clips": CLIP_RULES[self.clips], "seed": self.seed if self.clips == "styleganv" else None,
                 "resize": "bilinear 224x224 (torch, align_corners=False, aspect not kept)", "range": "2x/255-1",
                 "covariance": "biased (N)" if self.variant == "styleganv" else "unbiased (N-1)",
-                "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)"}
+                "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)",
+                "precision": self.precision}
 
     def part_config(self, part: str, ctx: ClipContext) -> dict[str, Any]:
         if part == "gt" and self.clips == "styleganv":     # the real clip's offset is seeded by the clip id

@@ -34,6 +34,12 @@ class MetricOptions:
     weights: WeightsOptions = field(default_factory=WeightsOptions)
     device: str = "cpu"
     params: dict[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"     # feature networks: fp32 or bf16 (metrics.precision)
+
+    def __post_init__(self) -> None:
+        from moee_bench.metrics.precision import check_precision
+
+        self.precision = check_precision(self.precision)
 
     def param(self, key: str, default: Any = None) -> Any:
         return self.params.get(key, default)

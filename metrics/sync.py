@@ -38,6 +38,7 @@ import numpy as np
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics import face_track, sync_io, syncnet_core
 from moee_bench.metrics.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.metrics.precision import of_options
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 SAMPLES_PER_FRAME = syncnet_core.SAMPLES_PER_FRAME
@@ -242,7 +243,8 @@ class Sync(Metric):
             from moee_bench.bench.core.weights import load_state_dict
 
             r = self._resolve("syncnet_v2")
-            self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device)
+            self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device,
+                                                                      precision=of_options(self.options))
         return self._scorer
 
     def detector(self) -> Any:
@@ -278,7 +280,7 @@ class Sync(Metric):
                 "min_track": self.min_track, "detector": None if self.face_cropped else self.detector_name,
                 "crop_scale": 0.4, "vshift": syncnet_core.VSHIFT, "fps": 25, "track_rule": self.track_rule,
                 "impl": "moee-bench syncnet_core (syncnet_python.SyncNetModel.S, folded 2D form)",
-                "pixel_path": PIXEL_PATHS[(self.pixels, self.face_cropped)],
+                "pixel_path": PIXEL_PATHS[(self.pixels, self.face_cropped)], "precision": of_options(self.options),
                 **({"ffmpeg": sync_io.ffmpeg_version(), "opencv": cv2.__version__} if self.pixels == "jpeg" else {})}
 
     def protocol(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import python_speech_features
 import torch
 
 from moee_bench.bench.core.weights import load_into
+from moee_bench.metrics.precision import autocast
 
 VSHIFT = 15
 SAMPLES_PER_FRAME = 640  # 16000 / 25
@@ -85,7 +86,7 @@ class SyncNetScorer:
     """Scores a 224x224 BGR crop clip against 16 kHz audio with a SyncNet ``S`` network."""
 
     def __init__(self, net: torch.nn.Module, *, device: str = "cpu", batch_size: int = 32, vshift: int = VSHIFT,
-                 fast: bool = True):
+                 fast: bool = True, precision: str = "fp32"):
         self.net = net.to(device).eval()
         self.fast = None
         if fast:
@@ -95,6 +96,7 @@ class SyncNetScorer:
         self.device = device
         self.batch_size = batch_size
         self.vshift = vshift
+        self.precision = precision     # metrics.precision: bf16 runs the network under autocast
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor], **kw: Any) -> "SyncNetScorer":
@@ -129,8 +131,9 @@ class SyncNetScorer:
 
     def distances(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> torch.Tensor:
         """The (N, 2*vshift+1) window-by-offset distance matrix of one crop clip."""
-        im, cc = self.features(frames_bgr, audio_int16)
-        return offset_distances(im, cc, self.vshift)
+        with autocast(self.precision, self.device):
+            im, cc = self.features(frames_bgr, audio_int16)
+        return offset_distances(im.float(), cc.float(), self.vshift)
 
     def score(self, frames_bgr: np.ndarray, audio_int16: np.ndarray) -> SyncResult:
         """Offset, Sync-C (conf) and Sync-D (dist) of one crop clip."""

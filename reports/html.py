@@ -163,7 +163,7 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
                                                               for k, v in unavailable.items()) + "</ul>")
         prov = {k: meta.get(k) for k in ("git_commit", "versions", "device", "seed", "suite_hash", "manifest_hash",
                                          "weights", "weights_by_metric", "unverified_weights", "protocol", "ingest",
-                                         "references")}
+                                         "references", "precision")}
         parts.append("<h3>Protocol and provenance</h3><pre>" + html.escape(json.dumps(prov, indent=1, default=str)) + "</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -281,7 +281,8 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
             out.append(f"- `{name}` weights: " + "; ".join(weight_note(f) for f in files))
         out += clip_warning_notes(clips)
         out += [f"- dataset manifest hash `{meta.get('manifest_hash', '')[:12]}`, suite hash `{r['suite_hash'][:12]}`, "
-                f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}", ""]
+                f"git `{(meta.get('git_commit') or 'n/a')[:10]}`, device {meta.get('device')}, seed {meta.get('seed')}, "
+                f"feature networks {meta.get('precision', 'fp32')}", ""]
     return "\n".join(out) + "\n"
 
 

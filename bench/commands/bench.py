@@ -12,6 +12,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "cache": ("moee_bench.bench.benchmarks:run_cache", "re-scoring a finished run from the feature cache vs cold"),
     "leaderboard": ("moee_bench.bench.benchmarks:run_leaderboard",
                     "a K-method suite (GT features once) vs K runs of the PNG/pytorch-fid/lpips/skimage chain"),
+    "memory": ("moee_bench.metrics.benchmarks.memory:run", "peak RSS of score over --clips and 10x as many clips"),
+    "drift": ("moee_bench.metrics.benchmarks.drift:run", "bf16 vs fp32 per network metric on real clips (--real DIR)"),
     "moee": ("moee_bench.moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
@@ -28,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=positive_int_arg, default=1, help="timed repeats after one warm-up (default 1)")
     p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="metrics, drift: our feature networks' precision (bf16: the declared fast mode)")
+    p.add_argument("--real", default=None, help="drift: folder of real talking-face clips (*.mp4 with audio)")
+    p.add_argument("--weights-dir", default=None,
+                   help="drift: network weights used where present (others random-initialised)")
+    p.add_argument("--profile", action="store_true",
+                   help="metrics: also print where the time goes, per 100 frame pairs, for ours and the chain")
     p.add_argument("--config", default=None, help="moee: model config, tiny (default) or paper (random weights)")
     p.add_argument("--device", default=None, help="moee: cpu (default) or cuda")
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="moee_bench_runs", help="output folder (default ./moee_bench_runs)")
     add_weights_arguments(p)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="feature networks' precision (bf16: declared fast mode, a separate run id; see score --help)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failed clip")
     p.add_argument("--no-report", action="store_true", help="do not write the report")
     p.add_argument("--allow-identity-overlap", action="store_true",
@@ -39,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     suite.override_params(metric_params(args))
     s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
-                  report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap)
+                  report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap,
+                  precision=args.precision)
     print_clip_warnings(s.warnings)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.notes:

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="length mismatch is an error instead of a truncation warning")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--psnr-mode", choices=["frame", "dataset"], default="frame")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="feature networks' precision: fp32 (default, the reference tools' numbers) or bf16 (declared "
+                        "fast mode: autocast on CPU AMX / CUDA, named in every result; drift: bench drift)")
     add_metric_flags(p)
     p.set_defaults(func=_score)
 
@@ -134,7 +137,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
               "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
-    opts = MetricOptions(weights=wopts, device=args.device, params=params)
+    opts = MetricOptions(weights=wopts, device=args.device, params=params, precision=args.precision)
     metrics, unavailable = build_metrics(names, opts)
     check_size(metrics, size)
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
@@ -149,6 +152,7 @@ def _score(args: argparse.Namespace) -> int:
     for n, why in unavailable.items():
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
+    out["protocol"]["precision"] = args.precision
     out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
                             "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
                             "pairing_warnings": warn, "missing_clips": missing, "split": split_info,
@@ -157,6 +161,8 @@ def _score(args: argparse.Namespace) -> int:
     for w in warn + out["protocol"]["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print_clip_warnings({c.clip_id: c.warnings for c in res.clips})
+    if args.precision != "fp32":
+        print(f"precision: {args.precision} feature networks (declared fast mode; not the reference tools' fp32 numbers)")
     print(f"{'metric':<24}{'value':>14}")
     for k, v in out["metrics"].items():
         if k.endswith("_reason") or k.endswith("_warning"):

@@ -28,6 +28,9 @@ def peak_rss_mb() -> float:
 def report(name: str, rows: dict[str, Any], json_path: str | None) -> None:
     print(f"== {name}")
     for k, v in rows.items():
-        print(f"  {k:<42} {v:.4g}" if isinstance(v, float) else f"  {k:<42} {v}")
+        if isinstance(v, dict):                 # raw measurements: in the JSON only
+            print(f"  {k:<42} {'(--json)' if json_path else '(not printed; --json writes it)'}")
+        else:
+            print(f"  {k:<42} {v:.4g}" if isinstance(v, float) else f"  {k:<42} {v}")
     if json_path:
         write_text_atomic(json_path, json.dumps(rows, indent=1, default=str), "--json")
