@@ -72,7 +72,6 @@ class ClipContext:
     fps: float
     size: tuple[int, int] | None
     ref_image: np.ndarray | None = None   # (H, W, 3) uint8
-    ref_source: str | None = None         # ReferenceChoice.source of ref_image
     audio: np.ndarray | None = None       # float32 mono, 16 kHz
     audio_source: str | None = None       # "driving" | "video"
     ref_source: str | None = None         # where ``ref_image`` came from (part of its cache identity)
