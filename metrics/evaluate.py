@@ -308,11 +308,15 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
             if m.name in got:
                 fail(m.name, e)
 
+    def alive(key: str) -> bool:
+        """Whether some metric served by ``key`` has not failed yet."""
+        return any(m.name in got for m, _ in todo[key])
+
     extractors: dict[str, tuple[str, str, FeatureExtractor]] = {}
     # parts that read no video (the reference image) first: a metric whose reference fails decodes nothing
     for key, group in sorted(todo.items(), key=lambda kv: kv[1][0][1] in ("pair", *VIDEO_PARTS)):
         m, part = group[0]
-        if not any(g.name in got for g, _ in group):
+        if not alive(key):
             continue
         try:
             ex = m.part_extractor(ctx, part)
@@ -324,12 +328,12 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
             fail_group(key, e)
             continue
         done(key, feats)
-    extractors = {k: v for k, v in extractors.items() if any(g.name in got for g, _ in todo[k])}
+    extractors = {k: v for k, v in extractors.items() if alive(k)}
     if not extractors:
         return got
-    counts, notes = _decode(ctx, chunk, extractors, fail_group, lambda key: any(g.name in got for g, _ in todo[key]))
+    counts, notes = _decode(ctx, chunk, extractors, fail_group, alive)
     for key, (name, part, ex) in extractors.items():
-        if not any(g.name in got for g, _ in todo[key]):
+        if not alive(key):
             continue
         try:
             feats = dict(ex.finish())
