@@ -5,6 +5,13 @@ Builds the configured model with random weights (:func:`moee_ref.config.with_ran
 and prints frames/s, seconds per clip and peak memory (CUDA allocator peak on GPU, peak RSS on CPU).
 The ratio line times one denoiser call of MoEE (reference, audio, MoE and temporal layers) against
 one call of a diffusers ``UNet2DConditionModel`` of the same layout on the same latents.
+
+With ``--train-steps N`` it also times N optimisation steps of stage 1 and of stage 2 through
+:class:`moee_ref.train.Trainer` (the code ``moee-bench train`` runs: accelerate, the config's mixed
+precision and gradient checkpointing, the full loss with its VAE decode and VGG term) on one synthetic
+batch of the config's shape (random frames, audio features and emotion-audio features; the data loader
+is not timed), and a plain SD U-Net training step (noise-prediction MSE, AdamW, same autocast) as the
+same-run reference. Every result is marked ``random_init``: a smoke test and a throughput figure.
 """
 
 from __future__ import annotations
@@ -34,6 +41,95 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
         fn()
     _sync(device)
     return (time.perf_counter() - t) / repeats
+
+
+def synthetic_batch(cfg, trainer, *, modality: str = "label", seed: int = 0):
+    """One :class:`moee_ref.data.Batch` of the config's shape with random content (batch_size samples)."""
+    from moee_bench.moee_ref.data import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    b, f, m = cfg.train.batch_size, cfg.video.frames, cfg.video.motion_frames
+    h, w = cfg.video.height, cfg.video.width
+    core = trainer.core
+    hidden = core.audio_encoder.config.hidden_size
+    emo_dim = core.emotion_audio_encoder.dim if core.emotion_audio_encoder is not None else hidden
+    weights = torch.zeros(b, 6)
+    weights[:, 0] = 1.0
+    rand = lambda *shape: torch.rand(*shape, generator=g) * 2 - 1     # noqa: E731  (frames in [-1, 1])
+    return Batch(frames=rand(b, f, 3, h, w), ref=rand(b, 3, h, w), motion=rand(b, m, 3, h, w),
+                 audio=torch.randn(b, f, 2 * (2 * cfg.audio.window + 1), hidden, generator=g),
+                 weights=weights, texts=["a happy face"] * b,
+                 emotion_audio=torch.randn(b, 2 * f, emo_dim, generator=g),
+                 loss_mask=torch.ones(b, f, 1, h, w), noisy=torch.zeros(b, dtype=torch.bool), modality=modality)
+
+
+def _peak_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def train_steps(cfg, device: torch.device, steps: int) -> dict[str, float | str]:
+    """Seconds per training step and peak memory of stages 1 and 2 (Trainer.step on a synthetic batch),
+    and of a plain SD U-Net step of the same size under the same mixed precision."""
+    import gc
+
+    from moee_bench.moee_ref.train import Trainer, mixed_precision_for
+    from moee_bench.moee_ref.unet import build_unet
+
+    out: dict[str, float | str] = {"train_mixed_precision": mixed_precision_for(cfg, str(device)),
+                                   "train_batch": f"{cfg.train.batch_size} x {cfg.video.frames} frames "
+                                                  f"+ {cfg.video.motion_frames} motion at {cfg.video.height}x{cfg.video.width}"}
+    for stage in (1, 2):
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        tr = Trainer(cfg, stage, device=str(device), seed=0)
+        tr.setup_optimizer()
+        batch = synthetic_batch(cfg, tr)
+        gen = torch.Generator().manual_seed(0)
+        losses = [tr.step(batch, gen)["total"]]                  # warm-up (allocations, autotuning)
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            losses.append(tr.step(batch, gen)["total"])
+        _sync(device)
+        out[f"stage{stage}_s_per_step"] = (time.perf_counter() - t) / steps
+        out[f"stage{stage}_peak_memory_gib"] = _peak_gib(device)
+        out[f"stage{stage}_trainable_millions"] = sum(p.numel() for p in tr.core.stage_parameters(stage)) / 1e6
+        out[f"stage{stage}_losses"] = " ".join(f"{v:.4g}" for v in losses)
+        if not all(np.isfinite(losses)):
+            raise RuntimeError(f"stage {stage}: non-finite training loss {losses}")
+        del tr, batch
+        gc.collect()
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(0)
+    unet = build_unet(cfg).to(device).train()
+    if cfg.train.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-5)
+    n = cfg.train.batch_size * cfg.video.frames
+    h, w = cfg.latent_size
+    lat = torch.randn(n, cfg.vae.latent_channels, h, w, device=device)
+    ctx = torch.randn(n, 1, cfg.unet.cross_attention_dim, device=device)
+    tt = torch.randint(0, 1000, (n,), device=device)
+    mp = out["train_mixed_precision"]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(str(mp))
+
+    def plain_step():
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = torch.nn.functional.mse_loss(unet(lat, tt, encoder_hidden_states=ctx).sample.float(), lat)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    out["plain_sd_unet_s_per_step"] = _timed(plain_step, device, steps)
+    out["plain_sd_unet_peak_memory_gib"] = _peak_gib(device)
+    out["stage1_over_plain_unet"] = float(out["stage1_s_per_step"]) / float(out["plain_sd_unet_s_per_step"])
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,9 +199,14 @@ def run(args: argparse.Namespace) -> int:
            "frames_per_s": args.clips * args.frames / gen_s, "s_per_clip": gen_s / args.clips,
            "peak_memory_gib": peak, "peak_memory_kind": "cuda allocator" if device.type == "cuda" else "process RSS",
            "denoiser_call_s": t_moee, "plain_sd_unet_call_s": t_plain, "moee_over_plain_unet": t_moee / t_plain,
-           "command": " ".join(sys.argv)}
+           "random_init": True, "command": " ".join(sys.argv)}
+    if getattr(args, "train_steps", None):
+        del model, plain, pipe
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        res.update(train_steps(cfg, device, args.train_steps))
     for k, v in res.items():
-        print(f"{k:<24}{v:.4g}" if isinstance(v, float) else f"{k:<24}{v}")
+        print(f"{k:<31}{v:.4g}" if isinstance(v, float) else f"{k:<31}{v}")
     if args.json:
         write_text_atomic(args.json, json.dumps(res, indent=1), "--json")
     return 0

