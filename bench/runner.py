@@ -343,7 +343,8 @@ class SuiteRunner:
         self.log(f"scoring {label}: {len(inputs)} clips, metrics {[x.name for x in self.metrics]}")
         with self._recording_warnings(label):
             evaluate(inputs, self.metrics, fps=self.suite.fps, size=self.suite.size, cache=self.store.features,
-                     progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip)
+                     progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip,
+                     compute=False)        # aggregate() computes once, after the ranks' states are merged
 
     def merge(self) -> bool:
         """Gather every rank's metric states into rank 0's metrics; True on rank 0.

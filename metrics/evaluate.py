@@ -150,8 +150,11 @@ def _probe_size(clip: ClipInput, size: tuple[int, int] | None) -> tuple[int, int
 def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: float = 25.0,
              size: tuple[int, int] | None = None, strict: bool = False, cache: FeatureCache | None = None,
              chunk: int = 32, progress: bool = True, fail_fast: bool = False,
-             on_clip: Callable[[ClipOutcome], None] | None = None) -> EvalResult:
-    """Score ``clips`` with ``metrics`` (states accumulate in the metric objects) and return per-clip outcomes."""
+             on_clip: Callable[[ClipOutcome], None] | None = None, compute: bool = True) -> EvalResult:
+    """Score ``clips`` with ``metrics`` (states accumulate in the metric objects) and return per-clip outcomes.
+
+    ``compute=False`` leaves the aggregates empty, for a caller that merges states first and computes once
+    (the runner: a set-level distance such as FID's ``sqrtm`` costs seconds per call)."""
     for m in metrics:
         if getattr(m, "needs_feature_cache", False):
             if cache is None:
@@ -175,7 +178,7 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
     if bar is not None:
         bar.close()
     aggregate: dict[str, Any] = {}
-    for m in metrics:
+    for m in metrics if compute else ():
         aggregate.update(m.compute())
     protocol = {"fps": fps, "fps_conversion": "nearest timestamp (ffmpeg fps filter, round=near)",
                 "size": list(size) if size else "GT resolution (pred resized to it); pred resolution without GT",

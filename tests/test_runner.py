@@ -173,3 +173,18 @@ def test_runner_stages_run_alone(tmp_path: Path):
     r.finish()
     with ResultStore(tmp_path / "out" / "store") as st:
         assert [x["run_id"] for x in st.runs()] == [r.run_id]
+
+
+def test_run_computes_each_aggregate_once_per_method(tmp_path: Path):
+    """A set-level distance (FID's sqrtm: seconds at 2048 dims) is computed once per method, after the
+    merge, not also at the end of scoring (it was twice: half of a K-method suite's time)."""
+    from unittest import mock
+
+    from moee_bench.metrics.psnr import PSNR
+
+    m = _dataset(tmp_path / "ds", 2)
+    s = _suite(tmp_path / "s.toml", m, '[[methods]]\nname = "ground-truth"\n[[methods]]\nname = "static"\n',
+               metrics='["psnr"]')
+    with mock.patch.object(PSNR, "compute", autospec=True, side_effect=PSNR.compute) as spy:
+        assert main(["run", "--suite", str(s), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    assert spy.call_count == 2
