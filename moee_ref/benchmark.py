@@ -63,7 +63,15 @@ def synthetic_batch(cfg, trainer, *, modality: str = "label", seed: int = 0):
                  loss_mask=torch.ones(b, f, 1, h, w), noisy=torch.zeros(b, dtype=torch.bool), modality=modality)
 
 
+def _fresh_peak(device: torch.device) -> None:
+    """Free cached CUDA blocks and restart the allocator's peak (no-op on CPU, whose RSS peak cannot restart)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
 def _peak_gib(device: torch.device) -> float:
+    """CUDA allocator peak on a GPU, process peak RSS on CPU, in GiB."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
@@ -81,9 +89,7 @@ def train_steps(cfg, device: torch.device, steps: int) -> dict[str, float | str]
                                    "train_batch": f"{cfg.train.batch_size} x {cfg.video.frames} frames "
                                                   f"+ {cfg.video.motion_frames} motion at {cfg.video.height}x{cfg.video.width}"}
     for stage in (1, 2):
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(device)
+        _fresh_peak(device)
         tr = Trainer(cfg, stage, device=str(device), seed=0)
         tr.setup_optimizer()
         batch = synthetic_batch(cfg, tr)
@@ -103,9 +109,7 @@ def train_steps(cfg, device: torch.device, steps: int) -> dict[str, float | str]
         del tr, batch
         gc.collect()
 
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    _fresh_peak(device)
     torch.manual_seed(0)
     unet = build_unet(cfg).to(device).train()
     if cfg.train.gradient_checkpointing:
@@ -144,8 +148,7 @@ def run(args: argparse.Namespace) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32     # autocast dtype; weights stay fp32
     torch.manual_seed(0)
     model = MoEEModel(cfg).eval().to(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    _fresh_peak(device)
     pipe = MoEEPipeline(model, device=str(device))
     rng = np.random.default_rng(0)
     ref = rng.integers(0, 255, (cfg.video.height, cfg.video.width, 3), dtype=np.uint8)
@@ -189,8 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
         t_moee = _timed(moee_call, device, args.repeats)
         t_plain = _timed(plain_call, device, args.repeats)
-    peak = (torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
+    peak = _peak_gib(device)
     n_params = sum(p.numel() for p in model.parameters())
     res = {"config": cfg.name, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
            "autocast": str(dtype).removeprefix("torch.") if device.type == "cuda" else "off", "size": [cfg.video.height, cfg.video.width],
@@ -202,8 +204,6 @@ def run(args: argparse.Namespace) -> int:
            "random_init": True, "command": " ".join(sys.argv)}
     if getattr(args, "train_steps", None):
         del model, plain, pipe
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
         res.update(train_steps(cfg, device, args.train_steps))
     for k, v in res.items():
         print(f"{k:<31}{v:.4g}" if isinstance(v, float) else f"{k:<31}{v}")
