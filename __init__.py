@@ -4,7 +4,8 @@ Everything installs under this one namespace (``moee_bench.bench``, ``moee_bench
 so the project's folders never collide with other distributions' top-level packages.
 
 Layers, lowest first. A module may import its own layer and the layers below it, never above;
-``tests/test_layers.py`` enforces this on the import graph.
+``tests/test_layers.py`` enforces this on the import graph, on module paths named in strings
+and on subprocess calls of the CLI.
 
 0. ``moee_bench.bench.core``: errors, emotion taxonomy, paths and atomic writes, media I/O
    (the one ingest resize), manifests and splits, the weights registry, ffmpeg, face detection.
@@ -13,8 +14,10 @@ Layers, lowest first. A module may import its own layer and the layers below it,
 2. ``moee_bench.moee_ref``: the MoEE reference model; implements ``baselines.base.Method``.
 3. ``moee_bench.reports``: leaderboard, HTML, plots, exports, bootstrap (reads metric keys and
    states; receives the store as an argument).
-4. ``moee_bench.bench`` (everything outside ``core``): result store, runner, suites, sample
-   data, importers and the ``moee-bench`` command line, which wire the layers together.
+4. ``moee_bench.bench.suite``: result store, staged runner, suite files, sample data, importers.
+5. The roof: ``moee_bench.bench.cli`` (the ``moee-bench`` commands, options, exit codes, the one
+   error handler) and ``moee_bench.bench.perf`` (speed, memory and drift benchmarks, which time the
+   commands as users run them).
 """
 
 __version__ = "0.2.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 
 sys.exit(main())

@@ -1,5 +1,6 @@
-"""Method names -> adapter classes, imported lazily. Other packages add methods through the
-``moee_bench.methods`` entry-point group (``name = "pkg.module:Class"``)."""
+"""Method names -> adapter classes, imported lazily. Methods of higher floors (the MoEE reference and its
+variants, ``moee_bench.moee_ref``) and of other packages register through the ``moee_bench.methods``
+entry-point group in their ``pyproject.toml`` (``name = "pkg.module:Class"``), so this floor never names them."""
 
 from __future__ import annotations
 
@@ -20,14 +21,6 @@ METHODS: dict[str, str] = {
     "sadtalker": "moee_bench.baselines.sadtalker:SadTalker",
     "echomimic": "moee_bench.baselines.echomimic:EchoMimic",
     "dreamtalk": "moee_bench.baselines.dreamtalk:DreamTalk",
-    "moee-ref": "moee_bench.moee_ref.method:MoEERef",
-    # MoEE variants (moee_ref/variants.py): the paper's Table 5 ablations and two named options
-    "moee-ref:no-moe": "moee_bench.moee_ref.method:MoEERefNoMoE",
-    "moee-ref:no-global-gate": "moee_bench.moee_ref.method:MoEERefNoGlobalGate",
-    "moee-ref:no-masked-noisy": "moee_bench.moee_ref.method:MoEERefNoMaskedNoisy",
-    "moee-ref:no-dhfev": "moee_bench.moee_ref.method:MoEERefNoDHFEV",
-    "moee-ref:palette": "moee_bench.moee_ref.method:MoEERefPalette",
-    "moee-ref:double-gate": "moee_bench.moee_ref.method:MoEERefDoubleGate",
 }
 
 
@@ -40,6 +33,7 @@ def available() -> dict[str, str]:
 
 
 def method_class(name: str) -> type[Method]:
+    """The adapter class registered under ``name``; a :class:`KeyError` naming the known methods otherwise."""
     table = available()
     if name not in table:
         raise KeyError(f"unknown method {name!r}; known: {sorted(table)}")
@@ -48,4 +42,5 @@ def method_class(name: str) -> type[Method]:
 
 
 def build_method(name: str, config: Mapping[str, Any] | None = None) -> Method:
+    """An instance of the method ``name`` with its method config."""
     return method_class(name)(config)

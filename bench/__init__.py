@@ -1,2 +1,2 @@
-"""The benchmark's top layer (store, runner, suites, sample data, importers, CLI) and, in
-:mod:`moee_bench.bench.core`, the ground floor. The layer map is in :mod:`moee_bench`."""
+"""The benchmark's ground floor (:mod:`moee_bench.bench.core`) and roof (:mod:`~moee_bench.bench.suite`,
+:mod:`~moee_bench.bench.cli`, :mod:`~moee_bench.bench.perf`). The layer map is in :mod:`moee_bench`."""

@@ -81,11 +81,11 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
     Returns None when the store holds no cached features for it. FID resamples use the eigh form of the
     Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6 relative,
     ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
-    from moee_bench.metrics.fid import fid_from_features
-    from moee_bench.metrics.flmd import flmd_from_features
-    from moee_bench.metrics.fvd import fvd_from_features
-    from moee_bench.metrics.kid import kernel_from_features
-    from moee_bench.metrics.registry import metric_class
+    from moee_bench.metrics.visual.fid import fid_from_features
+    from moee_bench.metrics.motion.flmd import flmd_from_features
+    from moee_bench.metrics.visual.fvd import fvd_from_features
+    from moee_bench.metrics.visual.kid import kernel_from_features
+    from moee_bench.metrics.core.registry import metric_class
 
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")

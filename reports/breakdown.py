@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moee_bench.metrics.keys import DYNAMICS_LABELS, KEYS
+from moee_bench.metrics.core.keys import DYNAMICS_LABELS, KEYS
 from moee_bench.reports.bootstrap import mean_ci
 
 BREAKDOWN_KEYS = ("sync_c", "sync_d", "emotion_acc")

@@ -12,7 +12,7 @@ from moee_bench.reports.leaderboard import render_markdown
 from moee_bench.reports.paper_tables import render as render_paper_tables
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
 
 def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from moee_bench.metrics.keys import KEYS
+from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.bootstrap import paired_diff_ci, weighted_mean
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from moee_bench.bench.core.paths import atomic_write
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
 
 def export_all(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:

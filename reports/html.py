@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from moee_bench.metrics.keys import KEYS
+from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table,
                                              split_note, throughput_rows, unverified_warning)
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}

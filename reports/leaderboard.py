@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from moee_bench.metrics.keys import KEYS
+from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
 HEADLINE = ["fid", "kid", "fvd", "kvd", "flmd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc",
             "compound_top2", "compound_mix", "dynamics_score"]

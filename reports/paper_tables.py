@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from moee_bench.metrics.keys import KEYS
+from moee_bench.metrics.core.keys import KEYS
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
 TABLES = Path(__file__).with_name("data") / "moee_paper_tables.toml"
 

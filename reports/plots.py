@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from moee_bench.bench.core.emotions import ALL_SINGLE  # noqa: E402
-from moee_bench.metrics.emotion import HEADLINE_COMPOUND  # noqa: E402
-from moee_bench.metrics.keys import KEYS  # noqa: E402
+from moee_bench.metrics.emotion.metric import HEADLINE_COMPOUND  # noqa: E402
+from moee_bench.metrics.core.keys import KEYS  # noqa: E402
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method  # noqa: E402
 
 

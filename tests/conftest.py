@@ -31,7 +31,7 @@ ensure_ffmpeg_on_path()
 @pytest.fixture(scope="session")
 def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in sample dataset, generated once per test session; returns the manifest path."""
-    from moee_bench.bench.sample import make_sample
+    from moee_bench.bench.suite.sample import make_sample
 
     return make_sample(tmp_path_factory.mktemp("sample"))
 

@@ -30,7 +30,7 @@ def test_fan_landmarks_equal_face_alignment_package(fan_weights: Path):
     import face_alignment.api as api
     import face_alignment.detection.sfd.sfd_detector as sfd_mod
 
-    from moee_bench.metrics.fan_landmarks import FANLandmarks
+    from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
 
     with pytest.warns(UserWarning, match="unverified"):
         ours = FANLandmarks(WeightsOptions(str(fan_weights), allow_unverified=True))
@@ -51,8 +51,8 @@ def test_fan_landmarks_equal_face_alignment_package(fan_weights: Path):
 
 
 def test_akd_fan_option_missing_weights_names_the_file(tmp_path: Path):
-    from moee_bench.metrics.akd import AKD
-    from moee_bench.metrics.registry import MetricOptions
+    from moee_bench.metrics.motion.akd import AKD
+    from moee_bench.metrics.core.registry import MetricOptions
 
     with pytest.raises(WeightsError, match="2DFAN4-11f355bf06.pth.tar"):
         AKD(MetricOptions(weights=WeightsOptions(str(tmp_path)), params={"akd_landmarks": "fan"}))
@@ -61,8 +61,8 @@ def test_akd_fan_option_missing_weights_names_the_file(tmp_path: Path):
 
 
 def test_akd_fan_config_records_weights(fan_weights: Path):
-    from moee_bench.metrics.akd import AKD
-    from moee_bench.metrics.registry import MetricOptions
+    from moee_bench.metrics.motion.akd import AKD
+    from moee_bench.metrics.core.registry import MetricOptions
 
     with pytest.warns(UserWarning):
         m = AKD(MetricOptions(weights=WeightsOptions(str(fan_weights), allow_unverified=True),

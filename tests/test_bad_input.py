@@ -12,8 +12,8 @@ from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.errors import BenchError, EmotionLabelError, ManifestError, MediaError, PathEscapeError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
-from moee_bench.metrics.evaluate import ClipInput, evaluate
-from moee_bench.metrics.psnr import PSNR
+from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+from moee_bench.metrics.visual.psnr import PSNR
 
 
 def _video(path: Path, n: int = 20, audio: bool = True, fps: float = 25) -> Path:

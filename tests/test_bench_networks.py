@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 
 
 def test_bench_networks_reports_every_network_at_both_precisions(tmp_path: Path, capsys):

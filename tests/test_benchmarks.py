@@ -28,7 +28,7 @@ def test_decode(benchmark, clip):
 def test_offset_search(benchmark):
     from syncnet_python.SyncNetInstance import calc_pdist
 
-    from moee_bench.metrics.syncnet_core import offset_distances
+    from moee_bench.metrics.sync.syncnet_core import offset_distances
 
     a, b = torch.randn(70, 1024), torch.randn(70, 1024)
     d = benchmark(offset_distances, a, b, 15)
@@ -36,7 +36,7 @@ def test_offset_search(benchmark):
 
 
 def test_store_writes(benchmark, tmp_path):
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
     st = ResultStore(tmp_path / "s")
     counter = iter(range(10**6))
@@ -51,7 +51,7 @@ def test_store_writes(benchmark, tmp_path):
 
 def test_throughput_measures_a_method(sample_manifest):
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.throughput import measure
+    from moee_bench.bench.perf.throughput import measure
 
     r = measure("static", load_manifest(sample_manifest), ["astronaut_happiness"], repeats=1)
     assert r["clips"] == 1 and r["frames_per_s"] > 0 and r["peak_mem_bytes"] > 0

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench import exitcodes
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
 from moee_bench.bench.core.weights import locate, registry
-from moee_bench.bench.store import ResultStore
-from moee_bench.metrics.registry import METRICS
+from moee_bench.bench.suite.store import ResultStore
+from moee_bench.metrics.core.registry import METRICS
 
 
 @pytest.fixture

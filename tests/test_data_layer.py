@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from moee_bench.bench.core import media
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core.errors import PathEscapeError
-from moee_bench.bench.importers import IMPORTERS
+from moee_bench.bench.suite.importers import IMPORTERS
 from moee_bench.bench.core.manifest import load_manifest
 from moee_bench.bench.core.splits import apply_split, make_split, select_split
 
@@ -130,7 +130,7 @@ def test_sample_dataset(sample_manifest: Path):
     audio = media.read_audio(m.media_path(clip, "audio"))
     # mouth region brightness tracks the speech envelope: the puppet darkens the open mouth (on the neutral
     # clip, where nothing else moves the mouth; surprise holds the jaw dropped and speech only modulates it)
-    from moee_bench.bench.sample.speech import envelope
+    from moee_bench.bench.suite.sample.speech import envelope
 
     env = envelope(audio, 25.0, len(frames))
     mouth = frames[:, 150:200, 100:160].astype(float).mean(axis=(1, 2, 3))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moee_bench.metrics import dynamics_defs as D
-from moee_bench.metrics.landmarks import DLIB68, FACE_3D, head_pose
+from moee_bench.metrics.motion import dynamics_defs as D
+from moee_bench.metrics.motion.landmarks import DLIB68, FACE_3D, head_pose
 
 
 def track(n: int) -> np.ndarray:
@@ -129,8 +129,8 @@ def _rot_y(deg: float) -> np.ndarray:
 def test_vad_is_the_verified_package_model_and_finds_speech():
     from silero_vad import get_speech_timestamps, load_silero_vad
 
-    from moee_bench.bench.sample.speech import synthesize
-    from moee_bench.metrics.vad import SileroVAD
+    from moee_bench.bench.suite.sample.speech import synthesize
+    from moee_bench.metrics.motion.vad import SileroVAD
 
     speech = np.asarray(synthesize("Hello there, this is a short test of speech detection."), np.float32)
     x = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(16000, np.float32)])
@@ -145,8 +145,8 @@ def test_vad_is_the_verified_package_model_and_finds_speech():
 def test_vad_refuses_an_unverified_torchscript(monkeypatch):
     from moee_bench.bench.core.errors import WeightsError
     from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.metrics import emotion_classifiers, vad
-
+    from moee_bench.metrics.emotion import classifiers as emotion_classifiers
+    from moee_bench.metrics.motion import vad
     real = emotion_classifiers.resolve_package_weights
 
     def tampered(name, options=None):
@@ -188,7 +188,7 @@ def _synthetic_feats(scale: float, with_gt: bool = True) -> dict:
 
 
 def _bare_metric():
-    from moee_bench.metrics.dynamics import Dynamics
+    from moee_bench.metrics.motion.dynamics import Dynamics
 
     m = Dynamics.__new__(Dynamics)
     m.backend = type("B", (), {"scheme": DLIB68})()
@@ -197,7 +197,7 @@ def _bare_metric():
 
 
 def test_dynamics_metric_closeness_and_exact_merge():
-    from moee_bench.metrics.dynamics import THEVAL_KEYS
+    from moee_bench.metrics.motion.dynamics import THEVAL_KEYS
 
     feats = [_synthetic_feats(1.0), _synthetic_feats(2.0), _synthetic_feats(0.5, with_gt=False)]
     one = _bare_metric()
@@ -230,9 +230,9 @@ def test_score_path_on_a_real_face_with_speech(tmp_path):
     import skimage.data
 
     from moee_bench.bench.core import media
-    from moee_bench.bench.sample.speech import synthesize
-    from moee_bench.metrics.evaluate import ClipInput, evaluate
-    from moee_bench.metrics.registry import build_metrics
+    from moee_bench.bench.suite.sample.speech import synthesize
+    from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+    from moee_bench.metrics.core.registry import build_metrics
 
     img = skimage.data.astronaut()[::2, ::2]
     frames = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moee_bench.bench.core.emotions import parse_emotion
-from moee_bench.metrics.emotion_classifiers import dlib_face_chip, fer_grey_crop, tight_box_crop
+from moee_bench.metrics.emotion.classifiers import dlib_face_chip, fer_grey_crop, tight_box_crop
 
 
 def test_fer_grey_crop_follows_fers_rules():
@@ -65,8 +65,8 @@ def _feats(n=3):
 
 def test_contempt_scored_by_an_8_class_classifier_and_skipped_by_fer2013():
     from moee_bench.bench.core.errors import ClipError
-    from moee_bench.metrics.base import ClipContext, ClipInput
-    from moee_bench.metrics.emotion import Emotion, extra_target
+    from moee_bench.metrics.core.base import ClipContext, ClipInput
+    from moee_bench.metrics.emotion.metric import Emotion, extra_target
 
     m = Emotion(None, classifier=_EightClass())
     ctx = ClipContext(ClipInput("c", "x.mp4", emotion=extra_target("contempt")), 25.0, (64, 64))

@@ -9,7 +9,7 @@ import torch
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights import WeightsOptions, get_spec
-from moee_bench.metrics.emotion_classifiers import (CLASSIFIERS, EmotionFAN, HSEmotion, build_classifier,
+from moee_bench.metrics.emotion.classifiers import (CLASSIFIERS, EmotionFAN, HSEmotion, build_classifier,
                                          build_frame_attention_net, resolve_package_weights)
 
 

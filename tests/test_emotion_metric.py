@@ -11,12 +11,12 @@ import pytest
 
 from moee_bench.bench.core.emotions import BASIC, mixture, parse_emotion
 from moee_bench.bench.core.media import write_video
-from moee_bench.metrics.base import ClipContext, ClipInput
-from moee_bench.metrics.emotion import Emotion
-from moee_bench.metrics.emotion_classifiers import build_classifier, face_crop
-from moee_bench.metrics.emotion_scoring import TAXONOMY
-from moee_bench.metrics.evaluate import evaluate
-from moee_bench.metrics.registry import MetricOptions, build_metrics
+from moee_bench.metrics.core.base import ClipContext, ClipInput
+from moee_bench.metrics.emotion.metric import Emotion
+from moee_bench.metrics.emotion.classifiers import build_classifier, face_crop
+from moee_bench.metrics.emotion.scoring import TAXONOMY
+from moee_bench.metrics.core.evaluate import evaluate
+from moee_bench.metrics.core.registry import MetricOptions, build_metrics
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +243,7 @@ def test_update_without_context_uses_the_target_stored_with_features(fer, tmp_pa
     clip = ClipInput("a", vid, emotion=parse_emotion("happily_surprised"))
     ctx = ClipContext(clip, 25.0, (256, 256))
     ex = m.extractor(ctx)
-    from moee_bench.metrics.base import FrameChunk
+    from moee_bench.metrics.core.base import FrameChunk
     from moee_bench.bench.core.media import read_frames
 
     ex.add(FrameChunk(0, read_frames(vid)))

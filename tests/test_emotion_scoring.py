@@ -12,8 +12,8 @@ import pytest
 
 from moee_bench.bench.core.emotions import BASIC, parse_emotion
 from moee_bench.bench.core.errors import EmotionLabelError
-from moee_bench.metrics.emotion_classifiers import EmotionFAN, FER2013Tflite, HSEmotion
-from moee_bench.metrics.emotion_scoring import (TAXONOMY, aggregate, balanced_binary_accuracy, basic_distribution, component_recall,
+from moee_bench.metrics.emotion.classifiers import EmotionFAN, FER2013Tflite, HSEmotion
+from moee_bench.metrics.emotion.scoring import (TAXONOMY, aggregate, balanced_binary_accuracy, basic_distribution, component_recall,
                                      confusion_add, js_divergence, map_class, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
 

@@ -18,9 +18,9 @@ from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
 from moee_bench.bench.core.weights import WeightsOptions
-from moee_bench.bench.store import FeatureStore, ResultStore
-from moee_bench.metrics.evaluate import ClipInput, evaluate
-from moee_bench.metrics.registry import MetricOptions
+from moee_bench.bench.suite.store import FeatureStore, ResultStore
+from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+from moee_bench.metrics.core.registry import MetricOptions
 
 I3D = "i3d_torchscript.pt"
 FRAMES = 16          # one FVD clip per video
@@ -64,7 +64,7 @@ class _Readers:
 
 
 def _metrics(wdir: Path, names: tuple[str, ...] = ("fvd", "psnr")):
-    from moee_bench.metrics.registry import build_metrics
+    from moee_bench.metrics.core.registry import build_metrics
 
     from moee_bench.bench.core.weights import sha256_file
 
@@ -141,7 +141,7 @@ def test_sync_identity_covers_its_weights(tmp_path):
     """Sync's features are keyed by the SyncNet weights and, when tracking, the face detector's."""
     from syncnet_python.SyncNetModel import S
 
-    from moee_bench.metrics.sync import Sync
+    from moee_bench.metrics.sync.metric import Sync
 
     torch.manual_seed(0)
     torch.save(S().state_dict(), tmp_path / "syncnet_v2.model")
@@ -183,7 +183,7 @@ def faces(tmp_path_factory) -> dict[str, Path]:
 def test_csim_reference_change_recomputes_the_reference_only(tmp_path, faces):
     """A GT added later changes CSIM's default reference (its first frame), and a new reference image
     re-embeds that image only; the frames' embeddings are reused, the values equal a cold evaluation."""
-    from moee_bench.metrics.csim import CSIM
+    from moee_bench.metrics.visual.csim import CSIM
 
     def csim() -> CSIM:
         return CSIM(MetricOptions(weights=WeightsOptions(str(faces["weights"]), allow_unverified=True)))
@@ -227,9 +227,9 @@ def _suite(path: Path, manifest: Path, name: str, methods: list[str]) -> Path:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_suite_extracts_gt_features_once_and_a_later_run_nothing(tmp_path, i3d_files, monkeypatch):
-    from moee_bench.bench.runner import run_suite
-    from moee_bench.bench.suite import load_suite
-    from moee_bench.metrics.fvd import FVD
+    from moee_bench.bench.suite.runner import run_suite
+    from moee_bench.bench.suite.spec import load_suite
+    from moee_bench.metrics.visual.fvd import FVD
     from moee_bench.reports.bootstrap import set_metric_ci
 
     wdir = _weights(tmp_path, i3d_files[0])
@@ -282,9 +282,9 @@ def test_suite_extracts_gt_features_once_and_a_later_run_nothing(tmp_path, i3d_f
 def test_runner_merge_refuses_a_rank_with_other_metrics(tmp_path):
     """The cross-rank merge checks config and identity like Metric.merge (it used to add any state)."""
     from moee_bench.bench.core.errors import BenchError
-    from moee_bench.bench.runner import SuiteRunner
-    from moee_bench.bench.suite import load_suite
-    from moee_bench.metrics.ssim import SSIM
+    from moee_bench.bench.suite.runner import SuiteRunner
+    from moee_bench.bench.suite.spec import load_suite
+    from moee_bench.metrics.visual.ssim import SSIM
 
     m = _dataset(tmp_path / "ds", n=1)
     suite = load_suite(_suite(tmp_path / "s.toml", m, "s", ["m0"]))

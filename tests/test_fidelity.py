@@ -17,12 +17,12 @@ import pytest
 
 from moee_bench.baselines.base import Capabilities
 from moee_bench.baselines.builtin import GroundTruth
-from moee_bench.bench import exitcodes
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
-from moee_bench.bench.store import ResultStore
+from moee_bench.bench.suite.store import ResultStore
 
 VISUAL = '["psnr", "ssim", "lpips", "fvd"]'          # FID (a 2048-d sqrtm per value) in the slow test
 
@@ -263,8 +263,8 @@ class _FakeFVD:
 
 def _extract(rule: str, n: int, clip_id: str = "x", seed: int = 0, chunk: int = 7):
     """Both sides' parts, each fed its own video in chunks, paired by FVD.combine (as the evaluator does)."""
-    from moee_bench.metrics.base import VideoChunk
-    from moee_bench.metrics.fvd import FVD, _Extractor
+    from moee_bench.metrics.core.base import VideoChunk
+    from moee_bench.metrics.visual.fvd import FVD, _Extractor
 
     videos = {"pred": np.arange(n, dtype=np.uint8), "gt": (100 + np.arange(n)).astype(np.uint8)}
     parts = {}
@@ -296,7 +296,7 @@ def test_fvd_default_is_one_stylegan_v_clip_per_video():
 
 # ------------------------------------------------------------------------------------ per-clip failures
 def test_failures_are_per_clip_and_run_exits_failed_clips(tmp_path, monkeypatch):
-    from moee_bench.metrics import ssim
+    from moee_bench.metrics.visual import ssim
 
     rng = np.random.default_rng(5)
     m = _manifest(tmp_path / "ds", [(f"c{i}", "a", "happy", _smooth(rng, 20, 64, 64), True) for i in range(4)])
@@ -344,7 +344,7 @@ def test_legitimate_statuses_are_not_failures(tmp_path):
 # ------------------------------------------------------------------------------------ throughput
 def test_subprocess_peak_rss_is_the_childs_and_unmeasured_is_not_zero(tmp_path):
     from moee_bench.baselines.process import run_measured
-    from moee_bench.bench.throughput import memory_report
+    from moee_bench.bench.perf.throughput import memory_report
 
     code = "import numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum())"
     with open(tmp_path / "log.txt", "wb") as log:
@@ -400,9 +400,9 @@ def test_precomputed_videos_of_a_dataset_without_audio_are_scored_and_say_so(tmp
     from moee_bench.bench.core import media
     from moee_bench.bench.core.emotions import parse_emotion
     from moee_bench.bench.core.manifest import ClipRecord, Manifest
-    from moee_bench.bench.runner import run_suite
-    from moee_bench.bench.store import ResultStore
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.suite.runner import run_suite
+    from moee_bench.bench.suite.store import ResultStore
+    from moee_bench.bench.suite.spec import load_suite
 
     rng = np.random.default_rng(0)
     g = rng.integers(0, 255, (12, 64, 64, 3), dtype=np.uint8)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moee_bench.metrics.flmd import DIM, clip_windows, window_features
-from moee_bench.metrics.landmarks import DLIB68
+from moee_bench.metrics.motion.flmd import DIM, clip_windows, window_features
+from moee_bench.metrics.motion.landmarks import DLIB68
 
 
 def test_constant_velocity_histogram_hand_computed():
@@ -55,7 +55,7 @@ def test_clip_windows_skip_missing_faces_and_scale_the_face():
 
 
 def test_flmd_is_zero_for_identical_motion_and_grows_with_a_difference():
-    from moee_bench.metrics.flmd import FLMD
+    from moee_bench.metrics.motion.flmd import FLMD
 
     rng = np.random.default_rng(0)
 

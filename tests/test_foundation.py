@@ -95,8 +95,8 @@ def test_media_errors_name_the_clip(tmp_path: Path):
 def test_psnr_matches_skimage_and_merge_equals_single_pass(tmp_path: Path, write_clip):
     from skimage.metrics import peak_signal_noise_ratio
 
-    from moee_bench.metrics.evaluate import ClipInput, evaluate
-    from moee_bench.metrics.psnr import PSNR
+    from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+    from moee_bench.metrics.visual.psnr import PSNR
 
     clips, frames = [], []
     for i in range(2):

@@ -12,15 +12,15 @@ import torch
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.weights import WeightsOptions
-from moee_bench.metrics.evaluate import ClipInput, evaluate
-from moee_bench.metrics.registry import MetricOptions
+from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+from moee_bench.metrics.core.registry import MetricOptions
 
 
 @pytest.fixture(scope="module")
 def fvd_weights(tmp_path_factory, save_standin_i3d) -> Path:
     d = tmp_path_factory.mktemp("fvdw")
     save_standin_i3d(d / "i3d_torchscript.pt", seed=0)
-    from moee_bench.metrics.i3d import InceptionI3d
+    from moee_bench.metrics.visual.i3d import InceptionI3d
 
     torch.save(InceptionI3d().state_dict(), d / "i3d_pretrained_400.pt")
     return d
@@ -55,7 +55,7 @@ def _opts(wdir: Path, **params) -> MetricOptions:
 def test_fvd_refuses_an_unverified_torchscript_file(fvd_weights):
     """--allow-unverified-weights does not reach torch.jit.load: the random I3D is refused unless pinned."""
     from moee_bench.bench.core.errors import WeightsError
-    from moee_bench.metrics.fvd import FVD
+    from moee_bench.metrics.visual.fvd import FVD
 
     with pytest.warns(UserWarning, match="unverified"), pytest.raises(WeightsError, match="refusing to run TorchScript"):
         FVD(MetricOptions(weights=WeightsOptions(str(fvd_weights), allow_unverified=True)))
@@ -69,7 +69,7 @@ def _clips(pred: Path, gt: Path) -> list[ClipInput]:
 
 def test_preprocess_matches_an_independent_bilinear():
     """align_corners=False bilinear (half-pixel centres, edge clamp) written out in numpy."""
-    from moee_bench.metrics.fvd import SIZE, preprocess
+    from moee_bench.metrics.visual.fvd import SIZE, preprocess
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (2, 30, 50, 3), dtype=np.uint8)
@@ -92,8 +92,8 @@ def test_preprocess_matches_an_independent_bilinear():
 
 
 def test_frechet_variants_match_numpy_and_torch_references():
-    from moee_bench.metrics.frechet import Moments
-    from moee_bench.metrics.fvd import frechet_styleganv, frechet_tfgan
+    from moee_bench.metrics.core.frechet import Moments
+    from moee_bench.metrics.visual.fvd import frechet_styleganv, frechet_tfgan
 
     rng = np.random.default_rng(2)
     a = rng.standard_normal((60, 400)) @ rng.standard_normal((400, 400)) * 0.05
@@ -123,7 +123,7 @@ def test_frechet_variants_match_numpy_and_torch_references():
 
 
 def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
-    from moee_bench.metrics.fvd import FVD, preprocess
+    from moee_bench.metrics.visual.fvd import FVD, preprocess
 
     pred, gt = videos
     m = FVD(_opts(fvd_weights))
@@ -148,8 +148,8 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
     h1.merge(h2)
     assert h1.compute()["fvd"] == pytest.approx(one.compute()["fvd"], rel=1e-9)
     # the bootstrap's recomputation from cached features gives the same number
-    from moee_bench.metrics.base import FrameChunk
-    from moee_bench.metrics.fvd import fvd_from_features
+    from moee_bench.metrics.core.base import FrameChunk
+    from moee_bench.metrics.visual.fvd import fvd_from_features
 
     feats = []
     for c in clips:
@@ -170,7 +170,7 @@ def test_fvd_styleganv_features_merge_and_statuses(videos, fvd_weights):
 
 
 def test_fvd_videogpt_variant_runs_the_pytorch_i3d(videos, fvd_weights):
-    from moee_bench.metrics.fvd import FVD
+    from moee_bench.metrics.visual.fvd import FVD
 
     pred, gt = videos
     m = FVD(_opts(fvd_weights, fvd_variant="videogpt", fvd_clips="first"))
@@ -181,7 +181,7 @@ def test_fvd_videogpt_variant_runs_the_pytorch_i3d(videos, fvd_weights):
 
 
 def test_i3d_layout_matches_the_upstream_checkpoint_names():
-    from moee_bench.metrics.i3d import InceptionI3d
+    from moee_bench.metrics.visual.i3d import InceptionI3d
 
     sd = InceptionI3d().state_dict()
     for k in ("Conv3d_1a_7x7.conv3d.weight", "Mixed_3b.b1b.bn.running_var", "Mixed_5c.b3b.conv3d.weight",
@@ -193,7 +193,7 @@ def test_i3d_layout_matches_the_upstream_checkpoint_names():
 
 
 def test_score_reports_null_with_reason_when_weights_are_missing(videos, tmp_path: Path):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     pred, gt = videos
     out = tmp_path / "s.json"
@@ -222,7 +222,7 @@ def arcface_weights(tmp_path_factory) -> Path:
 
 
 def test_alignment_identity_and_scaling():
-    from moee_bench.metrics.csim import ARCFACE_TEMPLATE, align_face, alignment_matrix
+    from moee_bench.metrics.visual.csim import ARCFACE_TEMPLATE, align_face, alignment_matrix
 
     assert np.allclose(alignment_matrix(ARCFACE_TEMPLATE), [[1, 0, 0], [0, 1, 0]], atol=1e-9)
     rng = np.random.default_rng(0)
@@ -236,7 +236,7 @@ def test_csim_embedding_parity_and_sample_faces(arcface_weights, sample_manifest
     from facexlib.recognition.arcface_arch import Backbone
 
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.metrics.csim import CSIM, align_face, embed
+    from moee_bench.metrics.visual.csim import CSIM, align_face, embed
     from moee_bench.bench.core.faces import FaceDetector
 
     m = CSIM(_opts(arcface_weights, csim_stride=8))
@@ -269,7 +269,7 @@ def test_csim_embedding_parity_and_sample_faces(arcface_weights, sample_manifest
 
 
 def test_csim_no_face_is_a_status(arcface_weights, tmp_path: Path):
-    from moee_bench.metrics.csim import CSIM
+    from moee_bench.metrics.visual.csim import CSIM
 
     flat = media.write_video(tmp_path / "flat.mp4", [np.full((8, 64, 64, 3), 128, np.uint8)], 25)
     m = CSIM(_opts(arcface_weights))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from moee_bench.bench.core import media
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 
 
 def test_generate_static_resumes_and_overrides_emotion(sample_manifest: Path, tmp_path: Path, capsys):

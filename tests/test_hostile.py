@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench import exitcodes
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.errors import BenchError
@@ -44,7 +44,7 @@ def _manifest(root: Path, ids: list[str], **extra) -> Path:
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if scoring starts (options must be refused before any video is decoded)."""
-    import moee_bench.metrics.evaluate as ev
+    import moee_bench.metrics.core.evaluate as ev
 
     def boom(*a, **k):
         raise AssertionError("scoring started before the options were checked")
@@ -177,7 +177,7 @@ def test_bad_numbers_are_one_line_errors_before_work(tmp_path: Path, no_work, op
 
 
 def test_suite_numbers_are_checked(tmp_path: Path):
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.suite.spec import load_suite
 
     for line, err in (("fps = -5.0", "fps must be"), ("fps = nan", "fps must be"), ("size = [0, 64]", "height"),
                       ("size = [63, 64]", "even"), ("seed = -1", "seed")):
@@ -196,7 +196,7 @@ def test_throughput_refuses_unknown_clips_instead_of_timing_others(tmp_path: Pat
 # 4 -- ffmpeg without a shared link ----------------------------------------------------------------
 def test_stale_ffmpeg_link_in_the_cache_does_not_break_sync(tmp_path: Path, monkeypatch):
     from moee_bench.bench.core import media
-    from moee_bench.metrics import sync_io
+    from moee_bench.metrics.sync import sync_io
 
     sync_io.ffmpeg_exe.cache_clear()
     video = media.write_video(tmp_path / "v.mp4", [np.zeros((2, 16, 16, 3), np.uint8)], 25)
@@ -231,7 +231,7 @@ def test_warnings_name_the_clip_and_all_failed_exits_failed_clips(tmp_path: Path
 
 
 def test_leaderboard_notes_list_clip_warnings(tmp_path: Path):
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
     from moee_bench.reports.leaderboard import render_markdown
 
     st = ResultStore(tmp_path / "st")
@@ -245,7 +245,7 @@ def test_leaderboard_notes_list_clip_warnings(tmp_path: Path):
 
 # 6, 7 -- unknown params, suite validated before anything is created --------------------------------
 def test_unknown_params_are_refused_naming_the_known_ones(tmp_path: Path, no_work, capsys):
-    from moee_bench.metrics.registry import MetricOptions, build_metrics
+    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
 
     m = _manifest(tmp_path / "ds", ["c0"])
     argv = ["score", "--pred", str(tmp_path / "ds" / "v"), "--manifest", str(m), "--metrics", "psnr,akd",
@@ -287,7 +287,7 @@ def test_wrong_architecture_weights_make_only_that_metric_not_computed(tmp_path:
     import torch
 
     from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.metrics.registry import MetricOptions, build_metrics
+    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
 
     torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "alexnet-owt-7be5be79.pth")
     opts = MetricOptions(weights=WeightsOptions(str(tmp_path), allow_unverified=True))
@@ -331,7 +331,7 @@ def test_data_validate_names_clips_with_nan_or_infinite_numbers(tmp_path: Path, 
 
 # 11 -- report and compare on empty, interrupted or incomplete stores ---------------------------------
 def test_report_refuses_empty_interrupted_and_unknown_runs(tmp_path: Path, capsys):
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
     st = ResultStore(tmp_path / "st")
     rep = ["report", "--store", str(tmp_path / "st"), "--out", str(tmp_path / "rep"), "--leaderboard", ""]
@@ -346,7 +346,7 @@ def test_report_refuses_empty_interrupted_and_unknown_runs(tmp_path: Path, capsy
 
 
 def test_compare_fails_when_a_metric_disappears(tmp_path: Path, capsys, monkeypatch):
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
     rng = np.random.default_rng(0)
     for name, keys in (("base", ("psnr", "ssim")), ("new", ("psnr",))):
@@ -367,7 +367,7 @@ def test_compare_fails_when_a_metric_disappears(tmp_path: Path, capsys, monkeypa
 
 # 12 -- output folders that are files, leftover temp files ---------------------------------------------
 def test_file_outputs_and_leftover_temp_files(tmp_path: Path, write_clip, capsys):
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
     f = tmp_path / "file"
     f.write_text("x")

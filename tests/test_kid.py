@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.metrics.kid import kernel_distance, mmd2_unbiased, polynomial_kernel
+from moee_bench.metrics.visual.kid import kernel_distance, mmd2_unbiased, polynomial_kernel
 
 
 def cleanfid_kernel_distance(feats1, feats2, subsets):
@@ -71,7 +71,7 @@ def test_mmd2_is_unbiased_and_its_variance_estimate_matches_monte_carlo():
 def _fake_inception(monkeypatch, calls: list):
     """FID without a network: 'activations' are the frames at 32x32x2 (2048 values), counted per call."""
     from moee_bench.bench.core.weights import ResolvedWeights, get_spec
-    from moee_bench.metrics import fid
+    from moee_bench.metrics.visual import fid
 
     def feats(model, frames, device="cpu", batch=50):
         calls.append(len(frames))
@@ -87,7 +87,7 @@ def _fake_inception(monkeypatch, calls: list):
 @pytest.fixture
 def clip_pairs(tmp_path):
     from moee_bench.bench.core import media
-    from moee_bench.metrics.evaluate import ClipInput
+    from moee_bench.metrics.core.evaluate import ClipInput
 
     rng = np.random.default_rng(0)
     clips = []
@@ -100,11 +100,11 @@ def clip_pairs(tmp_path):
 
 
 def test_kid_reads_fid_features_from_the_cache_with_one_extraction(monkeypatch, tmp_path, clip_pairs):
-    from moee_bench.bench.store import FeatureStore
-    from moee_bench.metrics.evaluate import evaluate
-    from moee_bench.metrics.fid import FID
-    from moee_bench.metrics.kid import KID, kernel_from_features
-    from moee_bench.metrics.registry import MetricOptions
+    from moee_bench.bench.suite.store import FeatureStore
+    from moee_bench.metrics.core.evaluate import evaluate
+    from moee_bench.metrics.visual.fid import FID
+    from moee_bench.metrics.visual.kid import KID, kernel_from_features
+    from moee_bench.metrics.core.registry import MetricOptions
 
     calls: list = []
     _fake_inception(monkeypatch, calls)

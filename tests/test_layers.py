@@ -1,9 +1,11 @@
-"""The layer map of :mod:`moee_bench` holds on the import graph: no module imports a layer above
-its own, and metrics and baselines (the same layer) never import each other."""
+"""The layer map of :mod:`moee_bench` holds on the import graph and on the indirect reaches the import graph
+cannot show: no module imports a floor above its own (nor names one in a string, e.g. a lazy registry, nor runs
+the CLI in a subprocess), and metrics and baselines (the same floor) never reach each other."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import moee_bench
@@ -20,7 +22,10 @@ ALLOWED = {
     "baselines": {"root", "core", "baselines"},
     "moee_ref": {"root", "core", "baselines", "moee_ref"},
     "reports": {"root", "core", "metrics", "reports"},
-    "bench": {"root", "core", "metrics", "baselines", "moee_ref", "reports", "bench"},
+    "suite": {"root", "core", "metrics", "baselines", "moee_ref", "reports", "suite"},
+    # the roof: the commands and the benchmarks that time them as users run them (``bench`` dispatches to perf)
+    "perf": {"root", "core", "metrics", "baselines", "moee_ref", "reports", "suite", "perf", "cli"},
+    "cli": {"root", "core", "metrics", "baselines", "moee_ref", "reports", "suite", "perf", "cli"},
 }
 
 
@@ -30,9 +35,11 @@ def group(module: str) -> str:
     if not parts or parts[0] in ("__init__", "__version__"):
         return "root"
     if parts[0] == "__main__":
-        return "bench"
-    if parts[:2] == ["bench", "core"]:
-        return "core"
+        return "cli"
+    if parts[0] == "bench":
+        # bench/core the ground floor; bench/suite, bench/perf, bench/cli the roof's storeys; the loose
+        # modules left in bench/ (``python -m moee_bench.bench``, the old torchrun path) are CLI entry points
+        return {"core": "core", "suite": "suite", "perf": "perf"}.get(parts[1] if len(parts) > 1 else "", "cli")
     return parts[0]
 
 
@@ -65,8 +72,42 @@ def _imports(tree: ast.AST, module: str, is_pkg: bool) -> list[tuple[int, str]]:
     return out
 
 
+def _files() -> list[Path]:
+    return [p for d in PACKAGES for p in (ROOT / d).rglob("*.py")] + [ROOT / "__init__.py", ROOT / "__main__.py"]
+
+
+_DOTTED = re.compile(r"moee_bench(?:\.[a-z_][a-z0-9_]*)+")
+
+
+def _string_reaches(tree: ast.AST) -> list[tuple[int, str]]:
+    """``moee_bench.x.y`` module paths named in string constants outside docstrings (lazy registries,
+    ``importlib.import_module`` arguments, ``python -c`` programs)."""
+    docs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docs.add(id(first.value))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            out += [(node.lineno, m) for m in _DOTTED.findall(node.value)
+                    if m.split(".")[1] in (*PACKAGES, "__main__")]       # not entry-point group names
+    return out
+
+
+_CLI_CALL = re.compile(r"""["'](?:moee-bench|-m)["']|["']moee_bench(?:\.bench\.cli[.a-z_]*)?["']""")
+
+
+def _cli_subprocess_calls(src: str) -> list[int]:
+    """Lines that start the ``moee-bench`` command line (or ``python -m moee_bench...``) in a subprocess."""
+    return [i for i, line in enumerate(src.splitlines(), 1)
+            if ("subprocess" in line or "Popen" in line or "check_output" in line or "[sys.executable" in line)
+            and (_CLI_CALL.search(line) or "moee-bench" in line)]
+
+
 def test_no_module_imports_upward() -> None:
-    files = [p for d in PACKAGES for p in (ROOT / d).rglob("*.py")] + [ROOT / "__init__.py", ROOT / "__main__.py"]
+    files = _files()
     assert len(files) > 80
     bad = []
     for f in files:
@@ -78,10 +119,55 @@ def test_no_module_imports_upward() -> None:
     assert not bad, "imports that point upward or sideways:\n" + "\n".join(bad)
 
 
+def test_no_module_names_a_higher_floor_in_a_string() -> None:
+    """A lazy registry (``"moee_bench.moee_ref.method:MoEERef"`` in ``baselines``) reaches upward as surely as an
+    import does; methods of higher floors register through the ``moee_bench.methods`` entry points instead."""
+    bad = []
+    for f in _files():
+        mod = _module_name(f)
+        g = group(mod)
+        for line, target in _string_reaches(ast.parse(f.read_text())):
+            if group(target) not in ALLOWED[g]:
+                bad.append(f"{f.relative_to(ROOT)}:{line} ({g}) names {target} ({group(target)})")
+    assert not bad, "strings that name a higher floor:\n" + "\n".join(bad)
+
+
+def test_only_the_roof_runs_the_cli_in_a_subprocess() -> None:
+    """Below ``bench/perf`` and ``bench/cli`` nothing starts ``moee-bench`` (a subprocess reaches the roof)."""
+    bad = []
+    for f in _files():
+        g = group(_module_name(f))
+        if g in ("perf", "cli"):
+            continue
+        bad += [f"{f.relative_to(ROOT)}:{n}" for n in _cli_subprocess_calls(f.read_text())]
+    assert not bad, "subprocess calls of the CLI below the roof:\n" + "\n".join(bad)
+
+
+def test_methods_of_higher_floors_are_entry_points() -> None:
+    """The MoEE reference and its variants come from ``pyproject.toml``'s entry points, not from a string in
+    ``baselines``; the registry still finds every one of them."""
+    import tomllib
+
+    from moee_bench.baselines.registry import METHODS, available
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["moee_bench.methods"]
+    assert "moee-ref" in declared and not any(v.startswith("moee_bench.moee_ref") for v in METHODS.values())
+    table = available()
+    assert {k: table[k] for k in declared} == declared
+
+
 def test_checker_sees_violations() -> None:
-    tree = ast.parse("from moee_bench.bench.runner import run_suite\nimport moee_bench.metrics.fid\n")
+    reg = ast.parse('"""moee_bench.reports.html in a docstring is prose."""\nM = {"x": "moee_bench.moee_ref.method:MoEERef"}\n')
+    assert [t for _, t in _string_reaches(reg)] == ["moee_bench.moee_ref.method"]
+    assert group("moee_bench.moee_ref.method") not in ALLOWED[group("moee_bench.baselines.registry")]
+    assert _cli_subprocess_calls('subprocess.run([sys.executable, "-m", "moee_bench", "score"])') == [1]
+    assert _cli_subprocess_calls('subprocess.run(["moee-bench", "run"])') == [1]
+    assert _cli_subprocess_calls('subprocess.run(["ffmpeg", "-i", str(p)])') == []
+    assert group("moee_bench.bench.cli.app") not in ALLOWED[group("moee_bench.bench.suite.runner")]
+    assert group("moee_bench.bench.perf.throughput") not in ALLOWED[group("moee_bench.bench.suite.runner")]
+    tree = ast.parse("from moee_bench.bench.suite.runner import run_suite\nimport moee_bench.metrics.visual.fid\n")
     got = [t for _, t in _imports(tree, "moee_bench.bench.core.media", False)]
-    assert got == ["moee_bench.bench.runner", "moee_bench.metrics.fid"]
-    assert group("moee_bench.bench.runner") not in ALLOWED[group("moee_bench.bench.core.media")]
-    assert group("moee_bench.metrics.fid") not in ALLOWED[group("moee_bench.baselines.base")]
-    assert group("moee_bench.metrics.lpips_metric") not in ALLOWED[group("moee_bench.moee_ref.losses")]
+    assert got == ["moee_bench.bench.suite.runner", "moee_bench.metrics.visual.fid"]
+    assert group("moee_bench.bench.suite.runner") not in ALLOWED[group("moee_bench.bench.core.media")]
+    assert group("moee_bench.metrics.visual.fid") not in ALLOWED[group("moee_bench.baselines.base")]
+    assert group("moee_bench.metrics.visual.lpips") not in ALLOWED[group("moee_bench.moee_ref.losses")]

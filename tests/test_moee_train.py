@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.moee_ref.train import train
 
 STEPS = 40
@@ -234,9 +234,9 @@ def test_a_checkpoint_is_not_evaluated_on_its_training_identities(stages, sample
 
 
 def test_sample_moee_suite_file_names_the_checkpoint():
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.suite.spec import load_suite
 
-    s = load_suite(Path(__file__).resolve().parents[1] / "bench" / "suites" / "sample_moee.toml")
+    s = load_suite(Path(__file__).resolve().parents[1] / "bench" / "suite" / "suites" / "sample_moee.toml")
     (spec,) = [m for m in s.methods if m.name == "moee-ref"]
     assert spec.label == "moee-ref-tiny" and spec.config["checkpoint"] == "moee_bench_runs/moee/s2"
     assert s.dataset == "sample" and s.size == (256, 256)
@@ -250,7 +250,7 @@ def test_each_ablation_variant_trains_from_one_stage1_checkpoint_and_runs_in_a_s
     from moee_bench.baselines.registry import build_method
     from moee_bench.bench.core.errors import BenchError
     from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
     from moee_bench.moee_ref.checkpoint import checkpoint_config
 
     root, r1, r2, _, _ = stages

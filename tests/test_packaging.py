@@ -31,7 +31,7 @@ def test_a_metrics_folder_in_the_working_directory_does_not_shadow_ours(tmp_path
         (tmp_path / name / "__init__.py").write_text("raise ImportError('the user\\'s own package was imported')\n")
     r = subprocess.run([sys.executable, "-m", "moee_bench", "--version"], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-c", "import moee_bench.metrics.registry as r, metrics"], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-c", "import moee_bench.metrics.core.registry as r, metrics"], cwd=tmp_path,
                        capture_output=True, text=True)
     assert "the user's own package was imported" in r.stderr   # theirs is still theirs
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
-from moee_bench.bench.store import ResultStore
+from moee_bench.bench.suite.store import ResultStore
 from moee_bench.reports import plots
 from moee_bench.reports.html import generating_methods
 from moee_bench.reports.leaderboard import HEADLINE, method_table

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench.store import ResultStore
+from moee_bench.bench.suite.store import ResultStore
 from moee_bench.reports.bootstrap import mean_ci, paired_diff_ci
 from moee_bench.reports.build import write_reports
 from moee_bench.reports.leaderboard import method_table, render_markdown
@@ -106,7 +106,7 @@ def _store_with(tmp_path: Path, name: str, psnr: np.ndarray) -> Path:
 
 
 def test_compare_exit_status_on_known_regression(tmp_path: Path, capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     rng = np.random.default_rng(0)
     base = 30 + rng.normal(0, 1, 40)
@@ -165,7 +165,7 @@ def test_plots_from_a_store_with_emotion_sync_and_throughput(tmp_path: Path):
 def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from moee_bench.metrics.fid import fid_from_features
+    from moee_bench.metrics.visual.fid import fid_from_features
     from moee_bench.reports.bootstrap import set_metric_ci
 
     rng = np.random.default_rng(0)
@@ -185,7 +185,7 @@ def test_fid_bootstrap_recomputes_from_cached_features(tmp_path: Path):
 
 
 def test_export_command_writes_all_formats(store, tmp_path: Path, capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     out = tmp_path / "exp"
     assert main(["export", "--store", str(store.folder), "--out", str(out)]) == 0
@@ -200,7 +200,7 @@ def test_eigh_frechet_matches_pytorch_fid_at_inception_size(n: int):
     """The bootstrap's eigh form against pytorch-fid's sqrtm at 2048 dims, rank-deficient (n=300) and full rank."""
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from moee_bench.metrics.frechet import frechet_distance_eigh
+    from moee_bench.metrics.core.frechet import frechet_distance_eigh
 
     rng = np.random.default_rng(n)
     a = np.abs(rng.standard_normal((n, 2048))) ** 1.5

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench.store import ResultStore
-from moee_bench.metrics.keys import DYNAMICS_LABELS
+from moee_bench.bench.suite.store import ResultStore
+from moee_bench.metrics.core.keys import DYNAMICS_LABELS
 
 EMOS = ("happiness", "sadness")
 

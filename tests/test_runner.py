@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from moee_bench.bench.core import media
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
-from moee_bench.bench.store import ResultStore
+from moee_bench.bench.suite.store import ResultStore
 
 
 
@@ -134,7 +134,7 @@ def test_torchrun_two_processes_equal_one(tmp_path: Path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-                          "-m", "moee_bench.bench.run", "--suite", str(s), "--out", str(tmp_path / "o2"), "--no-report"],
+                          "-m", "moee_bench.bench.cli.torchrun", "--suite", str(s), "--out", str(tmp_path / "o2"), "--no-report"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     with ResultStore(tmp_path / "o1" / "store") as a, ResultStore(tmp_path / "o2" / "store") as b:
@@ -151,8 +151,8 @@ def test_torchrun_two_processes_equal_one(tmp_path: Path):
 
 def test_runner_stages_run_alone(tmp_path: Path):
     """Each stage of a run can be called by itself: prepare, generate, score, merge, aggregate."""
-    from moee_bench.bench.runner import SuiteRunner
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.suite.runner import SuiteRunner
+    from moee_bench.bench.suite.spec import load_suite
 
     m = _dataset(tmp_path / "ds", 3)
     pre = tmp_path / "pre"
@@ -180,7 +180,7 @@ def test_run_computes_each_aggregate_once_per_method(tmp_path: Path):
     merge, not also at the end of scoring (it was twice: half of a K-method suite's time)."""
     from unittest import mock
 
-    from moee_bench.metrics.psnr import PSNR
+    from moee_bench.metrics.visual.psnr import PSNR
 
     m = _dataset(tmp_path / "ds", 2)
     s = _suite(tmp_path / "s.toml", m, '[[methods]]\nname = "ground-truth"\n[[methods]]\nname = "static"\n',

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core.manifest import load_manifest
-from moee_bench.bench.store import ResultStore
-from moee_bench.bench.suite import BUILTIN_SUITE, load_suite
-from moee_bench.metrics.base import ClipInput
-from moee_bench.metrics.emotion import Emotion, target_kind
-from moee_bench.metrics.emotion_report import emotion_report
-from moee_bench.metrics.evaluate import evaluate
-from moee_bench.metrics.registry import MetricOptions
+from moee_bench.bench.suite.store import ResultStore
+from moee_bench.bench.suite.spec import BUILTIN_SUITE, load_suite
+from moee_bench.metrics.core.base import ClipInput
+from moee_bench.metrics.emotion.metric import Emotion, target_kind
+from moee_bench.metrics.emotion.report import emotion_report
+from moee_bench.metrics.core.evaluate import evaluate
+from moee_bench.metrics.core.registry import MetricOptions
 
 
 def _single(rep: dict, identity: str) -> tuple[int, int]:

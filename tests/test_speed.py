@@ -12,13 +12,13 @@ import torch
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.weights import WeightsOptions
-from moee_bench.metrics.evaluate import ClipInput, evaluate
-from moee_bench.metrics.registry import MetricOptions
+from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+from moee_bench.metrics.core.registry import MetricOptions
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from moee_bench.metrics.benchmarks.visual import random_weights
+    from moee_bench.bench.perf.visual import random_weights
 
     d = tmp_path_factory.mktemp("speedw")
     random_weights(d)
@@ -27,7 +27,7 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[ClipInput]:
-    from moee_bench.metrics.benchmarks.visual import make_clips
+    from moee_bench.bench.perf.visual import make_clips
 
     return make_clips(tmp_path_factory.mktemp("speedv"), 2, 4, size=64)
 
@@ -42,7 +42,7 @@ def test_folded_channels_last_inception_matches_pytorch_fid_model(weights):
 
     import pytorch_fid.inception as pfi
 
-    from moee_bench.metrics.fid import build_inception, inception_features
+    from moee_bench.metrics.visual.fid import build_inception, inception_features
 
     ours, _ = build_inception(WeightsOptions(str(weights), allow_unverified=True))
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ours.modules())
@@ -59,9 +59,9 @@ def test_folded_channels_last_inception_matches_pytorch_fid_model(weights):
 def test_precision_is_in_config_and_every_part_cache_key(weights):
     """bf16 features never serve an fp32 score (nor the reverse): precision is in each part's cache key,
     the GT part included (GT features are shared across methods and runs)."""
-    from moee_bench.metrics.base import ClipContext
-    from moee_bench.metrics.fid import FID
-    from moee_bench.metrics.lpips_metric import LPIPS
+    from moee_bench.metrics.core.base import ClipContext
+    from moee_bench.metrics.visual.fid import FID
+    from moee_bench.metrics.visual.lpips import LPIPS
 
     ctx = ClipContext(ClipInput("c", Path("p.mp4"), Path("g.mp4")), 25.0, None,
                       inputs={"pred": "p" * 16, "gt": "g" * 16})
@@ -78,9 +78,9 @@ def test_precision_is_in_config_and_every_part_cache_key(weights):
 
 
 def test_bf16_mode_is_close_to_fp32_and_named(clips, weights):
-    from moee_bench.metrics.fid import build_inception, inception_features
-    from moee_bench.metrics.lpips_metric import LPIPS
-    from moee_bench.metrics.precision import autocast
+    from moee_bench.metrics.visual.fid import build_inception, inception_features
+    from moee_bench.metrics.visual.lpips import LPIPS
+    from moee_bench.metrics.core.precision import autocast
 
     res = {p: evaluate(clips, [LPIPS(_opts(weights, p))], progress=False) for p in ("fp32", "bf16")}
     for p, r in res.items():
@@ -99,7 +99,7 @@ def test_bf16_mode_is_close_to_fp32_and_named(clips, weights):
 def test_syncnet_bf16_distances_close_to_fp32():
     from syncnet_python.SyncNetModel import S
 
-    from moee_bench.metrics import syncnet_core as core
+    from moee_bench.metrics.sync import syncnet_core as core
 
     torch.manual_seed(0)
     sd = S().state_dict()
@@ -113,7 +113,7 @@ def test_syncnet_bf16_distances_close_to_fp32():
 
 
 def test_score_names_the_precision_in_its_json(clips, weights, tmp_path):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     out = tmp_path / "s.json"
     pred = clips[0].pred.parent
@@ -129,7 +129,7 @@ def test_score_names_the_precision_in_its_json(clips, weights, tmp_path):
 def test_lines_time_exclusively_and_restore():
     import types
 
-    from moee_bench.metrics.benchmarks.lines import Lines
+    from moee_bench.bench.perf.lines import Lines
 
     now = [0.0]
     ns = types.SimpleNamespace()
@@ -163,7 +163,7 @@ def test_lines_time_exclusively_and_restore():
 def test_drift_networks_get_their_batchnorm_statistics_from_the_clips():
     """bench drift's random networks normalise the real clips' activations (else random Inception/I3D
     features collapse and FID/FVD drift means nothing): after calibration each BN output has mean 0, var 1."""
-    from moee_bench.metrics.benchmarks.drift import calibrate_bn
+    from moee_bench.bench.perf.drift import calibrate_bn
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, affine=False))
@@ -177,10 +177,10 @@ def test_drift_networks_get_their_batchnorm_statistics_from_the_clips():
 
 
 def test_run_in_bf16_is_a_separate_run_named_in_meta_and_report(weights, tmp_path):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
     from moee_bench.bench.core.emotions import parse_emotion
     from moee_bench.bench.core.manifest import ClipRecord, Manifest
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.suite.store import ResultStore
 
     rng = np.random.default_rng(0)
     recs = []

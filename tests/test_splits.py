@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench.cli import main
+from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion
 from moee_bench.bench.core.errors import ManifestError
@@ -152,7 +152,7 @@ def test_score_with_a_split_scores_only_its_clips_and_records_the_hash(split_man
 
 def test_throughput_uses_the_reference_policy_and_the_split(split_manifest: Path, monkeypatch):
     """The request's reference is the neutral clip's first frame (a real image), not the target's video."""
-    import moee_bench.bench.throughput as tp
+    import moee_bench.bench.perf.throughput as tp
     from moee_bench.baselines.builtin import Static
 
     seen = []
@@ -218,9 +218,9 @@ def test_run_records_split_hash_training_data_and_skips(split_manifest: Path, tm
     import moee_bench.baselines.registry as reg
     from moee_bench.baselines.base import Capabilities
     from moee_bench.baselines.builtin import Static
-    from moee_bench.bench.runner import run_suite
-    from moee_bench.bench.store import ResultStore
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.suite.runner import run_suite
+    from moee_bench.bench.suite.store import ResultStore
+    from moee_bench.bench.suite.spec import load_suite
 
     class SevenLabels(Static):
         name = "seven-labels"
@@ -252,10 +252,10 @@ def test_run_records_split_hash_training_data_and_skips(split_manifest: Path, tm
 
 # ----------------------------------------------------------------------------- outside the taxonomy
 def test_emotion_metric_skips_labels_outside_the_taxonomy_with_a_count(tmp_path: Path):
-    from moee_bench.metrics.base import ClipInput
-    from moee_bench.metrics.emotion import Emotion
-    from moee_bench.metrics.evaluate import evaluate
-    from moee_bench.metrics.registry import MetricOptions
+    from moee_bench.metrics.core.base import ClipInput
+    from moee_bench.metrics.emotion.metric import Emotion
+    from moee_bench.metrics.core.evaluate import evaluate
+    from moee_bench.metrics.core.registry import MetricOptions
 
     v = _clip(tmp_path / "a.mp4", 128)
     clips = [ClipInput("con", v, emotion=parse_emotion("contempt", keep_outside=True)),

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from moee_bench.metrics.syncnet_core import SyncNetScorer
+from moee_bench.metrics.sync.syncnet_core import SyncNetScorer
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from moee_bench.metrics import syncnet_core as core
+from moee_bench.metrics.sync import syncnet_core as core
 
 
 def _random_net_file(tmp_path: Path, seed: int = 0) -> Path:
@@ -69,7 +69,7 @@ def test_parity_with_syncnet_instance(tmp_path: Path) -> None:
 def test_fast_net_equals_syncnet_s(tmp_path: Path) -> None:
     from syncnet_python.SyncNetModel import S
 
-    from moee_bench.metrics.syncnet_fast import FastSyncNet
+    from moee_bench.metrics.sync.syncnet_fast import FastSyncNet
 
     net = S()
     net.load_state_dict(torch.load(_random_net_file(tmp_path), weights_only=True))

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from moee_bench.bench.cli import main
-from moee_bench.metrics.benchmarks.sync import pan_zoom_clip, random_weights
+from moee_bench.bench.cli.app import main
+from moee_bench.bench.perf.sync import pan_zoom_clip, random_weights
 
 
 def _reference(clip: Path, weights: Path, work: Path) -> tuple[int, float, float]:
@@ -27,7 +27,7 @@ def _reference(clip: Path, weights: Path, work: Path) -> tuple[int, float, float
     from syncnet_python.SyncNetInstance import SyncNetInstance
     from syncnet_python.SyncNetModel import S
 
-    from moee_bench.metrics.benchmarks.sync import _reference_face_cropped
+    from moee_bench.bench.perf.sync import _reference_face_cropped
 
     net = S()
     net.load_state_dict(torch.load(weights, weights_only=True))
@@ -86,7 +86,7 @@ def test_tracked_matches_syncnet_pipeline_on_h264(tmp_path: Path) -> None:
     """The tracked path (q2 AVI + JPEG frames, batched S3FD, scenes, tracks, XVID crops, JPEG, SyncNet) gives
     syncnet-python's per-track numbers; 1.6 s clip, tracks of more than 25 frames. S3FD itself is left out on both
     sides here (random weights find nothing; its batched form is tested against ``detect_faces`` on its own)."""
-    from moee_bench.metrics.benchmarks.sync import _ffmpeg_on_path, _ours, our_metric, reference_pipeline
+    from moee_bench.bench.perf.sync import _ffmpeg_on_path, _ours, our_metric, reference_pipeline
 
     clip = pan_zoom_clip(tmp_path / "tr" / "astro.mp4", n=40, size=320, span=460.0)
     w = random_weights(tmp_path / "w", seed=3)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from moee_bench.bench.core.weights import WeightsOptions
-from moee_bench.metrics import syncnet_core as core
-from moee_bench.metrics.base import ClipContext, ClipInput, FrameChunk
-from moee_bench.metrics.registry import MetricOptions
-from moee_bench.metrics.sync import Sync
+from moee_bench.metrics.sync import syncnet_core as core
+from moee_bench.metrics.core.base import ClipContext, ClipInput, FrameChunk
+from moee_bench.metrics.core.registry import MetricOptions
+from moee_bench.metrics.sync.metric import Sync
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_audio_shift_moves_offset_synthetic(weights_dir: Path) -> None:
 
 def test_audio_shift_moves_offset_on_sample(weights_dir: Path, request: pytest.FixtureRequest) -> None:
     """Same check on the built-in sample data (first clip, whole frame resized to 224, its driving audio)."""
-    pytest.importorskip("moee_bench.bench.sample")
+    pytest.importorskip("moee_bench.bench.suite.sample")
     sample_manifest = request.getfixturevalue("sample_manifest")
     import cv2
 
@@ -151,7 +151,7 @@ def test_face_cropped_exact_matches_core_and_merge(weights_dir: Path) -> None:
 
 def test_through_evaluator(weights_dir: Path, write_clip) -> None:
     """The metric plugs into metrics.evaluate: driving audio by default, the video's own track as the option."""
-    from moee_bench.metrics.evaluate import evaluate
+    from moee_bench.metrics.core.evaluate import evaluate
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (30, 8, 8, 3), dtype=np.uint8).repeat(8, 1).repeat(8, 2)

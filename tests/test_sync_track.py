@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from moee_bench.metrics import face_track
+from moee_bench.metrics.sync import face_track
 
 
 def _dets(n: int = 80, seed: int = 0) -> list[np.ndarray]:
@@ -160,9 +160,9 @@ def test_tracked_path_scores_each_track(tmp_path: Path) -> None:
     from syncnet_python.SyncNetModel import S
 
     from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.metrics.base import ClipContext, ClipInput, FrameChunk
-    from moee_bench.metrics.registry import MetricOptions
-    from moee_bench.metrics.sync import Sync
+    from moee_bench.metrics.core.base import ClipContext, ClipInput, FrameChunk
+    from moee_bench.metrics.core.registry import MetricOptions
+    from moee_bench.metrics.sync.metric import Sync
 
     torch.manual_seed(0)
     torch.save(S().state_dict(), tmp_path / "syncnet_v2.model")

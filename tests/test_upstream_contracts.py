@@ -462,7 +462,7 @@ def test_eat_generates_contempt_moee_ref_does_not():
 
 
 def test_dry_run_prints_argv_cwd_and_configs_and_runs_nothing(tmp_path, sample_manifest, monkeypatch, capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     repo = fake_checkout(tmp_path / "repo", "aniportrait", {})
     before = tree(repo)

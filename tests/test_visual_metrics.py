@@ -10,8 +10,8 @@ import torch
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.weights import WeightsOptions
-from moee_bench.metrics.evaluate import ClipInput, evaluate
-from moee_bench.metrics.registry import MetricOptions
+from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+from moee_bench.metrics.core.registry import MetricOptions
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def _opts(wdir: Path) -> MetricOptions:
 def test_ssim_matches_skimage(pairs):
     from skimage.metrics import structural_similarity
 
-    from moee_bench.metrics.ssim import SSIM
+    from moee_bench.metrics.visual.ssim import SSIM
 
     clips, frames = pairs
     res = evaluate(clips, [SSIM()], progress=False)
@@ -54,7 +54,7 @@ def test_ssim_matches_skimage(pairs):
 def test_lpips_matches_lpips_package(pairs, random_weights):
     import lpips
 
-    from moee_bench.metrics.lpips_metric import LPIPS
+    from moee_bench.metrics.visual.lpips import LPIPS
 
     clips, frames = pairs
     m = LPIPS(_opts(random_weights))
@@ -78,7 +78,7 @@ def test_lpips_matches_lpips_package(pairs, random_weights):
 def test_fid_matches_pytorch_fid_and_merges(pairs, random_weights, tmp_path, monkeypatch):
     import pytorch_fid.fid_score as fs
 
-    from moee_bench.metrics.fid import FID
+    from moee_bench.metrics.visual.fid import FID
 
     clips, frames = pairs
     opts = _opts(random_weights)
@@ -108,7 +108,7 @@ def test_fid_matches_pytorch_fid_and_merges(pairs, random_weights, tmp_path, mon
 def test_frechet_matches_pytorch_fid_function():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    from moee_bench.metrics.frechet import Moments, frechet_distance
+    from moee_bench.metrics.core.frechet import Moments, frechet_distance
 
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((400, 16)), rng.standard_normal((300, 16)) + 0.3
@@ -121,7 +121,7 @@ def test_frechet_matches_pytorch_fid_function():
 
 def test_akd_hand_computed_and_no_face(tmp_path):
     from moee_bench.bench.core.errors import ClipError
-    from moee_bench.metrics.akd import AKD, akd_per_frame
+    from moee_bench.metrics.motion.akd import AKD, akd_per_frame
 
     kp_gt = np.zeros((2, 68, 2))
     kp_pred = np.zeros((2, 68, 2))
@@ -140,7 +140,7 @@ def test_akd_hand_computed_and_no_face(tmp_path):
 def test_akd_on_a_real_face_moves_with_the_landmarks(tmp_path):
     from skimage.data import astronaut
 
-    from moee_bench.metrics.akd import AKD
+    from moee_bench.metrics.motion.akd import AKD
 
     img = np.ascontiguousarray(astronaut()[:, :, :])
     shifted = np.roll(img, 8, axis=1)       # 8 px at 512 -> 4 px at 256

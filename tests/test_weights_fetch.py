@@ -242,7 +242,7 @@ def test_fetch_without_published_digest_is_locked_then_verified(server, online, 
 
 
 def test_weights_fetch_command_downloads_and_reports(server, online, monkeypatch, tmp_path, capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     data = os.urandom(20_000)
     use_catalog(monkeypatch, tmp_path / "cat", {"cmd": _entry(server, "cmd.bin", data)})
@@ -286,8 +286,8 @@ def test_run_fetches_on_first_use_and_offline_notes_say_where_to_put_the_file(se
     named per metric in the leaderboard; offline with an empty cache, the note's first line says what to put where."""
     from syncnet_python import SyncNetModel
 
-    from moee_bench.bench.cli import main
-    from moee_bench.bench.store import ResultStore
+    from moee_bench.bench.cli.app import main
+    from moee_bench.bench.suite.store import ResultStore
 
     data = _torch_bytes(SyncNetModel().state_dict())
     digest = hashlib.sha256(data).hexdigest()
@@ -334,9 +334,9 @@ def test_sample_suite_fetches_every_file_on_first_use_and_computes_every_metric(
     from syncnet_python import SyncNetModel
     from syncnet_python.detectors.s3fd.nets import S3FDNet
 
-    from moee_bench.bench.cli import main
-    from moee_bench.bench.store import ResultStore
-    from moee_bench.bench.suite import load_suite
+    from moee_bench.bench.cli.app import main
+    from moee_bench.bench.suite.store import ResultStore
+    from moee_bench.bench.suite.spec import load_suite
 
     torch.manual_seed(0)
     files = {"lpips_alexnet": torchvision.models.alexnet(weights=None).state_dict(),

@@ -46,7 +46,7 @@ def test_every_entry_has_a_full_digest_and_its_source_or_says_none_is_published(
 
 
 def test_weights_list_shows_a_full_digest_or_trust_on_first_use_for_every_entry(capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
@@ -83,7 +83,7 @@ def random_tofu_file(tmp_path) -> tuple[Path, str]:
 
 
 def test_hand_placed_file_without_digest_is_refused_until_locked_by_weights_fetch(random_tofu_file, tmp_path, capsys):
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
 
     path, digest = random_tofu_file
     with pytest.raises(WeightsError, match=rf"{digest}, has no published digest.*weights fetch emotion_fan_mead"):
@@ -204,7 +204,7 @@ def test_score_protocol_names_every_file_with_digest_and_trust_per_metric(tmp_pa
     metric, and the third metric's reason starts with where to put its file."""
     import torch
 
-    from moee_bench.bench.cli import main
+    from moee_bench.bench.cli.app import main
     from moee_bench.bench.core.weights import get_spec
 
     wdir = tmp_path / "w"

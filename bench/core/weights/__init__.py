@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from moee_bench.bench.core.weights.fetching import OFFLINE_ENV, is_offline, missing_message
 from moee_bench.bench.core.weights.load import load_into, load_state_dict, load_torchscript, must_fit
-from moee_bench.bench.core.weights.options import WeightsOptions, add_weights_arguments, options_from_args
+from moee_bench.bench.core.weights.options import WeightsOptions
 from moee_bench.bench.core.weights.specs import (CATALOG_DIR, ENV_VAR, WeightSpec, cache_dir, get_spec,
                                                     is_full_digest, locate, package_path, primary_dir, registry,
                                                     search_dirs)
@@ -27,8 +27,8 @@ from moee_bench.bench.core.weights.trust import LOCK_NAME, lock_path, parse_trus
 
 __all__ = [
     "CATALOG_DIR", "ENV_VAR", "LOCK_NAME", "OFFLINE_ENV", "TRUSTED", "TRUST_LEVELS", "ResolvedWeights", "WeightSpec",
-    "WeightsOptions", "add_weights_arguments", "adopt", "cache_dir", "check", "get_spec", "is_full_digest",
+    "WeightsOptions", "adopt", "cache_dir", "check", "get_spec", "is_full_digest",
     "is_offline", "load_into", "load_state_dict", "load_torchscript", "locate", "lock_path", "missing_message", "must_fit",
-    "options_from_args", "package_path", "parse_trust", "primary_dir", "read_lock", "registry", "resolve",
+    "package_path", "parse_trust", "primary_dir", "read_lock", "registry", "resolve",
     "search_dirs", "sha256_file", "write_lock",
 ]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from moee_bench.bench.core.weights.verify import ResolvedWeights, resolve
-from moee_bench.bench.core.weights.trust import parse_trust
 
 
 @dataclass
@@ -64,24 +62,3 @@ class WeightsOptions:
         """The metrics computed with at least one unverified file."""
         bad = {r.spec.name for r in self.used if not r.verified}
         return sorted(m for m, names in self.metric_use.items() if bad & set(names))
-
-
-def add_weights_arguments(p: argparse.ArgumentParser) -> None:
-    """The weights options shared by ``run``, ``score``, ``train`` and ``weights``."""
-    p.add_argument("--weights-dir", help="folder searched first for weight files (and where missing ones are fetched); "
-                                         "default cache: $MOEE_BENCH_WEIGHTS or ~/.cache/moee-bench/weights")
-    p.add_argument("--offline", action="store_true", default=None,
-                   help="never download: a missing weight file is an error saying where to put it "
-                        "(also MOEE_BENCH_OFFLINE=1)")
-    p.add_argument("--trust", action="append", default=[], metavar="NAME=SHA256",
-                   help="trust this exact file for registry entry NAME (repeatable); recorded as 'pinned'")
-    p.add_argument("--allow-unverified-weights", action="store_true",
-                   help="use files whose digest matches neither the registry, the lock nor a --trust pin; each such "
-                        "file is recorded as unverified, per metric (never for TorchScript files)")
-
-
-def options_from_args(args: argparse.Namespace) -> WeightsOptions:
-    """:class:`WeightsOptions` from the arguments of :func:`add_weights_arguments`."""
-    return WeightsOptions(weights_dir=getattr(args, "weights_dir", None),
-                          allow_unverified=bool(getattr(args, "allow_unverified_weights", False)),
-                          trust=parse_trust(getattr(args, "trust", None)), offline=getattr(args, "offline", None))

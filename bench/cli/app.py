@@ -1,0 +1,75 @@
+"""The ``moee-bench`` command line. Each subcommand lives in its own module under
+``bench/cli/commands/`` and exposes ``register(subparsers)``; this module only discovers and runs them, and
+:func:`run_command` is the one place where errors become exit codes (``moee-bench`` and torchrun alike)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+from moee_bench import __version__
+from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core.errors import BenchError
+
+DESCRIPTION = """\
+moee-bench: evaluate emotional audio-driven talking-head generation (MoEE and baselines).
+
+Typical use:
+  moee-bench run                        run the built-in sample suite end to end
+  moee-bench score --pred DIR --gt DIR --metrics psnr,ssim,lpips,fid --json out.json
+  moee-bench data import mead ROOT --out mead.json
+  moee-bench report                     write LEADERBOARD.md and an HTML report
+
+Exit status: 0 ok; 1 compare found a significant regression; 2 usage error or bad input (nothing
+computed); 3 finished, but some clips failed (named in the output); 4 compare: a metric of the base
+run is missing from the new run; 130 interrupted (finished work is kept, a re-run resumes).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import moee_bench.bench.cli.commands as pkg
+
+    parser = argparse.ArgumentParser(prog="moee-bench", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"moee-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"moee_bench.bench.cli.commands.{info.name}")
+        mod.register(sub)
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; a :class:`BenchError` or an environment error becomes one line and its exit code."""
+    try:
+        rc = args.func(args)
+    except BenchError as e:
+        print(f"moee-bench: error: {e}", file=sys.stderr)
+        return exitcodes.USAGE
+    except OSError as e:           # the environment, not a bug: full disk, permissions, a vanished folder
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"moee-bench: error: {e.strerror or e}{where}", file=sys.stderr)
+        return exitcodes.USAGE
+    except KeyboardInterrupt:
+        print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)
+        return exitcodes.INTERRUPTED
+    return int(rc or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``moee-bench`` command: parse ``argv`` (default ``sys.argv[1:]``) and run the command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

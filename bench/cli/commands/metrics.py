@@ -1,0 +1,109 @@
+"""``moee-bench metrics``: every metric with its output keys and directions, the implementation it matches,
+its parameter keys, the first-class flags that set them and whether its weights are on this machine.
+
+Everything is read from where it is defined: the metric registry (``metrics/registry.py``) and each
+metric class (``keys``, ``higher_is_better``, ``reference``, ``PARAMS``, ``needs_*``), the weights registry (entries
+whose ``used_by`` names the metric; ``used_by = ["akd (akd_landmarks=fan)"]`` marks a file needed only
+with that option; KID/KVD read their source metric's features, so its weights) and the flag table of
+``score``/``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+ARROW = {"higher": "↑", "lower": "↓", "none": "(raw, no direction)"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="list the metrics: keys, direction, reference, flags, weights present",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights-dir", help="folder searched first for weight files")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_run)
+
+
+def _weights_of(metric: str, weights_dir: str | None) -> list[dict[str, Any]]:
+    """Registry entries used by ``metric``: name, file, when (None = default protocol), present."""
+    from moee_bench.bench.core.weights import locate, registry
+
+    out = []
+    for name, spec in sorted(registry().items()):
+        for use in spec.used_by:
+            who, _, note = use.partition(" ")
+            note = note.strip("() ")
+            if who == metric:               # "akd (akd_landmarks=fan)": needed only with that option
+                out.append({"name": name, "file": spec.file, "when": note if "=" in note else None,
+                            "present": locate(name, weights_dir) is not None})
+    return out
+
+
+def _direction(higher: bool | None) -> str:
+    return "none" if higher is None else ("higher" if higher else "lower")
+
+
+def describe_metrics(weights_dir: str | None = None) -> list[dict[str, Any]]:
+    """One record per registered metric (see the module docstring for where each field comes from)."""
+    from moee_bench.bench.cli.commands._metric_flags import FLAGS
+    from moee_bench.metrics.core.registry import METRICS, metric_class
+
+    rows = []
+    for name in METRICS:
+        row: dict[str, Any] = {"metric": name, "flags": [f"{f.flag} ({f.key})" for f in FLAGS if f.metric == name]}
+        try:
+            cls = metric_class(name)
+        except ImportError as e:            # an optional package missing: say so, list the rest
+            rows.append({**row, "error": f"{type(e).__name__}: {e}"})
+            continue
+        source = getattr(cls, "source_name", None)
+        row.update({
+            "keys": {k: _direction(cls.higher_is_better.get(k)) for k in cls.keys},
+            "reference": cls.reference,
+            "params": {k: {"type": p.kind.__name__, "default": p.default,
+                           "choices": list(p.choices) if p.choices is not None else None, "help": p.help}
+                       for k, p in cls.parameters().items()},
+            "needs": [w for w, flag in (("gt", cls.needs_gt), ("audio", cls.needs_audio), ("reference image", cls.needs_ref),
+                                        ("target emotion", cls.needs_emotion)) if flag],
+            "weights_from": source,
+            "weights": _weights_of(source or name, weights_dir),
+        })
+        default = [w for w in row["weights"] if w["when"] is None]
+        row["default_weights_present"] = all(w["present"] for w in default)
+        rows.append(row)
+    return rows
+
+
+def format_metrics(rows: list[dict[str, Any]]) -> str:
+    """The text listing."""
+    lines = []
+    for r in rows:
+        lines.append(f"{r['metric']}  (↑ higher is better, ↓ lower)" if r is rows[0] else r["metric"])
+        if "error" in r:
+            lines.append(f"  not importable here: {r['error']}")
+            continue
+        lines.append("  keys:      " + ", ".join(f"{k} {ARROW[d]}" for k, d in r["keys"].items()))
+        lines.append(f"  reference: {r['reference'] or '(not stated)'}")
+        if r["needs"]:
+            lines.append("  needs:     " + ", ".join(r["needs"]))
+        if r["params"]:
+            lines.append("  params:    " + ", ".join(
+                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else "")
+                for k, v in r["params"].items()))
+        if r["flags"]:
+            lines.append("  flags:     " + ", ".join(r["flags"]))
+        via = f" (the {r['weights_from']} features')" if r["weights_from"] else ""
+        if not r["weights"]:
+            lines.append(f"  weights{via}: none in the registry (no weights, or bundled with an installed package)")
+        for w in r["weights"]:
+            when = f"with {w['when']}" if w["when"] else "default"
+            lines.append(f"  weights{via}: {w['name']:<30} {when:<44} {'present' if w['present'] else 'MISSING'}")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    rows = describe_metrics(args.weights_dir)
+    print(json.dumps(rows, indent=1) if args.json else format_metrics(rows))
+    return 0

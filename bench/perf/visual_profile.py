@@ -1,0 +1,136 @@
+"""``bench metrics --profile``: where the time goes, per 100 frame pairs, for ours and for the chain.
+
+Each side runs once more in this process with its functions wrapped by :class:`metrics.benchmarks.lines.Lines`
+(exclusive wall time per line): ours is ``build_metrics`` + ``evaluate`` (what ``score`` runs); the chain is
+its PNG dump, pytorch-fid's ``calculate_fid_given_paths`` (in process, DataLoader workers 0, so its PNG reads
+are timed) and the lpips / scikit-image loop. The interpreter start and imports of each side's command are
+timed as subprocesses. ``other`` is the side's wall time minus its lines (Python, tensor copies, threads).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from moee_bench.metrics.core.base import ClipInput
+from moee_bench.bench.perf.lines import Lines
+
+ORDER = ("process start + imports", "model load", "decode (H.264 -> RGB)", "PNG write", "PNG read",
+         "resize to 299 (Inception input)", "Inception network", "LPIPS", "SSIM", "PSNR",
+         "Frechet distance (scipy sqrtm)", "other (Python, copies, threads)")
+
+OURS_IMPORTS = ("import moee_bench.bench.cli.app, moee_bench.metrics.visual.fid, moee_bench.metrics.visual.lpips, "
+                "moee_bench.metrics.visual.ssim, moee_bench.metrics.visual.psnr")
+CHAIN_IMPORTS = "import pytorch_fid.fid_score"
+
+
+def _start_seconds(code: str) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t
+
+
+def _common(lines: Lines) -> None:
+    import torch.nn.functional as F
+
+    from moee_bench.bench.core import media
+
+    lines.wrap(media.FrameReader, "__iter__", "decode (H.264 -> RGB)")
+    lines.wrap(F, "interpolate", "resize to 299 (Inception input)")
+
+
+def profile_ours(clips: list[ClipInput], wdir: Path, precision: str) -> dict[str, float]:
+    """Seconds per line of ``build_metrics`` + ``evaluate`` on ``clips`` (psnr, ssim, lpips, fid)."""
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.metrics.visual import fid, lpips as lpips_metric, psnr, ssim
+    from moee_bench.metrics.core.evaluate import evaluate
+    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
+
+    opts = MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True), precision=precision)
+    with Lines() as lines:
+        _common(lines)
+        lines.wrap(fid, "inception_features", "Inception network")
+        lines.wrap(fid, "frechet_distance", "Frechet distance (scipy sqrtm)")
+        lines.wrap(lpips_metric._Extractor, "add", "LPIPS")
+        lines.wrap(ssim, "frame_ssim", "SSIM")
+        lines.wrap(psnr, "frame_mse", "PSNR")
+        t = time.perf_counter()
+        metrics, _ = lines.timed("model load", lambda: build_metrics(["psnr", "ssim", "lpips", "fid"], opts))
+        evaluate(clips, metrics, progress=False)
+        total = time.perf_counter() - t
+        secs = dict(lines.seconds)
+    secs["other (Python, copies, threads)"] = total - sum(secs.values())
+    secs["process start + imports"] = _start_seconds(OURS_IMPORTS)
+    return secs
+
+
+def profile_chain(clips: list[ClipInput], work: Path, wdir: Path) -> dict[str, float]:
+    """Seconds per line of the researcher's chain (:func:`metrics.benchmarks.visual.researcher_chain`)."""
+    import lpips
+    import pytorch_fid.fid_score as fs
+    import pytorch_fid.inception as pfi
+    from skimage import metrics as skm
+
+    from moee_bench.bench.core import media
+    from moee_bench.bench.perf import visual
+
+    pred_dir, gt_dir = work / "png_pred", work / "png_gt"
+    th = visual.torch_home(work, wdir)
+    import os
+
+    old_home = os.environ.get("TORCH_HOME")
+    os.environ["TORCH_HOME"] = str(th)
+    try:
+        with Lines() as lines:
+            _common(lines)
+            lines.wrap(media, "write_image", "PNG write")
+            lines.wrap(fs.ImagePathDataset, "__getitem__", "PNG read")
+            lines.wrap(visual, "read_png", "PNG read")
+            lines.wrap(pfi.InceptionV3, "__init__", "model load")
+            lines.wrap(lpips.pretrained_networks.alexnet, "__init__", "model load")  # not LPIPS.__init__: it
+            # finds its linear layers' files next to inspect.getfile(self.__init__)
+            lines.wrap(pfi.InceptionV3, "forward", "Inception network")
+            lines.wrap(fs, "calculate_frechet_distance", "Frechet distance (scipy sqrtm)")
+            lines.wrap(lpips.LPIPS, "forward", "LPIPS")
+            lines.wrap(skm, "structural_similarity", "SSIM")
+            lines.wrap(skm, "peak_signal_noise_ratio", "PSNR")
+            t = time.perf_counter()
+            visual.dump_png(clips, "pred", pred_dir)
+            visual.dump_png(clips, "gt", gt_dir)
+            fs.calculate_fid_given_paths([str(pred_dir), str(gt_dir)], 50, "cpu", 2048, 0)
+            visual.loop_metrics(pred_dir, gt_dir, wdir)
+            total = time.perf_counter() - t
+            secs = dict(lines.seconds)
+    finally:
+        if old_home is None:
+            os.environ.pop("TORCH_HOME", None)
+        else:
+            os.environ["TORCH_HOME"] = old_home
+    secs["other (Python, copies, threads)"] = total - sum(secs.values())
+    secs["process start + imports"] = _start_seconds(CHAIN_IMPORTS)
+    return secs
+
+
+def profile_table(clips: list[ClipInput], d: Path, wdir: Path, precisions: list[str]) -> dict[str, Any]:
+    """Rows ``line -> seconds per 100 frame pairs`` for the chain and ours at each of ``precisions``, with
+    chain/ours ratios, and the raw seconds."""
+    from moee_bench.bench.core import media
+
+    pairs = sum(len(media.read_frames(c.gt)) for c in clips)
+    sides = {"chain": profile_chain(clips, d / "profile_chain", wdir)}
+    sides.update({f"ours {p}": profile_ours(clips, wdir, p) for p in precisions})
+    per = 100.0 / pairs
+    ours = [k for k in sides if k != "chain"]
+    head = "".join(f"{k:>11}" for k in sides) + "".join(f"{'chain/' + k[5:]:>12}" for k in ours)
+    rows: dict[str, Any] = {f"profile: s per 100 frame pairs ({pairs} pairs)": head}
+    for line in ORDER + ("total",):
+        v = {k: sum(s.values()) if line == "total" else s.get(line, 0.0) for k, s in sides.items()}
+        cells = "".join(f"{v[k] * per:11.3f}" for k in sides)
+        cells += "".join(f"{v['chain'] / v[k]:12.2f}" if v[k] > 1e-9 and v["chain"] > 1e-9 else f"{'-':>12}"
+                         for k in ours)
+        rows[f"  {line}"] = cells
+    rows["profile raw seconds"] = {**sides, "pairs": pairs}
+    return rows

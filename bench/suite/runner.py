@@ -1,0 +1,534 @@
+"""Run a suite: generate the missing videos, score them with every metric, store everything, report.
+
+Resumable by construction: the run id is derived from the suite's content, each generated video
+is recorded (method, clip, config hash incl. seed) after its atomic write, per-clip metric rows are
+written in one transaction each, and per-clip features go to the content-addressed cache. A run
+killed at any point and started again regenerates nothing that finished and decodes nothing whose
+features are cached; rows are replaced by primary key, never duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from moee_bench.baselines.base import GenerationRequest
+from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
+from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
+from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
+from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.bench.core.provenance import device_name, environment
+from moee_bench.bench.suite.store import ResultStore
+from moee_bench.bench.suite.spec import MethodSpec, Suite, validate_suite
+from moee_bench.metrics.core.base import Metric
+from moee_bench.metrics.core.evaluate import BUG_ERRORS
+from moee_bench.metrics.core.keys import GT_ALIGNED_KEYS
+
+
+# per-clip statuses that describe the clip, not a failure: they never make ``run`` exit with FAILED_CLIPS
+BENIGN_STATUSES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "no_label", "missing", "unavailable"})
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    store: Path
+    failures: list[str] = field(default_factory=list)     # a generation or a metric errored
+    notes: list[str] = field(default_factory=list)        # legitimate statuses (no_face, too_short, missing...)
+    warnings: dict[str, list[str]] = field(default_factory=dict)     # "method/clip" -> per-clip warnings
+    generated: int = 0
+    reused: int = 0
+    reports: dict[str, Path] = field(default_factory=dict)
+
+
+def load_dataset(suite: Suite, out_dir: Path) -> Manifest:
+    """The suite's manifest (the built-in sample is built under ``out_dir/sample`` on first use)."""
+    if suite.dataset == "sample":
+        from moee_bench.bench.suite.sample import ensure_sample
+
+        return load_manifest(ensure_sample(out_dir / "sample", verbose=True))
+    return load_manifest(suite.dataset)
+
+
+def _config_hash(suite: Suite, spec_name: str, version: str, config: dict) -> str:
+    blob = json.dumps({"method": spec_name, "version": version, "config": config, "seed": suite.seed, "fps": suite.fps,
+                       "size": suite.size}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _sha(path: Path) -> str:
+    from moee_bench.metrics.core.evaluate import file_hash
+
+    return file_hash(path)
+
+
+class Dist:
+    """Rank, world size and collectives (torch.distributed, gloo on CPU); a no-op for one process."""
+
+    def __init__(self) -> None:
+        import torch.distributed as td
+
+        self.td = td if td.is_available() and td.is_initialized() else None
+        self.rank = self.td.get_rank() if self.td else 0
+        self.world = self.td.get_world_size() if self.td else 1
+
+    def barrier(self) -> None:
+        if self.td:
+            self.td.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        if not self.td:
+            return [obj]
+        out: list[Any] = [None] * self.world
+        self.td.all_gather_object(out, obj)
+        return out
+
+    def mine(self, items: list) -> list:
+        """This rank's shard (round robin)."""
+        return items[self.rank::self.world]
+
+
+@dataclass
+class Generation:
+    """What the generate stage leaves for one method: the clips with a video, and this rank's timing."""
+
+    spec: MethodSpec
+    video_dir: Path
+    ok: list[ClipRecord] = field(default_factory=list)
+    missing: list[ClipRecord] = field(default_factory=list)
+    skipped: list[ClipRecord] = field(default_factory=list)     # emotion outside the method's vocabulary
+    seconds: float = 0.0
+    frames: int = 0
+    n_generated: int = 0
+    load_seconds: float | None = None        # model load, measured apart (None: the method has no load step)
+    child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (bench.throughput.child_usage)
+    recrops_face: bool = False
+
+
+class SuiteRunner:
+    """One suite run in stages; :meth:`run` chains them, and each can be called (and tested) alone.
+
+    ``prepare`` (dataset, split, store, metrics, run metadata) -> per method: ``generate``,
+    ``record_throughput``, ``score``, ``merge``, ``aggregate`` -> ``finish`` (run row, report).
+
+    Under torchrun each rank generates and scores its round-robin shard of the clips and writes its
+    per-clip rows; ``merge`` gathers the metric states on rank 0, which aggregates, writes the run
+    metadata and the report.
+    """
+
+    def __init__(self, suite: Suite, out_dir: Path, *, weights: WeightsOptions | None = None, device: str = "cpu",
+                 fail_fast: bool = False, report: bool = True, log: Callable[..., None] = print,
+                 allow_identity_overlap: bool = False, precision: str = "fp32") -> None:
+        self.suite = suite
+        self.allow_identity_overlap = allow_identity_overlap
+        self.out_dir = Path(out_dir)
+        self.weights = weights or WeightsOptions()
+        self.device = device
+        self.precision = precision          # metrics.precision; a bf16 run gets its own run id
+        self.fail_fast = fail_fast
+        self.write_report = report
+        self.dist = Dist()
+        self.log = log if self.dist.rank == 0 else (lambda *a, **k: None)
+        self.metrics: list[Metric] = []
+        self.unavailable: dict[str, str] = {}
+        self.meta: dict[str, Any] = {}
+
+    # stage 1 -------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Load the dataset and its split, open the store, build the metrics, start the run metadata."""
+        from moee_bench.metrics.core.registry import MetricOptions, build_metrics, check_size
+
+        suite, dist = self.suite, self.dist
+        # the whole suite and the output folder are checked, and the metrics built, before anything is created
+        validate_suite(suite)
+        check_output_dir(self.out_dir, "--out")
+        mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params),
+                              precision=self.precision)
+        self.warnings: dict[str, list[str]] = {}
+        with self._recording_warnings("prepare"):
+            self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
+        check_size(self.metrics, suite.size, source="suite size")
+        if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
+            self.manifest = load_dataset(suite, self.out_dir)
+            ResultStore(self.out_dir / "store").close()
+        dist.barrier()
+        if dist.rank != 0:
+            self.manifest = load_dataset(suite, self.out_dir)
+        self.clips = select_split(self.manifest, suite.split)
+        self.split = split_record(self.manifest, suite.split, self.clips)
+        # before any work: no method is evaluated on identities it was trained on (unless allowed)
+        self.identity_checks = {spec.label: training_check(build_method(spec.name, spec.config), self.split,
+                                                           allow=self.allow_identity_overlap)
+                                for spec in suite.methods}
+        self.by_id = self.manifest.by_id()
+        self.store = ResultStore(self.out_dir / "store")
+        self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
+        if self.precision != "fp32":
+            self.run_id += f"-{self.precision}"
+        self.summary = RunSummary(self.run_id, self.store.folder)
+        for name, why in self.unavailable.items():
+            self.log(f"metric {name}: not computed: {why}")
+        self.references = {c.clip_id: choose_reference(self.manifest, c) for c in self.clips}
+        leaks = [r.warning for r in self.references.values() if r.warning]
+        for w in leaks[:5]:
+            self.log(f"warning: {w}")
+        from moee_bench.bench.core import media
+
+        self.meta = {**environment(self.device), "seed": suite.seed, "suite": suite.raw, "suite_hash": suite.hash,
+                     "dataset_name": self.manifest.dataset, "manifest_hash": self.manifest.content_hash(),
+                     "metrics_unavailable": self.unavailable,
+                     "protocol": {m.name: m.protocol() for m in self.metrics}, "n_clips": len(self.clips),
+                     "ingest": media.ingest_protocol(suite.fps, suite.size),
+                     "references": {cid: r.source for cid, r in self.references.items()},
+                     "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {},
+                     "precision": self.precision}
+
+    @contextmanager
+    def _recording_warnings(self, stage: str) -> Iterator[None]:
+        """Record (and log once) every Python warning raised in a stage; never mute them."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                seen = self.warnings.setdefault(stage, [])
+                for w in caught:
+                    msg = f"{w.category.__name__}: {w.message}"
+                    if msg not in seen:
+                        seen.append(msg)
+                        self.log(f"warning ({stage}): {msg}")
+
+    # stage 2 -------------------------------------------------------------------------------
+    def generate(self, spec: MethodSpec) -> Generation:
+        """Generate this rank's clips with one method; reuse every video already recorded with this config and
+        reference. A clip whose generation raises is recorded as that clip's failure (bugs propagate)."""
+        suite, store = self.suite, self.store
+        method = build_method(spec.name, spec.config)
+        self.meta["methods"][spec.label] = {**method.describe(), **self.identity_checks[spec.label]}
+        chash = _config_hash(suite, spec.name, method.version, spec.config)
+        gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label),
+                         recrops_face=bool(method.capabilities.recrops_face))
+        loaded = False
+        norms: list[dict[str, Any]] = []
+        from moee_bench.bench.suite.resources import child_usage, reset_device_peak
+
+        reset_device_peak(self.device)
+        clean_stale_temps(gen.video_dir)        # leftovers of a killed write (never a clip)
+        for clip in self.dist.mine(self.clips):
+            why = method.skip_reason(clip.emotion)
+            if why:
+                gen.skipped.append(clip)
+                store.put_clip(self.run_id, spec.label, clip.clip_id, values={}, status={m: "skipped" for m in suite.metrics},
+                               messages={m: why for m in suite.metrics}, info=_info(clip, 0, 0.0, ["not generated: " + why]))
+                continue
+            out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
+            prev = store.generation(spec.label, clip.clip_id, chash)
+            try:
+                req = build_request(self.manifest, clip, out_path, self.out_dir, seed=suite.seed, fps=suite.fps,
+                                    size=suite.size, reference=self.references.get(clip.clip_id))
+                ref = _reference_record(req)
+                if (prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]
+                        and prev["normalisation"].get("reference") == ref):
+                    self.summary.reused += 1
+                    gen.ok.append(clip)
+                    continue
+                if not loaded:
+                    t = time.perf_counter()
+                    if method.load():
+                        gen.load_seconds = time.perf_counter() - t
+                    loaded = True
+                res = method.generate(req)
+            except BUG_ERRORS:
+                raise
+            except Exception as e:
+                if isinstance(e, BenchError) and not isinstance(e, ClipError):
+                    raise                           # the method cannot run here at all (install, weights)
+                status = e.status if isinstance(e, ClipError) else "error"
+                reason = e.reason if isinstance(e, ClipError) else f"{type(e).__name__}: {e}"
+                store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256="", seconds=0.0,
+                                     n_frames=0, normalisation={}, status=status, message=reason)
+                line = f"{spec.label}/{clip.clip_id}: generation {status}: {reason.splitlines()[0] if reason else ''}"
+                (self.summary.notes if status in BENIGN_STATUSES else self.summary.failures).append(line)
+                if self.fail_fast:
+                    raise
+                gen.missing.append(clip)
+                continue
+            store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256=_sha(out_path),
+                                 seconds=res.seconds, n_frames=res.n_frames,
+                                 normalisation={**res.normalisation, "reference": ref})
+            norms.append(res.normalisation)
+            gen.seconds += res.seconds
+            gen.frames += res.n_frames
+            gen.n_generated += 1
+            self.summary.generated += 1
+            gen.ok.append(clip)
+        gen.child = child_usage(norms)
+        for c in gen.missing:
+            row = store.generation(spec.label, c.clip_id, chash) or {}
+            store.put_clip(self.run_id, spec.label, c.clip_id, values={},
+                           status={m: row.get("status", "missing") for m in suite.metrics},
+                           messages={m: row.get("message", "") for m in suite.metrics},
+                           info=_info(c, 0, 0.0, ["not generated: " + row.get("message", "")],
+                                      self._ref_source(c)))
+        return gen
+
+    def _ref_source(self, clip: ClipRecord) -> str | None:
+        r = self.references.get(clip.clip_id)
+        return r.source if r else None
+
+    def record_throughput(self, gen: Generation) -> None:
+        """Store the method's generation speed over every rank (only when something was generated, and only for
+        methods that generate: ground truth, static and precomputed videos have no generation speed).
+
+        Peak memory is labelled by what was measured: this process's peak RSS (which includes the scoring
+        of earlier methods), the children's peak RSS for subprocess baselines, and on CUDA the allocator's
+        peak; what cannot be measured is None ("not measured"), never 0."""
+        from moee_bench.bench.suite.resources import child_usage, memory_report
+
+        parts = self.dist.gather((gen.seconds, gen.frames, gen.n_generated, gen.child))
+        tot = [sum(x[i] for x in parts) for i in range(3)]
+        if not tot[2] or self.dist.rank != 0 or not self.meta["methods"][gen.spec.label].get("generates", True):
+            return
+        mem = memory_report(self.device, child_usage({"process": x[3]} for x in parts))
+        self.store.put_throughput(self.run_id, gen.spec.label, device=device_name(self.device),
+                                  frames_per_s=tot[1] / tot[0] if tot[0] > 0 else None,
+                                  seconds_per_clip=tot[0] / tot[2], peak_mem_bytes=mem["peak_mem_bytes"],
+                                  n_clips=int(tot[2]),
+                                  extra={**mem, "model_load_s": gen.load_seconds,
+                                         "model_load": ("measured apart (Method.load), rank 0" if gen.load_seconds
+                                                        is not None else "not measured: no separate load step (a "
+                                                        "subprocess baseline loads its model inside every clip, "
+                                                        "so it is part of seconds_per_clip)"),
+                                         "world_size": self.dist.world})
+
+    # stage 3 -------------------------------------------------------------------------------
+    def score(self, gen: Generation) -> None:
+        """Score this rank's generated clips with every metric; each clip's rows are stored as it finishes."""
+        from moee_bench.metrics.core.evaluate import ClipInput, evaluate
+
+        label, m = gen.spec.label, self.manifest
+        inputs = [ClipInput(c.clip_id, gen.video_dir / f"{safe_name(c.clip_id)}.mp4", m.media_path(c, "video"),
+                            None, m.media_path(c, "audio") if c.audio else None, c.emotion, c.intensity, c.identity,
+                            reference=self.references.get(c.clip_id))
+                  for c in gen.ok]
+        for metric in self.metrics:
+            metric.reset()
+
+        def on_clip(o) -> None:
+            c = self.by_id[o.clip_id]
+            status = dict(o.status)
+            for n in self.unavailable:
+                status[n] = "unavailable"
+            self.store.put_clip(self.run_id, label, o.clip_id, values=o.values, status=status,
+                                messages={**o.messages, **self.unavailable},
+                                info=_info(c, o.n_frames, o.seconds, o.warnings, o.ref_source))
+            self.store.put_feature_keys(self.run_id, label, o.clip_id, o.feature_keys)
+            if o.warnings:
+                self.summary.warnings[f"{label}/{o.clip_id}"] = list(o.warnings)
+            for k, v in o.status.items():
+                if v != "ok":
+                    line = f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}"
+                    (self.summary.notes if v in BENIGN_STATUSES else self.summary.failures).append(line)
+
+        self.log(f"scoring {label}: {len(inputs)} clips, metrics {[x.name for x in self.metrics]}")
+        with self._recording_warnings(label):
+            evaluate(inputs, self.metrics, fps=self.suite.fps, size=self.suite.size, cache=self.store.features,
+                     progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip,
+                     compute=False)        # aggregate() computes once, after the ranks' states are merged
+
+    def merge(self) -> bool:
+        """Gather every rank's metric states into rank 0's metrics; True on rank 0.
+
+        Each state travels with its metric's config and feature identity (weights included), and a rank
+        whose metrics differ from rank 0's is refused (:meth:`Metric.merge_snapshot`), not summed."""
+        snaps = self.dist.gather([m.snapshot() for m in self.metrics])
+        if self.dist.rank != 0:
+            return False
+        for rank, other in enumerate(snaps[1:], start=1):
+            if [s["metric"] for s in other] != [m.name for m in self.metrics]:
+                raise BenchError(f"rank {rank} scored metrics {[s['metric'] for s in other]}, rank 0 "
+                                 f"{[m.name for m in self.metrics]}: refusing to merge")
+            for m, snap in zip(self.metrics, other):
+                try:
+                    m.merge_snapshot(snap)
+                except ValueError as e:
+                    raise BenchError(f"rank {rank}: {e}") from None
+        return True
+
+    def aggregate(self, gen: Generation, n_missing: int, n_skipped: int = 0) -> dict[str, Any]:
+        """Compute and store the method's aggregates from the merged states (rank 0); ``n_missing``
+        counts the clips of every rank that have no video.
+
+        Every caveat is stored with the aggregate it qualifies (``extra`` of that key): a metric's
+        ``<key>_warning``/``<key>_reason``, unverified weights, and for a method that re-crops the face the
+        GT-aligned keys' ``not_comparable`` reason; the ``caveats`` row lists them all with the per-clip
+        counts of truncated lengths, resampled frame rates, resized frames and leaked references. ``n_skipped``
+        counts the clips whose emotion the method lacks."""
+        agg: dict[str, Any] = {}
+        texts: dict[str, dict[str, str]] = {}       # headline key -> the metric's descriptive strings
+        with self._recording_warnings(gen.spec.label):
+            for m in self.metrics:
+                out = m.compute()
+                agg.update(out)
+                texts[m.keys[0]] = {k: v for k, v in out.items() if isinstance(v, str) and not k.endswith(("_warning", "_reason"))}
+        for n in self.unavailable:
+            agg[n] = None
+        agg["n_clips"] = len(self.clips)
+        agg["n_missing"] = n_missing
+        agg["n_skipped"] = n_skipped
+        extra, caveats = _caveats(self, gen, agg)
+        for key, t in texts.items():
+            if t:
+                extra.setdefault(key, {}).update(t)
+        agg["caveats"] = len(caveats)
+        extra["caveats"] = {"items": caveats}
+        self.store.put_aggregates(self.run_id, gen.spec.label, agg, extra=extra)
+        return agg
+
+    # stage 4 -------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Write the run's metadata and, if asked, the report (rank 0); close the store."""
+        failures = self.dist.gather(self.summary.failures)      # every rank's, so rank 0 exits FAILED_CLIPS too
+        self.summary.failures = [f for part in failures for f in part]
+        if self.dist.rank == 0:
+            self.meta.update({"weights": self.weights.provenance(), "weights_by_metric": self.weights.by_metric(),
+                              "unverified_weights": self.weights.unverified_metrics(), "world_size": self.dist.world})
+            self.store.put_run(self.run_id, suite_hash=self.suite.hash, dataset=self.manifest.dataset,
+                               split=self.suite.split or "all", meta=self.meta)
+            if self.write_report:
+                self.report()
+        self.store.close()
+
+    def report(self) -> None:
+        """LEADERBOARD.md, the HTML report and the exports of this run under ``out_dir/report``."""
+        from moee_bench.reports.build import write_reports
+
+        self.summary.reports = write_reports(self.store, self.out_dir / "report", [self.run_id], None)
+
+    def run(self) -> RunSummary:
+        """Every stage, every method."""
+        self.prepare()
+        for spec in self.suite.methods:
+            gen = self.generate(spec)
+            self.record_throughput(gen)
+            self.score(gen)
+            n_missing = sum(self.dist.gather(len(gen.missing)))
+            n_skipped = sum(self.dist.gather(len(gen.skipped)))
+            if self.merge():
+                self.aggregate(gen, n_missing, n_skipped)
+        self.finish()
+        return self.summary
+
+
+def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, allow_unverified: bool = False,
+              device: str = "cpu", fail_fast: bool = False, report: bool = True, log=print,
+              weights: WeightsOptions | None = None, allow_identity_overlap: bool = False,
+              precision: str = "fp32") -> RunSummary:
+    """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
+    ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``; ``precision``:
+    the feature networks' (:mod:`metrics.precision`; a bf16 run gets its own run id)."""
+    return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
+                       fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap,
+                       precision=precision).run()
+
+
+def training_check(method, split: dict[str, Any], *, allow: bool) -> dict[str, Any]:
+    """Refuse to evaluate a method on identities its recorded training data contains (unless ``allow``).
+
+    ``split`` is a :func:`bench.core.splits.split_record`. Methods trained elsewhere report
+    ``training_data = "unknown"``: nothing can be checked and the record says so.
+    """
+    training = method.training_data()
+    if isinstance(training, str):
+        return {"identity_check": f"not possible: training data {training}"}
+    overlap = identity_overlap(training, split)
+    if overlap and not allow:
+        raise BenchError(f"{method.name} was trained on {len(overlap)} identities of {split['dataset']} that split "
+                         f"{split['name']!r} evaluates ({', '.join(overlap[:8])}{' ...' if len(overlap) > 8 else ''}); "
+                         "evaluate it on a split of other identities, or pass --allow-identity-overlap to do it on "
+                         "purpose (recorded with the run)")
+    return {"identity_check": {"split": split["name"], "split_hash": split["hash"], "overlap": overlap,
+                               "allowed": bool(overlap)}}
+
+
+def _info(c: ClipRecord, n_frames: int, seconds: float, warnings_: list[str],
+          ref_source: str | None = None) -> dict[str, Any]:
+    return {"identity": c.identity, "emotion": c.emotion.label, "emotion_kind": c.emotion.kind,
+            "intensity": c.intensity, "n_frames": n_frames, "seconds": seconds, "warnings": warnings_,
+            "ref_source": ref_source}
+
+
+_CLIP_CAVEATS = (("truncated:", "length truncated to the shorter of pred and GT"),
+                 ("resampled:", "frame rate resampled to the evaluation fps"),
+                 ("resized:", "frames resized to the evaluation size"),
+                 ("reference:", "reference = first frame of the target clip itself (leaks the target)"))
+
+
+def _caveats(runner: "SuiteRunner", gen: Generation, agg: dict[str, Any]) -> tuple[dict[str, dict], list[str]]:
+    """(extra per aggregate key, human-readable caveat lines) for one method's aggregates."""
+    extra: dict[str, dict] = {n: {"reason": why} for n, why in runner.unavailable.items()}
+    lines: list[str] = []
+    for k in list(agg):
+        for suffix in ("_warning", "_reason"):
+            if k.endswith(suffix) and isinstance(agg[k], str):
+                base = k[: -len(suffix)]
+                extra.setdefault(base, {})[suffix[1:]] = agg[k]
+                if suffix == "_warning":
+                    lines.append(f"{base}: {agg[k]}")
+    bad = set(runner.weights.unverified_metrics())
+    for m in runner.metrics:
+        if m.name in bad:
+            why = "computed with unverified weights (digest matches neither the registry, the lock nor a --trust pin)"
+            for key in m.keys:
+                extra.setdefault(key, {})["unverified"] = why
+            lines.append(f"{m.name}: {why}")
+    if gen.recrops_face:
+        why = (f"{gen.spec.label} re-crops the face (Capabilities.recrops_face): its frames are not aligned with the "
+               "full GT frames, so GT-aligned metrics are not comparable with other methods")
+        hit = [k for k in GT_ALIGNED_KEYS if agg.get(k) is not None]
+        for k in hit:
+            extra.setdefault(k, {})["not_comparable"] = why
+        if hit:
+            lines.append(f"{', '.join(hit)} not comparable: {why}")
+    clips = runner.store.clip_table(runner.run_id)
+    if not clips.empty and "warnings" in clips.columns:
+        mine = clips[clips.method == gen.spec.label]
+        warns = [json.loads(w or "[]") for w in mine["warnings"]]
+        for prefix, what in _CLIP_CAVEATS:
+            n = sum(any(str(w).startswith(prefix) for w in ws) for ws in warns)
+            if n:
+                agg[f"n_{prefix[:-1]}"] = n
+                lines.append(f"{n} of {len(warns)} clips: {what}")
+    return extra, lines
+
+
+def build_request(manifest: Manifest, clip: ClipRecord, out_path: Path, out_dir: Path, *, seed: int, fps: float,
+                  size: tuple[int, int] | None, emotion: EmotionSpec | None = None,
+                  reference: ReferenceChoice | None = None) -> GenerationRequest:
+    """The generation request for one dataset clip (``emotion`` overrides the clip's own label).
+
+    The reference portrait follows the reference policy (:func:`bench.core.references.choose_reference`,
+    or ``reference`` when the caller already chose it): never a frame of the target clip unless the
+    dataset offers nothing else, which the choice's warning says."""
+    choice = reference or choose_reference(manifest, clip)
+    return GenerationRequest(
+        clip_id=clip.clip_id,
+        ref_image=reference_image_file(choice, out_dir / "refs", clip_id=clip.clip_id),
+        audio=manifest.media_path(clip, "audio") if clip.audio else manifest.media_path(clip, "video"),
+        out_path=out_path, emotion=emotion or clip.emotion, emotion_text=None if emotion else clip.text, seed=seed,
+        fps=fps, size=size, gt_video=manifest.media_path(clip, "video"), ref_source=choice.source)
+
+
+def _reference_record(req: GenerationRequest) -> dict[str, str]:
+    """The reference a video was generated from (its source and image hash), so that a changed reference regenerates."""
+    return {"source": str(req.ref_source), "sha256": _sha(Path(req.ref_image))}

