@@ -32,7 +32,8 @@ from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, 
                                      Features, FrameChunk, Metric, VideoChunk)
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
-DECODE = "PyAV rgb24; fps by nearest timestamp; swscale bicubic to the evaluation size"
+DECODE = ("PyAV as the ffmpeg CLI shows it (default video stream, autorotate, edit lists, format=rgb24 graph); "
+          "fps by nearest timestamp; swscale bicubic to the evaluation size")
 NOTES_KEY = "_notes"                   # stored with a video part: what ingest did to its video(s), reported on cache hits
 
 
@@ -130,20 +131,20 @@ def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
 
 
 def _conversion_notes(side: str, reader: media.FrameReader, fps: float) -> list[str]:
-    notes = []
+    notes = [f"{side}: {n}" for n in reader.notes]
     if reader.resampled and reader.source_fps:
         notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
     if reader.resized:
         (h0, w0), (h, w) = reader.source_size, reader.size
-        notes.append(f"resized: {side} {h0}x{w0} -> {h}x{w} ({media.RESIZE_KERNEL})")
+        notes.append(f"resized: {side} {w0}x{h0} -> {w}x{h} ({media.RESIZE_KERNEL})")
     return notes
 
 
 def _probe_size(clip: ClipInput, size: tuple[int, int] | None) -> tuple[int, int] | None:
     if size is not None:
         return size
-    src = clip.gt or clip.pred
-    info = media.probe(src, clip_id=clip.clip_id)
+    src, stream = (clip.gt, clip.gt_video_stream) if clip.gt is not None else (clip.pred, clip.video_stream)
+    info = media.probe(src, clip_id=clip.clip_id, video_stream=stream)
     return (info.height, info.width)
 
 
@@ -194,6 +195,13 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
     return EvalResult(outcomes, aggregate, protocol)
 
 
+def _decode_identity(clip: ClipInput) -> str:
+    """:data:`DECODE`, plus the video streams chosen by hand (they change what a video part holds)."""
+    chosen = [f"{side} video stream 0:v:{n}" for side, n in (("pred", clip.video_stream), ("GT", clip.gt_video_stream))
+              if n is not None]
+    return "; ".join([DECODE, *chosen])
+
+
 def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0, size: tuple[int, int] | None = None,
                strict: bool = False, cache: FeatureCache | None = None, chunk: int = 32) -> ClipOutcome:
     """Extract (or fetch cached) features for one clip, part by part, and update every metric with them.
@@ -216,10 +224,10 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         for m in active:
             if eval_size is not None and min(eval_size) < m.min_size:
                 out.status[m.name] = "too_small"
-                out.messages[m.name] = (f"frames of {eval_size[0]}x{eval_size[1]} are smaller than the "
+                out.messages[m.name] = (f"frames of {eval_size[1]}x{eval_size[0]} are smaller than the "
                                         f"{m.min_size}x{m.min_size} {m.name} needs")
         active = [m for m in active if m.name not in out.status]
-        ctx = ClipContext(clip, fps, eval_size, decode=DECODE)
+        ctx = ClipContext(clip, fps, eval_size, decode=_decode_identity(clip))
         got = _extract_parts(ctx, active, ref, cache, chunk, out)
         n_pred, n_gt = _lengths(got)
         out.warnings.extend(_ingest_notes(got))
@@ -363,8 +371,9 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
     parts = {part for _, part, _ in extractors.values()}
     paths = {"pred": clip.pred, "gt": clip.gt}
     sides = [s for s in VIDEO_PARTS if paths[s] is not None and (s in parts or "pair" in parts)]
-    frame_readers = {s: media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id)
-                     for s in sides}
+    streams = {"pred": clip.video_stream, "gt": clip.gt_video_stream}
+    frame_readers = {s: media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id,
+                                          video_stream=streams[s]) for s in sides}
     readers = {s: iter(r) for s, r in frame_readers.items()}
     counts = {s: 0 for s in sides}
     pair_alone = "gt" not in sides            # a paired extractor of a clip without GT sees the pred frames only
@@ -472,7 +481,9 @@ def _load_context(ctx: ClipContext, metrics: Sequence[Metric], ref: ReferenceCho
             ctx.audio, ctx.audio_source = media.read_audio(clip.audio, clip_id=clip.clip_id), "driving"
         else:
             try:
-                ctx.audio, ctx.audio_source = media.read_audio(clip.pred, clip_id=clip.clip_id), "video"
+                # aligned to the pred's first frame; the offset is noted with the decoded video (FrameReader.notes)
+                ctx.audio = media.read_video_audio(clip.pred, clip_id=clip.clip_id, video_stream=clip.video_stream)[0]
+                ctx.audio_source = "video"
             except MediaError as e:
                 if e.status != "no_audio":
                     raise
