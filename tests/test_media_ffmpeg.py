@@ -298,3 +298,65 @@ def test_mid_stream_size_change_is_noted(tmp_path):
     assert got.shape == want.shape == (20, 48, 64, 3)
     assert np.array_equal(got[:10], want[:10])
     assert any(n.startswith("frame size changes mid-stream (64x48 first, then 32x24 at frame 10)") for n in r.notes)
+
+
+# weak cases: pairing, names, output -------------------------------------------------------------------------------
+def test_containers_and_suffix_case_are_matched_and_skipped_files_listed(base, tmp_path):
+    """``c1.MP4`` against ``c1.mov``, an NFD (macOS) name against its NFC twin, a ``.txt`` listed as skipped.
+    Old code: only ``*.mp4`` (case-sensitive) was seen, and "no generated counterpart" printed."""
+    import unicodedata
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    (pred / "c1.MP4").write_bytes(base.read_bytes())
+    (gt / "c1.mov").write_bytes(base.read_bytes())
+    (pred / (unicodedata.normalize("NFD", "café") + ".mkv")).write_bytes(base.read_bytes())
+    (gt / (unicodedata.normalize("NFC", "café") + ".mp4")).write_bytes(base.read_bytes())
+    (pred / "notes.txt").write_text("x")
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert sorted(c["clip"] for c in res["clips"]) == ["c1", "café"]
+    assert all(c["psnr"] == pytest.approx(100.0) for c in res["clips"])
+    warns = res["protocol"]["pairing_warnings"]
+    assert any("skipped" in w and "notes.txt" in w for w in warns), warns
+    assert not any("no generated counterpart" in w for w in warns)
+
+
+def test_pred_that_is_the_gt_file_is_noted(base, tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    (gt / "c1.mp4").write_bytes(base.read_bytes())
+    os.link(gt / "c1.mp4", pred / "c1.mp4")
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(out)]) == 0
+    assert any(w.startswith("same file: pred") for w in json.loads(out.read_text())["clips"][0]["warnings"])
+
+
+def test_a_1x1_prediction_is_noted_as_upscaled(base, tmp_path):
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    ff("-f", "lavfi", "-i", "color=c=gray:size=1x1:rate=25:duration=1.2", "-c:v", "libx264", "-pix_fmt", "yuv444p",
+       pred / "c1.mp4")
+    (gt / "c1.mp4").write_bytes(base.read_bytes())
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(out)]) == 0
+    warns = json.loads(out.read_text())["clips"][0]["warnings"]
+    assert "resized: pred 1x1 -> 64x48 (cv2.INTER_AREA)" in warns                  # width x height
+    assert any(w.startswith("upscaled: pred is 1x1, 3072 times fewer pixels") for w in warns), warns
+
+
+def test_a_clip_name_the_terminal_cannot_encode_is_escaped(tmp_path, base):
+    """stdout in ASCII and a failed clip named ``é``: old code, a UnicodeEncodeError traceback (exit 1)."""
+    import sys
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir(), gt.mkdir()
+    (pred / "é.mp4").write_text("not a video")
+    (gt / "é.mp4").write_bytes(base.read_bytes())
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    r = subprocess.run([sys.executable, "-m", "moee_bench", "score", "--pred", str(pred), "--gt", str(gt), "--metrics",
+                        "psnr", "--json", str(tmp_path / "s.json")], capture_output=True, text=True, env=env,
+                       errors="replace")
+    assert r.returncode == 3, r.stderr[-800:]
+    assert "Traceback" not in r.stderr and "clip \\xe9: psnr error" in r.stdout

@@ -192,6 +192,10 @@ class SuiteRunner:
                      "references": {cid: r.source for cid, r in self.references.items()},
                      "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {},
                      "precision": self.precision}
+        decoded = {r["meta"].get("ingest", {}).get("decode") for r in self.store.runs()} - {None}
+        if decoded and media.DECODE not in decoded:     # cache keys hold the decoding: those features are stale
+            self.log(f"decoding changed since this store was last scored (was: {sorted(decoded)[-1]}; now: "
+                     f"{media.DECODE}): video features are decoded and extracted again")
 
     @contextmanager
     def _recording_warnings(self, stage: str) -> Iterator[None]:
