@@ -360,3 +360,17 @@ def test_a_clip_name_the_terminal_cannot_encode_is_escaped(tmp_path, base):
                        errors="replace")
     assert r.returncode == 3, r.stderr[-800:]
     assert "Traceback" not in r.stderr and "clip \\xe9: psnr error" in r.stdout
+
+
+def test_remux_keeps_what_the_cli_shows(two_streams, base, tmp_path):
+    """``precomputed`` outputs are stored by :func:`media.remux`: the stored file must show the CLI's frames
+    (old code copied video stream 0, the still, and counted edit-list packets as frames)."""
+    out = tmp_path / "two_copy.mp4"
+    n, _ = media.remux(two_streams, out)
+    assert n == 30 and np.array_equal(media.read_frames(out), passthrough(two_streams))
+    trim = tmp_path / "trim.mp4"
+    ff("-ss", "0.5", "-i", base, "-c", "copy", "-t", "0.5", trim)
+    n, seconds = media.remux(trim, tmp_path / "trim_copy.mp4")
+    want = passthrough(trim)
+    assert n == len(want) and seconds == pytest.approx(len(want) / 25)
+    assert np.array_equal(media.read_frames(tmp_path / "trim_copy.mp4"), want)

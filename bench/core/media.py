@@ -554,20 +554,20 @@ def _encode_audio(out, stream, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def remux(src: str | Path, dst: str | Path, *, audio: np.ndarray | None = None, keep_audio: bool = True,
-          sample_rate: int = AUDIO_RATE, clip_id: str | None = None) -> tuple[int, float]:
+          sample_rate: int = AUDIO_RATE, clip_id: str | None = None, video_stream: int | None = None) -> tuple[int, float]:
     """Copy the video stream of ``src`` into the mp4 ``dst`` without decoding or re-encoding it (PyAV stream
     copy: the same compressed packets, so every decoded frame is identical), atomically.
 
     ``audio`` (float32 mono) replaces the audio track (AAC), trimmed or zero-padded to the video's length
     (packets / frame rate); otherwise the source's first audio stream is copied when ``keep_audio``.
-    Returns (video packets copied = frames, seconds of video). Raises :class:`MediaError` when the codec
+    The video stream is the one :class:`FrameReader` reads (:func:`choose_video_stream`); its display matrix and
+    edit list travel with it. Returns (frames shown: packets copied less those outside the edit list, seconds of
+    video). Raises :class:`MediaError` when the codec
     cannot be stored in mp4 or the source is unreadable."""
     dst = Path(dst)
     n = 0
     with _open(src, clip_id) as c:
-        if not c.streams.video:
-            raise MediaError(clip_id, f"{src} has no video stream")
-        vin = c.streams.video[0]
+        vin, _ = choose_video_stream(c, video_stream, path=src, clip_id=clip_id)
         ain = c.streams.audio[0] if (audio is None and keep_audio and c.streams.audio) else None
         try:
             with atomic_write(dst) as tmp:
@@ -583,7 +583,7 @@ def remux(src: str | Path, dst: str | Path, *, audio: np.ndarray | None = None, 
                             continue
                         if pkt.stream is vin:
                             pkt.stream = vout
-                            n += 1
+                            n += not pkt.is_discard
                         else:
                             pkt.stream = aout
                         out.mux(pkt)
