@@ -374,3 +374,36 @@ def test_remux_keeps_what_the_cli_shows(two_streams, base, tmp_path):
     want = passthrough(trim)
     assert n == len(want) and seconds == pytest.approx(len(want) / 25)
     assert np.array_equal(media.read_frames(tmp_path / "trim_copy.mp4"), want)
+
+
+def test_a_store_scored_with_another_decoding_says_so_once(tmp_path, capsys):
+    """Feature cache keys hold the decoding (``evaluate.DECODE``, built on ``media.DECODE``): a store scored by an
+    older decoder gets its video features recomputed, and ``run`` says so in one line."""
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+    from moee_bench.bench.suite.store import ResultStore
+    from moee_bench.metrics.core import evaluate
+
+    assert media.DECODE in evaluate.DECODE
+    root = tmp_path / "ds"
+    frames = np.random.default_rng(0).integers(0, 255, (10, 32, 32, 3), dtype=np.uint8)
+    media.write_video(root / "v" / "c0.mp4", [frames], 25)
+    media.write_image(root / "r" / "c0.png", frames[0])
+    m = Manifest("tiny", root, [ClipRecord("c0", "id0", "v/c0.mp4", parse_emotion("happy"), ref_image="r/c0.png",
+                                           split="test")]).save(root / "m.json")
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'name = "t"\ndataset = "{m}"\nsplit = "test"\nmetrics = ["psnr"]\nseed = 0\n'
+                     '[[methods]]\nname = "ground-truth"\n')
+    argv = ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--no-report"]
+    assert main(argv) == 0
+    assert "decoding changed" not in capsys.readouterr().out
+    with ResultStore(tmp_path / "out" / "store") as st:
+        (run,) = st.runs()
+        meta = run["meta"]
+        meta["ingest"]["decode"] = "PyAV/libswscale to rgb24 at the source size"      # the old decoder's
+        st.put_run(run["run_id"], suite_hash=run["suite_hash"], dataset=run["dataset"], split=run["split"], meta=meta)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("decoding changed since this store was last scored") == 1
+    assert main(argv) == 0
+    assert "decoding changed" not in capsys.readouterr().out
