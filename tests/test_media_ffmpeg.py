@@ -257,13 +257,21 @@ PIXELS = {"yuv420p10le": ["-c:v", "libx264", "-pix_fmt", "yuv420p10le"],
                     "-color_trc", "bt709"],
           "full_range": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-color_range", "pc"],
           "yuv444p": ["-c:v", "libx264", "-pix_fmt", "yuv444p"],
+          "yuvj444p": ["-c:v", "libx264", "-pix_fmt", "yuvj444p"],
+          "yuv422p": ["-c:v", "libx264", "-pix_fmt", "yuv422p"],
+          "yuvj422p_mjpeg": ["-c:v", "mjpeg", "-pix_fmt", "yuvj422p"],
+          "bt709_yuv444p": ["-c:v", "libx264", "-pix_fmt", "yuv444p", "-colorspace", "bt709"],
+          "bt601_full": ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "pc"],
+          "rgb24_ffv1": ["-c:v", "ffv1", "-pix_fmt", "rgb24"],
+          "gbrp_x264rgb": ["-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "rgb24"],
+          "nv12_odd": ["-vf", "crop=63:47", "-c:v", "libx264", "-pix_fmt", "yuv420p"],
           "vp9": ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p"]}
 
 
 @pytest.mark.parametrize("name", list(PIXELS))
 def test_pixel_formats_and_colour_tags_convert_as_the_cli(tmp_path, name):
     """10-bit sources: PyAV's ``to_ndarray`` differed from the CLI by up to 118 levels; now bit-exact."""
-    p = tmp_path / f"{name}.{'webm' if name == 'vp9' else 'mp4'}"
+    p = tmp_path / f"{name}.{'webm' if name == 'vp9' else 'mkv' if name == 'rgb24_ffv1' else 'mp4'}"
     ff("-f", "lavfi", "-i", f"{SRC}:duration=0.4", *PIXELS[name], p)
     got, _ = _reader(p)
     assert np.array_equal(got, passthrough(p))
