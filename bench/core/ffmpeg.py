@@ -2,7 +2,8 @@
 
 No system ffmpeg is assumed, and nothing is linked into a shared folder (a link left in the user's
 cache dangles once the venv that held the binary is deleted). Our own code runs
-``[ffmpeg_exe(), ...]`` with every file as :func:`ffmpeg_path` gives it. A reference package that shells out to whatever ``ffmpeg`` PATH finds gets
+``[ffmpeg_exe(), ...]`` with every file as :func:`ffmpeg_path` gives it (absolute: never a protocol or an
+option). A reference package that shells out to whatever ``ffmpeg`` PATH finds gets
 :func:`ffmpeg_env` as its subprocess environment: PATH led by a temporary folder private to this
 process (removed at exit) that holds an ``ffmpeg`` link to the binary.
 """
