@@ -415,3 +415,23 @@ def test_a_store_scored_with_another_decoding_says_so_once(tmp_path, capsys):
     assert out.count("decoding changed since this store was last scored") == 1
     assert main(argv) == 0
     assert "decoding changed" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,psnr_is_100", [({}, False), ({"video_stream": 0}, True)])
+def test_manifest_extra_video_stream_picks_the_gt_stream(two_streams, tmp_path, extra, psnr_is_100):
+    """A manifest clip's ``extra.video_stream`` N reads its GT video's N-th video stream (here the still)."""
+    from moee_bench.bench.core.emotions import parse_emotion
+    from moee_bench.bench.core.manifest import ClipRecord, Manifest
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "c1.mp4").write_bytes(two_streams.read_bytes())
+    m = Manifest("two", root, [ClipRecord("c1", "id0", "c1.mp4", parse_emotion("happy"), extra=extra)]).save(
+        root / "m.json")
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    ff("-i", two_streams, "-map", "0:v:0", "-c", "copy", pred / "c1.mp4")           # the still, as its own file
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--manifest", str(m), "--metrics", "psnr", "--json", str(out)]) == 0
+    psnr = json.loads(out.read_text())["metrics"]["psnr"]
+    assert (psnr == pytest.approx(100.0)) is psnr_is_100, psnr

@@ -132,7 +132,9 @@ def choose_video_stream(container, index: int | None = None, *, path: str | Path
     if not videos:
         raise MediaError(clip_id, f"{path} has no video stream")
     if index is not None:
-        if not 0 <= int(index) < len(videos):
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise MediaError(clip_id, f"video_stream={index!r} is not a video stream number (0 is the first)")
+        if not 0 <= index < len(videos):
             raise MediaError(clip_id, f"video_stream={index}: {path} has {len(videos)} video stream(s), "
                                       f"numbered 0 to {len(videos) - 1}")
         vs = videos[int(index)]

@@ -323,7 +323,8 @@ class SuiteRunner:
         label, m = gen.spec.label, self.manifest
         inputs = [ClipInput(c.clip_id, gen.video_dir / f"{safe_name(c.clip_id)}.mp4", m.media_path(c, "video"),
                             None, m.media_path(c, "audio") if c.audio else None, c.emotion, c.intensity, c.identity,
-                            reference=self.references.get(c.clip_id))
+                            reference=self.references.get(c.clip_id),
+                            gt_video_stream=c.extra.get("video_stream") if isinstance(c.extra, dict) else None)
                   for c in gen.ok]
         for metric in self.metrics:
             metric.reset()

@@ -94,6 +94,8 @@ def _pairs(args: argparse.Namespace, pred: Path,
             broken[cid] = e.reason
             continue
         c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
+        if isinstance(rec.extra, dict) and "video_stream" in rec.extra:     # the GT file's N-th video stream
+            c.gt_video_stream = rec.extra["video_stream"]
         pairs.append(c)
     for cid in sorted(set(preds) - set(by)):
         warn.append(f"clip {cid}: not in the manifest {args.manifest}"
