@@ -21,8 +21,9 @@ per clip (:attr:`FrameReader.notes`) whatever it did beyond a plain decode:
 * the video stream is the one the CLI picks by default (:func:`choose_video_stream`), unless
   ``video_stream=N`` names the N-th video stream (the CLI's ``-map 0:v:N``);
 * the display matrix (rotation, flips) is applied as the CLI's autorotate does (:func:`display_filters`);
-* pixels go to rgb24 through an FFmpeg filter graph ending in ``format=rgb24``, as the CLI converts them
-  (high bit depths, full range and colour tags included; PyAV's own ``to_ndarray`` differs on 10-bit sources);
+* pixels go to rgb24 as the CLI converts them: unrotated 8-bit YUV/RGB frames by PyAV's ``to_ndarray``
+  (bit-identical there), every other frame through an FFmpeg filter graph ending in ``format=rgb24`` (high bit
+  depths included: PyAV's ``to_ndarray`` differs from the CLI on 10-bit sources);
 * packets an edit list discards are neither decoded nor counted (a trimmed file is not "truncated");
 * every path handed to PyAV or the ffmpeg binary is absolute (:func:`ffmpeg_path`), so no file name is read
   as a protocol (``concat:``) or an option (``-``);
