@@ -168,6 +168,16 @@ def test_trimmed_file_decodes_the_frames_its_edit_list_shows(base, tmp_path):
     assert np.array_equal(got, want)
     assert any(n.startswith(f"edit list: {len(want)} frames shown of") for n in r.notes), r.notes
     assert len(media.read_frames(p, fps=25)) == len(cli_frames(p))      # the CLI's constant 25 fps output length
+    gt = tmp_path / "gt"
+    pred = tmp_path / "pred"
+    gt.mkdir(), pred.mkdir()
+    (gt / "c1.mp4").write_bytes(p.read_bytes())
+    (pred / "c1.mp4").write_bytes(p.read_bytes())
+    out = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--gt", str(gt), "--metrics", "psnr", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["metrics"]["psnr"] == pytest.approx(100.0) and res["clips"][0]["status"]["psnr"] == "ok"
+    assert any(w.startswith("resampled: pred 25 fps with uneven timestamps") for w in res["clips"][0]["warnings"])
 
 
 # 7. names that FFmpeg would read as a protocol or an option ---------------------------------------------------------

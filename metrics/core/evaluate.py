@@ -134,7 +134,11 @@ def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
 def _conversion_notes(side: str, reader: media.FrameReader, fps: float) -> list[str]:
     notes = [f"{side}: {n}" for n in reader.notes]
     if reader.resampled and reader.source_fps:
-        notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
+        if abs(reader.source_fps - fps) < 1e-6:      # the stated rate already: its timestamps have gaps or jitter
+            notes.append(f"resampled: {side} {fps:g} fps with uneven timestamps -> a frame every 1/{fps:g} s "
+                         "(nearest timestamp; frames repeated or dropped)")
+        else:
+            notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
     if reader.resized:
         (h0, w0), (h, w) = reader.source_size, reader.size
         notes.append(f"resized: {side} {w0}x{h0} -> {w}x{h} ({media.RESIZE_KERNEL})")
