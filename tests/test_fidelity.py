@@ -70,7 +70,7 @@ def _run_store(out: Path) -> tuple[ResultStore, str]:
 # ------------------------------------------------------------------------------------ the end-to-end suite
 def _e2e(d: Path, weights: Path, metrics: str) -> dict:
     """One suite (ground-truth + precomputed) and one ``score`` of the same precomputed folder, random weights in
-    the reference formats. c00's pred conforms (25 fps, GT size); c01's is 30 fps and 80x96 and longer than its GT."""
+    the reference formats. c00's pred conforms (25 fps, GT size); c01's is 30 fps, 96 wide and 80 high, and longer than its GT."""
     rng = np.random.default_rng(0)
     gts = {"c00": _smooth(rng, 17, 64, 64), "c01": _smooth(rng, 17, 64, 64)}      # FVD needs 16 frames
     m = _manifest(d / "ds", [(cid, "id0", "happy", fr, True) for cid, fr in gts.items()])
@@ -132,13 +132,13 @@ def test_fid_through_run_equals_score_and_ground_truth_fid_is_zero(tmp_path, ref
 
 
 def test_conversion_happens_once_with_the_named_kernel(e2e, tmp_path):
-    """c01 (30 fps, 80x96) is brought to 25 fps and 64x64 once, by media's kernel, identically on both paths."""
+    """c01 (30 fps, 96x80, width x height) is brought to 25 fps and 64x64 once, by media's kernel, identically on both paths."""
     st, rid = _run_store(e2e["out"])
     with st:
         run = st.runs()[-1]
         warns = json.loads(st.clip_table(rid).set_index(["method", "clip_id"]).loc[("precomputed", "c01"), "warnings"])
     assert any(w.startswith("resampled: pred 30 -> 25 fps") for w in warns)
-    assert any(w.startswith("resized: pred 80x96 -> 64x64 (cv2.INTER_AREA)") for w in warns)
+    assert any(w.startswith("resized: pred 96x80 -> 64x64 (cv2.INTER_AREA)") for w in warns)
     assert "cv2.INTER_AREA" in run["meta"]["ingest"]["resize"]
     assert e2e["score"]["protocol"]["resize_kernel"] == media.RESIZE_KERNEL
     pred = media.read_frames(e2e["pre"] / "c01.mp4", fps=25)

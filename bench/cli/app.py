@@ -63,6 +63,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``moee-bench`` command: parse ``argv`` (default ``sys.argv[1:]``) and run the command."""
+    for stream in (sys.stdout, sys.stderr):      # a clip name the terminal's encoding lacks is escaped, not a crash
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", "") == "strict":
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -2,7 +2,8 @@
 
 No system ffmpeg is assumed, and nothing is linked into a shared folder (a link left in the user's
 cache dangles once the venv that held the binary is deleted). Our own code runs
-``[ffmpeg_exe(), ...]``. A reference package that shells out to whatever ``ffmpeg`` PATH finds gets
+``[ffmpeg_exe(), ...]`` with every file as :func:`ffmpeg_path` gives it (absolute: never a protocol or an
+option). A reference package that shells out to whatever ``ffmpeg`` PATH finds gets
 :func:`ffmpeg_env` as its subprocess environment: PATH led by a temporary folder private to this
 process (removed at exit) that holds an ``ffmpeg`` link to the binary.
 """
@@ -17,6 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from moee_bench.bench.core.errors import BenchError
+
+
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """``path`` as handed to FFmpeg (PyAV or the ffmpeg binary): absolute, so that no file name is ever read as a
+    protocol (``concat:x.mp4``, ``http:...``) or, on the command line, as an option (``-i``)."""
+    return os.path.abspath(os.fspath(path))
 
 
 def ffmpeg_exe() -> str:

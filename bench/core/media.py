@@ -14,6 +14,21 @@ Bringing a video to the evaluation geometry happens here and only here: frame-ra
 :class:`FrameReader` (the rule above) and resizing in :func:`resize_frames` (one named kernel,
 :data:`RESIZE_KERNEL`). A video that already has the requested fps and size is passed through as
 decoded (no resize); :func:`remux` stores a file without re-encoding its video.
+
+Decoding shows a file as ``ffmpeg -i FILE -f rawvideo -pix_fmt rgb24 -`` (the ffmpeg CLI) shows it, and says
+per clip (:attr:`FrameReader.notes`) whatever it did beyond a plain decode:
+
+* the video stream is the one the CLI picks by default (:func:`choose_video_stream`), unless
+  ``video_stream=N`` names the N-th video stream (the CLI's ``-map 0:v:N``);
+* the display matrix (rotation, flips) is applied as the CLI's autorotate does (:func:`display_filters`);
+* pixels go to rgb24 as the CLI converts them: unrotated 8-bit YUV/RGB frames by PyAV's ``to_ndarray``
+  (bit-identical there), every other frame through an FFmpeg filter graph ending in ``format=rgb24`` (high bit
+  depths included: PyAV's ``to_ndarray`` differs from the CLI on 10-bit sources);
+* packets an edit list discards are neither decoded nor counted (a trimmed file is not "truncated");
+* every path handed to PyAV or the ffmpeg binary is absolute (:func:`ffmpeg_path`), so no file name is read
+  as a protocol (``concat:``) or an option (``-``);
+* audio read from a video file is aligned to the chosen video stream's first frame
+  (:func:`read_audio` with ``align_to_video``); the offset is noted.
 """
 
 from __future__ import annotations
@@ -27,12 +42,20 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from moee_bench.bench.core.errors import MediaError
+from moee_bench.bench.core.ffmpeg import ffmpeg_path
 from moee_bench.bench.core.paths import atomic_write
 
 AUDIO_RATE = 16000
 
 RESIZE_KERNEL = "cv2.INTER_AREA"   # the one resize kernel of ingest (pixel-area relation; bilinear when enlarging)
-DECODE = "PyAV/libswscale to rgb24 at the source size"
+DECODE = ("PyAV: the ffmpeg CLI's default video stream, display matrix applied (autorotate), edit lists honoured, "
+          "rgb24 by an FFmpeg format=rgb24 filter graph at the source size")
+
+#: AVStream dispositions (libavformat/avformat.h)
+_DISPOSITION_DEFAULT = 0x1
+_DISPOSITION_ATTACHED_PIC = 0x400
+#: 8-bit formats whose PyAV ``to_ndarray(format="rgb24")`` equals the ffmpeg CLI's rgb24 bit for bit (tested)
+_DIRECT_FORMATS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "rgb24"})
 
 
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -90,19 +113,160 @@ def _open(path: str | Path, clip_id: str | None):
     if p.is_dir():
         raise MediaError(clip_id, f"{p} is a folder, not a media file")
     try:
-        return av.open(str(p))
+        return av.open(ffmpeg_path(p))
     except PermissionError:
         raise MediaError(clip_id, f"file {p} is not readable (permission denied)") from None
     except Exception as e:  # PyAV raises several FFmpeg error types
         raise MediaError(clip_id, f"cannot open {p}: corrupt or not a media file ({type(e).__name__}: {e})") from None
 
 
-def probe(path: str | Path, *, clip_id: str | None = None) -> VideoInfo:
-    """Container metadata of a video file; raises :class:`MediaError` if it has no video stream."""
+def choose_video_stream(container, index: int | None = None, *, path: str | Path = "",
+                        clip_id: str | None = None) -> tuple[object, str | None]:
+    """The video stream to read and a note saying why when the file has several (None when it has one).
+
+    ``index`` N picks the N-th video stream (the ffmpeg CLI's ``-map 0:v:N``). Without it, the stream the
+    ffmpeg CLI maps by default for ``ffmpeg -i FILE -f rawvideo -`` (fftools/ffmpeg_mux_init.c,
+    ``map_auto_video``): the highest score ``width*height + 1e8*(packets seen while probing) + 5e6*(default
+    disposition)``, attached pictures scoring 1, the first stream winning a tie. PyAV does not expose libavformat's
+    ``AVSTREAM_EVENT_FLAG_NEW_PACKETS``; a stream with a known frame size stands for "packets seen"."""
+    videos = list(container.streams.video)
+    if not videos:
+        raise MediaError(clip_id, f"{path} has no video stream")
+    if index is not None:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise MediaError(clip_id, f"video_stream={index!r} is not a video stream number (0 is the first)")
+        if not 0 <= index < len(videos):
+            raise MediaError(clip_id, f"video_stream={index}: {path} has {len(videos)} video stream(s), "
+                                      f"numbered 0 to {len(videos) - 1}")
+        vs = videos[int(index)]
+        return vs, (f"video stream 0:v:{index} of {len(videos)} ({_wxh(vs)}) read, as video_stream={index} asks"
+                    if len(videos) > 1 else None)
+    best, best_score = None, 0
+    for vs in videos:
+        cc, disp = vs.codec_context, int(vs.disposition)
+        score = (cc.width * cc.height + 100_000_000 * (cc.width > 0 and cc.height > 0)
+                 + 5_000_000 * bool(disp & _DISPOSITION_DEFAULT))
+        if disp & _DISPOSITION_ATTACHED_PIC:
+            score = 1
+        if score > best_score:
+            best, best_score = vs, score
+    if best is None:
+        best = videos[0]
+    if len(videos) == 1:
+        return best, None
+    k = videos.index(best)
+    others = ", ".join(f"0:v:{i} {_wxh(v)}{' default' if int(v.disposition) & _DISPOSITION_DEFAULT else ''}"
+                       for i, v in enumerate(videos) if v is not best)
+    return best, (f"video stream 0:v:{k} of {len(videos)} ({_wxh(best)}"
+                  f"{', default' if int(best.disposition) & _DISPOSITION_DEFAULT else ''}) read, the one the ffmpeg CLI "
+                  f"picks (highest resolution, then the default disposition; not read: {others}); "
+                  "video_stream=N reads another")
+
+
+def _wxh(vs) -> str:
+    return f"{vs.codec_context.width}x{vs.codec_context.height}"
+
+
+def _display_matrix(frame) -> tuple[int, ...] | None:
+    for sd in frame.side_data:
+        if sd.type.name == "DISPLAYMATRIX":
+            return tuple(int(x) for x in np.frombuffer(bytes(sd), dtype="<i4")[:9])
+    return None
+
+
+def display_rotation(matrix: tuple[int, ...] | None) -> float:
+    """The ffmpeg CLI's ``get_rotation`` (fftools/cmdutils.c) of a display matrix: the clockwise angle in
+    degrees, rounded and brought to [0, 360) (NaN for a degenerate matrix, 0 without one)."""
+    if matrix is None:
+        return 0.0
+    fx = [v / 65536.0 for v in matrix]         # 16.16 fixed point (libavutil/display.c)
+    s0, s1 = math.hypot(fx[0], fx[3]), math.hypot(fx[1], fx[4])
+    if s0 == 0.0 or s1 == 0.0:
+        return float("nan")
+    theta = -float(round(-math.degrees(math.atan2(fx[1] / s1, fx[0] / s0))))
+    return theta - 360 * math.floor(theta / 360 + 0.9 / 360)
+
+
+def display_filters(matrix: tuple[int, ...] | None) -> list[tuple[str, str | None]]:
+    """The filters the ffmpeg CLI inserts to autorotate a frame with this display matrix (fftools/ffmpeg_filter.c,
+    ``configure_input_video_filter``): transpose for 90 and 270 degrees (flipped when the matrix mirrors), hflip
+    and/or vflip for 180, rotate for any other angle, vflip for a mirrored 0."""
+    if matrix is None:
+        return []
+    theta = display_rotation(matrix)
+    if abs(theta - 90) < 1.0:
+        return [("transpose", "cclock_flip" if matrix[3] > 0 else "clock")]
+    if abs(theta - 180) < 1.0:
+        return ([("hflip", None)] if matrix[0] < 0 else []) + ([("vflip", None)] if matrix[4] < 0 else [])
+    if abs(theta - 270) < 1.0:
+        return [("transpose", "clock_flip" if matrix[3] < 0 else "cclock")]
+    if abs(theta) > 1.0:
+        return [("rotate", f"{theta:f}*PI/180")]
+    if abs(theta) < 1.0 and matrix[4] < 0:
+        return [("vflip", None)]
+    return []
+
+
+def _mirrored(matrix: tuple[int, ...] | None) -> bool:
+    return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
+
+
+class _RGB:
+    """Decoded frames to ``(H, W, 3)`` uint8 rgb24 as the ffmpeg CLI makes them: a filter graph
+    ``buffer -> [autorotate filters] -> format=rgb24 -> buffersink`` (libavfilter inserts the same swscale
+    conversion as the CLI's graph), rebuilt when a frame's size, pixel format, colour tags or display matrix change.
+
+    An unrotated 8-bit frame in :data:`_DIRECT_FORMATS` takes PyAV's ``to_ndarray`` instead: bit-identical to the
+    CLI there (``tests/test_media_ffmpeg.py``), the decoder of every earlier number, and faster in wall time on a
+    busy machine (the graph's push/pull costs the same CPU but waits on threads)."""
+
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.graph = None
+        self.filters: list[tuple[str, str | None]] = []
+        self.matrix: tuple[int, ...] | None = None
+        self.changes: list[tuple[int, tuple]] = []      # (frame index, key) where the input changed
+
+    def __call__(self, frame, index: int) -> np.ndarray:
+        # the display matrix is read again only when the cheap per-frame rotation angle (or the size, format, tags)
+        # changes: reading ``side_data`` costs ~1.5 ms a frame in wall time. A mid-stream change of flips alone
+        # (same angle) is therefore not followed.
+        key = (frame.width, frame.height, frame.format.name, int(frame.colorspace), int(frame.color_range),
+               frame.rotation)
+        if key != self.key:
+            self.matrix = _display_matrix(frame)
+            self.filters = display_filters(self.matrix)
+            self.graph = None if not self.filters and frame.format.name in _DIRECT_FORMATS else self._build(frame)
+            self.key = key
+            self.changes.append((index, key))
+        if self.graph is None:
+            return frame.to_ndarray(format="rgb24")
+        self.graph.push(frame)
+        return self.graph.pull().to_ndarray()
+
+    def _build(self, frame):
+        av = _av()
+        g = av.filter.Graph()
+        # the pixel aspect ratio changes no pixel on this path (the CLI keeps it as metadata too)
+        last = g.add("buffer", video_size=f"{frame.width}x{frame.height}", pix_fmt=frame.format.name,
+                     time_base=str(frame.time_base or "1/25"), pixel_aspect="1/1",
+                     colorspace=str(int(frame.colorspace)), range=str(int(frame.color_range)))
+        for name, arg in self.filters + [("format", "rgb24")]:
+            nxt = g.add(name, arg) if arg is not None else g.add(name)
+            last.link_to(nxt)
+            last = nxt
+        sink = g.add("buffersink")
+        last.link_to(sink)
+        g.configure()
+        return g
+
+
+def probe(path: str | Path, *, clip_id: str | None = None, video_stream: int | None = None) -> VideoInfo:
+    """Container metadata of the video stream :class:`FrameReader` reads (the ffmpeg CLI's default one, or the
+    ``video_stream``-th); ``width``/``height`` are the displayed size (display matrix applied, as the CLI shows
+    it, read from the first frame). Raises :class:`MediaError` if the file has no video stream."""
     with _open(path, clip_id) as c:
-        if not c.streams.video:
-            raise MediaError(clip_id, f"{path} has no video stream")
-        vs = c.streams.video[0]
+        vs, _ = choose_video_stream(c, video_stream, path=path, clip_id=clip_id)
         rate = vs.average_rate or vs.guessed_rate or vs.base_rate
         fps = float(rate) if rate else 0.0
         if vs.duration is not None and vs.time_base is not None:
@@ -112,29 +276,42 @@ def probe(path: str | Path, *, clip_id: str | None = None) -> VideoInfo:
         else:
             dur = 0.0
         auds = c.streams.audio
-        return VideoInfo(str(path), vs.codec_context.width, vs.codec_context.height, fps, int(vs.frames or 0), dur,
+        w, h = vs.codec_context.width, vs.codec_context.height
+        try:
+            first = next(c.decode(vs), None)
+        except Exception:               # a damaged file: FrameReader names the failure when it decodes
+            first = None
+        if first is not None:
+            w, h = first.width, first.height
+            if any(name == "transpose" for name, _ in display_filters(_display_matrix(first))):
+                w, h = h, w
+        return VideoInfo(str(path), w, h, fps, int(vs.frames or 0), dur,
                          bool(auds), int(auds[0].rate) if auds else None, vs.codec_context.name)
 
 
 class FrameReader:
     """Stream the frames of a video in bounded-memory chunks, optionally resampled and resized.
 
-    Iterating yields ``(n, H, W, 3)`` uint8 arrays of at most ``chunk`` frames. After the
-    iteration, :attr:`n_frames`, :attr:`source_fps` and :attr:`source_indices` describe what
-    was produced.
+    Iterating yields ``(n, H, W, 3)`` uint8 arrays of at most ``chunk`` frames, as the ffmpeg CLI shows the file
+    (see the module notes). After the iteration, :attr:`n_frames`, :attr:`source_fps`, :attr:`source_indices`
+    describe what was produced and :attr:`notes` says what decoding did beyond a plain decode (stream choice,
+    rotation, edit list, untimed stream, size change). ``video_stream`` N reads the N-th video stream.
     """
 
     def __init__(self, path: str | Path, *, fps: float | None = None, size: tuple[int, int] | None = None,
-                 chunk: int = 32, clip_id: str | None = None) -> None:
+                 chunk: int = 32, clip_id: str | None = None, video_stream: int | None = None) -> None:
         self.path = Path(path)
         self.fps = fps
         self.size = size  # (height, width)
         self.chunk = max(1, int(chunk))
         self.clip_id = clip_id
+        self.video_stream = video_stream
         self.source_fps: float | None = None
-        self.source_size: tuple[int, int] | None = None    # (height, width) as decoded
+        self.source_size: tuple[int, int] | None = None    # (height, width) as decoded and displayed
         self.source_indices: list[int] = []
         self.n_frames = 0
+        self.start_time: float | None = None                # seconds: the chosen stream's first timestamp
+        self.notes: list[str] = []
 
     @property
     def resized(self) -> bool:
@@ -146,34 +323,48 @@ class FrameReader:
         """Whether the frame rate was converted (some source frame dropped or repeated)."""
         return self.fps is not None and self.source_indices != list(range(len(self.source_indices)))
 
-    def _convert(self, frame) -> np.ndarray:
-        img = frame.to_ndarray(format="rgb24")
+    def _convert(self, img: np.ndarray) -> np.ndarray:
         if self.source_size is None:
             self.source_size = (img.shape[0], img.shape[1])
+        if self.size is None and img.shape[:2] != self.source_size:
+            return resize_frames(img, self.source_size)      # a mid-stream size change: back to the first size
         return img if self.size is None else resize_frames(img, self.size)
 
     def _decoded(self) -> Iterator[tuple[float, np.ndarray]]:
         with _open(self.path, self.clip_id) as c:
-            if not c.streams.video:
-                raise MediaError(self.clip_id, f"{self.path} has no video stream")
-            vs = c.streams.video[0]
+            vs, note = choose_video_stream(c, self.video_stream, path=self.path, clip_id=self.clip_id)
+            self.notes = [note] if note else []
             # default (slice) threading: frame threading can deadlock when a generator is closed mid-stream
             rate = vs.average_rate or vs.guessed_rate
             self.source_fps = float(rate) if rate else None
             expected = int(vs.frames or 0)
             tb = vs.time_base
-            count = 0
+            self.start_time = float(vs.start_time * tb) if vs.start_time is not None and tb else None
+            if c.streams.audio:
+                offset = _start(c.streams.audio[0]) - _start(vs)
+                if abs(offset) >= 0.001:
+                    self.notes.append(f"audio starts {abs(offset):.3f} s {'after' if offset > 0 else 'before'} the video "
+                                      "in the file: audio read from it is aligned to frame 0 (moee-bench's read_video_audio)")
+            rgb = _RGB()
+            count = discarded = untimed = 0
             t0 = None
             try:
-                for frame in c.decode(vs):
-                    if frame.pts is None:
-                        t = count / (self.source_fps or 25.0)
-                    else:
-                        t = float(frame.pts * tb)
-                    if t0 is None:
-                        t0 = t
-                    yield t - t0, self._convert(frame)
-                    count += 1
+                for pkt in c.demux(vs):
+                    if pkt.size and pkt.is_discard:      # outside the edit list: decoded for reference only, never shown
+                        discarded += 1
+                    for frame in pkt.decode():
+                        if frame.pts is None or tb is None:
+                            t = count / (self.source_fps or 25.0)
+                            untimed += 1
+                        else:
+                            t = float(frame.pts * tb)
+                        if t0 is None:
+                            t0 = t
+                        img = self._convert(rgb(frame, count))
+                        if count == 0 and rgb.filters:
+                            self.notes.append(self._rotation_note(rgb))
+                        yield t - t0, img
+                        count += 1
             except MediaError:
                 raise
             except Exception as e:
@@ -181,9 +372,34 @@ class FrameReader:
                                  f"({type(e).__name__}: {e})") from None
             if count == 0:
                 raise MediaError(self.clip_id, f"{self.path} has zero decodable video frames", status="empty")
-            if expected and count < expected * 0.9 - 1:
-                raise MediaError(self.clip_id, f"{self.path} is truncated: the container lists {expected} frames, "
+            listed = expected - discarded
+            if expected and count < listed * 0.9 - 1:
+                kept = f" ({expected} samples, {discarded} outside its edit list)" if discarded else ""
+                raise MediaError(self.clip_id, f"{self.path} is truncated: the container lists {listed} frames{kept}, "
                                  f"only {count} decoded")
+            if discarded:
+                self.notes.append(f"edit list: {count} frames shown of {expected} stored ({discarded} outside the edit "
+                                  "list, not shown, as the ffmpeg CLI does)")
+            if untimed:
+                how = (f"at {self.source_fps:g} fps, the rate the {c.format.name} demuxer states"
+                       if self.source_fps else "at an assumed 25 fps")
+                self.notes.append(f"no timestamps in {c.format.name}: {untimed} frames timed {how}")
+            if count == 1 and c.format.name.endswith("_pipe"):
+                self.notes.append(f"a still image ({c.format.name.removesuffix('_pipe')}), read as a 1-frame video")
+            sizes = [(k, key[0], key[1]) for k, key in rgb.changes]
+            if any((w, h) != sizes[0][1:] for _, w, h in sizes):
+                h0, w0 = self.source_size or (0, 0)
+                steps = ", ".join(f"{w}x{h} at frame {k}" for k, w, h in sizes[1:])
+                target = self.size or self.source_size
+                self.notes.append(f"frame size changes mid-stream ({sizes[0][1]}x{sizes[0][2]} first, then {steps}): "
+                                  f"every frame resized to {target[1]}x{target[0]} ({RESIZE_KERNEL})")
+
+    @staticmethod
+    def _rotation_note(rgb: "_RGB") -> str:
+        turn = (-display_rotation(rgb.matrix)) % 360     # av_display_rotation_get's angle
+        how = ", ".join(f"{n}={a}" if a else n for n, a in rgb.filters)
+        return (f"display matrix applied as the ffmpeg CLI autorotates (rotation {turn:g} degrees, "
+                f"{'mirrored, ' if _mirrored(rgb.matrix) else ''}{how}): stored {rgb.key[0]}x{rgb.key[1]}")
 
     def _resampled(self) -> Iterator[tuple[int, np.ndarray]]:
         src = self._decoded()
@@ -233,12 +449,36 @@ def read_frames(path: str | Path, *, fps: float | None = None, size: tuple[int, 
 
 
 def read_audio(path: str | Path, *, sample_rate: int = AUDIO_RATE, clip_id: str | None = None) -> np.ndarray:
-    """Decode the first audio stream of ``path`` (a video or an audio file) to float32 mono at ``sample_rate``."""
+    """Decode the first audio stream of ``path`` (a video or an audio file) to float32 mono at ``sample_rate``,
+    from its first sample (its start time ignored: see :func:`read_video_audio` for audio aligned to the video)."""
+    return _read_audio(path, sample_rate, clip_id, align=False, video_stream=None)[0]
+
+
+def read_video_audio(path: str | Path, *, sample_rate: int = AUDIO_RATE, clip_id: str | None = None,
+                     video_stream: int | None = None) -> tuple[np.ndarray, str | None]:
+    """The first audio stream of a video file, float32 mono at ``sample_rate``, aligned to the first frame of the
+    video stream :class:`FrameReader` reads: sample 0 is heard with frame 0, as in the file's own timeline (the
+    ffmpeg CLI keeps both streams' timestamps). Audio that starts later is preceded by silence, audio that starts
+    earlier loses its head; the note (None when the offset is under 1 ms) says which and by how much."""
+    return _read_audio(path, sample_rate, clip_id, align=True, video_stream=video_stream)
+
+
+def _start(stream) -> float:
+    """A stream's start time in seconds (0 when the container gives none)."""
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+
+
+def _read_audio(path: str | Path, sample_rate: int, clip_id: str | None, *, align: bool,
+                video_stream: int | None) -> tuple[np.ndarray, str | None]:
     av = _av()
+    offset = 0.0
     with _open(path, clip_id) as c:
         if not c.streams.audio:
             raise MediaError(clip_id, f"{path} has no audio stream", status="no_audio")
         st = c.streams.audio[0]
+        if align and c.streams.video:
+            vs, _ = choose_video_stream(c, video_stream, path=path, clip_id=clip_id)
+            offset = _start(st) - _start(vs)
         res = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         parts: list[np.ndarray] = []
         try:
@@ -255,7 +495,18 @@ def read_audio(path: str | Path, *, sample_rate: int = AUDIO_RATE, clip_id: str 
     audio = np.concatenate(parts).astype(np.float32)
     if not np.all(np.isfinite(audio)):
         raise MediaError(clip_id, f"audio of {path} contains NaN or infinite samples")
-    return audio
+    note = None
+    if abs(offset) >= 0.001:
+        n = int(round(abs(offset) * sample_rate))
+        if offset > 0:
+            audio = np.concatenate([np.zeros(n, np.float32), audio])
+            note = (f"audio starts {offset:.3f} s after the video in the file: {offset:.3f} s of silence put before it "
+                    "so that it plays with the frames it belongs to")
+        else:
+            audio = audio[n:]
+            note = (f"audio starts {-offset:.3f} s before the video in the file: its first {-offset:.3f} s (heard before "
+                    "frame 0) left out so that it plays with the frames it belongs to")
+    return audio, note
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, audio: np.ndarray | None = None,
@@ -268,7 +519,7 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, a
     path = Path(path)
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_write(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
+        with av.open(ffmpeg_path(tmp), mode="w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.pix_fmt = "yuv420p"
             vs.options = {"crf": str(crf), "preset": "medium"}
@@ -319,24 +570,24 @@ def _encode_audio(out, stream, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def remux(src: str | Path, dst: str | Path, *, audio: np.ndarray | None = None, keep_audio: bool = True,
-          sample_rate: int = AUDIO_RATE, clip_id: str | None = None) -> tuple[int, float]:
+          sample_rate: int = AUDIO_RATE, clip_id: str | None = None, video_stream: int | None = None) -> tuple[int, float]:
     """Copy the video stream of ``src`` into the mp4 ``dst`` without decoding or re-encoding it (PyAV stream
     copy: the same compressed packets, so every decoded frame is identical), atomically.
 
     ``audio`` (float32 mono) replaces the audio track (AAC), trimmed or zero-padded to the video's length
     (packets / frame rate); otherwise the source's first audio stream is copied when ``keep_audio``.
-    Returns (video packets copied = frames, seconds of video). Raises :class:`MediaError` when the codec
+    The video stream is the one :class:`FrameReader` reads (:func:`choose_video_stream`); its display matrix and
+    edit list travel with it. Returns (frames shown: packets copied less those outside the edit list, seconds of
+    video). Raises :class:`MediaError` when the codec
     cannot be stored in mp4 or the source is unreadable."""
     dst = Path(dst)
     n = 0
     with _open(src, clip_id) as c:
-        if not c.streams.video:
-            raise MediaError(clip_id, f"{src} has no video stream")
-        vin = c.streams.video[0]
+        vin, _ = choose_video_stream(c, video_stream, path=src, clip_id=clip_id)
         ain = c.streams.audio[0] if (audio is None and keep_audio and c.streams.audio) else None
         try:
             with atomic_write(dst) as tmp:
-                with _av().open(str(tmp), mode="w", format="mp4") as out:
+                with _av().open(ffmpeg_path(tmp), mode="w", format="mp4") as out:
                     vout = out.add_stream_from_template(vin)
                     aout = out.add_stream_from_template(ain) if ain is not None else None
                     if audio is not None:
@@ -348,7 +599,7 @@ def remux(src: str | Path, dst: str | Path, *, audio: np.ndarray | None = None, 
                             continue
                         if pkt.stream is vin:
                             pkt.stream = vout
-                            n += 1
+                            n += not pkt.is_discard
                         else:
                             pkt.stream = aout
                         out.mux(pkt)

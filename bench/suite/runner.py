@@ -192,6 +192,10 @@ class SuiteRunner:
                      "references": {cid: r.source for cid, r in self.references.items()},
                      "reference_warnings": leaks, "warnings": self.warnings, "split": self.split, "methods": {},
                      "precision": self.precision}
+        decoded = {r["meta"].get("ingest", {}).get("decode") for r in self.store.runs()} - {None}
+        if decoded and media.DECODE not in decoded:     # cache keys hold the decoding: those features are stale
+            self.log(f"decoding changed since this store was last scored (was: {sorted(decoded)[-1]}; now: "
+                     f"{media.DECODE}): video features are decoded and extracted again")
 
     @contextmanager
     def _recording_warnings(self, stage: str) -> Iterator[None]:
@@ -319,7 +323,8 @@ class SuiteRunner:
         label, m = gen.spec.label, self.manifest
         inputs = [ClipInput(c.clip_id, gen.video_dir / f"{safe_name(c.clip_id)}.mp4", m.media_path(c, "video"),
                             None, m.media_path(c, "audio") if c.audio else None, c.emotion, c.intensity, c.identity,
-                            reference=self.references.get(c.clip_id))
+                            reference=self.references.get(c.clip_id),
+                            gt_video_stream=c.extra.get("video_stream") if isinstance(c.extra, dict) else None)
                   for c in gen.ok]
         for metric in self.metrics:
             metric.reset()

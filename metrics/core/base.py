@@ -62,6 +62,8 @@ class ClipInput:
     identity: str | None = None
     reference: ReferenceChoice | None = None   # the reference policy's choice (bench.core.references); wins over
                                                # ref_image; with neither, the GT's first frame, with a warning
+    video_stream: int | None = None    # the pred's N-th video stream (ffmpeg's 0:v:N); None: the ffmpeg CLI's choice
+    gt_video_stream: int | None = None # the same for the GT video
 
 
 @dataclass

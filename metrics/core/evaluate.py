@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import unicodedata
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, 
                                      Features, FrameChunk, Metric, VideoChunk)
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
-DECODE = "PyAV rgb24; fps by nearest timestamp; swscale bicubic to the evaluation size"
+DECODE = f"{media.DECODE}; fps by nearest timestamp; {media.RESIZE_KERNEL} to the evaluation size"
 NOTES_KEY = "_notes"                   # stored with a video part: what ingest did to its video(s), reported on cache hits
 
 
@@ -130,20 +132,27 @@ def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
 
 
 def _conversion_notes(side: str, reader: media.FrameReader, fps: float) -> list[str]:
-    notes = []
+    notes = [f"{side}: {n}" for n in reader.notes]
     if reader.resampled and reader.source_fps:
-        notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
+        if abs(reader.source_fps - fps) < 1e-6:      # the stated rate already: its timestamps have gaps or jitter
+            notes.append(f"resampled: {side} {fps:g} fps with uneven timestamps -> a frame every 1/{fps:g} s "
+                         "(nearest timestamp; frames repeated or dropped)")
+        else:
+            notes.append(f"resampled: {side} {reader.source_fps:g} -> {fps:g} fps (nearest timestamp)")
     if reader.resized:
         (h0, w0), (h, w) = reader.source_size, reader.size
-        notes.append(f"resized: {side} {h0}x{w0} -> {h}x{w} ({media.RESIZE_KERNEL})")
+        notes.append(f"resized: {side} {w0}x{h0} -> {w}x{h} ({media.RESIZE_KERNEL})")
+        if w0 * h0 * 16 < w * h:
+            notes.append(f"upscaled: {side} is {w0}x{h0}, {w * h / (w0 * h0):.0f} times fewer pixels than the {w}x{h} "
+                         "it is scored at; its scores say little about the method")
     return notes
 
 
 def _probe_size(clip: ClipInput, size: tuple[int, int] | None) -> tuple[int, int] | None:
     if size is not None:
         return size
-    src = clip.gt or clip.pred
-    info = media.probe(src, clip_id=clip.clip_id)
+    src, stream = (clip.gt, clip.gt_video_stream) if clip.gt is not None else (clip.pred, clip.video_stream)
+    info = media.probe(src, clip_id=clip.clip_id, video_stream=stream)
     return (info.height, info.width)
 
 
@@ -194,6 +203,13 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
     return EvalResult(outcomes, aggregate, protocol)
 
 
+def _decode_identity(clip: ClipInput) -> str:
+    """:data:`DECODE`, plus the video streams chosen by hand (they change what a video part holds)."""
+    chosen = [f"{side} video stream 0:v:{n}" for side, n in (("pred", clip.video_stream), ("GT", clip.gt_video_stream))
+              if n is not None]
+    return "; ".join([DECODE, *chosen])
+
+
 def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0, size: tuple[int, int] | None = None,
                strict: bool = False, cache: FeatureCache | None = None, chunk: int = 32) -> ClipOutcome:
     """Extract (or fetch cached) features for one clip, part by part, and update every metric with them.
@@ -212,14 +228,17 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         active = [m for m in metrics if m.name not in out.status]
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
+        if clip.gt is not None and clip.pred.exists() and clip.gt.exists() and os.path.samefile(clip.pred, clip.gt):
+            out.warnings.append(f"same file: pred {clip.pred} and GT {clip.gt} are one file (same inode); the clip is "
+                                "scored against itself")
         eval_size = _probe_size(clip, size) if active else None
         for m in active:
             if eval_size is not None and min(eval_size) < m.min_size:
                 out.status[m.name] = "too_small"
-                out.messages[m.name] = (f"frames of {eval_size[0]}x{eval_size[1]} are smaller than the "
+                out.messages[m.name] = (f"frames of {eval_size[1]}x{eval_size[0]} are smaller than the "
                                         f"{m.min_size}x{m.min_size} {m.name} needs")
         active = [m for m in active if m.name not in out.status]
-        ctx = ClipContext(clip, fps, eval_size, decode=DECODE)
+        ctx = ClipContext(clip, fps, eval_size, decode=_decode_identity(clip))
         got = _extract_parts(ctx, active, ref, cache, chunk, out)
         n_pred, n_gt = _lengths(got)
         out.warnings.extend(_ingest_notes(got))
@@ -363,8 +382,9 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
     parts = {part for _, part, _ in extractors.values()}
     paths = {"pred": clip.pred, "gt": clip.gt}
     sides = [s for s in VIDEO_PARTS if paths[s] is not None and (s in parts or "pair" in parts)]
-    frame_readers = {s: media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id)
-                     for s in sides}
+    streams = {"pred": clip.video_stream, "gt": clip.gt_video_stream}
+    frame_readers = {s: media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id,
+                                          video_stream=streams[s]) for s in sides}
     readers = {s: iter(r) for s, r in frame_readers.items()}
     counts = {s: 0 for s in sides}
     pair_alone = "gt" not in sides            # a paired extractor of a clip without GT sees the pred frames only
@@ -472,40 +492,56 @@ def _load_context(ctx: ClipContext, metrics: Sequence[Metric], ref: ReferenceCho
             ctx.audio, ctx.audio_source = media.read_audio(clip.audio, clip_id=clip.clip_id), "driving"
         else:
             try:
-                ctx.audio, ctx.audio_source = media.read_audio(clip.pred, clip_id=clip.clip_id), "video"
+                # aligned to the pred's first frame; the offset is noted with the decoded video (FrameReader.notes)
+                ctx.audio = media.read_video_audio(clip.pred, clip_id=clip.clip_id, video_stream=clip.video_stream)[0]
+                ctx.audio_source = "video"
             except MediaError as e:
                 if e.status != "no_audio":
                     raise
                 ctx.audio, ctx.audio_source = None, None
 
 
-def clip_files(folder: Path, *, ext: str = ".mp4", known: set[str] | None = None) -> tuple[dict[str, Path], list[str]]:
-    """Clip id -> file for the ``*ext`` files of ``folder`` (ids by :func:`bench.core.paths.clip_id_of_file`).
+def clip_files(folder: Path, *, ext: str | None = None, known: set[str] | None = None) -> tuple[dict[str, Path], list[str]]:
+    """Clip id -> file for the video files of ``folder`` (ids by :func:`bench.core.paths.clip_id_of_file`, in
+    Unicode NFC so a macOS NFD name matches its id).
 
-    Hidden files are skipped: leftovers of an interrupted atomic write (``.NAME.XXXX.tmp.mp4``) silently,
-    others with a warning; so are sub-folders. Two files that stand for one clip are an error."""
+    A video file is one whose suffix, in any case, is ``ext`` or (``ext`` None) any of
+    :data:`bench.core.media.VIDEO_SUFFIXES`; other files are skipped and listed in one warning. Hidden files are
+    skipped: leftovers of an interrupted atomic write (``.NAME.XXXX.tmp.mp4``) silently, others with a warning;
+    so are sub-folders. Two files that stand for one clip are an error."""
+    suffixes = {ext.lower()} if ext else set(media.VIDEO_SUFFIXES)
     files: dict[str, Path] = {}
     warnings: list[str] = []
-    for p in sorted(Path(folder).glob(f"*{ext}")):
+    skipped: list[str] = []
+    for p in sorted(Path(folder).iterdir()):
+        if p.suffix.lower() not in suffixes:
+            if not p.name.startswith(".") and p.is_file():
+                skipped.append(p.name)
+            continue
         if p.name.startswith("."):
             if not is_temp_file(p):
                 warnings.append(f"{p}: hidden file ignored (a clip id starting with '.' is stored as "
-                                f"{safe_name(p.stem)}{ext})")
+                                f"{safe_name(p.stem)}{p.suffix})")
             continue
         if not p.is_file():
             warnings.append(f"{p}: not a file, ignored")
             continue
-        cid = clip_id_of_file(p, known)
+        cid = unicodedata.normalize("NFC", clip_id_of_file(p, known))
         if cid in files:
             raise BenchError(f"clip {cid}: two files in {folder} stand for it: {files[cid].name!r} and {p.name!r}; "
                              "remove one")
         files[cid] = p
+    if skipped:
+        warnings.append(f"{len(skipped)} file(s) in {folder} skipped, not a video by their suffix "
+                        f"({' '.join(sorted(suffixes))}, any case): {', '.join(skipped[:10])}"
+                        + (" ..." if len(skipped) > 10 else ""))
     return files, warnings
 
 
-def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str = ".mp4") -> tuple[list[ClipInput], list[str]]:
-    """Pair ``pred_dir/*.mp4`` with ``gt_dir/*.mp4`` by clip id (the file stem, or the clip id a
-    moee-bench file name encodes). Returns the pairs and warnings for unmatched or ignored files."""
+def pair_folders(pred_dir: Path, gt_dir: Path | None, *, ext: str | None = None) -> tuple[list[ClipInput], list[str]]:
+    """Pair the video files of ``pred_dir`` with those of ``gt_dir`` (:func:`clip_files`) by clip id (the file
+    stem, or the clip id a moee-bench file name encodes). Returns the pairs and warnings for unmatched or ignored
+    files."""
     preds, warnings = clip_files(pred_dir, ext=ext)
     if gt_dir is None:
         return [ClipInput(k, v) for k, v in preds.items()], warnings

@@ -87,7 +87,8 @@ class _Extractor:
             from moee_bench.bench.core import media
 
             try:
-                audio = media.read_audio(ctx.clip.pred, clip_id=ctx.clip_id)
+                audio = media.read_video_audio(ctx.clip.pred, clip_id=ctx.clip_id,
+                                               video_stream=ctx.clip.video_stream)[0]
             except ClipError:
                 audio = None
         if audio is None or len(audio) == 0:

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
+from moee_bench.bench.core.ffmpeg import ffmpeg_path
 
 FRAME_RATE = 25
 SAMPLE_RATE = 16000
@@ -65,7 +66,7 @@ def jpeg_dump(video: str | Path, workdir: str | Path, *, qscale: int | None = No
     d.mkdir(parents=True, exist_ok=True)
     q = ["-q:v", str(qscale)] if qscale is not None else []
     r = ["-r", str(rate)] if rate is not None else []
-    _ffmpeg(["-i", str(video), *q, *r, "-f", "image2", "-threads", "1", str(d / "%06d.jpg")], clip_id)
+    _ffmpeg(["-i", ffmpeg_path(video), *q, *r, "-f", "image2", "-threads", "1", ffmpeg_path(d / "%06d.jpg")], clip_id)
     files = sorted(d.glob("*.jpg"))
     if not files:
         raise ClipError(clip_id, f"ffmpeg wrote no JPEG frames for {video}")
@@ -94,20 +95,20 @@ def _read_wav(path: Path, clip_id: str | None) -> np.ndarray:
 
 def wav16k(src: str | Path, out: str | Path, *, clip_id: str | None = None) -> np.ndarray:
     """Mono s16 16 kHz audio as syncnet-python 0.2.3 extracts it before ``evaluate`` (``aresample=async=1``)."""
-    _ffmpeg(["-i", str(src), "-ac", "1", "-vn", "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE),
-             "-af", "aresample=async=1", str(out)], clip_id)
+    _ffmpeg(["-i", ffmpeg_path(src), "-ac", "1", "-vn", "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE),
+             "-af", "aresample=async=1", ffmpeg_path(out)], clip_id)
     return _read_wav(Path(out), clip_id)
 
 
 def speech_wav(src: str | Path, out: str | Path, *, clip_id: str | None = None) -> np.ndarray:
     """Mono s16 16 kHz audio as the pipeline resamples the speech it cuts per track (``ac=1, ar=16000, wav``)."""
-    _ffmpeg(["-i", str(src), "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "wav", str(out)], clip_id)
+    _ffmpeg(["-i", ffmpeg_path(src), "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "wav", ffmpeg_path(out)], clip_id)
     return _read_wav(Path(out), clip_id)
 
 
 def reencode_25fps(video: str | Path, out: str | Path, *, clip_id: str | None = None) -> Path:
     """The pipeline's constant-25-fps MPEG-4 AVI (``-async 1 -q:v 2 -r 25``; its audio track is kept, as it moves frames)."""
-    _ffmpeg(["-i", str(video), "-async", "1", "-q:v", "2", "-r", str(FRAME_RATE), str(out)], clip_id)
+    _ffmpeg(["-i", ffmpeg_path(video), "-async", "1", "-q:v", "2", "-r", str(FRAME_RATE), ffmpeg_path(out)], clip_id)
     return Path(out)
 
 

@@ -11,6 +11,7 @@ options, checked before anything is decoded.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -93,6 +94,8 @@ def _pairs(args: argparse.Namespace, pred: Path,
             broken[cid] = e.reason
             continue
         c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
+        if isinstance(rec.extra, dict) and "video_stream" in rec.extra:     # the GT file's N-th video stream
+            c.gt_video_stream = rec.extra["video_stream"]
         pairs.append(c)
     for cid in sorted(set(preds) - set(by)):
         warn.append(f"clip {cid}: not in the manifest {args.manifest}"
@@ -101,6 +104,23 @@ def _pairs(args: argparse.Namespace, pred: Path,
     if args.split and not pairs and not broken:
         raise BenchError(f"no generated video in {args.pred} belongs to split {args.split!r} of {args.manifest}")
     return pairs, warn, missing, broken, split_info
+
+
+def _stream_params(params: dict) -> dict[str, int]:
+    """Take ``video_stream`` / ``gt_video_stream`` (the N-th video stream of every pred / GT file, ffmpeg's
+    ``0:v:N``) out of ``params`` as ClipInput fields."""
+    out = {}
+    for key in ("video_stream", "gt_video_stream"):
+        if key in params:
+            raw = params.pop(key)
+            try:
+                n = int(str(raw))
+            except ValueError:
+                n = -1
+            if n < 0:
+                raise BenchError(f"--param {key}={raw}: give a video stream number, 0 for the first video stream")
+            out[key] = n
+    return out
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -127,9 +147,12 @@ def _score(args: argparse.Namespace) -> int:
     existing_dir(args.weights_dir, "--weights-dir")
     params: dict = {"psnr_mode": args.psnr_mode} if "psnr" in names else {}
     params.update(metric_params(args))
+    streams = _stream_params(params)          # video_stream / gt_video_stream: decoding, not a metric's
     params = check_params(names, params)
     size = tuple(args.size) if args.size else None
     pairs, warn, missing, broken, split_info = _pairs(args, pred, gt)
+    if streams:
+        pairs = [dataclasses.replace(p, **streams) for p in pairs]
     if not pairs and not broken:
         raise BenchError(f"no .mp4 files to score in {args.pred}"
                          + (f" ({len(missing)} manifest clips missing)" if missing else ""))
