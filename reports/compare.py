@@ -122,10 +122,10 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
                 out.append(Verdict(k, method, bm, nm, d, lo, hi, int(ok.sum()), "not comparable", nc_reason, "‡" + flags))
                 continue
             sign = 1.0 if KEYS[k].higher_is_better else -1.0
-            worse_hi, worse_lo = sorted((sign * lo, sign * hi))
-            if worse_lo > threshold:
+            better_lo, better_hi = sorted((sign * lo, sign * hi))     # the CI, oriented so that > 0 is better
+            if better_lo > threshold:
                 v = "improved"
-            elif worse_hi < -threshold:
+            elif better_hi < -threshold:
                 v = "regressed"
             else:
                 v = "no significant change"
