@@ -14,6 +14,9 @@ import pytest
 
 from moee_bench.bench.cli import exitcodes
 from moee_bench.bench.cli.app import main
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
 from moee_bench.bench.suite.store import ResultStore
 
 
@@ -78,3 +81,143 @@ def test_threshold_needs_the_whole_interval_beyond_it(tmp_path: Path, capsys):
     n2 = _store(tmp_path / "new2", "new2", BASE - change)
     assert main(["compare", str(b), str(n2), "--threshold", "0.5"]) == exitcodes.OK
     assert "improved" not in capsys.readouterr().out.split("| `m` | PSNR")[-1].splitlines()[0]
+
+
+# ------------------------------------------------------------------------------------ compare as a CI gate
+def _frames(i: int) -> np.ndarray:
+    x = np.arange(32, dtype=float)[None, :, None]
+    return np.stack([np.broadcast_to(128 + 60 * np.sin(x / (3 + i % 4) + t / 3.0), (32, 32, 3))
+                     for t in range(10)]).astype(np.uint8)
+
+
+def _run_with_noise(tmp_path: Path, name: str, sigma: float, extra: list[str] | None = None) -> Path:
+    """`moee-bench run` of a `precomputed` folder: the GT clips with Gaussian noise of known strength."""
+    root = tmp_path / "ds"
+    gt = [_frames(i) for i in range(12)]
+    if not (root / "manifest.json").exists():
+        recs = []
+        for i, frames in enumerate(gt):
+            media.write_video(root / "v" / f"c{i:02d}.mp4", [frames], 25)
+            recs.append(ClipRecord(f"c{i:02d}", f"id{i % 3}", f"v/c{i:02d}.mp4", parse_emotion("happy"), split="test"))
+        Manifest("gate", root, recs).save(root / "manifest.json")
+    pre = tmp_path / f"pre_{name}"
+    noise = np.random.default_rng(int(sigma * 10))
+    for i, frames in enumerate(gt):
+        frames = frames.astype(float)
+        media.write_video(pre / f"c{i:02d}.mp4", [np.clip(frames + noise.normal(0, sigma, frames.shape), 0, 255)
+                                                   .astype(np.uint8)], 25)
+    suite = tmp_path / f"{name}.toml"
+    suite.write_text(f'name = "{name}"\ndataset = "{root / "manifest.json"}"\nsplit = "test"\nmetrics = ["psnr"]\n'
+                     f'seed = 0\n[[methods]]\nname = "precomputed"\nfolder = "{pre}"\n')
+    out = tmp_path / f"out_{name}"
+    assert main(["run", "--suite", str(suite), "--out", str(out), "--no-report", *(extra or [])]) == exitcodes.OK
+    return out
+
+
+def test_gate_on_run_out_folders_json_and_not_comparable(tmp_path: Path, capsys):
+    base = _run_with_noise(tmp_path, "base", 8.0)
+    worse = _run_with_noise(tmp_path, "worse", 16.0)
+    assert main(["compare", str(base), str(worse), "--json", str(tmp_path / "v.json")]) == exitcodes.REGRESSION
+    doc = json.loads((tmp_path / "v.json").read_text())
+    v = next(x for x in doc["verdicts"] if x["key"] == "psnr")
+    assert doc["exit_code"] == 1 and v["verdict"] == "regressed" and v["hi"] < 0 and v["p_adjusted"] < 0.05
+    assert doc["correction"] == "holm" and "Holm" in capsys.readouterr().out
+    assert "clip bootstrap" in v["estimator"] and "3 identities" in v["estimator"]     # fewer than the minimum
+    # bf16 is a different protocol: refused per metric with the reason, exit 5, never 0
+    bf16 = _run_with_noise(tmp_path, "worse_bf16", 16.0, ["--precision", "bf16"])
+    rc = main(["compare", str(worse), str(bf16), "--json", str(tmp_path / "n.json")])
+    out = capsys.readouterr().out
+    assert rc == exitcodes.NOT_COMPARABLE and "different precision: fp32 vs bf16" in out
+    v = next(x for x in json.loads((tmp_path / "n.json").read_text())["verdicts"] if x["key"] == "psnr")
+    assert v["verdict"] == "not comparable" and v["refused"] == "runs"
+
+
+def _meta(**over) -> dict:
+    m = {"manifest_hash": "aaa", "precision": "fp32", "ingest": {"decode": "pyav"},
+         "protocol": {"psnr": {"metric": "psnr", "data_range": 255, "psnr_mode": "frame"}},
+         "weights_by_metric": {"lpips": [{"name": "alex", "sha256": "1" * 64}]}}
+    m.update(over)
+    return m
+
+
+@pytest.mark.parametrize("change,reason", [
+    ({"manifest_hash": "bbb"}, "different manifest"),
+    ({"ingest": {"decode": "cv2"}}, "different decode/resize rule"),
+    ({"protocol": {"psnr": {"metric": "psnr", "data_range": 1, "psnr_mode": "frame"}}}, "`psnr` protocol differs in data_range"),
+])
+def test_runs_with_a_different_protocol_are_refused(tmp_path: Path, capsys, change, reason):
+    b = _store(tmp_path / "b", "b", BASE, meta=_meta())
+    n = _store(tmp_path / "n", "n", BASE - 6.0, meta=_meta(**change))       # a regression, if it were comparable
+    rc = main(["compare", str(b), str(n), "--metrics", "psnr"])
+    out = capsys.readouterr().out
+    assert rc == exitcodes.NOT_COMPARABLE and reason in out and "regressed" not in out
+
+
+def test_same_protocol_is_compared_and_weights_sha_refuses(tmp_path: Path, capsys):
+    b = _store(tmp_path / "b", "b", BASE, meta=_meta())
+    assert main(["compare", str(b), str(_store(tmp_path / "n", "n", BASE + 0.01, meta=_meta()))]) == exitcodes.OK
+    for rid, sha in (("lb", "1"), ("lw", "2")):
+        st = ResultStore(tmp_path / rid)
+        st.put_run(rid, dataset="mead", split="test",
+                   meta=_meta(weights_by_metric={"lpips": [{"name": "alex", "sha256": sha * 64}]},
+                              protocol={"lpips": {"metric": "lpips"}}))
+        for i, v in enumerate(BASE):
+            st.put_clip(rid, "m", f"c{i:02d}", values={"psnr": float(v), "lpips": 0.2 + 0.01 * i},
+                        status={"psnr": "ok", "lpips": "ok"})
+        st.close()
+    lb, lw = str(tmp_path / "lb"), str(tmp_path / "lw")
+    assert main(["compare", lb, lw, "--metrics", "psnr"]) == exitcodes.OK
+    capsys.readouterr()
+    assert main(["compare", lb, lw, "--metrics", "lpips"]) == exitcodes.NOT_COMPARABLE
+    assert "`lpips` weight files differ (sha256 111111111111 vs 222222222222)" in capsys.readouterr().out
+
+
+def test_different_split_and_no_common_clip_are_not_a_pass(tmp_path: Path, capsys):
+    b = _store(tmp_path / "b", "b", BASE)
+    st = ResultStore(tmp_path / "n")
+    st.put_run("n", dataset="mead", split="val", meta={})
+    for i, v in enumerate(BASE):
+        st.put_clip("n", "m", f"other{i}", values={"psnr": float(v)}, status={"psnr": "ok"})
+    st.close()
+    assert main(["compare", str(b), str(tmp_path / "n")]) == exitcodes.NOT_COMPARABLE
+    assert "different split: test vs val" in capsys.readouterr().out
+
+
+def test_cluster_bootstrap_with_identities_and_named(tmp_path: Path, capsys):
+    """12 identities with a shared per-identity shift: the cluster CI is wider than the clip CI, and named."""
+    rng = np.random.default_rng(7)
+    ids = [f"p{i // 4}" for i in range(48)]
+    shift = np.repeat(rng.normal(0, 1.0, 12), 4)
+    base = 24 + rng.normal(0, 1, 48)
+    b = _store(tmp_path / "b", "b", base, identities=ids)
+    n = _store(tmp_path / "n", "n", base + 0.3 + shift + rng.normal(0, 0.1, 48), identities=ids)
+    widths = {}
+    for mode in ("auto", "clip"):
+        main(["compare", str(b), str(n), "--resample", mode, "--json", str(tmp_path / f"{mode}.json")])
+        v = json.loads((tmp_path / f"{mode}.json").read_text())["verdicts"][0]
+        widths[mode] = v["hi"] - v["lo"]
+        assert ("cluster bootstrap (12 identities" in v["estimator"]) == (mode == "auto")
+    assert widths["auto"] > 1.5 * widths["clip"]
+
+
+def test_holm_and_bh_over_many_metrics(tmp_path: Path, capsys):
+    """Ten methods with no true change and one that regresses: Holm keeps the one, names itself."""
+    rng = np.random.default_rng(3)
+    st_b, st_n = ResultStore(tmp_path / "b"), ResultStore(tmp_path / "n")
+    st_b.put_run("b", dataset="d", split="test", meta={})
+    st_n.put_run("n", dataset="d", split="test", meta={})
+    for k in range(10):
+        for i in range(30):
+            v = 24 + rng.normal()
+            st_b.put_clip("b", f"m{k}", f"c{i}", values={"psnr": v}, status={"psnr": "ok"})
+            st_n.put_clip("n", f"m{k}", f"c{i}", values={"psnr": v - (3.0 if k == 0 else 0) + rng.normal(0, 0.5)},
+                          status={"psnr": "ok"})
+    st_b.close(); st_n.close()
+    for corr, name in (("holm", "Holm (family-wise error)"), ("bh", "Benjamini-Hochberg (false discovery rate)")):
+        assert main(["compare", str(tmp_path / "b"), str(tmp_path / "n"), "--correction", corr,
+                     "--json", str(tmp_path / "h.json")]) == exitcodes.REGRESSION
+        out = capsys.readouterr().out
+        assert name in out and "adjusted for 10 test(s)" in out
+        doc = json.loads((tmp_path / "h.json").read_text())
+        assert [v["method"] for v in doc["verdicts"] if v["verdict"] == "regressed"] == ["m0"]
+        assert all(v["p_adjusted"] >= v["p"] for v in doc["verdicts"])
