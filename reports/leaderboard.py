@@ -12,6 +12,7 @@ import pandas as pd
 from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
+from moee_bench.reports.significance import Ties, tied_with_best
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.suite.store import ResultStore
@@ -109,7 +110,23 @@ def best_values(t: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
     return best
 
 
-def _fmt(key: str, row: pd.Series, best: Any) -> str:
+def _ties(clips: pd.DataFrame, t: pd.DataFrame, keys: list[str], best: dict[str, Any]) -> Ties:
+    """The methods tied with the best per clip-averaged column (:func:`reports.significance.tied_with_best`)."""
+    top: dict[str, str] = {}
+    cands: dict[str, list[str]] = {}
+    for k in keys:
+        info = KEYS[k]
+        if best.get(k) is None or info.kind != "clip_mean" or info.closer_to_gt or k not in clips.columns:
+            continue
+        ok = [not (isinstance(f, dict) and f.get("not_comparable")) and v is not None and v == v
+              for f, v in zip(t.get(f"{k}_flags", [None] * len(t)), t[k])]
+        rows = t[ok]
+        top[k] = str(rows[rows[k] == best[k]]["method"].iloc[0])
+        cands[k] = [str(m) for m in rows["method"]]
+    return tied_with_best(clips, top, cands)
+
+
+def _fmt(key: str, row: pd.Series, best: Any, tied: set[str] | None = None) -> str:
     v = row.get(key)
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return "—"
@@ -122,7 +139,8 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     marks = flag_marks(flags)
     if isinstance(flags, dict) and flags.get("not_comparable"):
         return f"n/c ({s}){marks}"
-    return (f"**{s}**" if best is not None and v == best else s) + marks
+    bold = row.get("method") in tied if tied is not None else (best is not None and v == best)
+    return (f"**{s}**" if bold else s) + marks
 
 
 def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
@@ -222,7 +240,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
            "FID/FVD/FLMD are set-level (CIs for them only with `--set-bootstrap N`: clips resampled, recomputed from cached features); "
            "KID/KVD CIs are ±1.96 standard errors (Bińkowski et al.'s variance estimate; frames/windows treated as independent) "
            "unless `--set-bootstrap N`; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
-           "↑ higher is better, ↓ lower is better, ≈GT closest to the GT row is best; best per column in bold among comparable cells. "
+           "↑ higher is better, ↓ lower is better, ≈GT closest to the GT row is best; best per column in bold among comparable cells, with the methods not significantly different from it (paired, Holm; under each table). "
            "— means not computed (the reason is in the notes), never zero; n/c‡ = not comparable (reason under Caveats).", ""]
     for rid in ids:
         r = runs.get(rid)
@@ -242,10 +260,12 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
+        ties = _ties(store.clip_table(rid), t, keys, best)
         for _, row in t.iterrows():
             cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
-            cells += [_fmt(k, row, best[k]) for k in keys]
+            cells += [_fmt(k, row, best[k], ties.tied.get(k)) for k in keys]
             out.append("| " + " | ".join(cells) + " |")
+        out += ["", ties.describe()]
         cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
         if any(lines for _, lines in cav) or meta.get("reference_warnings"):
             out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights):", ""]

@@ -221,3 +221,24 @@ def test_holm_and_bh_over_many_metrics(tmp_path: Path, capsys):
         doc = json.loads((tmp_path / "h.json").read_text())
         assert [v["method"] for v in doc["verdicts"] if v["verdict"] == "regressed"] == ["m0"]
         assert all(v["p_adjusted"] >= v["p"] for v in doc["verdicts"])
+
+
+# ------------------------------------------------------------------------------------ leaderboard marks
+def test_leaderboard_bolds_the_methods_tied_with_the_best(tmp_path: Path):
+    """`a` best; `b` 0.01 dB lower on average with ±0.5 dB of zero-mean noise per clip (a tie: the difference is
+    a tenth of its standard error); `c` 3 dB worse on every clip."""
+    from moee_bench.reports.leaderboard import render_markdown
+
+    rng = np.random.default_rng(11)
+    st = ResultStore(tmp_path / "s")
+    st.put_run("r", dataset="d", split="test", meta={})
+    base = 28 + rng.normal(0, 2, 20)
+    e = np.repeat(rng.uniform(0.2, 0.8, 10), 2) * np.tile([1.0, -1.0], 10)       # zero mean exactly
+    for method, v in (("a", base + 0.02), ("b", base + 0.01 + e), ("c", base - 3.0)):
+        for i, x in enumerate(v):
+            st.put_clip("r", method, f"c{i}", values={"psnr": float(x)}, status={"psnr": "ok"}, info={"n_frames": 10})
+        st.put_aggregates("r", method, {"psnr": float(v.mean()), "n_clips": 20, "n_missing": 0})
+    md = render_markdown(st)
+    row = {m: next(ln for ln in md.splitlines() if ln.startswith(f"| `{m}`")) for m in "abc"}
+    assert "**" in row["a"] and "**" in row["b"] and "**" not in row["c"]
+    assert "not significantly different" in md and "Holm (family-wise error)" in md and "2 comparison(s)" in md
