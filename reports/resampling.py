@@ -18,6 +18,8 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import false_discovery_control, norm
 
+from moee_bench.reports.bootstrap import mean_ci as clip_mean_ci
+
 # Fewest identities for the cluster bootstrap: below it, `bench stats` measures the two-stage bootstrap at
 # under 93 % coverage of a nominal 95 % (too few clusters to estimate the between-identity spread).
 MIN_IDENTITIES = 8
@@ -88,6 +90,26 @@ def _codes(groups: Sequence[object]) -> tuple[np.ndarray, list]:
     uniq = sorted({str(g) for g in groups})
     pos = {g: i for i, g in enumerate(uniq)}
     return np.array([pos[str(g)] for g in groups], np.int64), uniq
+
+
+def mean_ci(values: np.ndarray, weights: np.ndarray | None = None, groups: Sequence[object] | None = None, *,
+            mode: str = "auto", n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float, Resampling]:
+    """Percentile CI of the (frame-weighted) mean of per-clip ``values``, resampling identities then clips when
+    :func:`choose` says so; clip resampling is :func:`reports.bootstrap.mean_ci` unchanged (same numbers)."""
+    v = np.asarray(values, np.float64)
+    ok = np.isfinite(v)
+    w = None if weights is None else np.asarray(weights, np.float64)
+    if w is not None:
+        ok &= np.isfinite(w) & (w > 0)
+    g = None if groups is None else np.asarray(groups, object)[ok]
+    res = choose(None if g is None else list(g), mode)
+    if res.unit == "clip" or ok.sum() < 2:
+        lo, hi = clip_mean_ci(values, weights, n_boot=n_boot, level=level, seed=seed)
+        return lo, hi, res
+    counts = resample_counts(int(ok.sum()), list(g), n_boot, np.random.default_rng(seed), "cluster")
+    draws = weighted_means(v[ok], None if w is None else w[ok], counts)
+    a = (1 - level) / 2
+    return float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a)), res
 
 
 def weighted_means(values: np.ndarray, weights: np.ndarray | None, counts: np.ndarray) -> np.ndarray:

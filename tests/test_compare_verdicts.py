@@ -242,3 +242,24 @@ def test_leaderboard_bolds_the_methods_tied_with_the_best(tmp_path: Path):
     row = {m: next(ln for ln in md.splitlines() if ln.startswith(f"| `{m}`")) for m in "abc"}
     assert "**" in row["a"] and "**" in row["b"] and "**" not in row["c"]
     assert "not significantly different" in md and "Holm (family-wise error)" in md and "2 comparison(s)" in md
+
+
+def test_leaderboard_ci_resamples_identities(tmp_path: Path):
+    """12 identities x 4 clips, the score almost all identity (sd 1) : the mean's SE is ~1/sqrt(12), so the
+    95% CI is ~2 x 1.96 x 0.29 = 1.13 wide; resampling clips as independent would give about half of it."""
+    from moee_bench.reports.leaderboard import method_table
+
+    rng = np.random.default_rng(2)
+    widths = []
+    for rep in range(5):
+        st = ResultStore(tmp_path / f"s{rep}")
+        st.put_run("r", dataset="d", split="test", meta={})
+        v = np.repeat(rng.normal(0, 1, 12), 4) + rng.normal(0, 0.05, 48) + 25
+        for i, x in enumerate(v):
+            st.put_clip("r", "m", f"c{i}", values={"psnr": float(x), "psnr_nframes": 10}, status={"psnr": "ok"},
+                        info={"identity": f"p{i // 4}", "n_frames": 10})
+        st.put_aggregates("r", "m", {"psnr": float(v.mean()), "n_clips": 48, "n_missing": 0})
+        t = method_table(st, "r").iloc[0]
+        widths.append(t["psnr_ci"][1] - t["psnr_ci"][0])
+        assert "identities, then clips" in t["psnr_ci_method"]
+    assert 0.8 < np.mean(widths) / 1.13 < 1.3, widths
