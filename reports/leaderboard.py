@@ -115,20 +115,24 @@ def best_values(t: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
     return best
 
 
-def _ties(clips: pd.DataFrame, t: pd.DataFrame, keys: list[str], best: dict[str, Any]) -> Ties:
-    """The methods tied with the best per clip-averaged column (:func:`reports.significance.tied_with_best`)."""
+def _ties(store: ResultStore, rid: str, t: pd.DataFrame, keys: list[str], best: dict[str, Any],
+          set_bootstrap: int = 0) -> Ties:
+    """The methods tied with the best per clip-averaged column, and per FID/FVD column with ``set_bootstrap``
+    (:func:`reports.significance.tied_with_best`)."""
+    clips = store.clip_table(rid)
     top: dict[str, str] = {}
     cands: dict[str, list[str]] = {}
     for k in keys:
         info = KEYS[k]
-        if best.get(k) is None or info.kind != "clip_mean" or info.closer_to_gt or k not in clips.columns:
+        on_sets = info.kind == "set" and k in ("fid", "fvd") and set_bootstrap > 0
+        if best.get(k) is None or info.closer_to_gt or not (on_sets or (info.kind == "clip_mean" and k in clips.columns)):
             continue
         ok = [not (isinstance(f, dict) and f.get("not_comparable")) and v is not None and v == v
               for f, v in zip(t.get(f"{k}_flags", [None] * len(t)), t[k])]
         rows = t[ok]
         top[k] = str(rows[rows[k] == best[k]]["method"].iloc[0])
         cands[k] = [str(m) for m in rows["method"]]
-    return tied_with_best(clips, top, cands)
+    return tied_with_best(clips, top, cands, store=store, run_id=rid, set_bootstrap=set_bootstrap)
 
 
 def _fmt(key: str, row: pd.Series, best: Any, tied: set[str] | None = None) -> str:
@@ -266,7 +270,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
-        ties = _ties(store.clip_table(rid), t, keys, best)
+        ties = _ties(store, rid, t, keys, best, set_bootstrap)
         for _, row in t.iterrows():
             cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
             cells += [_fmt(k, row, best[k], ties.tied.get(k)) for k in keys]

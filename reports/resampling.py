@@ -149,13 +149,19 @@ def paired_test(base: np.ndarray, new: np.ndarray, *, base_weights: np.ndarray |
     draws = weighted_means(n, wn, counts) - weighted_means(b, wb, counts)
     a = (1 - level) / 2
     lo, hi = float(np.quantile(draws, a)), float(np.quantile(draws, 1 - a))
-    oriented = draws if higher_is_better else -draws
+    p, side = two_sided_p(draws if higher_is_better else -draws, threshold)
+    return PairedTest(diff, lo, hi, p, side, res)
+
+
+def two_sided_p(oriented: np.ndarray, threshold: float = 0.0) -> tuple[float, str]:
+    """p-value of "beyond ``threshold`` on one side" from bootstrap draws oriented so that > 0 is better, and
+    the side ("worse" / "better") the draws lean to."""
+    oriented = np.asarray(oriented, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):       # a constant bootstrap: z is +-inf or undefined
         sd = oriented.std()
         p_worse = _tail(oriented >= -threshold, (-threshold - oriented.mean()) / sd)   # H0: not worse
         p_better = _tail(oriented <= threshold, (oriented.mean() - threshold) / sd)   # H0: not better
-    p = float(min(1.0, 2 * min(p_worse, p_better)))
-    return PairedTest(diff, lo, hi, p, "worse" if p_worse < p_better else "better", res)
+    return float(min(1.0, 2 * min(p_worse, p_better))), ("worse" if p_worse < p_better else "better")
 
 
 def _tail(beyond: np.ndarray, z: float) -> float:

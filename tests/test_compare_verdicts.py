@@ -263,3 +263,35 @@ def test_leaderboard_ci_resamples_identities(tmp_path: Path):
         widths.append(t["psnr_ci"][1] - t["psnr_ci"][0])
         assert "identities, then clips" in t["psnr_ci_method"]
     assert 0.8 < np.mean(widths) / 1.13 < 1.3, widths
+
+
+def test_set_level_marks_only_with_set_bootstrap(tmp_path: Path):
+    """FID from cached features: `b` differs from the best `a` by 0.05 per dimension (a tie at 120 frames),
+    `c` by 1.5 (FID + 18): with --set-bootstrap `a` and `b` are bold, `c` is not; without, only the best."""
+    from moee_bench.metrics.visual.fid import fid_from_features
+    from moee_bench.reports.leaderboard import render_markdown
+
+    rng = np.random.default_rng(0)
+    st = ResultStore(tmp_path / "s")
+    st.put_run("r", dataset="d", split="test", meta={})
+    gt = [rng.normal(0, 1, (20, 8)) for _ in range(6)]
+    for j, (method, shift) in enumerate((("a", 0.0), ("b", 0.05), ("c", 1.5))):
+        feats = []
+        for i in range(6):
+            f = {"pred": rng.normal(shift, 1, (20, 8)), "gt": gt[i]}
+            feats.append(f)
+            parts = {side: f"{j}{i:02d}{side[0] == 'p':d}" + "ab" * 10 for side in ("pred", "gt")}
+            for side, key in parts.items():
+                st.features.put(key, {"x": f[side]})
+            st.put_feature_keys("r", method, f"c{i}", {"fid": parts})
+            st.put_clip("r", method, f"c{i}", values={}, status={"fid": "ok"}, info={"n_frames": 20})
+        st.put_aggregates("r", method, {"fid": fid_from_features(feats), "n_clips": 6, "n_missing": 0})
+    fid = {m: float(st.aggregates("r").set_index(["method", "key"]).loc[(m, "fid"), "value"]) for m in "abc"}
+    assert fid["c"] > fid["a"] + 10 and min(fid, key=fid.get) in "ab"
+    rows = lambda md: {m: next(ln for ln in md.splitlines() if ln.startswith(f"| `{m}`")) for m in "abc"}  # noqa: E731
+    plain = rows(render_markdown(st))
+    assert sum("**" in plain[m] for m in "abc") == 1
+    md = render_markdown(st, set_bootstrap=60)
+    marked = rows(md)
+    assert "**" in marked["a"] and "**" in marked["b"] and "**" not in marked["c"]
+    assert "FID: clips resampled, recomputed from cached features (60 resamples)" in md
