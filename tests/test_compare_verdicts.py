@@ -295,3 +295,26 @@ def test_set_level_marks_only_with_set_bootstrap(tmp_path: Path):
     marked = rows(md)
     assert "**" in marked["a"] and "**" in marked["b"] and "**" not in marked["c"]
     assert "FID: clips resampled, recomputed from cached features (60 resamples)" in md
+
+
+@pytest.mark.parametrize("change,threshold,verdict,code", [
+    (0.05, 0.0, "❌ regressed", exitcodes.REGRESSION),        # LPIPS up on every clip: worse
+    (-0.05, 0.0, "✅ improved", exitcodes.OK),                # LPIPS down on every clip: better
+    (0.05, 0.03, "❌ regressed", exitcodes.REGRESSION),       # every clip 0.04-0.06 worse: beyond 0.03
+    (0.05, 0.07, "no significant change", exitcodes.OK),     # but not beyond 0.07
+])
+def test_lower_is_better_metric(tmp_path: Path, capsys, change, threshold, verdict, code):
+    rng = np.random.default_rng(4)
+    lp = rng.uniform(0.2, 0.4, 27)
+    stores = []
+    for name, v in (("b", lp), ("n", lp + change + rng.uniform(-0.01, 0.01, 27))):
+        st = ResultStore(tmp_path / name)
+        st.put_run(name, dataset="d", split="test", meta={})
+        for i, x in enumerate(v):
+            st.put_clip(name, "m", f"c{i}", values={"lpips": float(x), "lpips_nframes": 10 + i},
+                        status={"lpips": "ok"})
+        st.close()
+        stores.append(str(tmp_path / name))
+    assert main(["compare", *stores, "--threshold", str(threshold)]) == code
+    row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| `m` | LPIPS"))
+    assert row.rstrip(" |").endswith(verdict), row
