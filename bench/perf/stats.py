@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import bootstrap
+from scipy.stats import t as student_t
 
 from moee_bench.bench.core.paths import write_text_atomic
 from moee_bench.metrics.visual.kid import kernel_distance, polynomial_kernel
@@ -58,6 +59,17 @@ def _cover(lo: np.ndarray, hi: np.ndarray, truth: float | np.ndarray) -> tuple[f
     return float(np.mean((lo <= truth) & (truth <= hi))), float(np.mean(hi - lo))
 
 
+def _student_t(values: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t interval of the (ratio-linearised, when weighted) mean per row: est ± t(n-1) · SE."""
+    n = values.shape[-1]
+    w = np.ones_like(values) if weights is None else weights
+    m = (values * w).sum(-1) / w.sum(-1)
+    resid = w * (values - m[:, None]) / w.mean(-1, keepdims=True)
+    se = resid.std(-1, ddof=1) / np.sqrt(n)
+    q = student_t.ppf(0.5 + LEVEL / 2, n - 1)
+    return m - q * se, m + q * se
+
+
 def _bca(data: tuple[np.ndarray, ...], stat, boot: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """scipy's BCa interval, for every simulated data set at once (rows)."""
     r = bootstrap(data, stat, n_resamples=boot, axis=-1, vectorized=True, paired=len(data) > 1, method="BCa",
@@ -94,9 +106,10 @@ def clip_mean_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> li
     iid, _ = _nested(rng, sims, n, icc=0.0)
     lo, hi = _boot_rows(iid, None, None, "clip", boot, rng)
     out.append(Row("clip mean, independent clips", "percentile, clips (leaderboard CI)", n, *_cover(lo, hi, 0.0),
-                   note="use BCa (scipy.stats.bootstrap)"))
+                   note="at small N use Student t or BCa (rows below)"))
     lo, hi = _bca((iid,), np.mean, boot, rng)
     out.append(Row("clip mean, independent clips", "BCa, clips (scipy)", n, *_cover(lo, hi, 0.0)))
+    out.append(Row("clip mean, independent clips", "Student t", n, *_cover(*_student_t(iid), 0.0)))
     nested, groups = _nested(rng, sims, n)
     lo, hi = _boot_rows(nested, None, None, "clip", boot, rng)
     k = groups.max() + 1
@@ -107,7 +120,8 @@ def clip_mean_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> li
         used = choose(list(groups)).unit
         out.append(Row(f"clip mean, {k} identities (ICC {ICC})",
                        f"percentile, cluster (identities, clips){' [auto]' if used == 'cluster' else ''}", n,
-                       *_cover(lo, hi, 0.0), note="too few identities for any bootstrap" if k < MIN_IDENTITIES else ""))
+                       *_cover(lo, hi, 0.0), note=f"{k} identities: few clusters; still closer than clip resampling "
+                                                  "(`--resample cluster`)" if k < MIN_IDENTITIES else ""))
     return out
 
 
@@ -121,10 +135,12 @@ def frame_weighted_rows(sims: int, n: int, boot: int, rng: np.random.Generator) 
     v = mu(lengths) + rng.normal(0, clip_sd, (sims, n)) + rng.normal(0, 1.0, (sims, n)) / np.sqrt(lengths)
     lo, hi = _boot_rows(v, lengths, None, "clip", boot, rng)
     rows = [Row("frame-weighted mean (PSNR, SSIM, LPIPS...)", "percentile, clips (leaderboard CI)", n,
-                *_cover(lo, hi, truth), note="use BCa")]
+                *_cover(lo, hi, truth), note="at small N use Student t or BCa (rows below)")]
     stat = lambda x, w, axis=-1: (x * w).sum(axis) / w.sum(axis)      # noqa: E731
     lo, hi = _bca((v, lengths), stat, boot, rng)
     rows.append(Row("frame-weighted mean (PSNR, SSIM, LPIPS...)", "BCa, clips (scipy)", n, *_cover(lo, hi, truth)))
+    rows.append(Row("frame-weighted mean (PSNR, SSIM, LPIPS...)", "Student t (linearised ratio)", n,
+                    *_cover(*_student_t(v, lengths), truth)))
     return rows
 
 
@@ -135,7 +151,7 @@ def compound_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> lis
                               ("compound_mix (Beta(2,3) per clip)", lambda: rng.beta(2, 3, (sims, n)), 0.4)):
         x = draw()
         lo, hi = _boot_rows(x, None, None, "clip", boot, rng)
-        rows.append(Row(name, "percentile, clips (leaderboard CI)", n, *_cover(lo, hi, truth), note="use BCa"))
+        rows.append(Row(name, "percentile, clips (leaderboard CI)", n, *_cover(lo, hi, truth), note="use BCa (row below)"))
         with np.errstate(invalid="ignore", divide="ignore"):
             import warnings
 
@@ -235,7 +251,10 @@ def compare_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> list
     """False-positive rate at alpha 0.05 (no change) and power at effects of 0.3 and 0.6 SD of a clip's
     difference, clips nested in identities (the identity explains ICC of the difference's variance)."""
     out = []
-    for mode in ("clip", "auto"):
+    modes = ["clip", "auto"]
+    if choose(list(np.arange(n) // CLIPS_PER_ID)).unit == "clip":
+        modes.append("cluster")                # what --resample cluster gives where auto falls back to clips
+    for mode in modes:
         rates = {}
         for effect in (0.0, 0.3, 0.6):
             hits = 0
@@ -247,7 +266,8 @@ def compare_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> list
                 hits += t.p < 0.05
             rates[effect] = hits / sims
         res = choose(list(np.arange(n) // CLIPS_PER_ID), mode)
-        out.append({"estimator": res.name.split(" (")[0] + (" (auto)" if mode == "auto" else ""), "n": n,
+        out.append({"estimator": res.name.split(" (")[0] + {"auto": " (auto)", "cluster": " (--resample cluster)"}.get(
+                        mode, ""), "n": n,
                     "identities": res.n_identities, "fpr": rates[0.0], "power_0.3sd": rates[0.3],
                     "power_0.6sd": rates[0.6]})
     return out
