@@ -295,6 +295,10 @@ def test_set_level_marks_only_with_set_bootstrap(tmp_path: Path):
     marked = rows(md)
     assert "**" in marked["a"] and "**" in marked["b"] and "**" not in marked["c"]
     assert "FID: clips resampled, recomputed from cached features (60 resamples)" in md
+    # `c`'s population FID is 8 x 1.5² = 18; the plug-in (19.86) is biased upwards and its percentile interval
+    # lies wholly above it (19.07-21.65); the basic interval the leaderboard prints is reflected towards 18
+    value, lo, hi = (float(x) for x in re.search(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", marked["c"]).groups())
+    assert lo < 19.0 and hi < 21.0 and lo < value < hi and "basic bootstrap" in md
 
 
 @pytest.mark.parametrize("change,threshold,verdict,code", [
