@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.metrics.core.registry import METRICS, metric_class
+from moee_bench.metrics.core.registry import METRICS, metric_classes
 from moee_bench.reports.bootstrap import weighted_mean
 from moee_bench.reports.resampling import CORRECTIONS, PairedTest, adjust, paired_test
 
@@ -101,10 +101,11 @@ def comparability(base_run: dict, new_run: dict, keys: list[str]) -> dict[str, s
     bp, np_ = bm.get("protocol") or {}, nm.get("protocol") or {}
     bw, nw = bm.get("weights_by_metric") or {}, nm.get("weights_by_metric") or {}
     owner: dict[str, str] = {}
-    for name in sorted(set(bp) | set(np_)):
-        if name in METRICS:
-            for k in metric_class(name).keys:
-                owner.setdefault(k, name)
+    classes = metric_classes(sorted(n for n in set(bp) | set(np_) if n in METRICS))
+    for name, cls in classes.items():
+        # a metric whose module cannot be imported here: its keys are the ones named after it (sync_c, emotion_acc)
+        for k in (cls.keys if cls is not None else [k for k in keys if k == name or k.startswith(name + "_")]):
+            owner.setdefault(k, name)
     out: dict[str, str] = {}
     for k in keys:
         why = list(whole)
