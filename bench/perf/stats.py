@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from scipy.stats import bootstrap
 from scipy.stats import t as student_t
 
 from moee_bench.bench.core.paths import write_text_atomic
-from moee_bench.metrics.visual.kid import kernel_distance, polynomial_kernel
+from moee_bench.metrics.visual.kid import kernel_distance
 from moee_bench.reports.resampling import MIN_IDENTITIES, choose, paired_test, resample_counts, weighted_means
 
 LEVEL = 0.95
@@ -153,8 +154,6 @@ def compound_rows(sims: int, n: int, boot: int, rng: np.random.Generator) -> lis
         lo, hi = _boot_rows(x, None, None, "clip", boot, rng)
         rows.append(Row(name, "percentile, clips (leaderboard CI)", n, *_cover(lo, hi, truth), note="use BCa (row below)"))
         with np.errstate(invalid="ignore", divide="ignore"):
-            import warnings
-
             with warnings.catch_warnings():      # BCa on an all-0 or all-1 sample is degenerate (NaN): counted as a miss
                 warnings.simplefilter("ignore")
                 lo, hi = _bca((x,), np.mean, boot, rng)
