@@ -122,7 +122,7 @@ def best_values(t: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
     return best
 
 
-def _ties(store: ResultStore, rid: str, t: pd.DataFrame, keys: list[str], best: dict[str, Any],
+def tied_methods(store: ResultStore, rid: str, t: pd.DataFrame, keys: list[str], best: dict[str, Any],
           set_bootstrap: int = 0) -> Ties:
     """The methods tied with the best per clip-averaged column, and per FID/FVD column with ``set_bootstrap``
     (:func:`reports.significance.tied_with_best`)."""
@@ -279,7 +279,7 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
-        ties = _ties(store, rid, t, keys, best, set_bootstrap)
+        ties = tied_methods(store, rid, t, keys, best, set_bootstrap)
         for _, row in t.iterrows():
             cells = [_code(row['method']), str(row["n_clips"]), str(row["n_missing"]), str(row["n_failed"])]
             cells += [_fmt(k, row, best[k], ties.tied.get(k)) for k in keys]

@@ -242,6 +242,10 @@ def test_leaderboard_bolds_the_methods_tied_with_the_best(tmp_path: Path):
     row = {m: next(ln for ln in md.splitlines() if ln.startswith(f"| `{m}`")) for m in "abc"}
     assert "**" in row["a"] and "**" in row["b"] and "**" not in row["c"]
     assert "not significantly different" in md and "Holm (family-wise error)" in md and "2 comparison(s)" in md
+    from moee_bench.reports.html import render_html
+
+    html = render_html(st)
+    assert html.count("<td class='best'>") == 2 and "not significantly different" in html
 
 
 def test_leaderboard_ci_resamples_identities(tmp_path: Path):
