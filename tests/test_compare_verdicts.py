@@ -326,3 +326,16 @@ def test_lower_is_better_metric(tmp_path: Path, capsys, change, threshold, verdi
     assert main(["compare", *stores, "--threshold", str(threshold)]) == code
     row = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| `m` | LPIPS"))
     assert row.rstrip(" |").endswith(verdict), row
+
+
+def test_run_ids_in_one_store(tmp_path: Path, capsys):
+    st = ResultStore(tmp_path / "s")
+    for rid, shift in (("v1", 0.0), ("v2", -6.1)):
+        st.put_run(rid, dataset="mead", split="test", meta={})
+        for i, v in enumerate(BASE):
+            st.put_clip(rid, "m", f"c{i:02d}", values={"psnr": float(v + shift)}, status={"psnr": "ok"})
+    st.close()
+    assert main(["compare", "v1", "v2", "--store", str(tmp_path / "s")]) == exitcodes.REGRESSION
+    assert main(["compare", "v2", "v1", "--store", str(tmp_path / "s")]) == exitcodes.OK
+    assert "✅ improved" in capsys.readouterr().out
+    assert main(["compare", "v1", "nope", "--store", str(tmp_path / "s")]) == exitcodes.USAGE
