@@ -123,7 +123,7 @@ def best_values(t: pd.DataFrame, keys: list[str]) -> dict[str, Any]:
 
 
 def tied_methods(store: ResultStore, rid: str, t: pd.DataFrame, keys: list[str], best: dict[str, Any],
-          set_bootstrap: int = 0) -> Ties:
+                 set_bootstrap: int = 0) -> Ties:
     """The methods tied with the best per clip-averaged column, and per FID/FVD column with ``set_bootstrap``
     (:func:`reports.significance.tied_with_best`)."""
     clips = store.clip_table(rid)
