@@ -110,8 +110,9 @@ def comparability(base_run: dict, new_run: dict, keys: list[str]) -> dict[str, s
     for k in keys:
         why = list(whole)
         m = owner.get(k)
-        if m and m in bp and m in np_ and bp[m] != np_[m]:
-            diff = sorted(x for x in set(bp[m]) | set(np_[m]) if bp[m].get(x) != np_[m].get(x))
+        diff = sorted(x for x in set(bp.get(m) or {}) | set(np_.get(m) or {})
+                      if not _location(x) and bp[m].get(x) != np_[m].get(x)) if m and m in bp and m in np_ else []
+        if diff:
             why.append(f"`{m}` protocol differs in " + ", ".join(
                 f"{x} ({_short(bp[m].get(x))} vs {_short(np_[m].get(x))})" for x in diff))
         if m and m in bw and m in nw:
@@ -122,6 +123,11 @@ def comparability(base_run: dict, new_run: dict, keys: list[str]) -> dict[str, s
         if why:
             out[k] = "runs not comparable: " + "; ".join(why)
     return out
+
+
+def _location(field_name: str) -> bool:
+    """Protocol fields that name where a file lies (``ffmpeg_path``), not what it is: not compared."""
+    return field_name.endswith("_path") or field_name in ("path", "file")
 
 
 def _p(p: float) -> str:

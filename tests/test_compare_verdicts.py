@@ -339,3 +339,16 @@ def test_run_ids_in_one_store(tmp_path: Path, capsys):
     assert main(["compare", "v2", "v1", "--store", str(tmp_path / "s")]) == exitcodes.OK
     assert "✅ improved" in capsys.readouterr().out
     assert main(["compare", "v1", "nope", "--store", str(tmp_path / "s")]) == exitcodes.USAGE
+
+
+def test_a_file_location_in_the_protocol_is_not_a_protocol_difference(tmp_path: Path):
+    proto = lambda where: {"sync": {"metric": "sync", "pixels": "jpeg", "ffmpeg_path": where}}  # noqa: E731
+    rows = []
+    for name, where in (("b", "/usr/bin/ffmpeg"), ("n", "/opt/ci/ffmpeg")):
+        st = ResultStore(tmp_path / name)
+        st.put_run(name, dataset="d", split="test", meta={"protocol": proto(where)})
+        for i in range(12):
+            st.put_clip(name, "m", f"c{i}", values={"sync_c": 5.0 + 0.1 * i}, status={"sync": "ok"})
+        st.close()
+        rows.append(str(tmp_path / name))
+    assert main(["compare", *rows, "--metrics", "sync_c"]) == exitcodes.OK
