@@ -131,7 +131,9 @@ def _location(field_name: str) -> bool:
 
 
 def _p(p: float) -> str:
-    return "—" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+    if not np.isfinite(p):
+        return "—"
+    return f"{p:.3f}" if p >= 0.001 else (f"{p:.1e}" if p >= 1e-16 else "<1e-16")
 
 
 def _short(v: object) -> str:
