@@ -190,9 +190,13 @@ def compare_tables(base: pd.DataFrame, new: pd.DataFrame, *, threshold: float = 
             flags = "†" if warn else ""
             nc_reason = nc.not_comparable.get(method, {}).get(k) or bc.not_comparable.get(method, {}).get(k)
             if ok.sum() < 2:
+                nb, nn = len(_finite(b, k)), len(_finite(n, k))
+                # runs that scored different clips cannot be compared (exit 5); a subgroup of one clip is just small
+                disjoint = nb >= 2 and nn >= 2
+                why = (f"fewer than 2 clips scored in both runs ({nb} in base, {nn} in new: different clips)" if disjoint
+                       else f"fewer than 2 clips scored ({nb} in base, {nn} in new): too few to test")
                 out.append(Verdict(k, method, np.nan, np.nan, np.nan, np.nan, np.nan, int(ok.sum()), "not comparable",
-                                   f"fewer than 2 clips scored in both runs; {warn}".rstrip("; "), flags,
-                                   refused="data"))
+                                   f"{why}; {warn}".rstrip("; "), flags, refused="data" if disjoint else ""))
                 continue
             groups = b.loc[common, "identity"].to_numpy(object)[ok] if "identity" in b.columns else None
             t = paired_test(bv[ok], nv[ok], base_weights=bw, new_weights=nw, groups=groups, mode=resample,

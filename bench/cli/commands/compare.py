@@ -6,7 +6,7 @@ identities, ``--resample``); the p-values of all tests are adjusted together (``
 default) and a verdict needs the whole ``1 - alpha`` CI beyond ``--threshold`` on one side and the adjusted
 p-value below ``--alpha``. Exit status 1 when any metric regresses significantly; 5 when the runs cannot be
 compared on some metric (different manifest, split, decode rule, precision, metric parameters or weight
-files, or fewer than 2 clips scored in both: each refused with its reason); 4 when a metric (or method) of the base run
+files, or different clips scored: each refused with its reason); 4 when a metric (or method) of the base run
 has no value in the new run, unless ``--ignore-missing`` names it; 1 wins over 5, 5 over 4; 0 otherwise."""
 
 from __future__ import annotations
