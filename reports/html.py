@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table,
-                                             split_note, throughput_rows, unverified_warning)
+from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table, split_note,
+                                             throughput_rows, tied_methods, unverified_warning)
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.suite.store import ResultStore
@@ -91,6 +91,7 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
         hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
         best_of = best_values(t, keys)
+        ties = tied_methods(store, rid, t, keys, best_of)
         rows = []
         for _, row in t.iterrows():
             cells = []
@@ -109,11 +110,14 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
                 title = "; ".join(str(x) for x in (flags or {}).values()) if isinstance(flags, dict) else ""
                 if marks:
                     txt += f"<sup title='{html.escape(title, quote=True)}'>{marks}</sup>"
-                cls = " class='nc'" if nc else (" class='best'" if best is not None and v == best else "")
+                tied = ties.tied.get(k)
+                is_best = row["method"] in tied if tied is not None else (best is not None and v == best)
+                cls = " class='nc'" if nc else (" class='best'" if is_best else "")
                 cells.append(f"<td{cls}>{txt}</td>")
             rows.append(f"<tr><td>{html.escape(row['method'])}</td><td>{row['n_clips']}</td><td>{row['n_missing']}</td>"
                         f"<td>{row['n_failed']}</td>{''.join(cells)}</tr>")
         parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
+        parts.append(f"<p class='note'>{html.escape(ties.describe())}</p>")
         cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
         refs = meta.get("reference_warnings") or []
         if any(lines for _, lines in cav) or refs:

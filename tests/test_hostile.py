@@ -399,6 +399,7 @@ def test_readme_documents_the_exit_code_table():
                 if line.startswith("| ") and line.split("|")[1].strip().isdigit())
     codes = {int(k): v for k, v in rows.items()}
     assert set(codes) == {exitcodes.OK, exitcodes.REGRESSION, exitcodes.USAGE, exitcodes.FAILED_CLIPS,
-                          exitcodes.METRIC_MISSING, exitcodes.INTERRUPTED}
+                          exitcodes.METRIC_MISSING, exitcodes.NOT_COMPARABLE, exitcodes.INTERRUPTED}
     assert "regression" in codes[exitcodes.REGRESSION] and "missing" in codes[exitcodes.METRIC_MISSING]
+    assert "cannot be compared" in codes[exitcodes.NOT_COMPARABLE]
     assert "failed" in codes[exitcodes.FAILED_CLIPS] and "usage" in codes[exitcodes.USAGE]

@@ -25,7 +25,9 @@ Typical use:
 
 Exit status: 0 ok; 1 compare found a significant regression; 2 usage error or bad input (nothing
 computed); 3 finished, but some clips failed (named in the output); 4 compare: a metric of the base
-run is missing from the new run; 130 interrupted (finished work is kept, a re-run resumes).
+run is missing from the new run; 5 compare: the runs are not comparable on some metric (different
+manifest, split, decode rule, precision, parameters or weights; each named); 130 interrupted (finished
+work is kept, a re-run resumes).
 """
 
 

@@ -9,6 +9,8 @@ FAILED_CLIPS = 3       # finished and wrote everything, but some clip's generati
                        # (``no_face``/``too_short``/``no_audio`` statuses are not failures); ``score``
                        # whose every clip failed also exits with this code
 METRIC_MISSING = 4     # ``compare``: a metric of the base run is missing from the new run
+NOT_COMPARABLE = 5     # ``compare``: the runs cannot be compared on some metric (different manifest, split,
+                       # decode rule, precision, metric parameters or weights; different clips scored)
 INTERRUPTED = 130      # Ctrl-C: finished work is kept and a re-run resumes
 
 # Per-clip statuses that are outcomes, not failures: the clip was read and the metric says why it has no

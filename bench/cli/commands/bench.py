@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "networks": ("moee_bench.bench.perf.networks:run",
                  "frames/s of each feature network (FID Inception, LPIPS, I3D, ArcFace, SyncNet), fp32 and bf16, on --device"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
+    "stats": ("moee_bench.bench.perf.stats:run",
+              "coverage of every printed interval, compare's false-positive rate and power, by simulation with known truth"),
 }
 
 
@@ -46,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
     p.add_argument("--train-steps", type=positive_int_arg, default=None,
                    help="moee: also time this many training steps of stages 1 and 2 (synthetic batch) and a plain U-Net step")
+    p.add_argument("--sims", type=positive_int_arg, default=1000, help="stats: simulated data sets per row (default 1000)")
+    p.add_argument("--boot", type=positive_int_arg, default=500, help="stats: bootstrap resamples per interval (default 500)")
+    p.add_argument("--sizes", default="10,30,100", help="stats: comma list of clip counts N (default 10,30,100)")
     p.set_defaults(func=_run)
 
 

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="moee_bench_runs/report", help="output folder")
     p.add_argument("--leaderboard", default="LEADERBOARD.md", help="also write the leaderboard here ('' to skip)")
     p.add_argument("--set-bootstrap", type=nonneg_int_arg, default=0, metavar="N",
-                   help="bootstrap CIs for FID with N resamples from cached features (slow for large N)")
+                   help="bootstrap CIs for FID with N resamples from cached features, and FID/FVD significance marks "
+                        "(methods not significantly different from the best, paired; slow for large N)")
     p.set_defaults(func=_run)
 
 
