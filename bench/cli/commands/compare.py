@@ -29,30 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(ref: str, store_dir: str):
-    from moee_bench.bench.core.errors import BenchError
-    from moee_bench.bench.suite.store import ResultStore
+    from moee_bench.api import load_run
 
-    if (Path(ref) / "results.sqlite").is_file():
-        st = ResultStore(ref)
-        runs = st.runs()
-        if not runs:
-            st.close()
-            raise BenchError(f"store {ref} has no finished runs")
-        rid = runs[-1]["run_id"]
-    else:
-        if not (Path(store_dir) / "results.sqlite").is_file():
-            raise BenchError(f"{ref!r} is not a store folder, and there is no result store at {store_dir} to look "
-                             "it up as a run id (--store)")
-        st = ResultStore(store_dir)
-        known = [r["run_id"] for r in st.runs()]
-        if ref not in known:
-            st.close()
-            raise BenchError(f"run {ref!r} is not in {store_dir} (and {ref} is not a store folder); known runs: "
-                             f"{', '.join(known) or 'none'}")
-        rid = ref
-    table, agg = st.clip_table(rid), st.aggregates(rid)
-    st.close()
-    return rid, table, agg
+    return load_run(ref, store_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
