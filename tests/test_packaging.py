@@ -60,7 +60,7 @@ def test_wheel_installs_beside_a_distribution_named_metrics(tmp_path: Path) -> N
     code = ("import metrics, moee_bench, pathlib; "
             "site = pathlib.Path(moee_bench.__file__).parent.parent; "
             "assert metrics.WHO == 'the other metrics'; "
-            "assert (site / 'moee_bench' / 'metrics' / 'base.py').is_file(); "
+            "assert (site / 'moee_bench' / 'metrics' / 'core' / 'base.py').is_file(); "
             "assert not (site / 'bench').exists() and not (site / 'reports').exists(); "
             "print(moee_bench.__version__)")
     r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
