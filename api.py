@@ -28,7 +28,8 @@ from moee_bench.bench.core.paths import check_output_file, write_text_atomic
 from moee_bench.bench.core.values import check_device, existing_dir, fps_value
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.metrics.core.base import ClipInput
-from moee_bench.metrics.core.evaluate import ClipOutcome, clip_files, evaluate, pair_folders
+import moee_bench.metrics.core.evaluate as evaluation       # called through the module (tests patch evaluate)
+from moee_bench.metrics.core.evaluate import ClipOutcome, clip_files, pair_folders
 from moee_bench.metrics.core.frames import check_frames
 
 __all__ = ["score", "run", "compare", "ScoreResult", "CompareResult", "DEFAULT_METRICS"]
@@ -246,7 +247,7 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
         warnings.simplefilter("always")
         needs = any(getattr(m, "needs_feature_cache", False) for m in metric_objs)
         store = FeatureStore(Path(cache)) if cache is not None else FeatureStore(Path(tmp)) if needs else None
-        res = evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
+        res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
         res.clips.append(ClipOutcome(cid, status={n: "error" for n in names}, messages={n: why for n in names}))
     for n, why in unavailable.items():
