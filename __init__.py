@@ -15,9 +15,29 @@ and on subprocess calls of the CLI.
 3. ``moee_bench.reports``: leaderboard, HTML, plots, exports, bootstrap (reads metric keys and
    states; receives the store as an argument).
 4. ``moee_bench.bench.suite``: result store, staged runner, suite files, sample data, importers.
-5. The roof: ``moee_bench.bench.cli`` (the ``moee-bench`` commands, options, exit codes, the one
+5. ``moee_bench.api``: :func:`score`, :func:`run`, :func:`compare`, the functions the CLI commands call
+   (exposed here lazily, so ``import moee_bench`` imports neither torch nor the metrics).
+6. The roof: ``moee_bench.bench.cli`` (the ``moee-bench`` commands, options, exit codes, the one
    error handler) and ``moee_bench.bench.perf`` (speed, memory and drift benchmarks, which time the
    commands as users run them).
 """
 
 __version__ = "0.2.0"
+
+from typing import Any
+
+#: names of :mod:`moee_bench.api` reachable as ``moee_bench.<name>``, imported on first use (PEP 562)
+LAZY_EXPORTS = ("score", "run", "compare", "ScoreResult", "CompareResult")
+__all__ = ["__version__", *LAZY_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY_EXPORTS:
+        from moee_bench import api       # the one upward reach of this module (tests/test_layers.py allows it)
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'moee_bench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *LAZY_EXPORTS})

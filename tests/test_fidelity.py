@@ -17,7 +17,7 @@ import pytest
 
 from moee_bench.baselines.base import Capabilities
 from moee_bench.baselines.builtin import GroundTruth
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import parse_emotion

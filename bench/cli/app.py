@@ -11,7 +11,7 @@ import sys
 from typing import Sequence
 
 from moee_bench import __version__
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.core.errors import BenchError
 
 DESCRIPTION = """\
@@ -31,12 +31,23 @@ work is kept, a re-run resumes).
 """
 
 
+class _Version(argparse.Action):
+    """``--version``: the version, and the git commit when running from a checkout (looked up only when asked)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from moee_bench.bench.core.provenance import git_commit
+
+        commit = git_commit()
+        print(f"moee-bench {__version__}" + (f" (git {commit})" if commit else ""))
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     import moee_bench.bench.cli.commands as pkg
 
     parser = argparse.ArgumentParser(prog="moee-bench", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"moee-bench {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

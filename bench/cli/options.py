@@ -1,5 +1,5 @@
 """argparse glue shared by the commands: ``type=`` functions built on :mod:`moee_bench.bench.core.values`
-(a bad value exits with :data:`moee_bench.bench.cli.exitcodes.USAGE`) and the weights options."""
+(a bad value exits with :data:`moee_bench.bench.core.exitcodes.USAGE`) and the weights options."""
 
 from __future__ import annotations
 

@@ -26,13 +26,18 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The commit of the checkout this code runs from, or None outside a git checkout."""
+    """The commit of the checkout this code runs from, or None outside a git checkout (an installed wheel, even in a
+    venv that lies inside some checkout: the package folder must be the checkout's root, as in this repository)."""
+    root = Path(__file__).resolve().parents[2]          # the package folder: bench/core/provenance.py -> root
     try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                           cwd=Path(__file__).resolve().parent)
+        r = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=10,
+                           cwd=root)
     except (OSError, subprocess.SubprocessError):
         return None
-    return (r.stdout.strip() or None) if r.returncode == 0 else None
+    lines = r.stdout.split()
+    if r.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != root:
+        return None
+    return lines[1]
 
 
 def device_name(device: str) -> str:

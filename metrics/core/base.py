@@ -53,10 +53,11 @@ class ClipInput:
     """One clip to score: the generated video and what it is compared with."""
 
     clip_id: str
-    pred: Path
-    gt: Path | None = None
-    ref_image: Path | None = None      # a reference image given without a policy (``score`` without a manifest)
-    audio: Path | None = None          # driving audio (wav or a video); None: the pred video's own track
+    pred: Path | np.ndarray            # a video file, or in-memory (T, H, W, 3) uint8 frames (metrics.core.frames)
+    gt: Path | np.ndarray | None = None
+    ref_image: Path | np.ndarray | None = None   # a reference image given without a policy (``score`` without a manifest)
+    audio: Path | np.ndarray | None = None       # driving audio (wav or a video; or float mono at 16 kHz); None: the
+                                                 # pred video's own track
     emotion: EmotionSpec | None = None
     intensity: int | None = None
     identity: str | None = None

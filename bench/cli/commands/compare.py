@@ -53,87 +53,30 @@ def _alpha(text: str) -> float:
     return a
 
 
-def _load(ref: str, store_dir: str):
-    from moee_bench.bench.core.errors import BenchError
-    from moee_bench.bench.suite.store import ResultStore
-
-    if not (Path(ref) / "results.sqlite").is_file() and (Path(ref) / "store" / "results.sqlite").is_file():
-        ref = str(Path(ref) / "store")                   # the --out folder given to `run`
-    if (Path(ref) / "results.sqlite").is_file():
-        st = ResultStore(ref)
-        runs = st.runs()
-        if not runs:
-            st.close()
-            raise BenchError(f"store {ref} has no finished runs")
-        run = runs[-1]
-    else:
-        if not (Path(store_dir) / "results.sqlite").is_file():
-            raise BenchError(f"{ref!r} is not a store folder, and there is no result store at {store_dir} to look "
-                             "it up as a run id (--store)")
-        st = ResultStore(store_dir)
-        known = [r["run_id"] for r in st.runs()]
-        if ref not in known:
-            st.close()
-            raise BenchError(f"run {ref!r} is not in {store_dir} (and {ref} is not a store folder); known runs: "
-                             f"{', '.join(known) or 'none'}")
-        run = next(r for r in st.runs() if r["run_id"] == ref)
-    rid = run["run_id"]
-    table, agg = st.clip_table(rid), st.aggregates(rid)
-    st.close()
-    return run, table, agg
-
-
 def _run(args: argparse.Namespace) -> int:
-    from moee_bench.bench.cli import exitcodes
-    from moee_bench.bench.core.errors import BenchError
+    """Parse, call :func:`moee_bench.api.compare` (the one comparing path), print and write its verdicts."""
+    from moee_bench import api
     from moee_bench.bench.core.paths import check_output_file, write_text_atomic
-    from moee_bench.metrics.core.keys import KEYS
-    from moee_bench.reports.compare import comparability, compare_tables, render, run_caveats
-    from moee_bench.reports.resampling import CORRECTIONS
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    ignore = {m.strip() for m in args.ignore_missing.split(",") if m.strip()}
-    for given in (metrics or []) + sorted(ignore - {"all"}):
-        if given not in KEYS:
-            raise BenchError(f"unknown metric key {given!r}; known: {', '.join(KEYS)}")
     for out in (args.out, args.json):
         if out:
             check_output_file(out, "--out" if out == args.out else "--json")
-    brun, base, base_agg = _load(args.base, args.store)
-    nrun, new, new_agg = _load(args.new, args.store)
-    bname, nname = brun["run_id"], nrun["run_id"]
-    bcav, ncav = run_caveats(base_agg), run_caveats(new_agg)
-    keys = metrics or sorted(set(base.columns) & set(KEYS))
-    refused = comparability(brun, nrun, keys)
-    verdicts = compare_tables(base, new, threshold=args.threshold, metrics=metrics, base_caveats=bcav,
-                              new_caveats=ncav, base_agg=base_agg, new_agg=new_agg, alpha=args.alpha,
-                              correction=args.correction, resample=args.resample, refused=refused,
-                              n_boot=args.n_boot)
-    md = render(verdicts, bname, nname, bcav, ncav, alpha=args.alpha, correction=args.correction,
-                threshold=args.threshold)
-    print(md)
+    res = api.compare(args.base, args.new, store=args.store, threshold=args.threshold, metrics=metrics,
+                      alpha=args.alpha, correction=args.correction, resample=args.resample, n_boot=args.n_boot,
+                      ignore_missing=[m.strip() for m in args.ignore_missing.split(",") if m.strip()])
+    print(res.markdown)
     if args.out:
-        write_text_atomic(args.out, md, "--out")
-    regressed = [v for v in verdicts if v.verdict == "regressed"]
-    missing = [v for v in verdicts if v.verdict == "missing"]
-    gating = [v for v in missing if "all" not in ignore and v.key not in ignore]
-    incomparable = [v for v in verdicts if v.refused in ("runs", "data")]
-    if missing:
-        print(f"{len(missing)} metric(s) of the base run missing from the new run: "
-              + ", ".join(f"{v.method}/{v.key}" for v in missing)
-              + ("" if gating else " (ignored: --ignore-missing)"))
-    if incomparable:
-        print(f"{len(incomparable)} metric(s) not comparable between the runs: "
-              + "; ".join(f"{v.method}/{v.key}: {v.reason}" for v in incomparable))
-    if regressed:
-        print(f"{len(regressed)} significant regression(s)")
-    rc = (exitcodes.REGRESSION if regressed else exitcodes.NOT_COMPARABLE if incomparable
-          else exitcodes.METRIC_MISSING if gating else exitcodes.OK)
+        write_text_atomic(args.out, res.markdown, "--out")
+    if res.missing:
+        print(f"{len(res.missing)} metric(s) of the base run missing from the new run: "
+              + ", ".join(f"{v.method}/{v.key}" for v in res.missing)
+              + ("" if res.gating_missing else " (ignored: --ignore-missing)"))
+    if res.not_comparable:
+        print(f"{len(res.not_comparable)} metric(s) not comparable between the runs: "
+              + "; ".join(f"{v.method}/{v.key}: {v.reason}" for v in res.not_comparable))
+    if res.regressed:
+        print(f"{len(res.regressed)} significant regression(s)")
     if args.json:
-        doc = {"base": bname, "new": nname, "alpha": args.alpha, "threshold": args.threshold,
-               "correction": args.correction, "correction_name": CORRECTIONS[args.correction],
-               "resample": args.resample, "n_boot": args.n_boot, "n_tests": sum(v.p == v.p for v in verdicts),
-               "exit_code": rc, "regressed": len(regressed), "not_comparable": len(incomparable),
-               "missing": len(missing), "verdicts": [v.as_dict() for v in verdicts]}
-        write_text_atomic(args.json, json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "--json")
-    return rc
+        write_text_atomic(args.json, json.dumps(res.to_dict(), indent=1, ensure_ascii=False) + "\n", "--json")
+    return res.exit_code

@@ -63,7 +63,7 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from moee_bench.bench.cli import exitcodes
+    from moee_bench.bench.core import exitcodes
     from moee_bench.bench.core.paths import check_output_file
     from moee_bench.bench.suite.importers import IMPORTERS
     from moee_bench.bench.core.values import existing_dir
@@ -95,7 +95,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from moee_bench.bench.cli import exitcodes
+    from moee_bench.bench.core import exitcodes
     from moee_bench.bench.core.manifest import load_manifest
     from moee_bench.bench.core.paths import check_output_file
     from moee_bench.bench.suite.validate import validate_manifest

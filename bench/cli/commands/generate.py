@@ -61,7 +61,7 @@ def _method_config(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from moee_bench.baselines.registry import build_method
-    from moee_bench.bench.cli import exitcodes
+    from moee_bench.bench.core import exitcodes
     from moee_bench.bench.core.emotions import parse_emotion
     from moee_bench.bench.core.errors import BenchError, ClipError
     from moee_bench.bench.core.manifest import load_manifest

@@ -29,20 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from moee_bench.bench.cli import exitcodes
+    from moee_bench import api
+    from moee_bench.bench.core import exitcodes
     from moee_bench.bench.cli.commands.score import print_clip_warnings
     from moee_bench.bench.core.values import check_device, existing_dir
-    from moee_bench.bench.suite.runner import run_suite
-    from moee_bench.bench.suite.spec import load_suite
 
     t = time.perf_counter()
     existing_dir(args.weights_dir, "--weights-dir")
     check_device(args.device)
-    suite = load_suite(args.suite)
-    suite.override_params(metric_params(args))
-    s = run_suite(suite, Path(args.out), weights=options_from_args(args), device=args.device, fail_fast=args.fail_fast,
-                  report=not args.no_report, allow_identity_overlap=args.allow_identity_overlap,
-                  precision=args.precision)
+    s = api.run(args.suite, Path(args.out), params=metric_params(args), weights=options_from_args(args),
+                device=args.device, fail_fast=args.fail_fast, report=not args.no_report,
+                allow_identity_overlap=args.allow_identity_overlap, precision=args.precision)
     print_clip_warnings(s.warnings)
     print(f"run {s.run_id}: {s.generated} videos generated, {s.reused} reused; store {s.store}")
     if s.notes:

@@ -11,15 +11,11 @@ options, checked before anything is decoded.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import tempfile
-import warnings
-from pathlib import Path
 
 from moee_bench.bench.cli.commands._metric_flags import add_metric_flags, metric_params
-from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.cli.options import add_weights_arguments, options_from_args
 
 
@@ -46,142 +42,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="feature networks' precision: fp32 (default, the reference tools' numbers) or bf16 (declared "
                         "fast mode: autocast on CPU AMX / CUDA, named in every result; drift: bench drift)")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="feature cache folder kept across runs (GT features extracted once; default: a temporary one)")
     add_metric_flags(p)
     p.set_defaults(func=_score)
 
 
-def _pairs(args: argparse.Namespace, pred: Path,
-           gt: Path | None) -> tuple[list, list[str], list[str], dict[str, str], dict | None]:
-    """The clips to score, warnings, the manifest's (split's) clips that have no generated video, clips
-    whose manifest entry cannot be used (id -> reason), and the split's record (``--split``)."""
-    from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.references import choose_reference
-    from moee_bench.metrics.core.evaluate import ClipInput, clip_files, pair_folders
-
-    if not args.manifest:
-        pairs, warn = pair_folders(pred, gt)
-        return pairs, warn, [], {}, None
-    m = load_manifest(args.manifest)
-    by = m.by_id()
-    split_info = None
-    preds, warn = clip_files(pred, known=set(by))
-    gts, w = clip_files(gt, known=set(by)) if gt else ({}, [])
-    warn += w
-    if args.split:
-        from moee_bench.bench.core.splits import select_split, split_record
-
-        chosen = select_split(m, args.split)
-        split_info = split_record(m, args.split, chosen)
-        wanted = {c.clip_id for c in chosen}
-        outside = sorted(set(preds) - wanted)
-        if outside:
-            warn.append(f"{len(outside)} generated videos are not clips of split {args.split!r} and are not scored "
-                        f"(e.g. {outside[:5]})")
-        by = {cid: rec for cid, rec in by.items() if cid in wanted}
-        preds = {cid: p for cid, p in preds.items() if cid in wanted}
-    pairs, missing, broken = [], [], {}
-    for cid, rec in by.items():
-        if cid not in preds:
-            missing.append(cid)
-            warn.append(f"clip {cid}: in the {'split' if args.split else 'manifest'} but no generated video in {pred} "
-                        "(missing, not scored)")
-            continue
-        try:
-            c = ClipInput(cid, preds[cid], gts.get(cid) or m.media_path(rec, "video"))
-            c.audio = m.media_path(rec, "audio") if rec.audio else None
-            c.reference = choose_reference(m, rec)     # the same reference `run` gives methods and CSIM
-        except ClipError as e:
-            broken[cid] = e.reason
-            continue
-        c.emotion, c.intensity, c.identity = rec.emotion, rec.intensity, rec.identity
-        if isinstance(rec.extra, dict) and "video_stream" in rec.extra:     # the GT file's N-th video stream
-            c.gt_video_stream = rec.extra["video_stream"]
-        pairs.append(c)
-    for cid in sorted(set(preds) - set(by)):
-        warn.append(f"clip {cid}: not in the manifest {args.manifest}"
-                    + ("" if cid in gts else " (GT-based metrics skipped)"))
-        pairs.append(ClipInput(cid, preds[cid], gts.get(cid)))
-    if args.split and not pairs and not broken:
-        raise BenchError(f"no generated video in {args.pred} belongs to split {args.split!r} of {args.manifest}")
-    return pairs, warn, missing, broken, split_info
-
-
-def _stream_params(params: dict) -> dict[str, int]:
-    """Take ``video_stream`` / ``gt_video_stream`` (the N-th video stream of every pred / GT file, ffmpeg's
-    ``0:v:N``) out of ``params`` as ClipInput fields."""
-    out = {}
-    for key in ("video_stream", "gt_video_stream"):
-        if key in params:
-            raw = params.pop(key)
-            try:
-                n = int(str(raw))
-            except ValueError:
-                n = -1
-            if n < 0:
-                raise BenchError(f"--param {key}={raw}: give a video stream number, 0 for the first video stream")
-            out[key] = n
-    return out
-
-
 def _score(args: argparse.Namespace) -> int:
-    from moee_bench.bench.cli import exitcodes
+    """Parse, call :func:`moee_bench.api.score` (the one scoring path), write the JSON, print the summary."""
+    from moee_bench import api
+    from moee_bench.bench.core import exitcodes
     from moee_bench.bench.core.paths import check_output_file, write_text_atomic
-    from moee_bench.bench.core.values import check_device, existing_dir
-    from moee_bench.bench.core.provenance import environment
-    from moee_bench.bench.suite.store import FeatureStore
-    from moee_bench.metrics.core.evaluate import ClipOutcome, evaluate
-    from moee_bench.metrics.core.registry import MetricOptions, build_metrics, check_params, check_size
 
-    # everything the user gave is checked before any video is decoded
+    # everything the user gave is checked before any video is decoded (the output path here, the rest in api.score)
     names = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if not names:
         raise BenchError("--metrics is empty")
     if len(set(names)) != len(names):
         raise BenchError(f"--metrics names a metric twice: {args.metrics}")
-    check_device(args.device)
-    if args.split and not args.manifest:
-        raise BenchError("--split needs --manifest (the split is recorded in the manifest)")
     out_path = check_output_file(args.json, "--json")
-    pred = existing_dir(args.pred, "--pred")
-    gt = existing_dir(args.gt, "--gt")
-    existing_dir(args.weights_dir, "--weights-dir")
     params: dict = {"psnr_mode": args.psnr_mode} if "psnr" in names else {}
     params.update(metric_params(args))
-    streams = _stream_params(params)          # video_stream / gt_video_stream: decoding, not a metric's
-    params = check_params(names, params)
-    size = tuple(args.size) if args.size else None
-    pairs, warn, missing, broken, split_info = _pairs(args, pred, gt)
-    if streams:
-        pairs = [dataclasses.replace(p, **streams) for p in pairs]
-    if not pairs and not broken:
-        raise BenchError(f"no .mp4 files to score in {args.pred}"
-                         + (f" ({len(missing)} manifest clips missing)" if missing else ""))
-    wopts = options_from_args(args)
     if args.allow_unverified_weights:
         print("warning: --allow-unverified-weights: a weight file that matches neither the registry, the lock nor a "
               "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
-    opts = MetricOptions(weights=wopts, device=args.device, params=params, precision=args.precision)
-    metrics, unavailable = build_metrics(names, opts)
-    check_size(metrics, size)
-    with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
-        warnings.simplefilter("always")
-        # KID/KVD read their features back from a feature cache: a temporary one for this command
-        cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
-        res = evaluate(pairs, metrics, fps=args.fps, size=size, strict=args.strict, cache=cache)
-    out = res.to_json()
-    for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
-        res.clips.append(ClipOutcome(cid, status={n: "error" for n in names}, messages={n: why for n in names}))
-        out["clips"].append(res.clips[-1].to_dict())
-    for n, why in unavailable.items():
-        out["metrics"][n] = None
-        out["metrics"][f"{n}_reason"] = why
-    out["protocol"]["precision"] = args.precision
-    out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
-                            "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
-                            "pairing_warnings": warn, "missing_clips": missing, "split": split_info,
-                            "warnings": sorted({str(w.message) for w in caught})})
+    res = api.score(args.pred, args.gt, manifest=args.manifest, split=args.split, metrics=names, params=params,
+                    device=args.device, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict,
+                    precision=args.precision, weights=options_from_args(args), cache=args.feature_cache)
+    out = res.to_dict()
     write_text_atomic(out_path, json.dumps(out, indent=1, default=float) + "\n", "--json")
-    for w in warn + out["protocol"]["warnings"]:
+    missing = res.missing
+    for w in out["protocol"]["pairing_warnings"] + out["protocol"]["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     print_clip_warnings({c.clip_id: c.warnings for c in res.clips})
     if args.precision != "fp32":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.cli.options import add_weights_arguments
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from moee_bench.bench.core.errors import NOT_FAILURES  # per-clip statuses that are not failures
+
 OK = 0                 # success
 REGRESSION = 1         # ``compare``: a significant regression was found
 USAGE = 2              # usage error or bad input (nothing was computed)
@@ -12,10 +14,6 @@ METRIC_MISSING = 4     # ``compare``: a metric of the base run is missing from t
 NOT_COMPARABLE = 5     # ``compare``: the runs cannot be compared on some metric (different manifest, split,
                        # decode rule, precision, metric parameters or weights; different clips scored)
 INTERRUPTED = 130      # Ctrl-C: finished work is kept and a re-run resumes
-
-# Per-clip statuses that are outcomes, not failures: the clip was read and the metric says why it has no
-# value (no face found, too short, no audio, no GT given, metric not computed on this machine).
-NOT_FAILURES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "unavailable"})
 
 
 def is_failure(status: str) -> bool:
