@@ -245,7 +245,8 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         active = [m for m in metrics if m.name not in out.status]
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
-        if clip.gt is not None and clip.pred.exists() and clip.gt.exists() and os.path.samefile(clip.pred, clip.gt):
+        if (clip.gt is not None and not is_frames(clip.pred) and not is_frames(clip.gt) and clip.pred.exists()
+                and clip.gt.exists() and os.path.samefile(clip.pred, clip.gt)):
             out.warnings.append(f"same file: pred {clip.pred} and GT {clip.gt} are one file (same inode); the clip is "
                                 "scored against itself")
         eval_size = _probe_size(clip, size) if active else None

@@ -56,6 +56,7 @@ class ArrayReader:
         self.source_size: tuple[int, int] = (int(frames.shape[1]), int(frames.shape[2]))
         self.source_indices: list[int] = []
         self.n_frames = 0
+        self.notes: list[str] = []                   # what the decoder says of a file; nothing for an array
 
     @property
     def resized(self) -> bool:
