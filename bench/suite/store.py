@@ -22,6 +22,8 @@ Tables (long format, one row per value, so new metrics need no migration):
   ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
   recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
   video's features are one file, shared by every method and run scored against it.
+* ``feature_digests(key, sha256, nbytes, written)``: the sha256 of every feature cache file as written; a file
+  whose bytes no longer match is not used (recomputed, and the clip says so).
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
 Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
@@ -29,7 +31,6 @@ Every write is one transaction, so a killed process leaves either the whole row 
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import time
@@ -40,6 +41,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from moee_bench.bench.core.paths import atomic_write
+from moee_bench.metrics.core.base import DigestCheckedCache
 
 SCHEMA_VERSION = 1
 
@@ -61,9 +63,11 @@ CREATE TABLE IF NOT EXISTS generations(method TEXT, clip_id TEXT, config_hash TE
     PRIMARY KEY(method, clip_id, config_hash));
 CREATE TABLE IF NOT EXISTS clip_features(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, feature_key TEXT,
     PRIMARY KEY(run_id, method, clip_id, metric));
+CREATE TABLE IF NOT EXISTS feature_digests(key TEXT PRIMARY KEY, sha256 TEXT, nbytes INTEGER, written REAL);
 CREATE TABLE IF NOT EXISTS throughput(run_id TEXT, method TEXT, device TEXT, frames_per_s REAL, seconds_per_clip REAL,
     peak_mem_bytes INTEGER, n_clips INTEGER, extra TEXT, PRIMARY KEY(run_id, method));
 """
+_DIGESTS_DDL = "CREATE TABLE IF NOT EXISTS feature_digests(key TEXT PRIMARY KEY, sha256 TEXT, nbytes INTEGER, written REAL)"
 
 
 class ResultStore:
@@ -81,9 +85,10 @@ class ResultStore:
         if "ref_source" not in cols:                # stores written before the reference policy was recorded
             self.conn.execute("ALTER TABLE clip_info ADD COLUMN ref_source TEXT")
         self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.features = FeatureStore(self.folder / "features")
+        self.features = FeatureStore(self.folder / "features", index=self.db_path)
 
     def close(self) -> None:
+        self.features.close()
         self.conn.close()
 
     def __enter__(self) -> "ResultStore":
@@ -252,35 +257,58 @@ class ResultStore:
         return r[0] if r else None
 
 
-class FeatureStore:
-    """Content-addressed per-clip features (implements :class:`metrics.base.FeatureCache`)."""
+class FeatureStore(DigestCheckedCache):
+    """Content-addressed per-clip features (a :class:`metrics.core.base.FeatureCache`): one ``.npz`` file per
+    key, its sha256 recorded in the SQLite table ``feature_digests`` of ``index`` (the store's
+    ``results.sqlite``; ``<folder>/index.sqlite`` for a cache outside a store), never beside the file, and
+    checked on every read (:class:`DigestCheckedCache`): an edited, truncated or unindexed file is not used."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, index: str | Path | None = None, readonly: bool = False) -> None:
+        super().__init__()
         self.folder = Path(folder)
-        self.hits = 0
-        self.misses = 0
+        self.index_path = Path(index) if index is not None else self.folder / "index.sqlite"
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+
+    def _index(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.readonly:
+                self._conn = sqlite3.connect(f"{self.index_path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0,
+                                             isolation_level=None)
+            else:
+                self.index_path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(str(self.index_path), timeout=60.0, isolation_level=None)
+                self._conn.execute(_DIGESTS_DDL)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _path(self, key: str) -> Path:
         if not key or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"feature cache keys are hex digests, got {key!r}")
         return self.folder / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> dict[str, np.ndarray] | None:
-        p = self._path(key)
-        if not p.exists():
-            self.misses += 1
-            return None
+    def _read(self, key: str) -> bytes | None:
         try:
-            with np.load(p, allow_pickle=False) as z:
-                out = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            self.misses += 1
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        self.hits += 1
-        return out
 
-    def put(self, key: str, feats: Mapping[str, np.ndarray]) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in feats.items()})
+    def _write(self, key: str, data: bytes) -> None:
         with atomic_write(self._path(key)) as tmp:
-            tmp.write_bytes(buf.getvalue())
+            tmp.write_bytes(data)
+
+    def _digest(self, key: str) -> str | None:
+        try:
+            r = self._index().execute("SELECT sha256 FROM feature_digests WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError as e:       # a read-only index of a store older than the digests
+            if "no such table" in str(e):
+                return None
+            raise
+        return r[0] if r else None
+
+    def _record(self, key: str, sha256: str, nbytes: int) -> None:
+        self._index().execute("INSERT OR REPLACE INTO feature_digests VALUES(?,?,?,?)", (key, sha256, nbytes, time.time()))

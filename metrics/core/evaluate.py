@@ -275,6 +275,7 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
                     fail(m.name, e)
 
     todo: dict[str, list[tuple[Metric, str]]] = {}      # cache key (or a stand-in) -> the parts it serves
+    rejected: list[str] = []                            # cached parts whose content failed its digest check
     if cache is not None:
         load([m for m in active if m.needs_ref])     # the reference is identified by what was loaded
         ctx.inputs = _input_ids(ctx, _reads([m for m in active if m.name in got]))
@@ -296,6 +297,10 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
                 out.cached.append(f"{m.name}/{part}")
             else:
                 todo[key] = [(m, part)]
+                if key in getattr(cache, "rejected", {}):
+                    rejected.append(f"{m.name}/{part} ({cache.rejected[key]})")
+    if rejected:
+        out.warnings.append(f"feature cache: {len(rejected)} cached part(s) not used, recomputed: {'; '.join(rejected)}")
     load([m for group in todo.values() for m, _ in group])
 
     def done(key: str, feats: Features) -> None:
