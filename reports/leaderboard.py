@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
+from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_bootstrap
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
@@ -69,14 +69,19 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
             if key in ("kid", "kvd") and row[key] is not None and f"{key}_se" in a.index and not pd.isna(a[f"{key}_se"]):
                 row[f"{key}_ci"] = (row[key] - 1.96 * float(a[f"{key}_se"]), row[key] + 1.96 * float(a[f"{key}_se"]))
                 row[f"{key}_ci_method"] = "±1.96 standard errors (Bińkowski et al.)"
+                row[f"{key}_ci_tag"] = "±1.96 SE"
             if key == "dynamics_score" and row[key] is not None and not c.empty:
                 row[f"{key}_ci"] = closeness_cis(c, n_boot=300).get(key, (np.nan, np.nan))
                 row[f"{key}_ci_method"] = percentile_ci_method(300)
             if info and info.kind == "set" and set_bootstrap > 0 and row[key] is not None:
-                ci = set_metric_ci(store, run_id, method, key, n_boot=set_bootstrap)
+                ci, why = set_metric_bootstrap(store, run_id, method, key, n_boot=set_bootstrap)
                 if ci is not None:
                     row[f"{key}_ci"] = ci
                     row[f"{key}_ci_method"] = percentile_ci_method(set_bootstrap) + ", recomputed from cached features"
+                    row[f"{key}_ci_tag"] = "bootstrap"
+                else:                       # the cell keeps the interval it had (if any) and names it
+                    row[f"{key}_ci_note"] = why + (f"; the interval shown is {row[f'{key}_ci_tag']}"
+                                                   if row.get(f"{key}_ci_tag") else "; no interval shown")
             if info and info.kind == "clip_mean" and key in c.columns:
                 if key == "psnr" and psnr_head.startswith("dataset"):
                     continue                # the headline is set-level (total MSE): no clip bootstrap of it
@@ -119,6 +124,8 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     ci = row.get(f"{key}_ci")
     if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
         s += f" [{info.fmt.format(ci[0])}, {info.fmt.format(ci[1])}]"
+        if isinstance(row.get(f"{key}_ci_tag"), str):        # set-level cells name their estimator
+            s += f" {row[f'{key}_ci_tag']}"
     marks = flag_marks(flags)
     if isinstance(flags, dict) and flags.get("not_comparable"):
         return f"n/c ({s}){marks}"
@@ -221,7 +228,8 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
            "frame-averaged metrics (PSNR, SSIM, LPIPS, CSIM, AKD) are means over all frames and their CIs bootstrap that same frame-weighted mean; "
            "FID/FVD/FLMD are set-level (CIs for them only with `--set-bootstrap N`: clips resampled, recomputed from cached features); "
            "KID/KVD CIs are ±1.96 standard errors (Bińkowski et al.'s variance estimate; frames/windows treated as independent) "
-           "unless `--set-bootstrap N`; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
+           "unless `--set-bootstrap N`; every set-level interval names its estimator in its cell (`bootstrap`, `±1.96 SE`), "
+           "and a bootstrap that could not be made says why under Caveats; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
            "↑ higher is better, ↓ lower is better, ≈GT closest to the GT row is best; best per column in bold among comparable cells. "
            "— means not computed (the reason is in the notes), never zero; n/c‡ = not comparable (reason under Caveats).", ""]
     for rid in ids:
