@@ -33,7 +33,7 @@ def _load(ref: str, store_dir: str):
     from moee_bench.bench.suite.store import ResultStore
 
     if (Path(ref) / "results.sqlite").is_file():
-        st = ResultStore(ref)
+        st = ResultStore(ref, readonly=True)
         runs = st.runs()
         if not runs:
             st.close()
@@ -43,7 +43,7 @@ def _load(ref: str, store_dir: str):
         if not (Path(store_dir) / "results.sqlite").is_file():
             raise BenchError(f"{ref!r} is not a store folder, and there is no result store at {store_dir} to look "
                              "it up as a run id (--store)")
-        st = ResultStore(store_dir)
+        st = ResultStore(store_dir, readonly=True)
         known = [r["run_id"] for r in st.runs()]
         if ref not in known:
             st.close()
