@@ -356,6 +356,9 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
     return got
 
 
+CHUNK_BYTES = 256 * 2**20      # the most frame bytes per side and chunk (32 frames of 1080p; 1 frame of 8192x8192)
+
+
 def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, FeatureExtractor]],
             fail: Callable[[str, Exception], None], alive: Callable[[str], bool]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Decode each video some extractor reads, once, feeding ``pred``/``gt`` extractors every chunk of their
@@ -365,6 +368,8 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
     that raises fails the metrics it serves (``fail(key, e)``); extractors that serve no live metric
     (``alive(key)``) are dropped."""
     clip = ctx.clip
+    if ctx.size is not None:                  # large frames: fewer per chunk, so a chunk stays under CHUNK_BYTES
+        chunk = max(1, min(chunk, CHUNK_BYTES // max(1, ctx.size[0] * ctx.size[1] * 3)))
     parts = {part for _, part, _ in extractors.values()}
     paths = {"pred": clip.pred, "gt": clip.gt}
     sides = [s for s in VIDEO_PARTS if paths[s] is not None and (s in parts or "pair" in parts)]
