@@ -286,7 +286,8 @@ def test_a_full_disk_during_run_is_one_line_and_a_rerun_completes_identically(tm
     monkeypatch.undo()
     err = capsys.readouterr().err
     assert rc == exitcodes.USAGE                                   # old code: sqlite3.OperationalError traceback
-    (line,) = [ln for ln in err.splitlines() if ln.startswith("moee-bench:")]
+    assert err.count("moee-bench: error:") == 1
+    line = err[err.index("moee-bench: error:"):].splitlines()[0]
     assert "the disk is full" in line and "Traceback" not in err
     assert main(["run", "--suite", str(_suite(tmp_path / "b.toml", m, "b")), "--out", str(out), "--no-report"]) == 0
     assert _clip_values(out / "store", "b-", "psnr") == pytest.approx(_clip_values(out / "store", "a-", "psnr"), abs=0)
@@ -506,3 +507,34 @@ def test_a_full_temp_folder_keeps_ffmpegs_message_whole_and_names_the_folder(tmp
     assert "av_interleaved_write_frame(): No space left on device / Error writing trailer: No space left on device" in msg
     assert "%06d.jpg failed: " in msg and "moee_sync_" in msg               # the folder it could not write into
     assert "pace left" not in msg.replace("space left", "")                    # old code: "...ace left on device" cut
+
+
+def test_a_full_cache_folder_names_the_folder(tmp_path: Path, monkeypatch, capsys):
+    import errno
+
+    m = _dataset(tmp_path / "ds")
+    real = Path.write_bytes
+
+    def full(self, data):
+        if self.suffix == ".npz":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    rc = main(["run", "--suite", str(_suite(tmp_path / "a.toml", m, "a")), "--out", str(tmp_path / "out"), "--no-report"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert err.count("moee-bench: error:") == 1
+    line = err[err.index("moee-bench: error:"):].splitlines()[0]
+    assert rc == exitcodes.USAGE
+    assert line.startswith("moee-bench: error: No space left on device writing the feature cache in ")   # first word kept
+    assert str(tmp_path / "out" / "store" / "features") in line                                        # old code: no folder
+
+
+def test_a_prediction_that_is_the_gt_file_is_noted(tmp_path: Path, write_clip):
+    pred = tmp_path / "p"
+    write_clip("c0", folder=pred, n=6, size=32)
+    js = tmp_path / "s.json"
+    assert main(["score", "--pred", str(pred), "--gt", str(pred), "--metrics", "psnr", "--json", str(js)]) == exitcodes.OK
+    (clip,) = json.loads(js.read_text())["clips"]
+    assert clip["psnr"] == 100.0 and any(w.startswith("same file: the prediction") for w in clip["warnings"])

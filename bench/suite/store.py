@@ -424,8 +424,12 @@ class FeatureStore(DigestCheckedCache):
             return None
 
     def _write(self, key: str, data: bytes) -> None:
-        with atomic_write(self._path(key)) as tmp:
-            tmp.write_bytes(data)
+        path = self._path(key)
+        try:
+            with atomic_write(path) as tmp:
+                tmp.write_bytes(data)
+        except OSError as e:                       # name the folder (a full TMPDIR for `score`'s cache, a full disk)
+            raise OSError(e.errno, f"{e.strerror or e} writing the feature cache in {self.folder}", str(path)) from None
 
     def _digest(self, key: str) -> str | None:
         try:

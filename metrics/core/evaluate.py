@@ -14,8 +14,10 @@ shorter and a warning is recorded (``strict=True`` makes it an error).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -124,6 +126,8 @@ def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
     """Record ``e`` as the status of ``names`` for this clip (a bug propagates instead)."""
     if isinstance(e, BUG_ERRORS):
         raise e
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise e                        # a full disk stops the run (exit 2, a re-run resumes), never a clip's status
     status = e.status if isinstance(e, ClipError) else "error"
     for n in names:
         out.status[n], out.messages[n] = status, _one_line(e)
@@ -210,6 +214,9 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 out.status[m.name] = "no_gt"
                 out.messages[m.name] = f"{m.name} needs a ground-truth video and the clip has none"
         active = [m for m in metrics if m.name not in out.status]
+        if clip.gt is not None and _same_file(clip.pred, clip.gt):
+            out.warnings.append(f"same file: the prediction {clip.pred} is the GT video itself; its scores compare the "
+                                "GT with itself")
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
         eval_size = _probe_size(clip, size) if active else None
@@ -246,6 +253,13 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
         _fail(out, [m.name for m in metrics if m.name not in out.status or out.status[m.name] == "ok"], e)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                   # a missing file is reported by the decoder
+        return False
 
 
 def _reads(metrics: Sequence[Metric]) -> set[str]:
