@@ -404,6 +404,8 @@ class FeatureStore(DigestCheckedCache):
             else:
                 self.index_path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = sqlite3.connect(str(self.index_path), timeout=60.0, isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=WAL")      # as the store: concurrent ranks, one sync per batch
+                self._conn.execute("PRAGMA synchronous=NORMAL")
                 self._conn.execute(_DIGESTS_DDL)
         return self._conn
 
