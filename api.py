@@ -371,7 +371,7 @@ def load_run(ref: str | Path, store_dir: str | Path):
     if not (Path(ref) / "results.sqlite").is_file() and (Path(ref) / "store" / "results.sqlite").is_file():
         ref = str(Path(ref) / "store")                   # the --out folder given to `run`
     if (Path(ref) / "results.sqlite").is_file():
-        st = ResultStore(ref)
+        st = ResultStore(ref, readonly=True)
         runs = st.runs()
         if not runs:
             st.close()
@@ -381,7 +381,7 @@ def load_run(ref: str | Path, store_dir: str | Path):
         if not (Path(store_dir) / "results.sqlite").is_file():
             raise BenchError(f"{ref!r} is not a store folder, and there is no result store at {store_dir} to look "
                              "it up as a run id (--store)")
-        st = ResultStore(store_dir)
+        st = ResultStore(store_dir, readonly=True)
         known = [r["run_id"] for r in st.runs()]
         if ref not in known:
             st.close()

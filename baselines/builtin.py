@@ -49,7 +49,7 @@ class Static(Method):
         audio = media.read_audio(request.audio, clip_id=request.clip_id)
         n = request.num_frames or max(1, int(round(len(audio) / media.AUDIO_RATE * request.fps)))
         audio = np.pad(audio, (0, max(0, int(n / request.fps * media.AUDIO_RATE) - len(audio))))[: int(n / request.fps * media.AUDIO_RATE)]
-        media.write_video(request.out_path, [np.repeat(img[None], n, axis=0)], request.fps, audio=audio,
+        media.write_video(request.out_path, (img for _ in range(n)), request.fps, audio=audio,   # one frame at a time
                           clip_id=request.clip_id)
         return GenerationResult(request.clip_id, request.out_path, time.perf_counter() - t, n,
                                 {"method": "reference image repeated", "audio": "driving audio muxed"})

@@ -78,9 +78,17 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
                   seed: int = 0) -> tuple[float, float] | None:
     """Bootstrap CI of a set-level metric (FID, FVD) by resampling clips and recomputing from cached features.
 
-    Returns None when the store holds no cached features for it. FID resamples use the eigh form of the
-    Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6 relative,
-    ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
+    Returns None when it cannot be made (:func:`set_metric_bootstrap` says why). FID resamples use the eigh form
+    of the Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6
+    relative, ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
+    return set_metric_bootstrap(store, run_id, method, metric, n_boot=n_boot, level=level, seed=seed)[0]
+
+
+def set_metric_bootstrap(store, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100,
+                         level: float = 0.95, seed: int = 0) -> tuple[tuple[float, float] | None, str]:
+    """:func:`set_metric_ci` and, when there is no CI, the one-line reason: the bootstrap resamples exactly the
+    clips the value was computed from, so a clip whose cached features are gone, unreadable or fail their
+    digest check makes it refuse (it never resamples a subset) and name that clip."""
     from moee_bench.metrics.visual.fid import fid_from_features
     from moee_bench.metrics.motion.flmd import flmd_from_features
     from moee_bench.metrics.visual.fvd import fvd_from_features
@@ -96,11 +104,29 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
                  "kid": lambda fs: kernel_from_features(fs, "kid", n_subsets=10)["kid"],
                  "kvd": lambda fs: kernel_from_features(fs, "kvd", n_subsets=10)["kvd"]}.get(metric)
     if recompute is None:
-        return None
+        return None, f"no set-level bootstrap for {metric}"
+    keys = store.feature_keys(run_id, method, metric)
+    st = store.status_table(run_id)
+    scored = set(st[(st.method == method) & (st.metric == metric) & (st.status == "ok")].clip_id) if not st.empty else set()
+    unkeyed = sorted(scored - set(keys))
+    if unkeyed:
+        return None, (f"no bootstrap: {len(unkeyed)} of {len(scored)} scored clips have no cached {metric} features "
+                      f"recorded (e.g. {unkeyed[0]})")
     combine = metric_class(metric).combine
-    feats = [combine(parts) for parts in store.clip_feature_parts(run_id, method, metric).values()]
+    feats, lost = [], []
+    for clip_id, parts in keys.items():
+        got = {p: store.features.get(k) for p, k in parts.items()}
+        bad = [p for p, f in got.items() if f is None]
+        if bad:
+            why = store.features.rejected.get(parts[bad[0]], "file missing")
+            lost.append(f"{clip_id} ({metric}/{bad[0]}: {why})")
+        else:
+            feats.append(combine(got))
+    if lost:
+        return None, (f"no bootstrap: the cached {metric} features of {len(lost)} of {len(keys)} clips cannot be used "
+                      f"({'; '.join(lost[:3])}))")
     if len(feats) < 2:
-        return None
+        return None, f"no bootstrap: {len(feats)} clip(s) with cached {metric} features (2 needed)"
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(n_boot):
@@ -108,6 +134,6 @@ def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boo
         if v is not None and np.isfinite(v):
             vals.append(v)
     if not vals:
-        return None
+        return None, f"no bootstrap: no resample of {metric} gave a finite value"
     a = (1 - level) / 2
-    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+    return (float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))), ""

@@ -104,6 +104,8 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
                 ci = row.get(f"{k}_ci")
                 if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
                     txt += f" <span class='note'>[{KEYS[k].fmt.format(ci[0])}, {KEYS[k].fmt.format(ci[1])}]</span>"
+                    if isinstance(row.get(f"{k}_ci_tag"), str):
+                        txt += f" <span class='note'>{html.escape(row[f'{k}_ci_tag'])}</span>"
                 if nc:
                     txt = f"n/c <span class='note'>({txt})</span>"
                 marks = flag_marks(flags)

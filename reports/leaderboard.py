@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.reports.bootstrap import percentile_ci_method, set_metric_ci
+from moee_bench.reports.bootstrap import percentile_ci_method, set_metric_bootstrap
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 from moee_bench.reports.resampling import mean_ci as resampled_mean_ci
 from moee_bench.reports.significance import Ties, tied_with_best
@@ -72,20 +72,26 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
             if key in ("kid", "kvd") and row[key] is not None and f"{key}_se" in a.index and not pd.isna(a[f"{key}_se"]):
                 row[f"{key}_ci"] = (row[key] - 1.96 * float(a[f"{key}_se"]), row[key] + 1.96 * float(a[f"{key}_se"]))
                 row[f"{key}_ci_method"] = "±1.96 standard errors (Bińkowski et al.)"
+                row[f"{key}_ci_tag"] = "±1.96 SE"
             if key == "dynamics_score" and row[key] is not None and not c.empty:
                 row[f"{key}_ci"] = closeness_cis(c, n_boot=300).get(key, (np.nan, np.nan))
                 row[f"{key}_ci_method"] = percentile_ci_method(300)
             if info and info.kind == "set" and set_bootstrap > 0 and row[key] is not None:
-                ci = set_metric_ci(store, run_id, method, key, n_boot=set_bootstrap)
+                ci, why = set_metric_bootstrap(store, run_id, method, key, n_boot=set_bootstrap)
                 if ci is not None and key in FRECHET_KEYS:
                     # the plug-in Fréchet distance is biased upwards, so its percentile interval misses the true value
                     # (`bench stats`: 3 % coverage at 10 clips, 76 % at 100); the basic interval reflects the bias
                     row[f"{key}_ci"] = (max(0.0, 2 * row[key] - ci[1]), 2 * row[key] - ci[0])
                     row[f"{key}_ci_method"] = (f"95% basic bootstrap (2 x value - percentile bounds) over clips "
                                                f"({set_bootstrap} resamples), recomputed from cached features")
+                    row[f"{key}_ci_tag"] = "bootstrap"
                 elif ci is not None:
                     row[f"{key}_ci"] = ci
                     row[f"{key}_ci_method"] = percentile_ci_method(set_bootstrap) + ", recomputed from cached features"
+                    row[f"{key}_ci_tag"] = "bootstrap"
+                else:                       # the cell keeps the interval it had (if any) and names it
+                    row[f"{key}_ci_note"] = why + (f"; the interval shown is {row[f'{key}_ci_tag']}"
+                                                   if row.get(f"{key}_ci_tag") else "; no interval shown")
             if info and info.kind == "clip_mean" and key in c.columns:
                 if key == "psnr" and psnr_head.startswith("dataset"):
                     continue                # the headline is set-level (total MSE): no clip bootstrap of it
@@ -152,6 +158,8 @@ def _fmt(key: str, row: pd.Series, best: Any, tied: set[str] | None = None) -> s
     ci = row.get(f"{key}_ci")
     if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
         s += f" [{info.fmt.format(ci[0])}, {info.fmt.format(ci[1])}]"
+        if isinstance(row.get(f"{key}_ci_tag"), str):        # set-level cells name their estimator
+            s += f" {row[f'{key}_ci_tag']}"
     marks = flag_marks(flags)
     if isinstance(flags, dict) and flags.get("not_comparable"):
         return f"n/c ({s}){marks}"
@@ -258,7 +266,8 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
            "basic bootstrap interval since the plug-in distance is biased upwards); "
            "KID/KVD CIs are ±1.96 standard errors (Bińkowski et al.'s variance estimate; frames/windows treated as independent, "
            "so they cover about 82% in `moee-bench bench stats`) "
-           "unless `--set-bootstrap N`; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
+           "unless `--set-bootstrap N`; every set-level interval names its estimator in its cell (`bootstrap`, `±1.96 SE`), "
+           "and a bootstrap that could not be made says why under Caveats; Dyn-Score is THEval's mean closeness to the GT, CI by resampling clips. "
            "↑ higher is better, ↓ lower is better, ≈GT closest to the GT row is best; best per column in bold among comparable cells, with the methods not significantly different from it (paired, Holm; under each table). "
            "— means not computed (the reason is in the notes), never zero; n/c‡ = not comparable (reason under Caveats).", ""]
     for rid in ids:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sqlite3
 import sys
 from typing import Sequence
 
@@ -67,6 +68,14 @@ def run_command(args: argparse.Namespace) -> int:
     except OSError as e:           # the environment, not a bug: full disk, permissions, a vanished folder
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         print(f"moee-bench: error: {e.strerror or e}{where}", file=sys.stderr)
+        return exitcodes.USAGE
+    except sqlite3.Error as e:     # a store error no store method caught: the environment's if store_error knows it
+        from moee_bench.bench.suite.store import store_error
+
+        err = store_error("", e)
+        if err is None:
+            raise
+        print(f"moee-bench: error: {err}", file=sys.stderr)
         return exitcodes.USAGE
     except KeyboardInterrupt:
         print("moee-bench: interrupted; finished work is kept and a re-run resumes", file=sys.stderr)

@@ -100,7 +100,13 @@ class EmotionSpec:
     @staticmethod
     def from_dict(d: Mapping, compounds: Mapping[str, Sequence[str]] | None = None, clip_id: str | None = None) -> "EmotionSpec":
         if d.get("kind") == "mixture":
-            return mixture(d["weights"], clip_id=clip_id)
+            spec = mixture(d["weights"], clip_id=clip_id)
+            w = d["weights"]
+            total = sum(float(x) for x in (w.values() if isinstance(w, Mapping) else w))
+            if not math.isclose(total, 1.0, rel_tol=1e-6, abs_tol=1e-9):   # a stored spec is never renormalised
+                raise EmotionLabelError(clip_id, f"mixture weights sum to {total:.6g}, not 1; write the weights "
+                                                 "you mean (normalised), they are not rescaled silently")
+            return spec
         if d.get("kind") == "other":
             return outside_taxonomy(d["label"], clip_id=clip_id)
         return parse_emotion(d["label"], compounds=compounds, clip_id=clip_id)
@@ -126,6 +132,8 @@ def mixture(weights: Mapping[str, float] | Sequence[float], *, clip_id: str | No
     s = sum(vec)
     if s <= 0:
         raise EmotionLabelError(clip_id, "mixture weights sum to 0; use the label 'neutral' for no emotion")
+    if not math.isfinite(s):
+        raise EmotionLabelError(clip_id, f"mixture weights overflow when summed ({vec}); give them as fractions of 1")
     vec = [x / s for x in vec]
     label = "+".join(f"{BASIC[i]}:{vec[i]:.3g}" for i in range(6) if vec[i] > 0)
     return EmotionSpec("mixture", label, tuple(vec))

@@ -84,6 +84,21 @@ class ClipRecord:
         for k in ("video", "audio", "ref_image"):
             if d.get(k) is not None and not isinstance(d[k], str):
                 raise ManifestError(f"clip {cid}: {k} must be a path string, got {d[k]!r}")
+        if isinstance(d["identity"], bool) or not isinstance(d["identity"], (str, int)) or not str(d["identity"]).strip():
+            raise ManifestError(f"clip {cid}: identity must be a non-empty string, got {d['identity']!r}")
+        for k in ("split", "text", "ref_source"):
+            if d.get(k) is not None and not isinstance(d[k], str):
+                raise ManifestError(f"clip {cid}: {k} must be a string, got {d[k]!r}")
+        aus = d.get("aus")
+        if aus is not None and not (isinstance(aus, Mapping) and all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for k, v in aus.items())):
+            raise ManifestError(f"clip {cid}: aus must be an object of AU name -> finite number, got {str(aus)[:60]!r}")
+        if d.get("extra") is not None and not isinstance(d["extra"], Mapping):
+            raise ManifestError(f"clip {cid}: extra must be a JSON object, got {str(d['extra'])[:60]!r}")
+        for k in ("video", "audio", "ref_image"):
+            if isinstance(d.get(k), str) and any(ord(c) < 32 or ord(c) == 127 for c in d[k]):
+                raise ManifestError(f"clip {cid}: {k} path {d[k]!r} contains a newline or another control character")
         if not isinstance(d["emotion"], Mapping):
             raise ManifestError(f"clip {cid}: emotion must be an object like {{\"label\": \"happy\"}}, got {d['emotion']!r}")
         try:
@@ -197,9 +212,21 @@ def load_manifest(path: str | Path, *, verify_hash: bool = True,
         raise ManifestError(f"manifest {path} is not readable JSON: {e}") from None
     if not isinstance(body, dict) or body.get("schema") != SCHEMA:
         raise ManifestError(f"{path} is not a moee-bench manifest (schema {body.get('schema') if isinstance(body, dict) else None!r})")
-    if int(body.get("schema_version", -1)) > SCHEMA_VERSION:
-        raise ManifestError(f"{path} has schema_version {body.get('schema_version')}; this moee-bench reads up to {SCHEMA_VERSION}")
-    compounds = validate_compounds(body.get("compounds") or DEFAULT_COMPOUNDS)
+    version = body.get("schema_version", -1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ManifestError(f"{path}: schema_version must be a whole number, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ManifestError(f"{path} has schema_version {version}; this moee-bench reads up to {SCHEMA_VERSION}")
+    raw_compounds = body.get("compounds") or DEFAULT_COMPOUNDS
+    if not isinstance(raw_compounds, Mapping) or not all(isinstance(p, list) for p in raw_compounds.values()):
+        raise ManifestError(f"{path}: 'compounds' must be an object of name -> [emotion, emotion], "
+                            f"got {str(raw_compounds)[:80]!r}")
+    try:
+        compounds = validate_compounds(raw_compounds)
+    except (TypeError, ValueError) as e:
+        raise ManifestError(f"{path}: {e}") from None
+    if body.get("meta") is not None and not isinstance(body["meta"], Mapping):
+        raise ManifestError(f"{path}: 'meta' must be a JSON object, got {str(body['meta'])[:60]!r}")
     entries = body.get("clips", [])
     if not isinstance(entries, list):
         raise ManifestError(f"manifest {path}: 'clips' must be a list")

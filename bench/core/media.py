@@ -367,6 +367,11 @@ class FrameReader:
                         count += 1
             except MediaError:
                 raise
+            except MemoryError:                     # the machine, not the file
+                h, w = self.size or self.source_size or (0, 0)
+                raise MediaError(self.clip_id, f"out of memory at frame {count} of {self.path} ({h}x{w} RGB frames, "
+                                 f"{h * w * 3 / 2**20:.0f} MiB each): the file is not at fault; use a smaller --size or "
+                                 "free memory", status="error") from None
             except Exception as e:
                 raise MediaError(self.clip_id, f"{self.path} is truncated or corrupt: decoding failed after {count} frames "
                                  f"({type(e).__name__}: {e})") from None

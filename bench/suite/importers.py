@@ -28,9 +28,13 @@ VIDEO_EXT = VIDEO_SUFFIXES
 
 def _rel(root: Path, p: Path) -> str:
     try:
-        return p.resolve().relative_to(root.resolve()).as_posix()
+        rel = p.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         raise PathEscapeError(p.stem, f"{p} resolves outside the dataset root {root}") from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in rel):
+        raise ManifestError(f"clip {p.stem!r}: path {rel!r} contains a newline or another control character; "
+                            "rename the file (such a name is refused everywhere else)")
+    return rel
 
 
 class _Collector:
@@ -100,7 +104,7 @@ def import_dh_faceemovid(root: Path, pattern: str = DHF_PATTERN, labels_csv: Pat
     ``pattern`` is a regex with named groups subject, emotion, clip), or a labels CSV (columns path, emotion, identity[, text])."""
     col = _Collector("dh-faceemovid-150", root)
     if labels_csv is not None:
-        with open(labels_csv, newline="", encoding="utf-8") as f:
+        with open(labels_csv, newline="", encoding="utf-8-sig") as f:
             for row in csv.DictReader(f):
                 v = resolve_inside(root, row["path"], clip_id=row["path"], what="video")
                 col.add(Path(row["path"]).stem, row.get("identity") or "unknown", v, row["emotion"], text=row.get("text") or None)
@@ -153,7 +157,7 @@ def import_crema_d(root: Path) -> Manifest:
 def import_folder(root: Path, csv_path: Path) -> Manifest:
     """A CSV with columns path, emotion and optional audio, identity, text, ref_image, split (paths relative to root)."""
     col = _Collector("folder", root)
-    with open(csv_path, newline="", encoding="utf-8") as f:
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:       # utf-8-sig: Excel writes a BOM
         reader = csv.DictReader(f)
         missing = {"path", "emotion"} - set(reader.fieldnames or [])
         if missing:

@@ -176,6 +176,7 @@ class SuiteRunner:
         if self.precision != "fp32":
             self.run_id += f"-{self.precision}"
         self.summary = RunSummary(self.run_id, self.store.folder)
+        self.store.mark_live(self.run_id)           # `report` meanwhile says "in progress", not "interrupted"
         for name, why in self.unavailable.items():
             self.log(f"metric {name}: not computed: {why}")
         self.references = {c.clip_id: choose_reference(self.manifest, c) for c in self.clips}
@@ -412,6 +413,7 @@ class SuiteRunner:
                                split=self.suite.split or "all", meta=self.meta)
             if self.write_report:
                 self.report()
+        self.store.clear_live()
         self.store.close()
 
     def report(self) -> None:

@@ -110,6 +110,13 @@ def load_suite(path: str | Path | None = None) -> Suite:
         if not isinstance(m.get("label", m["name"]), str) or not m.get("label", m["name"]):
             raise _bad(p, f"method label must be a non-empty string, got {m.get('label')!r}")
         cfg = {k: v for k, v in m.items() if k not in ("name", "label")}
+        if m["name"] == "precomputed":
+            if not isinstance(cfg.get("folder"), str) or not cfg["folder"].strip():
+                raise _bad(p, f"method {m.get('label', m['name'])!r}: `precomputed` needs `folder = \"...\"` (the folder of "
+                              f"its videos), got {cfg.get('folder')!r}")
+            # a relative folder is relative to the suite file, as `dataset` is (not to the working directory)
+            if not Path(cfg["folder"]).expanduser().is_absolute():
+                cfg["folder"] = str((p.parent / Path(cfg["folder"]).expanduser()).resolve())
         methods.append(MethodSpec(m["name"], m.get("label", m["name"]), cfg))
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
@@ -147,6 +154,10 @@ def validate_suite(suite: Suite) -> None:
             method_class(m.name)
         except KeyError as e:
             raise BenchError(f"{where}: method {m.label!r}: {e.args[0]}") from None
+    for m in suite.methods:
+        folder = m.config.get("folder") if m.name == "precomputed" else None
+        if folder is not None and not Path(folder).is_dir():
+            raise BenchError(f"{where}: method {m.label!r}: folder {folder} does not exist or is not a folder")
     metric_classes(suite.metrics)
     check_params(suite.metrics, suite.params, source=f"{where}: [params]")
     if suite.dataset == "sample":

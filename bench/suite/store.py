@@ -22,6 +22,8 @@ Tables (long format, one row per value, so new metrics need no migration):
   ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
   recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
   video's features are one file, shared by every method and run scored against it.
+* ``feature_digests(key, sha256, nbytes, written)``: the sha256 of every feature cache file as written; a file
+  whose bytes no longer match is not used (recomputed, and the clip says so).
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
 Every write is one transaction, so a killed process leaves either the whole row set of a clip or none.
@@ -29,8 +31,9 @@ Every write is one transaction, so a killed process leaves either the whole row 
 
 from __future__ import annotations
 
-import io
 import json
+import os
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -39,7 +42,9 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.paths import atomic_write
+from moee_bench.metrics.core.base import DigestCheckedCache
 
 SCHEMA_VERSION = 1
 
@@ -61,30 +66,150 @@ CREATE TABLE IF NOT EXISTS generations(method TEXT, clip_id TEXT, config_hash TE
     PRIMARY KEY(method, clip_id, config_hash));
 CREATE TABLE IF NOT EXISTS clip_features(run_id TEXT, method TEXT, clip_id TEXT, metric TEXT, feature_key TEXT,
     PRIMARY KEY(run_id, method, clip_id, metric));
+CREATE TABLE IF NOT EXISTS feature_digests(key TEXT PRIMARY KEY, sha256 TEXT, nbytes INTEGER, written REAL);
 CREATE TABLE IF NOT EXISTS throughput(run_id TEXT, method TEXT, device TEXT, frames_per_s REAL, seconds_per_clip REAL,
     peak_mem_bytes INTEGER, n_clips INTEGER, extra TEXT, PRIMARY KEY(run_id, method));
 """
+def _open_readonly(db_path: Path) -> sqlite3.Connection:
+    """``db_path`` opened read-only (``mode=ro``); on read-only media, where SQLite cannot create the WAL's shared
+    memory file, as an immutable file (no other process can be writing to read-only media)."""
+    uri = db_path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60.0, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as e:
+        if "unable to open" not in str(e) and "readonly" not in str(e):
+            raise
+    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60.0, isolation_level=None)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
+_DIGESTS_DDL = "CREATE TABLE IF NOT EXISTS feature_digests(key TEXT PRIMARY KEY, sha256 TEXT, nbytes INTEGER, written REAL)"
+
+
+class StoreError(BenchError):
+    """The result store cannot be used as asked: full disk, a corrupt file, a newer schema, a locked file."""
+
+
+def store_error(db_path: Path | str, e: sqlite3.Error) -> StoreError | None:
+    """The one-line :class:`StoreError` for an SQLite error the environment caused (full disk, corrupt or
+    truncated file, read-only file, lock), naming the store; None for anything else (a bug, re-raised)."""
+    msg = str(e)
+    low = msg.lower()
+    where = f"result store {db_path}" if str(db_path) else "the result store"
+    if "disk is full" in low:
+        return StoreError(f"{where}: the disk is full ({msg}); nothing finished is lost: free space and re-run the "
+                          "same command to resume")
+    if "not a database" in low or "malformed" in low:
+        return StoreError(f"{where} is corrupt or truncated ({msg}); move it away (a run then starts a new store) or "
+                          "restore a copy")
+    if "readonly" in low or "read-only" in low or "unable to open" in low or "disk i/o error" in low:
+        return StoreError(f"{where} cannot be opened or written ({msg})")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"{where} stayed locked by another process for 60 s ({msg})")
+    return None
+
+
+@contextmanager
+def _store_errors(db_path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as e:
+        err = store_error(db_path, e)
+        if err is None:
+            raise
+        raise err from None
 
 
 class ResultStore:
-    """Open (creating if needed) a store folder."""
+    """Open (creating if needed) a store folder. ``readonly=True`` opens an existing store without writing to
+    it (``file:...?mode=ro``; ``report``, ``export`` and ``compare`` read stores on read-only media this way)."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, readonly: bool = False) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.db_path = self.folder / "results.sqlite"
-        self.conn = sqlite3.connect(str(self.db_path), timeout=60.0, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_DDL)
-        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(clip_info)")}
-        if "ref_source" not in cols:                # stores written before the reference policy was recorded
-            self.conn.execute("ALTER TABLE clip_info ADD COLUMN ref_source TEXT")
-        self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-        self.features = FeatureStore(self.folder / "features")
+        self.readonly = readonly
+        self._live: str | None = None
+        with _store_errors(self.db_path):
+            if readonly:
+                self.conn = _open_readonly(self.db_path)
+                self._check_version(write=False)
+                bad = self.conn.execute("PRAGMA quick_check(1)").fetchone()   # a truncated file fails here, not mid-report
+                if bad and bad[0] != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {bad[0]}")
+            else:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.db_path), timeout=60.0, isolation_level=None)
+                self._check_version(write=True)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_DDL)
+                cols = {r[1] for r in self.conn.execute("PRAGMA table_info(clip_info)")}
+                if "ref_source" not in cols:                # stores written before the reference policy was recorded
+                    self.conn.execute("ALTER TABLE clip_info ADD COLUMN ref_source TEXT")
+                self.conn.execute("INSERT OR IGNORE INTO store_info VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self.features = FeatureStore(self.folder / "features", index=self.db_path, readonly=readonly)
+
+    def _check_version(self, *, write: bool) -> None:
+        """Refuse to write into a store of a newer schema (its tables may mean something this version does not know)."""
+        has = self.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='store_info'").fetchone()
+        row = self.conn.execute("SELECT value FROM store_info WHERE key='schema_version'").fetchone() if has else None
+        try:
+            version = int(row[0]) if row else None
+        except (TypeError, ValueError):
+            version = None
+            if write:
+                raise StoreError(f"result store {self.db_path} has an unreadable schema_version {row[0]!r}; not writing into it")
+        if write and version is not None and version > SCHEMA_VERSION:
+            raise StoreError(f"result store {self.db_path} has schema version {version}, newer than the {SCHEMA_VERSION} this "
+                             "moee-bench writes; not writing into it (upgrade moee-bench, or use another --out)")
 
     def close(self) -> None:
+        self.features.close()
         self.conn.close()
+
+    # live writers -------------------------------------------------------------------------
+    def mark_live(self, run_id: str) -> None:
+        """Record that this process is writing ``run_id`` (refreshed with every clip it writes, cleared by
+        :meth:`clear_live`), so ``report`` can tell a run in progress from an interrupted one."""
+        self._live = f"writer:{run_id}:{socket.gethostname()}:{os.getpid()}"
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO store_info VALUES(?, ?)", (self._live, str(time.time())))
+
+    def clear_live(self) -> None:
+        if self._live is not None:
+            with self.transaction() as c:
+                c.execute("DELETE FROM store_info WHERE key=?", (self._live,))
+            self._live = None
+
+    def live_runs(self) -> dict[str, str]:
+        """Unfinished run ids that a live process is writing now -> who (host, pid, seconds since its last clip).
+        On this host the process must exist; on another, it must have written a clip in the last 10 minutes."""
+        out: dict[str, str] = {}
+        host = socket.gethostname()
+        for key, value in self.conn.execute("SELECT key, value FROM store_info WHERE key LIKE 'writer:%'"):
+            parts = key.removeprefix("writer:").rsplit(":", 2)
+            if len(parts) != 3:
+                continue
+            run_id, w_host, w_pid = parts
+            try:
+                age = time.time() - float(value)
+                pid = int(w_pid)
+            except ValueError:
+                continue
+            if w_host == host:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    continue
+                except PermissionError:
+                    pass
+            elif age > 600:
+                continue
+            out[run_id] = f"process {pid} on {w_host}, last clip written {age:.0f} s ago"
+        return out
 
     def __enter__(self) -> "ResultStore":
         return self
@@ -94,14 +219,21 @@ class ResultStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+        """One write transaction; an SQLite error the environment caused (full disk...) becomes a :class:`StoreError`."""
+        with _store_errors(self.db_path):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                if self._live is not None:
+                    self.conn.execute("UPDATE store_info SET value=? WHERE key=?", (str(time.time()), self._live))
+            except BaseException:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:             # SQLite may have rolled back already (full disk)
+                    pass
+                raise
+            else:
+                self.conn.execute("COMMIT")
 
     # runs ---------------------------------------------------------------------------------
     def put_run(self, run_id: str, *, suite_hash: str = "", dataset: str = "", split: str = "",
@@ -252,35 +384,63 @@ class ResultStore:
         return r[0] if r else None
 
 
-class FeatureStore:
-    """Content-addressed per-clip features (implements :class:`metrics.base.FeatureCache`)."""
+class FeatureStore(DigestCheckedCache):
+    """Content-addressed per-clip features (a :class:`metrics.core.base.FeatureCache`): one ``.npz`` file per
+    key, its sha256 recorded in the SQLite table ``feature_digests`` of ``index`` (the store's
+    ``results.sqlite``; ``<folder>/index.sqlite`` for a cache outside a store), never beside the file, and
+    checked on every read (:class:`DigestCheckedCache`): an edited, truncated or unindexed file is not used."""
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, *, index: str | Path | None = None, readonly: bool = False) -> None:
+        super().__init__()
         self.folder = Path(folder)
-        self.hits = 0
-        self.misses = 0
+        self.index_path = Path(index) if index is not None else self.folder / "index.sqlite"
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+
+    def _index(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self.readonly:
+                self._conn = _open_readonly(self.index_path)
+            else:
+                self.index_path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(str(self.index_path), timeout=60.0, isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=WAL")      # as the store: concurrent ranks, one sync per batch
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute(_DIGESTS_DDL)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _path(self, key: str) -> Path:
         if not key or any(c not in "0123456789abcdef" for c in key):
             raise ValueError(f"feature cache keys are hex digests, got {key!r}")
         return self.folder / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> dict[str, np.ndarray] | None:
-        p = self._path(key)
-        if not p.exists():
-            self.misses += 1
-            return None
+    def _read(self, key: str) -> bytes | None:
         try:
-            with np.load(p, allow_pickle=False) as z:
-                out = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            self.misses += 1
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
-        self.hits += 1
-        return out
 
-    def put(self, key: str, feats: Mapping[str, np.ndarray]) -> None:
-        buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in feats.items()})
-        with atomic_write(self._path(key)) as tmp:
-            tmp.write_bytes(buf.getvalue())
+    def _write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            with atomic_write(path) as tmp:
+                tmp.write_bytes(data)
+        except OSError as e:                       # name the folder (a full TMPDIR for `score`'s cache, a full disk)
+            raise OSError(e.errno, f"{e.strerror or e} writing the feature cache in {self.folder}", str(path)) from None
+
+    def _digest(self, key: str) -> str | None:
+        try:
+            r = self._index().execute("SELECT sha256 FROM feature_digests WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError as e:       # a read-only index of a store older than the digests
+            if "no such table" in str(e):
+                return None
+            raise
+        return r[0] if r else None
+
+    def _record(self, key: str, sha256: str, nbytes: int) -> None:
+        self._index().execute("INSERT OR REPLACE INTO feature_digests VALUES(?,?,?,?)", (key, sha256, nbytes, time.time()))

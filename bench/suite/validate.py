@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest
@@ -70,6 +72,7 @@ def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
             a = media.read_audio(m.media_path(clip, "audio"), clip_id=clip.clip_id)
             if len(a) < 1600:
                 problems.append(f"driving audio has only {len(a)} samples")
+            problems += audio_problems(a, info.duration)
         elif not info.has_audio:
             problems.append("no audio: neither an audio file nor an audio stream in the video")
         if clip.ref_image is not None:
@@ -77,6 +80,18 @@ def validate_clip(m: Manifest, clip: ClipRecord) -> list[str]:
     except BenchError as e:
         problems.append(str(e).removeprefix(f"clip {clip.clip_id}: "))
     return problems
+
+
+def audio_problems(audio: np.ndarray, video_seconds: float, rate: int = media.AUDIO_RATE) -> list[str]:
+    """A driving audio that is digital silence, or much shorter or longer than its video (by more than
+    0.5 s and 10 % of the video): Sync would score it against nothing, or at the edge of its offset search."""
+    out = []
+    if len(audio) and float(np.abs(audio).max()) < 0.5 / 32768:
+        out.append("driving audio is digital silence (every sample rounds to 0 in 16-bit)")
+    seconds = len(audio) / rate
+    if math.isfinite(video_seconds) and abs(seconds - video_seconds) > max(0.5, 0.1 * video_seconds):
+        out.append(f"driving audio lasts {seconds:.2f} s, the video {video_seconds:.2f} s")
+    return out
 
 
 def validate_manifest(m: Manifest) -> ValidationReport:

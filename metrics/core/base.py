@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,11 +113,79 @@ class FeatureExtractor(Protocol):
 
 
 class FeatureCache(Protocol):
-    """Where extracted per-clip features are kept between runs (implemented by :mod:`bench.store`)."""
+    """Where extracted per-clip features are kept between runs (implemented by :mod:`bench.store` on
+    :class:`DigestCheckedCache`, which every persistent cache should build on).
+
+    ``get`` returns None for an entry that is absent *or not trusted* (its content does not match the digest
+    recorded when it was put); ``rejected`` maps such a key to the one-line reason, so the caller can say
+    that the entry was recomputed instead of used."""
+
+    rejected: dict[str, str]
 
     def get(self, key: str) -> Features | None: ...
 
     def put(self, key: str, feats: Features) -> None: ...
+
+
+class DigestCheckedCache(abc.ABC):
+    """A feature cache that never serves a byte it did not write: :meth:`put` records the sha256 of the
+    entry's serialised bytes in an index kept apart from the entry (a subclass stores it, e.g. in SQLite), and
+    :meth:`get` recomputes the digest of what it reads before parsing it. A mismatch, an entry with no
+    recorded digest, or an unreadable one is a miss, with the reason kept in :attr:`rejected` (never served).
+    Subclasses provide the byte storage (``_read``/``_write``) and the digest index (``_digest``/``_record``)."""
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.rejected: dict[str, str] = {}
+
+    @abc.abstractmethod
+    def _read(self, key: str) -> bytes | None:
+        """The entry's bytes, or None if there is none."""
+
+    @abc.abstractmethod
+    def _write(self, key: str, data: bytes) -> None:
+        """Store the entry's bytes (atomically)."""
+
+    @abc.abstractmethod
+    def _digest(self, key: str) -> str | None:
+        """The sha256 recorded for ``key`` by :meth:`_record`, or None."""
+
+    @abc.abstractmethod
+    def _record(self, key: str, sha256: str, nbytes: int) -> None:
+        """Record the digest of the bytes just written under ``key``."""
+
+    def get(self, key: str) -> Features | None:
+        """The features under ``key`` if present and matching their recorded digest, else None."""
+        data = self._read(key)
+        if data is None:
+            self.misses += 1
+            return None
+        want = self._digest(key)
+        got = hashlib.sha256(data).hexdigest()
+        if want != got:
+            self.rejected[key] = ("no digest was recorded for it" if want is None else
+                                  f"its content digest {got[:12]} does not match the recorded {want[:12]} "
+                                  "(changed after it was written)")
+            self.misses += 1
+            return None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                out = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            self.rejected[key] = f"unreadable ({e})"
+            self.misses += 1
+            return None
+        self.hits += 1
+        return out
+
+    def put(self, key: str, feats: Features) -> None:
+        """Store ``feats`` under ``key`` and record their digest."""
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in feats.items()})
+        data = buf.getvalue()
+        self._write(key, data)
+        self._record(key, hashlib.sha256(data).hexdigest(), len(data))
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")

@@ -14,6 +14,7 @@ shorter and a warning is recorded (``strict=True`` makes it an error).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -141,6 +142,8 @@ def _fail(out: "ClipOutcome", names: Sequence[str], e: Exception) -> None:
     """Record ``e`` as the status of ``names`` for this clip (a bug propagates instead)."""
     if isinstance(e, BUG_ERRORS):
         raise e
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise e                        # a full disk stops the run (exit 2, a re-run resumes), never a clip's status
     status = e.status if isinstance(e, ClipError) else "error"
     for n in names:
         out.status[n], out.messages[n] = status, _one_line(e)
@@ -243,6 +246,9 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 out.status[m.name] = "no_gt"
                 out.messages[m.name] = f"{m.name} needs a ground-truth video and the clip has none"
         active = [m for m in metrics if m.name not in out.status]
+        if clip.gt is not None and _same_file(clip.pred, clip.gt):
+            out.warnings.append(f"same file: the prediction {clip.pred} is the GT video itself; its scores compare the "
+                                "GT with itself")
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
         if (clip.gt is not None and not is_frames(clip.pred) and not is_frames(clip.gt) and clip.pred.exists()
@@ -285,6 +291,13 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:                   # a missing file is reported by the decoder
+        return False
+
+
 def _reads(metrics: Sequence[Metric]) -> set[str]:
     return {r for m in metrics for reads in m.feature_parts().values() for r in reads}
 
@@ -312,6 +325,7 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
                     fail(m.name, e)
 
     todo: dict[str, list[tuple[Metric, str]]] = {}      # cache key (or a stand-in) -> the parts it serves
+    rejected: list[str] = []                            # cached parts whose content failed its digest check
     if cache is not None:
         load([m for m in active if m.needs_ref])     # the reference is identified by what was loaded
         ctx.inputs = _input_ids(ctx, _reads([m for m in active if m.name in got]))
@@ -333,6 +347,10 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
                 out.cached.append(f"{m.name}/{part}")
             else:
                 todo[key] = [(m, part)]
+                if key in getattr(cache, "rejected", {}):
+                    rejected.append(f"{m.name}/{part} ({cache.rejected[key]})")
+    if rejected:
+        out.warnings.append(f"feature cache: {len(rejected)} cached part(s) not used, recomputed: {'; '.join(rejected)}")
     load([m for group in todo.values() for m, _ in group])
 
     def done(key: str, feats: Features) -> None:
@@ -388,6 +406,9 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
     return got
 
 
+CHUNK_BYTES = 256 * 2**20      # the most frame bytes per side and chunk (32 frames of 1080p; 1 frame of 8192x8192)
+
+
 def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, FeatureExtractor]],
             fail: Callable[[str, Exception], None], alive: Callable[[str], bool]) -> tuple[dict[str, int], dict[str, list[str]]]:
     """Decode each video some extractor reads, once, feeding ``pred``/``gt`` extractors every chunk of their
@@ -397,6 +418,8 @@ def _decode(ctx: ClipContext, chunk: int, extractors: dict[str, tuple[str, str, 
     that raises fails the metrics it serves (``fail(key, e)``); extractors that serve no live metric
     (``alive(key)``) are dropped."""
     clip = ctx.clip
+    if ctx.size is not None:                  # large frames: fewer per chunk, so a chunk stays under CHUNK_BYTES
+        chunk = max(1, min(chunk, CHUNK_BYTES // max(1, ctx.size[0] * ctx.size[1] * 3)))
     parts = {part for _, part, _ in extractors.values()}
     paths = {"pred": clip.pred, "gt": clip.gt}
     sides = [s for s in VIDEO_PARTS if paths[s] is not None and (s in parts or "pair" in parts)]

@@ -93,6 +93,11 @@ class _Extractor:
                 audio = None
         if audio is None or len(audio) == 0:
             return {"status": np.array("no_audio"), "message": np.array("no audio to score against")}
+        if float(np.abs(audio).max()) < 0.5 / 32768:        # rounds to 0 in SyncNet's 16-bit input
+            return {"status": np.array("no_audio"), "message": np.array(
+                f"{'the video' + chr(39) + 's own' if source == 'video' else 'the driving'} audio is digital silence "
+                "(every sample is 0 in 16-bit): nothing to sync to")}
+        length_note = _length_note(audio, ctx)
         with tempfile.TemporaryDirectory(prefix="moee_sync_") as work:
             w = Path(work)
             if m.pixels == "exact":
@@ -111,7 +116,7 @@ class _Extractor:
                 res.append((m.scorer().score(c, seg), len(c), s))
         if not res:
             return {"status": np.array("too_short"), "message": np.array("fewer than 6 frames of face and audio")}
-        return {"status": np.array("ok"), "message": np.array(""), "audio_source": np.array(str(source)),
+        return {"status": np.array("ok"), "message": np.array(length_note), "audio_source": np.array(str(source)),
                 "offset": np.array([r.offset for r, _, _ in res]), "conf": np.array([r.conf for r, _, _ in res]),
                 "dist": np.array([r.dist for r, _, _ in res]), "mdist": np.stack([r.mdist for r, _, _ in res]),
                 "length": np.array([n for _, n, _ in res]), "start": np.array([s for _, _, s in res])}
@@ -164,6 +169,22 @@ class _Extractor:
         return out
 
 
+def _length_note(audio: np.ndarray, ctx: ClipContext) -> str:
+    """A note when the audio is much shorter or longer than the pred video (> 0.5 s and 10 %): SyncNet then
+    scores only the part both cover, and its best offset may sit at the search edge."""
+    from moee_bench.bench.core import media
+
+    try:
+        video_s = media.probe(ctx.clip.pred, clip_id=ctx.clip_id).duration
+    except ClipError:
+        return ""
+    audio_s = len(audio) / media.AUDIO_RATE
+    if not np.isfinite(video_s) or abs(audio_s - video_s) <= max(0.5, 0.1 * video_s):
+        return ""
+    return (f"sync: the audio lasts {audio_s:.2f} s and the video {video_s:.2f} s; "
+            f"scored over the {min(audio_s, video_s):.2f} s both cover")
+
+
 class _JpegFrames:
     """Frames of a JPEG dump read on demand (``cv2.imread``), so long clips never sit in memory at once."""
 
@@ -184,6 +205,7 @@ class Sync(Metric):
 
     name = "sync"
     reference = "joonson/syncnet_python via syncnet-python 0.2.3 (Sync-C, Sync-D)"
+    extractor_version = 2        # 2: digital-silence audio is no_audio; an audio/video length mismatch is noted
     keys = ("sync_c", "sync_d")
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
@@ -304,6 +326,9 @@ class Sync(Metric):
             c, d, off = float(conf.max()), float(dist.min()), int(feats["offset"][int(np.argmax(conf))])
         self.c.add(c)
         self.d.add(d)
+        if ctx is not None:
+            if str(feats["message"]):                 # an audio/video length mismatch (see _length_note)
+                ctx.notes.append(str(feats["message"]))
         tracks = [{"start": int(s), "length": int(n), "offset": int(o), "conf": float(cc), "dist": float(dd)}
                   for s, n, o, cc, dd in zip(feats["start"], length, feats["offset"], conf, dist)]
         return {"sync_c": c, "sync_d": d, "offset": off, "sync_tracks": tracks,

@@ -54,7 +54,20 @@ def ffmpeg_version() -> str:
 def _ffmpeg(args: list[str], clip_id: str | None) -> None:
     r = subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], capture_output=True, text=True)
     if r.returncode != 0:
-        raise ClipError(clip_id, f"ffmpeg {' '.join(args[:2])} ... failed: {r.stderr.strip()[-300:]}")
+        raise ClipError(clip_id, f"ffmpeg {' '.join(args[:2])} ... {args[-1]} failed: {_tail(r.stderr)}")
+
+
+def _tail(stderr: str, limit: int = 300) -> str:
+    """The last whole lines of ffmpeg's stderr that fit in ``limit`` characters (one line, cut at a word)."""
+    out: list[str] = []
+    for line in reversed([ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]):
+        if out and sum(len(x) + 3 for x in out) + len(line) > limit:
+            break
+        out.insert(0, line)
+    text = " / ".join(out)
+    if len(text) > limit:
+        text = "..." + text[-limit:].split(" ", 1)[-1]
+    return text or "no message on stderr"
 
 
 def jpeg_dump(video: str | Path, workdir: str | Path, *, qscale: int | None = None, rate: int | None = None,

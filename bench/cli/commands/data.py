@@ -150,7 +150,7 @@ def _split(args: argparse.Namespace) -> int:
         raise BenchError(f"--ratios {args.ratios}: the ratios sum to 0")
     official = None
     if args.official:
-        with open(args.official, newline="") as f:
+        with open(args.official, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
         if rows and not {"clip_id", "split"} <= set(rows[0]):
             raise BenchError(f"--official {args.official}: needs the columns clip_id and split, has {sorted(rows[0])}")

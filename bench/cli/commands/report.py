@@ -43,7 +43,7 @@ def open_store(folder: str):
 
     if not (Path(folder) / "results.sqlite").is_file():
         raise BenchError(f"no result store at {folder}; run `moee-bench run` first or pass --store")
-    return ResultStore(folder)
+    return ResultStore(folder, readonly=True)
 
 
 def pick_runs(store, wanted: list[str] | None) -> list[str]:
@@ -55,19 +55,30 @@ def pick_runs(store, wanted: list[str] | None) -> list[str]:
 
     finished = [r["run_id"] for r in store.runs()]
     unfinished = store.unfinished_runs()
+    live = store.live_runs()
     hint = "; re-run `moee-bench run` with the same suite to finish it (it resumes)"
     for rid in wanted or []:
+        if rid in unfinished and rid in live:
+            raise BenchError(f"run {rid!r} is in progress ({live[rid]}; {unfinished[rid]} clip rows so far); "
+                             "report it when it has finished")
         if rid in unfinished:
             raise BenchError(f"run {rid!r} was interrupted before it finished ({unfinished[rid]} clip rows, no "
                              f"aggregates){hint}")
         if rid not in finished:
             raise BenchError(f"unknown run id {rid!r}; finished runs in {store.folder}: {', '.join(finished) or 'none'}")
     if not finished:
+        if unfinished and set(unfinished) <= set(live):
+            raise BenchError(f"store {store.folder} has only runs in progress "
+                             f"({', '.join(f'{r}: {n} clip rows so far, {live[r]}' for r, n in unfinished.items())}); "
+                             "report them when they have finished")
         what = (f"only interrupted runs ({', '.join(f'{r}: {n} clip rows' for r, n in unfinished.items())}){hint}"
                 if unfinished else "no runs")
         raise BenchError(f"store {store.folder} has {what}")
     for rid, n in unfinished.items():
-        if not wanted:
+        if not wanted and rid in live:
+            print(f"note: run {rid} is in progress ({n} clip rows so far, {live[rid]}) and is not in the report yet",
+                  file=sys.stderr)
+        elif not wanted:
             print(f"warning: run {rid} was interrupted before it finished ({n} clip rows) and is not in the report{hint}",
                   file=sys.stderr)
     return list(wanted) if wanted else finished
