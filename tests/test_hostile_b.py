@@ -537,4 +537,4 @@ def test_a_prediction_that_is_the_gt_file_is_noted(tmp_path: Path, write_clip):
     js = tmp_path / "s.json"
     assert main(["score", "--pred", str(pred), "--gt", str(pred), "--metrics", "psnr", "--json", str(js)]) == exitcodes.OK
     (clip,) = json.loads(js.read_text())["clips"]
-    assert clip["psnr"] == 100.0 and any(w.startswith("same file: the prediction") for w in clip["warnings"])
+    assert clip["psnr"] == 100.0 and any(w.startswith("same file: pred") for w in clip["warnings"])

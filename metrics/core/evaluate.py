@@ -246,13 +246,9 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
                 out.status[m.name] = "no_gt"
                 out.messages[m.name] = f"{m.name} needs a ground-truth video and the clip has none"
         active = [m for m in metrics if m.name not in out.status]
-        if clip.gt is not None and _same_file(clip.pred, clip.gt):
-            out.warnings.append(f"same file: the prediction {clip.pred} is the GT video itself; its scores compare the "
-                                "GT with itself")
         if ref.warning and any(m.needs_ref for m in active):
             out.warnings.append("reference: " + ref.warning)
-        if (clip.gt is not None and not is_frames(clip.pred) and not is_frames(clip.gt) and clip.pred.exists()
-                and clip.gt.exists() and os.path.samefile(clip.pred, clip.gt)):
+        if clip.gt is not None and _same_file(clip.pred, clip.gt):
             out.warnings.append(f"same file: pred {clip.pred} and GT {clip.gt} are one file (same inode); the clip is "
                                 "scored against itself")
         eval_size = _probe_size(clip, size) if active else None
@@ -291,7 +287,10 @@ def score_clip(clip: ClipInput, metrics: Sequence[Metric], *, fps: float = 25.0,
     return out
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_file(a: Any, b: Any) -> bool:
+    """Whether the prediction and the GT are one file (same inode); never for frames held in memory."""
+    if is_frames(a) or is_frames(b):
+        return False
     try:
         return os.path.samefile(a, b)
     except OSError:                   # a missing file is reported by the decoder
