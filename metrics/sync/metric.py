@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.sync import face_track, sync_io, syncnet_core
-from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
 from moee_bench.metrics.core.precision import of_options
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
@@ -184,6 +184,7 @@ class Sync(Metric):
     name = "sync"
     reference = "joonson/syncnet_python via syncnet-python 0.2.3 (Sync-C, Sync-D)"
     keys = ("sync_c", "sync_d")
+    states = {"c": State(MeanState), "d": State(MeanState), "counts": State(lambda: {s: 0 for s in STATUSES})}
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
     parts = {"pred": ("pred", "audio")}
@@ -271,10 +272,6 @@ class Sync(Metric):
                 tracks += face_track.track_faces(dets[a:b], a, min_track=self.min_track)
         return tracks, int(sum(len(d) for d in dets))
 
-    def reset(self) -> None:
-        self.c, self.d = MeanState(), MeanState()
-        self.counts = {s: 0 for s in STATUSES}
-
     def config(self) -> dict[str, Any]:
         return {"face_cropped": self.face_cropped, "audio": self.audio_source, "pixels": self.pixels,
                 "min_track": self.min_track, "detector": None if self.face_cropped else self.detector_name,
@@ -307,20 +304,6 @@ class Sync(Metric):
                   for s, n, o, cc, dd in zip(feats["start"], length, feats["offset"], conf, dist)]
         return {"sync_c": c, "sync_d": d, "offset": off, "sync_tracks": tracks,
                 "sync_audio": str(feats["audio_source"]) if "audio_source" in feats else self.audio_source}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"c": self.c.state(), "d": self.d.state(), "counts": dict(self.counts)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.c.load(state["c"])
-        self.d.load(state["d"])
-        self.counts = {s: int(state["counts"].get(s, 0)) for s in STATUSES}
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.c.merge(state["c"])
-        self.d.merge(state["d"])
-        for s in STATUSES:
-            self.counts[s] += int(state["counts"].get(s, 0))
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"sync_n_{s}": n for s, n in self.counts.items()}
