@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from moee_bench.bench.core.paths import atomic_write
-
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.suite.store import ResultStore
+from moee_bench.reports.source import ResultSource
 
 
-def export_all(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:
+def export_all(store: ResultSource, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:
     clips = store.clip_table()
     agg = store.aggregates()
     if run_ids:

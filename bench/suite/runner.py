@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 
 from moee_bench.baselines.base import GenerationRequest
 from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
@@ -64,12 +65,6 @@ def _config_hash(suite: Suite, spec_name: str, version: str, config: dict) -> st
     blob = json.dumps({"method": spec_name, "version": version, "config": config, "seed": suite.seed, "fps": suite.fps,
                        "size": suite.size}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _sha(path: Path) -> str:
-    from moee_bench.metrics.core.evaluate import file_hash
-
-    return file_hash(path)
 
 
 class Dist:
@@ -150,7 +145,7 @@ class SuiteRunner:
 
         suite, dist = self.suite, self.dist
         # the whole suite and the output folder are checked, and the metrics built, before anything is created
-        validate_suite(suite)
+        validated = validate_suite(suite)      # the manifest it loaded (None: the sample, built below)
         check_output_dir(self.out_dir, "--out")
         mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params),
                               precision=self.precision)
@@ -159,17 +154,17 @@ class SuiteRunner:
             self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
         check_size(self.metrics, suite.size, source="suite size")
         if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
-            self.manifest = load_dataset(suite, self.out_dir)
+            self.manifest = validated or load_dataset(suite, self.out_dir)
             ResultStore(self.out_dir / "store").close()
         dist.barrier()
         if dist.rank != 0:
-            self.manifest = load_dataset(suite, self.out_dir)
+            self.manifest = validated or load_dataset(suite, self.out_dir)
         self.clips = select_split(self.manifest, suite.split)
         self.split = split_record(self.manifest, suite.split, self.clips)
         # before any work: no method is evaluated on identities it was trained on (unless allowed)
-        self.identity_checks = {spec.label: training_check(build_method(spec.name, spec.config), self.split,
-                                                           allow=self.allow_identity_overlap)
-                                for spec in suite.methods}
+        self.methods = {spec.label: build_method(spec.name, spec.config) for spec in suite.methods}   # built once
+        self.identity_checks = {label: training_check(method, self.split, allow=self.allow_identity_overlap)
+                                for label, method in self.methods.items()}
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
@@ -213,7 +208,7 @@ class SuiteRunner:
         """Generate this rank's clips with one method; reuse every video already recorded with this config and
         reference. A clip whose generation raises is recorded as that clip's failure (bugs propagate)."""
         suite, store = self.suite, self.store
-        method = build_method(spec.name, spec.config)
+        method = self.methods[spec.label]
         self.meta["methods"][spec.label] = {**method.describe(), **self.identity_checks[spec.label]}
         chash = _config_hash(suite, spec.name, method.version, spec.config)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label),
@@ -237,7 +232,7 @@ class SuiteRunner:
                 req = build_request(self.manifest, clip, out_path, self.out_dir, seed=suite.seed, fps=suite.fps,
                                     size=suite.size, reference=self.references.get(clip.clip_id))
                 ref = _reference_record(req)
-                if (prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]
+                if (prev and prev["status"] == "ok" and out_path.is_file() and file_digest(out_path) == prev["sha256"]
                         and prev["normalisation"].get("reference") == ref):
                     self.summary.reused += 1
                     gen.ok.append(clip)
@@ -263,7 +258,7 @@ class SuiteRunner:
                     raise
                 gen.missing.append(clip)
                 continue
-            store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256=_sha(out_path),
+            store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256=file_digest(out_path),
                                  seconds=res.seconds, n_frames=res.n_frames,
                                  normalisation={**res.normalisation, "reference": ref})
             norms.append(res.normalisation)
@@ -350,7 +345,7 @@ class SuiteRunner:
         """Gather every rank's metric states into rank 0's metrics; True on rank 0.
 
         Each state travels with its metric's config and feature identity (weights included), and a rank
-        whose metrics differ from rank 0's is refused (:meth:`Metric.merge_snapshot`), not summed."""
+        whose metrics differ from rank 0's is refused (:meth:`Metric.merge`), not summed."""
         snaps = self.dist.gather([m.snapshot() for m in self.metrics])
         if self.dist.rank != 0:
             return False
@@ -360,7 +355,7 @@ class SuiteRunner:
                                  f"{[m.name for m in self.metrics]}: refusing to merge")
             for m, snap in zip(self.metrics, other):
                 try:
-                    m.merge_snapshot(snap)
+                    m.merge(snap)
                 except ValueError as e:
                     raise BenchError(f"rank {rank}: {e}") from None
         return True
@@ -531,4 +526,4 @@ def build_request(manifest: Manifest, clip: ClipRecord, out_path: Path, out_dir:
 
 def _reference_record(req: GenerationRequest) -> dict[str, str]:
     """The reference a video was generated from (its source and image hash), so that a changed reference regenerates."""
-    return {"source": str(req.ref_source), "sha256": _sha(Path(req.ref_image))}
+    return {"source": str(req.ref_source), "sha256": file_digest(Path(req.ref_image))}
