@@ -35,7 +35,7 @@ def method_table(store: ResultSource, run_id: str, set_bootstrap: int = 0) -> pd
     """Rows = methods; per metric: value, CI low/high, N scored, flags; plus missing and failed counts and caveats.
 
     The CI of a clip-averaged key bootstraps the estimator of its value (frame-weighted where the value is a
-    mean over frames, :data:`metrics.keys.KeyInfo.weight`). ``<key>_flags`` carries the caveats stored with
+    mean over frames, :data:`moee_bench.metrics.core.keys.KeyInfo.weight`). ``<key>_flags`` carries the caveats stored with
     the aggregate (``not_comparable``, ``warning``, ``unverified``); ``caveats`` the method's caveat lines.
     ``set_bootstrap`` > 0 adds bootstrap CIs to FID/FVD from cached per-clip features (costly: one Fréchet
     distance per resample)."""

@@ -150,7 +150,7 @@ def test_face_cropped_exact_matches_core_and_merge(weights_dir: Path) -> None:
 
 
 def test_through_evaluator(weights_dir: Path, write_clip) -> None:
-    """The metric plugs into metrics.evaluate: driving audio by default, the video's own track as the option."""
+    """The metric plugs into moee_bench.metrics.core.evaluate: driving audio by default, the video's own track as the option."""
     from moee_bench.metrics.core.evaluate import evaluate
 
     rng = np.random.default_rng(3)

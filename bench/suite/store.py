@@ -20,7 +20,7 @@ Tables (long format, one row per value, so new metrics need no migration):
 * ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature files hold a clip's
   features for a metric, one row per part, ``metric`` written ``<metric>/<part>`` (``pred``, ``gt``, ``ref``,
   ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
-  recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
+  recomputes from these. The files are content-addressed (:meth:`moee_bench.metrics.core.base.Metric.cache_key`): a GT
   video's features are one file, shared by every method and run scored against it.
 * ``throughput(run_id, method, device, frames_per_s, seconds_per_clip, peak_mem_bytes, n_clips, extra)``
 
@@ -253,7 +253,7 @@ class ResultStore:
 
 
 class FeatureStore:
-    """Content-addressed per-clip features (implements :class:`metrics.base.FeatureCache`)."""
+    """Content-addressed per-clip features (implements :class:`moee_bench.metrics.core.base.FeatureCache`)."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)

@@ -4,13 +4,13 @@ Protocol (also returned by :meth:`Emotion.protocol`):
 
 1. **Frames.** Every ``emotion_stride``-th frame of the clip (default 5, counted from frame 0 of the
    evaluator's 25 fps stream) is sampled, to keep CPU cost low.
-2. **Face and crop.** MTCNN (facenet-pytorch, bundled weights; :class:`metrics.faces.FaceDetector`)
+2. **Face and crop.** MTCNN (facenet-pytorch, bundled weights; :class:`moee_bench.bench.core.faces.FaceDetector`)
    finds the largest face with score >= ``emotion_min_face_score`` (0.9). The crop is a square
    around the box centre, side = max(w, h) x (1 + 2 x ``emotion_crop_margin``) (margin 0.1), edge
    replication outside the frame, bilinear resize to the classifier's input; the classifier does
    its own colour conversion (FER2013: BT.601 grey). Sampled frames without a face are counted;
    a clip with no face in any sampled frame gets status ``no_face`` (never a score).
-3. **Classifier** (``emotion_classifier``, default ``fer2013``; see :mod:`metrics.emotion_classifiers`):
+3. **Classifier** (``emotion_classifier``, default ``fer2013``; see :mod:`moee_bench.metrics.emotion.classifiers`):
    per-frame probabilities over its native classes, mapped onto the 6 basic emotions + neutral;
    contempt is excluded (its mass removed and renormalised; frames where it was the top class are
    counted in ``emotion_excluded_top_frames``).
@@ -23,7 +23,7 @@ Protocol (also returned by :meth:`Emotion.protocol`):
      emotion ``emotion_acc/<label>``, per intensity ``emotion_acc/intensity_<k>``) and a 7x7
      confusion matrix of counts (``emotion_confusion``, rows = target);
    * compound targets (named compounds and mixtures with >= 2 components), three protocols of
-     :mod:`metrics.emotion_scoring`: ``compound_top2`` (the components are exactly the top-k of the
+     :mod:`moee_bench.metrics.emotion.scoring`: ``compound_top2`` (the components are exactly the top-k of the
      6 basics; **the headline**, because it does not depend on the classifier's calibration: a
      single-label classifier's peaky softmax caps ``compound_mix`` even when it ranks both
      components first), ``compound_recall`` (fraction of components in the top-k, or above
@@ -46,16 +46,16 @@ import numpy as np
 from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
-from moee_bench.metrics.emotion.classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
+from moee_bench.metrics.emotion.classifiers import build_classifier, CLASSIFIERS, DEFAULT_CLASSIFIER, EmotionClassifier, face_crop, HSEMOTION_VARIANTS
 from moee_bench.metrics.core.registry import MetricOptions
 from moee_bench.metrics.emotion.scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+from importlib.metadata import PackageNotFoundError, version
+from moee_bench.bench.core.faces import FaceDetector
 
 def _classifier_problem(spec: str) -> str | None:
     """Why ``spec`` names no emotion classifier (checked before any weights are loaded), or None."""
-    from moee_bench.metrics.emotion.classifiers import CLASSIFIERS, HSEMOTION_VARIANTS
-
     name, _, variant = spec.partition(":")
     if name not in CLASSIFIERS:
         return f"unknown emotion classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}"
@@ -67,8 +67,6 @@ def _classifier_problem(spec: str) -> str | None:
 
 
 def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -231,8 +229,6 @@ class Emotion(Metric):
     def detector(self):
         """The MTCNN face detector, built on first use."""
         if self._detector is None:
-            from moee_bench.bench.core.faces import FaceDetector
-
             self._detector = FaceDetector(device=self.device, min_score=self.min_face_score)
         return self._detector
 

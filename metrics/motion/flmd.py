@@ -4,7 +4,7 @@ FVMD (Liu et al. 2024, ljh0v0/FMD-frechet-motion-distance) tracks a 20x20 grid o
 over 16-frame clips, turns their velocity and acceleration into orientation histograms weighted by a
 quantised log magnitude, and takes the Fréchet distance between the histogram vectors of generated and
 real clips. FLMD keeps FVMD's histogram recipe and distance but replaces the point tracker by the
-68 dlib face landmarks of :mod:`metrics.landmarks` and FVMD's 5x5 spatial cells by five facial regions
+68 dlib face landmarks of :mod:`moee_bench.metrics.motion.landmarks` and FVMD's 5x5 spatial cells by five facial regions
 (jaw, brows, nose, eyes, mouth). Its values are not comparable with FVMD's.
 
 Per clip and side, every non-overlapping 16-frame window from frame 0 whose 16 frames all have a face

@@ -21,6 +21,7 @@ from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_
 from moee_bench.metrics.core.base import ClipContext, Features, State, VideoChunk
 from moee_bench.metrics.core.precision import autocast, of_options
 from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
+# imported inside the functions that use them (seconds to import, or optional): pytorch_fid, torch
 
 DIM = 2048
 

@@ -42,6 +42,7 @@ from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_
 from moee_bench.metrics.core.base import ClipContext, Features, Param, State, VideoChunk
 from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_sym_sqrt
 from moee_bench.metrics.core.precision import autocast, of_options
+# imported inside the functions that use them (seconds to import, or optional): scipy, torch; our modules that import such packages: i3d
 
 DIM = 400
 CLIP_LEN = 16

@@ -32,6 +32,7 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.core.base import ClipContext, FeatureCache, Features, Metric, Param, State
+from moee_bench.metrics.core.registry import metric_class
 
 N_SUBSETS = 100
 SUBSET_SIZE = 1000
@@ -114,13 +115,9 @@ class KernelDistance(Metric):
     @classmethod
     def parameters(cls) -> Mapping[str, Param]:
         """KID/KVD's own keys and those of the metric whose features they use (FID / FVD)."""
-        from moee_bench.metrics.core.registry import metric_class
-
         return {**metric_class(cls.source_name).parameters(), **cls.PARAMS}
 
     def __init__(self, options: Any) -> None:
-        from moee_bench.metrics.core.registry import metric_class
-
         self.source = metric_class(self.source_name)(options)
         p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
         self.n_subsets = int(p("kid_subsets", N_SUBSETS))
@@ -150,8 +147,6 @@ class KernelDistance(Metric):
 
     @classmethod
     def combine(cls, parts: Mapping[str, Features]) -> Features:
-        from moee_bench.metrics.core.registry import metric_class
-
         return metric_class(cls.source_name).combine(parts)
 
     def protocol(self) -> dict[str, Any]:
