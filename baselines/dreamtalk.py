@@ -27,6 +27,7 @@ from pathlib import Path
 from moee_bench.baselines.base import Capabilities, GenerationRequest
 from moee_bench.baselines.external import ExternalMethod, InstallError, Job, dominant_label
 from moee_bench.bench.core.errors import ClipError
+# imported inside the functions that use them (seconds to import, or optional): huggingface_hub
 
 STYLE_LABELS = {"happiness": "happy", "sadness": "sad", "anger": "angry", "disgust": "disgusted", "fear": "fear",
                 "surprise": "surprised", "neutral": "neutral", "contempt": "contempt"}

@@ -42,6 +42,8 @@ from moee_bench.baselines.normalize import normalize_video
 from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.paths import safe_name
+from moee_bench.baselines.process import run_measured
+# imported inside the functions that use them (seconds to import, or optional): yaml
 
 LAUNCHER = r"""
 import os, random, runpy, sys
@@ -94,8 +96,6 @@ def run_process(argv: Sequence[str], *, cwd: Path, log_path: Path, timeout: floa
 
     What the process used (:func:`baselines.process.run_measured`: the child's peak RSS, its GPU memory where
     nvidia-smi exists) is left for :func:`last_process_usage`."""
-    from moee_bench.baselines.process import run_measured
-
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}    # no __pycache__ in the user's checkout
     with open(log_path, "wb") as log:

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import IO, Any, Sequence
+# imported inside the functions that use them (seconds to import, or optional): psutil
 
 GPU_SAMPLE_S = 1.0
 

@@ -15,7 +15,7 @@ choice the paper leaves open in the module that makes it:
   (masked noisy emotion sampling and the per-frame mouth mask in :mod:`moee_ref.data`).
 - :mod:`moee_ref.checkpoint`: safetensors checkpoints with optimizer and RNG state.
 - :mod:`moee_ref.method`: the ``moee-ref`` method of the benchmark.
-- :mod:`moee_ref.benchmark`: ``moee-bench bench moee`` (speed and memory).
+- :mod:`moee_bench.bench.perf.moee`: ``moee-bench bench moee`` (speed and memory).
 """
 
 from moee_bench.bench.core.extras import require_extra

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.bench.core.weights import load_into, load_state_dict
+# imported inside the functions that use them (seconds to import, or optional): transformers
 
 FEATURES_PER_FRAME = 2
 AUDIO_RATE = 16000
@@ -33,8 +35,6 @@ def build_wav2vec2(cfg: MoEEConfig, weights=None) -> nn.Module:
     if a.encoder == "wav2vec2-base-960h":
         model = Wav2Vec2Model(Wav2Vec2Config())       # transformers' defaults are the base architecture
         if cfg.pretrained:
-            from moee_bench.bench.core.weights import load_into, load_state_dict
-
             sd = load_state_dict(weights.resolve("wav2vec2_base_960h"))
             sd = {k.removeprefix("wav2vec2."): v for k, v in sd.items() if not k.startswith("lm_head.")}
             load_into(model, sd, what="wav2vec2_base_960h weights for Wav2Vec2Model",

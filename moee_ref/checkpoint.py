@@ -27,6 +27,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from moee_bench.bench.core.errors import BenchError
 from moee_bench.bench.core.weights import sha256_file
 from moee_bench.moee_ref.config import MoEEConfig, from_dict
+# imported inside the functions that use them (seconds to import, or optional): safetensors
 
 PREFIX = "ckpt-"
 

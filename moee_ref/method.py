@@ -31,6 +31,8 @@ from moee_bench.bench.core import media
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.moee_ref.data import resize_image
 from moee_bench.moee_ref.variants import VARIANTS
+from moee_bench.moee_ref.config import load_config, with_random_init, with_variant
+# imported inside the functions that use them (seconds to import, or optional): our modules that import such packages: checkpoint, model, pipeline
 
 
 def _flag(value: Any) -> bool:
@@ -105,7 +107,6 @@ class MoEERef(Method):
 
     def _model(self, device: str):
         if self.random_init:
-            from moee_bench.moee_ref.config import load_config, with_random_init, with_variant
             from moee_bench.moee_ref.model import MoEEModel
 
             cfg = with_variant(with_random_init(load_config(str(self.config.get("config", "tiny")))), self.variant)

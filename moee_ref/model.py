@@ -41,6 +41,7 @@ from moee_bench.moee_ref.emotion2vec import build_emotion2vec, emotion2vec_featu
 from moee_bench.moee_ref.emotion_latents import EmotionToLatents
 from moee_bench.moee_ref.moe import label_weights
 from moee_bench.moee_ref.unet import BlockContext, ReferenceBank, build_unet, install_block_extras, install_reference_attention
+from moee_bench.bench.core.weights import load_into, load_state_dict, WeightsOptions
 
 MINILM_DIM = 384
 T5_DIM = 768
@@ -123,8 +124,6 @@ class MoEEModel(nn.Module):
 
     # ----------------------------------------------------------------- weights
     def _load_pretrained(self, weights) -> None:
-        from moee_bench.bench.core.weights import load_into, load_state_dict
-
         unet_sd = load_state_dict(weights.resolve("sd15_unet"))
         for net in (self.reference_net, self.denoiser):
             load_into(net, unet_sd, what="SD 1.5 U-Net weights for the configured U-Net")
@@ -259,8 +258,6 @@ class MoEEModel(nn.Module):
 
 
 def _default_weights():
-    from moee_bench.bench.core.weights import WeightsOptions
-
     return WeightsOptions()
 
 

@@ -29,6 +29,7 @@ from diffusers import DDIMScheduler
 from moee_bench.moee_ref.audio import frame_windows, wav2vec2_features
 from moee_bench.moee_ref.data import resize_image
 from moee_bench.moee_ref.model import Conditions, MoEEModel
+from moee_bench.moee_ref.emotion_latents import build_text_encoder
 
 
 @dataclass
@@ -97,8 +98,6 @@ class MoEEPipeline:
             return z, m.routing(w, "label", palette=self.palette), active
         if cond.modality == "text":
             if self.text_encoder is None:
-                from moee_bench.moee_ref.emotion_latents import build_text_encoder
-
                 self.text_encoder = build_text_encoder(self.cfg.emotion.text_encoder)
             feats, mask = self.text_encoder([cond.text or ""])
             return m.emotion_latents("text", feats.to(dev), mask.to(dev)), None, torch.ones(1, device=dev)

@@ -47,6 +47,8 @@ from moee_bench.moee_ref.emotion_latents import build_text_encoder
 from moee_bench.moee_ref.losses import build_perceptual, latent_mask, masked_mean, spatial_weight, x0_estimate
 from moee_bench.moee_ref.model import Conditions, MoEEModel, build_train_scheduler
 from moee_bench.moee_ref.moe import gate_kl, label_weights
+from moee_bench.moee_ref.diagnostics import gate_routing, routing_summary
+# imported inside the functions that use them (seconds to import, or optional): accelerate
 
 
 VAE_KL_WEIGHT = 1e-6
@@ -330,8 +332,6 @@ def train(config: str | Path | MoEEConfig, *, stage: int, manifest: str | Path, 
                                {"step_generator": gen.get_state()})
     log(f"stage {stage} done: fixed-batch loss {before:.4f} -> {after:.4f}; checkpoint {ckpt}")
     if stage == 2:
-        from moee_bench.moee_ref.diagnostics import gate_routing, routing_summary
-
         trainer.model.eval()
         log(routing_summary(gate_routing(trainer.core)))
     return TrainResult(out, ckpt, stage, start, total_steps, losses, before, after, time.perf_counter() - t_start)

@@ -72,8 +72,3 @@ def get(name: str) -> Variant:
     if name not in VARIANTS:
         raise KeyError(f"unknown MoEE variant {name!r}; known: {sorted(VARIANTS)}")
     return VARIANTS[name]
-
-
-def method_names() -> dict[str, str]:
-    """Benchmark method name -> variant name."""
-    return {v.method: v.name for v in VARIANTS.values()}

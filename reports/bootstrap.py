@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from moee_bench.reports.source import ResultSource
+
 
 def percentile_ci_method(n_boot: int = 1000, level: float = 0.95, what: str = "clips") -> str:
     """How :func:`mean_ci` (and the other resampling CIs here) are made, in words, for tables and charts."""
@@ -74,13 +76,13 @@ def paired_diff_ci(base: np.ndarray, new: np.ndarray, *, base_weights: np.ndarra
     return diff, float(np.quantile(ds, a)), float(np.quantile(ds, 1 - a))
 
 
-def set_metric_ci(store, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100, level: float = 0.95,
+def set_metric_ci(store: ResultSource, run_id: str, method: str, metric: str = "fid", *, n_boot: int = 100, level: float = 0.95,
                   seed: int = 0) -> tuple[float, float] | None:
     """Bootstrap CI of a set-level metric (FID, FVD) by resampling clips and recomputing from cached features.
 
-    Returns None when it cannot be made (:func:`set_metric_bootstrap` says why). FID resamples use the eigh form
-    of the Fréchet distance (:func:`metrics.frechet.frechet_distance_eigh`: the headline's value within 1e-6
-    relative, ~5x faster than scipy's ``sqrtm`` at 2048 dims); FVD keeps its own formula (400 dims, cheap)."""
+    Returns None when it cannot be made (:func:`set_metric_bootstrap` says why). Each resample is recomputed by
+    the metric's own formula (:meth:`Metric.from_features`, the one its ``compute`` calls) in its bootstrap form,
+    with the run's recorded protocol."""
     return set_metric_bootstrap(store, run_id, method, metric, n_boot=n_boot, level=level, seed=seed)[0]
 
 
@@ -89,22 +91,19 @@ def set_metric_bootstrap(store, run_id: str, method: str, metric: str = "fid", *
     """:func:`set_metric_ci` and, when there is no CI, the one-line reason: the bootstrap resamples exactly the
     clips the value was computed from, so a clip whose cached features are gone, unreadable or fail their
     digest check makes it refuse (it never resamples a subset) and name that clip."""
-    from moee_bench.metrics.visual.fid import fid_from_features
-    from moee_bench.metrics.motion.flmd import flmd_from_features
-    from moee_bench.metrics.visual.fvd import fvd_from_features
-    from moee_bench.metrics.visual.kid import kernel_from_features
-    from moee_bench.metrics.core.registry import metric_class
+    from moee_bench.metrics.core.registry import METRICS, metric_class
 
-    run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
-    variant = run["meta"].get("protocol", {}).get("fvd", {}).get("variant", "styleganv")
-    recompute = {"fid": lambda fs: fid_from_features(fs, frechet="eigh"),
-                 "fvd": lambda fs: fvd_from_features(fs, variant),
-                 "flmd": flmd_from_features,
-                 # 10 subsets per resample (the headline uses 100): the bootstrap spread dominates the subset noise
-                 "kid": lambda fs: kernel_from_features(fs, "kid", n_subsets=10)["kid"],
-                 "kvd": lambda fs: kernel_from_features(fs, "kvd", n_subsets=10)["kvd"]}.get(metric)
-    if recompute is None:
+    if metric not in METRICS or not metric_class(metric).set_level:
         return None, f"no set-level bootstrap for {metric}"
+    cls = metric_class(metric)
+    run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
+    settings = run["meta"].get("protocol", {}).get(metric, {})
+
+    def recompute(fs: list) -> float | None:
+        # the metric's own formula (the one its compute calls) in its bootstrap form: FID's eigh Fréchet distance,
+        # KID/KVD's 10 subsets per resample (the bootstrap spread dominates the subset noise)
+        return cls.from_features(fs, settings, resample=True)[metric]
+
     keys = store.feature_keys(run_id, method, metric)
     st = store.status_table(run_id)
     scored = set(st[(st.method == method) & (st.metric == metric) & (st.status == "ok")].clip_id) if not st.empty else set()
@@ -112,7 +111,7 @@ def set_metric_bootstrap(store, run_id: str, method: str, metric: str = "fid", *
     if unkeyed:
         return None, (f"no bootstrap: {len(unkeyed)} of {len(scored)} scored clips have no cached {metric} features "
                       f"recorded (e.g. {unkeyed[0]})")
-    combine = metric_class(metric).combine
+    combine = cls.combine
     feats, lost = [], []
     for clip_id, parts in keys.items():
         got = {p: store.features.get(k) for p, k in parts.items()}

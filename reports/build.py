@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from moee_bench.bench.core.paths import atomic_write
 from moee_bench.reports.export import export_all
 from moee_bench.reports.html import render_html
 from moee_bench.reports.leaderboard import render_markdown
 from moee_bench.reports.paper_tables import render as render_paper_tables
-
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.suite.store import ResultStore
+from moee_bench.reports.source import ResultSource
 
 
-def write_reports(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None,
+def write_reports(store: ResultSource, out_dir: Path, run_ids: list[str] | None = None,
                   leaderboard_path: Path | None = None, set_bootstrap: int = 0) -> dict[str, Path]:
     """Render the reports of ``run_ids`` (all runs when None) into ``out_dir``; also to ``leaderboard_path``."""
     out_dir = Path(out_dir)

@@ -1,7 +1,7 @@
 """Regression compare between two runs: paired bootstrap CI of the per-clip difference per metric.
 
 The difference is that of the estimator the leaderboard shows (frame-weighted means for the
-frame-averaged metrics, :data:`metrics.keys.KeyInfo.weight`). Every caveat stored with either run's
+frame-averaged metrics, :data:`moee_bench.metrics.core.keys.KeyInfo.weight`). Every caveat stored with either run's
 aggregates is listed under the table; a GT-aligned metric of a method that re-crops the face is
 ``not comparable`` (with the reason), never a regression or an improvement.
 """

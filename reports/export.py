@@ -6,17 +6,12 @@ import csv
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from moee_bench.bench.core.paths import atomic_write
-
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    import pandas as pd
-
-    from moee_bench.bench.suite.store import ResultStore
+from moee_bench.reports.source import ResultSource
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")         # OWASP's CSV injection list
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -39,7 +34,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def export_all(store: ResultStore, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:
+def export_all(store: ResultSource, out_dir: Path, run_ids: list[str] | None = None) -> dict[str, Path]:
     clips = store.clip_table()
     agg = store.aggregates()
     if run_ids:

@@ -6,16 +6,14 @@ import base64
 import html
 import io
 import json
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table, split_note,
                                              throughput_rows, tied_methods, unverified_warning)
+from moee_bench.reports.source import ResultSource
 
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.suite.store import ResultStore
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -39,7 +37,7 @@ def generating_methods(meta: dict) -> set[str]:
     return {m for m, d in (meta.get("methods") or {}).items() if d.get("generates", True)}
 
 
-def _frame_strips(store: ResultStore, run_id: str, methods: list[str], clip_ids: list[str]) -> str:
+def _frame_strips(store: ResultSource, run_id: str, methods: list[str], clip_ids: list[str]) -> str:
     from moee_bench.bench.core import media
 
     rows = []
@@ -67,7 +65,7 @@ def _frame_strips(store: ResultStore, run_id: str, methods: list[str], clip_ids:
     return f"<table><tr><th>clip</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
+def render_html(store: ResultSource, run_ids: list[str] | None = None) -> str:
     runs = {r["run_id"]: r for r in store.runs()}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>moee-bench report</title><style>{CSS}</style></head><body>",
              "<h1>moee-bench report</h1><p class='note'>Rendered from the result store. Means over clips with 95% "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,8 @@ from moee_bench.reports.bootstrap import percentile_ci_method, set_metric_bootst
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 from moee_bench.reports.resampling import mean_ci as resampled_mean_ci
 from moee_bench.reports.significance import Ties, tied_with_best
+from moee_bench.reports.source import ResultSource
 
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.suite.store import ResultStore
 
 FRECHET_KEYS = ("fid", "fvd", "flmd")      # set-level Fréchet distances: plug-in estimates biased upwards
 HEADLINE = ["fid", "kid", "fvd", "kvd", "flmd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc",
@@ -35,11 +34,11 @@ def _extras(agg: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
-def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.DataFrame:
+def method_table(store: ResultSource, run_id: str, set_bootstrap: int = 0) -> pd.DataFrame:
     """Rows = methods; per metric: value, CI low/high, N scored, flags; plus missing and failed counts and caveats.
 
     The CI of a clip-averaged key bootstraps the estimator of its value (frame-weighted where the value is a
-    mean over frames, :data:`metrics.keys.KeyInfo.weight`). ``<key>_flags`` carries the caveats stored with
+    mean over frames, :data:`moee_bench.metrics.core.keys.KeyInfo.weight`). ``<key>_flags`` carries the caveats stored with
     the aggregate (``not_comparable``, ``warning``, ``unverified``); ``caveats`` the method's caveat lines.
     ``set_bootstrap`` > 0 adds bootstrap CIs to FID/FVD from cached per-clip features (costly: one Fréchet
     distance per resample)."""
@@ -184,7 +183,7 @@ def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def throughput_rows(store: ResultStore, run_id: str) -> list[dict[str, str]]:
+def throughput_rows(store: ResultSource, run_id: str) -> list[dict[str, str]]:
     """Generation speed and memory per method, formatted, each memory figure with its label; None is 'not measured'."""
     thr = store.throughput(run_id)
     rows = []
@@ -254,7 +253,7 @@ def weight_note(f: dict) -> str:
     return f"`{f.get('name')}` {Path(str(f.get('file', ''))).name} sha256 `{f.get('sha256')}` ({f.get('trust', '?')})"
 
 
-def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bootstrap: int = 0) -> str:
+def render_markdown(store: ResultSource, run_ids: list[str] | None = None, set_bootstrap: int = 0) -> str:
     runs = {r["run_id"]: r for r in store.runs()}
     ids = run_ids or list(runs)
     out = ["# moee-bench leaderboard", "",

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
+from moee_bench.reports.source import ResultSource
 
-if TYPE_CHECKING:  # the store sits above reports; reports only receive one
-    from moee_bench.bench.suite.store import ResultStore
 
 TABLES = Path(__file__).with_name("data") / "moee_paper_tables.toml"
 
@@ -21,7 +19,7 @@ def published() -> dict:
         return tomllib.load(f)
 
 
-def measured(store: ResultStore, dataset: str) -> dict[str, dict[str, float]]:
+def measured(store: ResultSource, dataset: str) -> dict[str, dict[str, float]]:
     """method label -> metric -> latest measured aggregate, over runs whose dataset name matches."""
     out: dict[str, dict[str, float]] = {}
     runs = [r for r in store.runs() if dataset in (str(r["meta"].get("dataset_name", "")).lower(), r["dataset"].lower())]
@@ -33,7 +31,7 @@ def measured(store: ResultStore, dataset: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def render(store: ResultStore) -> str:
+def render(store: ResultSource) -> str:
     lines = ["# MoEE paper tables: published vs measured", "",
              "Published numbers come from the source named under each table (kept in "
              "`reports/data/moee_paper_tables.toml`); they are **published, not measured**. Measured numbers come "

@@ -192,6 +192,7 @@ def _bare_metric():
 
     m = Dynamics.__new__(Dynamics)
     m.backend = type("B", (), {"scheme": DLIB68})()
+    m.config = lambda: {"bare": True}       # what merge() checks two instances agree on
     m.reset()
     return m
 
@@ -209,7 +210,7 @@ def test_dynamics_metric_closeness_and_exact_merge():
     a.update(None, feats[0])
     b.update(None, feats[1])
     b.update(None, feats[2])
-    a.merge_state(b.state_dict())
+    a.merge(b)
     out, ref = a.compute(), one.compute()
     for k in THEVAL_KEYS:
         assert out[f"{k}_closeness"] == ref[f"{k}_closeness"]

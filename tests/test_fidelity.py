@@ -252,7 +252,7 @@ def test_frame_weighted_mean_gets_a_frame_weighted_ci(tmp_path):
 
 # ------------------------------------------------------------------------------------ FVD clip rule
 class _FakeFVD:
-    """The parts of metrics.fvd.FVD the extractor uses; ``embed`` returns the frames' first pixel values."""
+    """The parts of moee_bench.metrics.visual.fvd.FVD the extractor uses; ``embed`` returns the frames' first pixel values."""
 
     def __init__(self, clips: str, seed: int = 0) -> None:
         self.clips, self.seed = clips, seed

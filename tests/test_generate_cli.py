@@ -50,3 +50,20 @@ def test_generate_records_a_clip_whose_media_is_broken(sample_manifest: Path, tm
     fails = json.loads((out / "generate_failures.json").read_text())
     assert len(fails) == 1 and fails[0].startswith(broken.clip_id)
     assert (out / f"{clips[1].clip_id}.mp4").is_file()
+
+
+def test_generate_reuses_by_the_rule_of_run(sample_manifest: Path, tmp_path: Path, capsys):
+    """One reuse rule (issue #25): another seed or a changed video is generated again; before, any video with a
+    sidecar was kept, whatever it had been generated with."""
+    out = tmp_path / "gen"
+    args = ["generate", "--method", "static", "--manifest", str(sample_manifest), "--split", "test", "--out", str(out),
+            "--limit", "2", "--size", "64x64"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "0 generated, 2 already done" in capsys.readouterr().out
+    assert main([*args, "--seed", "1"]) == 0                  # another seed: not the same videos
+    assert "2 generated, 0 already done" in capsys.readouterr().out
+    vids = sorted(out.glob("*.mp4"))
+    vids[0].write_bytes(vids[0].read_bytes()[:-10])           # a video changed after its record was written
+    assert main([*args, "--seed", "1"]) == 0
+    assert "1 generated, 1 already done" in capsys.readouterr().out

@@ -142,7 +142,7 @@ def test_face_cropped_exact_matches_core_and_merge(weights_dir: Path) -> None:
     _score(m2, f2, a2, "d")
     both = Sync(_opts(weights_dir, face_cropped="true", sync_pixels="exact"))
     both.load_state_dict(m.state_dict())
-    both.merge_state(m2.state_dict())
+    both.merge(m2)
     one = Sync(_opts(weights_dir, face_cropped="true", sync_pixels="exact"))
     _score(one, frames, audio)
     _score(one, f2, a2, "d")
@@ -150,7 +150,7 @@ def test_face_cropped_exact_matches_core_and_merge(weights_dir: Path) -> None:
 
 
 def test_through_evaluator(weights_dir: Path, write_clip) -> None:
-    """The metric plugs into metrics.evaluate: driving audio by default, the video's own track as the option."""
+    """The metric plugs into moee_bench.metrics.core.evaluate: driving audio by default, the video's own track as the option."""
     from moee_bench.metrics.core.evaluate import evaluate
 
     rng = np.random.default_rng(3)

@@ -35,7 +35,7 @@ def test_every_entry_has_a_full_digest_and_its_source_or_says_none_is_published(
         else:
             assert re.fullmatch(r"[0-9a-f]{64}", s.sha256), name
     assert {"emotion_fan_mead", "hsemotion_enet_b0_8_best_afew", "hsemotion_enet_b0_8_best_vgaf",
-            "hsemotion_enet_b2_8"} == {n for n, s in reg.items() if s.tofu and n in _ISSUE_16_ENTRIES}
+            "hsemotion_enet_b2_8"} == {n for n, s in reg.items() if s.trusted_on_first_use and n in _ISSUE_16_ENTRIES}
     assert len(_ISSUE_16_ENTRIES - set(reg)) == 0
     # the digests agree with the hash prefixes their upstream file names carry
     for name in ("fid_inception", "lpips_alexnet", "lpips_vgg16", "fan_2d4", "s3fd_face_alignment"):
@@ -67,7 +67,7 @@ def test_a_partial_legacy_digest_is_never_enough_on_its_own(tmp_path, monkeypatc
     try:
         (tmp_path / "old.bin").write_bytes(b"payload")
         spec = get_spec("old")
-        assert spec.tofu and spec.legacy_pattern == "abcd*"
+        assert spec.trusted_on_first_use and spec.legacy_pattern == "abcd*"
         with pytest.raises(WeightsError, match="partial digest abcd"):
             resolve("old", tmp_path)
     finally:

@@ -21,6 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+# imported inside the functions that use them (seconds to import, or optional): dlib, facenet_pytorch
 
 
 @dataclass(frozen=True)

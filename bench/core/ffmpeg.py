@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from moee_bench.bench.core.errors import BenchError
+# imported inside the functions that use them (seconds to import, or optional): imageio_ffmpeg
 
 
 def ffmpeg_path(path: str | os.PathLike) -> str:

@@ -44,6 +44,7 @@ import numpy as np
 from moee_bench.bench.core.errors import MediaError
 from moee_bench.bench.core.ffmpeg import ffmpeg_path
 from moee_bench.bench.core.paths import atomic_write
+# imported inside the functions that use them (seconds to import, or optional): PIL, av, cv2, soundfile
 
 AUDIO_RATE = 16000
 

@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+# imported inside the functions that use them (seconds to import, or optional): torch
 
 # The packages whose versions can change a number; recorded by ``run`` and ``score`` alike.
 PACKAGES = ("moee-bench", "torch", "torchvision", "numpy", "scipy", "scikit-image", "lpips", "pytorch-fid",

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from moee_bench.bench.core.errors import BenchError
+import re
+# imported inside the functions that use them (seconds to import, or optional): torch
 
 MAX_FPS = 240.0          # the fastest real camera footage; more only multiplies duplicated frames
 MAX_SIDE = 8192          # pixels; larger frames do not fit in memory in chunks of 32
@@ -61,8 +63,6 @@ def finite_value(raw: Any, what: str, minimum: float | None = None) -> float:
 
 def check_device(device: str, option: str = "--device") -> str:
     """``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and present on this machine."""
-    import re
-
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device or ""):
         raise BenchError(f"{option} {device!r}: expected cpu, cuda, cuda:N or mps")
     if device.startswith("cuda"):

@@ -25,6 +25,13 @@ import torch
 from moee_bench.bench.core import media
 from moee_bench.metrics.core.base import ClipInput
 from moee_bench.bench.perf.common import report
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.bench.perf.visual import random_fid_inception_net, random_weights
+from moee_bench.metrics.core.registry import build_metrics, MetricOptions
+from moee_bench.metrics.visual.fvd import preprocess
+from moee_bench.metrics.visual.i3d import InceptionI3d
+from unittest import mock
+# imported inside the functions that use them (seconds to import, or optional): facexlib, pytorch_fid, syncnet_python; our modules that import such packages: evaluate
 
 SHIFT = 12
 METRICS = ("fid", "fvd", "lpips", "csim", "sync")
@@ -50,15 +57,9 @@ def calibrate_bn(net: torch.nn.Module, x: torch.Tensor, call: Any = None) -> tor
 def random_networks(d: Path, frames: np.ndarray, have: Path | None = None) -> dict[str, str]:
     """Random-initialised weights in ``d`` for every network whose file ``have`` lacks; metric -> source.
     Inception, I3D and ArcFace get BatchNorm statistics from ``frames`` (real GT frames, uint8 RGB)."""
-    from unittest import mock
-
     import pytorch_fid.inception as pfi
     from facexlib.recognition.arcface_arch import Backbone
     from syncnet_python.SyncNetModel import S
-
-    from moee_bench.bench.perf.visual import random_fid_inception_net, random_weights
-    from moee_bench.metrics.visual.fvd import preprocess
-    from moee_bench.metrics.visual.i3d import InceptionI3d
 
     random_weights(d)
     torch.manual_seed(0)
@@ -102,10 +103,7 @@ def shifted_pairs(real: Path, out: Path, n_clips: int, frames: int) -> list[Clip
 
 def score(clips: list[ClipInput], wdir: Path, precision: str) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Aggregates and per-clip values of :data:`METRICS` at ``precision`` (``evaluate``, as ``score`` runs it)."""
-    from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.metrics.core.evaluate import evaluate
-    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
-
     opts = MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True), params=dict(PARAMS),
                          precision=precision)
     metrics, unavailable = build_metrics(list(METRICS), opts)

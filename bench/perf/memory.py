@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from moee_bench.bench.perf.common import report
+# imported inside the functions that use them (seconds to import, or optional): our modules that import such packages: visual
 
 _CHILD = ("import resource, sys\n"
           "from moee_bench.bench.cli.app import main\n"

@@ -26,6 +26,10 @@ import numpy as np
 import torch
 
 from moee_bench.bench.core.paths import write_text_atomic
+import gc
+from moee_bench.moee_ref.config import load_config, with_random_init
+from moee_bench.moee_ref.data import Batch
+# imported inside the functions that use them (seconds to import, or optional): our modules that import such packages: model, pipeline, train
 
 
 def _sync(device: torch.device) -> None:
@@ -45,8 +49,6 @@ def _timed(fn, device: torch.device, repeats: int) -> float:
 
 def synthetic_batch(cfg, trainer, *, modality: str = "label", seed: int = 0):
     """One :class:`moee_ref.data.Batch` of the config's shape with random content (batch_size samples)."""
-    from moee_bench.moee_ref.data import Batch
-
     g = torch.Generator().manual_seed(seed)
     b, f, m = cfg.train.batch_size, cfg.video.frames, cfg.video.motion_frames
     h, w = cfg.video.height, cfg.video.width
@@ -80,8 +82,6 @@ def _peak_gib(device: torch.device) -> float:
 def train_steps(cfg, device: torch.device, steps: int) -> dict[str, float | str]:
     """Seconds per training step and peak memory of stages 1 and 2 (Trainer.step on a synthetic batch),
     and of a plain SD U-Net step of the same size under the same mixed precision."""
-    import gc
-
     from moee_bench.moee_ref.train import Trainer, mixed_precision_for
     from moee_bench.moee_ref.unet import build_unet
 
@@ -137,7 +137,6 @@ def train_steps(cfg, device: torch.device, steps: int) -> dict[str, float | str]
 
 
 def run(args: argparse.Namespace) -> int:
-    from moee_bench.moee_ref.config import load_config, with_random_init
     from moee_bench.moee_ref.model import MoEEModel
     from moee_bench.moee_ref.pipeline import EmotionCondition, Guidance, MoEEPipeline
     from moee_bench.moee_ref.unet import build_unet

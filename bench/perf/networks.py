@@ -1,6 +1,6 @@
 """``moee-bench bench networks``: frames/s of each feature network, fp32 and bf16, on ``--device``.
 
-The networks the metrics run under :mod:`metrics.precision` (FID Inception, LPIPS AlexNet, FVD I3D of the
+The networks the metrics run under :mod:`moee_bench.metrics.core.precision` (FID Inception, LPIPS AlexNet, FVD I3D of the
 VideoGPT/TATS variant, CSIM ArcFace IR-SE50, SyncNet), built by the same classes and the same input
 preparation as the metrics, with random weights (a throughput figure needs no trained weights; the
 StyleGAN-V I3D is a TorchScript file that only runs verified, so the PyTorch I3D of the same architecture
@@ -22,6 +22,12 @@ import torch
 
 from moee_bench.bench.perf.common import report
 from moee_bench.metrics.core.precision import autocast
+from moee_bench.bench.perf.visual import random_fid_inception_net
+from moee_bench.metrics.visual.fid import DIM, prepare_for_inference
+from moee_bench.metrics.visual.fvd import preprocess
+from moee_bench.metrics.visual.i3d import InceptionI3d
+from unittest import mock
+# imported inside the functions that use them (seconds to import, or optional): facexlib, lpips, pytorch_fid, syncnet_python
 
 
 def _sync(device: str) -> None:
@@ -53,13 +59,6 @@ def networks(device: str, batch: int, size: int) -> dict[str, tuple[Callable[[],
     import pytorch_fid.inception as pfi
     from facexlib.recognition.arcface_arch import Backbone
     from syncnet_python.SyncNetModel import S
-    from unittest import mock
-
-    from moee_bench.bench.perf.visual import random_fid_inception_net
-    from moee_bench.metrics.visual.fid import DIM, prepare_for_inference
-    from moee_bench.metrics.visual.fvd import preprocess
-    from moee_bench.metrics.visual.i3d import InceptionI3d
-
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (batch, size, size, 3), generator=g, dtype=torch.uint8)

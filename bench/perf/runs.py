@@ -10,16 +10,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import statistics
+import warnings
+from moee_bench.bench.core import media
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.bench.perf.common import report
+from moee_bench.bench.suite.runner import run_suite
+from moee_bench.bench.suite.spec import load_suite
+from moee_bench.bench.suite.store import ResultStore
+from moee_bench.metrics.core.evaluate import ClipInput
+# imported inside the functions that use them (seconds to import, or optional): our modules that import such packages: visual
 
 
 def run_cache(args) -> int:
-    from moee_bench.bench.core import media
-    from moee_bench.bench.core.emotions import parse_emotion
-    from moee_bench.bench.core.manifest import ClipRecord, Manifest
-    from moee_bench.bench.suite.runner import run_suite
-    from moee_bench.bench.suite.spec import load_suite
-    from moee_bench.bench.perf.common import report
-
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp) / "ds"
         rng = np.random.default_rng(0)
@@ -56,16 +60,7 @@ def run_leaderboard(args) -> int:
     which favours the chain). Random-initialised backbones in the reference formats, the same for both.
     Each repeat starts from an empty store (a cold run); the median ratio and its range are printed,
     and the numbers of both sides per method, to show they are equal."""
-    import statistics
-    import warnings
-
-    from moee_bench.bench.suite.runner import run_suite
-    from moee_bench.bench.suite.store import ResultStore
-    from moee_bench.bench.suite.spec import load_suite
-    from moee_bench.bench.perf.common import report
     from moee_bench.bench.perf.visual import random_weights, researcher_chain
-    from moee_bench.metrics.core.evaluate import ClipInput
-
     k = int(args.k or 6)
     warnings.simplefilter("ignore")
     quiet = lambda *a, **kw: None  # noqa: E731
@@ -115,10 +110,6 @@ def run_leaderboard(args) -> int:
 
 def _leaderboard_dataset(d: Path, n_clips: int, n_frames: int, k: int) -> Path:
     """GT clips and ``k`` methods' outputs (the GT plus method-specific noise), 128x128, and their manifest."""
-    from moee_bench.bench.core import media
-    from moee_bench.bench.core.emotions import parse_emotion
-    from moee_bench.bench.core.manifest import ClipRecord, Manifest
-
     rng = np.random.default_rng(0)
     clips = []
     for j in range(n_clips):

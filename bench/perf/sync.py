@@ -6,9 +6,9 @@ the same random-initialised weights in the official formats (speed does not depe
 
 * face-cropped: the reference is syncnet-python 0.2.3's step 8 (ffmpeg-python JPEG dump and aresample'd
   wav, ``SyncNetInstance.evaluate``); ours is the ``Sync`` metric with ``face_cropped=true`` through
-  ``metrics.evaluate`` (what ``score --face-cropped`` runs).
+  ``moee_bench.metrics.core.evaluate`` (what ``score --face-cropped`` runs).
 * tracked: the reference is ``SyncNetPipeline.inference``; ours is the ``Sync`` metric's tracked path
-  through ``metrics.evaluate``. Random S3FD weights find no face, so on both sides the S3FD network runs
+  through ``moee_bench.metrics.core.evaluate``. Random S3FD weights find no face, so on both sides the S3FD network runs
   on every frame (its face head biased to background, so post-processing sees as few candidates as with
   the real weights) and the boxes then come from the same stand-in, :func:`centroid_box`.
 
@@ -32,6 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from moee_bench.bench.core.paths import write_text_atomic
+from moee_bench.bench.core.media import write_video
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.core.base import ClipInput
+from moee_bench.metrics.core.registry import MetricOptions
+# imported inside the functions that use them (seconds to import, or optional): cv2, ffmpeg, skimage, syncnet_python, torch; our modules that import such packages: evaluate, metric, sync_io
 
 TRACK_BOX = 170.0
 
@@ -45,7 +50,6 @@ def pan_zoom_clip(path: str | Path, *, n: int = 50, size: int = 224, span: float
     import cv2
     from skimage import data
 
-    from moee_bench.bench.core.media import write_video
 
     img = data.astronaut()                  # RGB 512x512, the face around rows 20-220, columns 150-330
     frames = []
@@ -149,8 +153,6 @@ def reference_pipeline(weights: Path, min_track: int, device: str = "cpu", *, ru
 
 def our_metric(weights: Path, *, face_cropped: bool, min_track: int, device: str = "cpu", run_s3fd: bool = True):
     """The ``Sync`` metric as ``score`` builds it; tracked: boxes from :func:`centroid_box` after S3FD ran in batches."""
-    from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.metrics.core.registry import MetricOptions
     from moee_bench.metrics.sync.metric import Sync
 
     params = {"face_cropped": str(face_cropped).lower(), "sync_min_track": min_track, "sync_track_rule": "pypi"}
@@ -165,7 +167,6 @@ def our_metric(weights: Path, *, face_cropped: bool, min_track: int, device: str
 
 
 def _ours(m, clip: Path) -> tuple[int, float, float, list]:
-    from moee_bench.metrics.core.base import ClipInput
     from moee_bench.metrics.core.evaluate import evaluate
 
     r = evaluate([ClipInput(clip.stem, clip)], [m], progress=False)

@@ -6,7 +6,7 @@ Memory, each labelled, None ("not measured") when it cannot be measured, never 0
 * ``peak_rss_self_bytes``: this process's peak resident set (``getrusage(RUSAGE_SELF)``); for in-process
   methods it includes whatever the process did before (scoring, other methods);
 * ``child_peak_rss_bytes``: for subprocess baselines, the largest peak RSS of the method's processes
-  (``os.wait4`` per clip, :mod:`baselines.process`);
+  (``os.wait4`` per clip, :mod:`moee_bench.baselines.process`);
 * ``cuda_allocator_peak_bytes``: on CUDA, ``torch.cuda.max_memory_allocated`` of this process since the
   method started (in-process methods);
 * ``child_gpu_peak_bytes``: on a GPU machine, the device memory held by a subprocess baseline's process
@@ -28,7 +28,8 @@ from moee_bench.bench.core.manifest import Manifest
 from moee_bench.bench.core.paths import safe_name
 from moee_bench.bench.core.splits import select_split, split_record
 from moee_bench.bench.suite.resources import NOT_MEASURED, child_usage, memory_report, reset_device_peak
-from moee_bench.bench.suite.runner import build_request
+from moee_bench.bench.suite.runner import build_request, generate_clips
+
 
 def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split: str | None = "test",
             config: dict | None = None, repeats: int = 3, device: str = "cpu", workdir: str | None = None) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split:
     ``repeats`` times; report the median per-clip time and labelled peak memory.
 
     Clips come from ``split`` of the manifest (``clip_ids``, or its first two); each request is built
-    like the runner's (:func:`bench.runner.build_request`: the reference-image policy, the driving audio).
+    through the suite's generation loop (:func:`moee_bench.bench.suite.runner.generate_clips`).
     """
 
     method = build_method(method_name, config)
@@ -56,19 +57,24 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split:
     load_s = time.perf_counter() - t if has_load else None
     times, frames, norms = [], 0, []
     with tempfile.TemporaryDirectory(dir=workdir) as d:
-        def one(c, k):
-            # the suite's own request (a clip without a reference image gets its first GT frame, as in `run`)
-            req = build_request(manifest, c, Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", Path(d), seed=0, fps=25.0,
-                                size=None)
-            t = time.perf_counter()
-            r = method.generate(req)
-            norms.append(r.normalisation)
-            return time.perf_counter() - t, r.n_frames
+        def timed(k: str) -> list[tuple[float, int]]:
+            """Every clip once through the suite's generation loop (its request: the reference-image policy, the
+            driving audio; nothing reused), as (wall seconds, frames)."""
+            def plan(c):
+                return build_request(manifest, c, Path(d) / f"{k}_{safe_name(c.clip_id)}.mp4", Path(d), seed=0,
+                                     fps=25.0, size=None), None
 
-        first = [one(c, "warm")[0] for c in clips]
+            out = []
+            for step in generate_clips(method, clips, plan, fail_fast=True, loaded=True):
+                if step.result is None:
+                    raise BenchError(f"{method_name} cannot generate clip {step.clip.clip_id}: {step.reason}")
+                norms.append(step.result.normalisation)
+                out.append((step.wall_seconds, step.result.n_frames))
+            return out
+
+        first = [s for s, _ in timed("warm")]
         for k in range(repeats):
-            for c in clips:
-                s, n = one(c, k)
+            for s, n in timed(str(k)):
                 times.append(s)
                 frames += n
     mem = memory_report(device, child_usage(norms))

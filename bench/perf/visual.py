@@ -8,7 +8,7 @@ start). Random-initialised backbones, the same files for both. The two sides alt
 times; medians and min-max of wall seconds, CPU seconds (this process and its children) and of the
 per-repeat ratio are printed with the metric differences. ``--precision bf16`` adds a third side, ours in
 the declared fast mode (the chain stays fp32: its differences are bf16's drift). ``--profile`` adds the
-per-line profile of every side (:mod:`metrics.benchmarks.visual_profile`).
+per-line profile of every side (:mod:`moee_bench.bench.perf.visual_profile`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ import torch
 from moee_bench.bench.core import media
 from moee_bench.metrics.core.base import ClipInput
 from moee_bench.bench.perf.common import peak_rss_mb, report
+import json
+from moee_bench.bench.perf.visual_profile import profile_table
+from unittest import mock
+# imported inside the functions that use them (seconds to import, or optional): PIL, lpips, pytorch_fid, skimage, torchvision
 
 METRICS = ("psnr", "ssim", "lpips", "fid")
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -38,8 +42,6 @@ ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
 def random_fid_inception_net(seed: int = 0) -> torch.nn.Module:
     """pytorch-fid's FID Inception (``fid_inception_v3``) with random weights."""
-    from unittest import mock
-
     import pytorch_fid.inception as pfi
 
     torch.manual_seed(seed)
@@ -148,8 +150,6 @@ def researcher_chain(clips: list[ClipInput], work: Path, wdir: Path, gt_png: Pat
 # ours -----------------------------------------------------------------------------------------------
 def moee_score(d: Path, wdir: Path, precision: str, out: Path) -> dict[str, Any]:
     """``python -m moee_bench score`` on ``d/pred`` vs ``d/gt`` as a user runs it; its JSON metrics."""
-    import json
-
     cmd = [sys.executable, "-m", "moee_bench", "score", "--pred", str(d / "pred"), "--gt", str(d / "gt"),
            "--metrics", ",".join(METRICS), "--json", str(out), "--weights-dir", str(wdir),
            "--allow-unverified-weights", "--precision", precision]
@@ -215,8 +215,6 @@ def run(args) -> int:
         rows.update({"load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
                      "weights": "random init (same for both); the chain is fp32"})
         if getattr(args, "profile", False):
-            from moee_bench.bench.perf.visual_profile import profile_table
-
             rows.update(profile_table(clips, d, wdir, ours))
         rows["peak RSS of this process (MB)"] = peak_rss_mb()
     report("metrics", rows, args.json)

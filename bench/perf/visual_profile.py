@@ -1,6 +1,6 @@
 """``bench metrics --profile``: where the time goes, per 100 frame pairs, for ours and for the chain.
 
-Each side runs once more in this process with its functions wrapped by :class:`metrics.benchmarks.lines.Lines`
+Each side runs once more in this process with its functions wrapped by :class:`moee_bench.bench.perf.lines.Lines`
 (exclusive wall time per line): ours is ``build_metrics`` + ``evaluate`` (what ``score`` runs); the chain is
 its PNG dump, pytorch-fid's ``calculate_fid_given_paths`` (in process, DataLoader workers 0, so its PNG reads
 are timed) and the lpips / scikit-image loop. The interpreter start and imports of each side's command are
@@ -17,6 +17,12 @@ from typing import Any
 
 from moee_bench.metrics.core.base import ClipInput
 from moee_bench.bench.perf.lines import Lines
+import os
+from moee_bench.bench.core import media
+from moee_bench.bench.core.weights import WeightsOptions
+from moee_bench.metrics.core.registry import build_metrics, MetricOptions
+from moee_bench.metrics.visual import fid, lpips as lpips_metric, psnr, ssim
+# imported inside the functions that use them (seconds to import, or optional): lpips, pytorch_fid, skimage, torch; our modules that import such packages: evaluate, perf
 
 ORDER = ("process start + imports", "model load", "decode (H.264 -> RGB)", "PNG write", "PNG read",
          "resize to 299 (Inception input)", "Inception network", "LPIPS", "SSIM", "PSNR",
@@ -36,7 +42,6 @@ def _start_seconds(code: str) -> float:
 def _common(lines: Lines) -> None:
     import torch.nn.functional as F
 
-    from moee_bench.bench.core import media
 
     lines.wrap(media.FrameReader, "__iter__", "decode (H.264 -> RGB)")
     lines.wrap(F, "interpolate", "resize to 299 (Inception input)")
@@ -44,11 +49,7 @@ def _common(lines: Lines) -> None:
 
 def profile_ours(clips: list[ClipInput], wdir: Path, precision: str) -> dict[str, float]:
     """Seconds per line of ``build_metrics`` + ``evaluate`` on ``clips`` (psnr, ssim, lpips, fid)."""
-    from moee_bench.bench.core.weights import WeightsOptions
-    from moee_bench.metrics.visual import fid, lpips as lpips_metric, psnr, ssim
     from moee_bench.metrics.core.evaluate import evaluate
-    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
-
     opts = MetricOptions(weights=WeightsOptions(str(wdir), allow_unverified=True), precision=precision)
     with Lines() as lines:
         _common(lines)
@@ -68,19 +69,16 @@ def profile_ours(clips: list[ClipInput], wdir: Path, precision: str) -> dict[str
 
 
 def profile_chain(clips: list[ClipInput], work: Path, wdir: Path) -> dict[str, float]:
-    """Seconds per line of the researcher's chain (:func:`metrics.benchmarks.visual.researcher_chain`)."""
+    """Seconds per line of the researcher's chain (:func:`moee_bench.bench.perf.visual.researcher_chain`)."""
     import lpips
     import pytorch_fid.fid_score as fs
     import pytorch_fid.inception as pfi
     from skimage import metrics as skm
 
-    from moee_bench.bench.core import media
     from moee_bench.bench.perf import visual
 
     pred_dir, gt_dir = work / "png_pred", work / "png_gt"
     th = visual.torch_home(work, wdir)
-    import os
-
     old_home = os.environ.get("TORCH_HOME")
     os.environ["TORCH_HOME"] = str(th)
     try:
@@ -117,8 +115,6 @@ def profile_chain(clips: list[ClipInput], work: Path, wdir: Path) -> dict[str, f
 def profile_table(clips: list[ClipInput], d: Path, wdir: Path, precisions: list[str]) -> dict[str, Any]:
     """Rows ``line -> seconds per 100 frame pairs`` for the chain and ours at each of ``precisions``, with
     chain/ours ratios, and the raw seconds."""
-    from moee_bench.bench.core import media
-
     pairs = sum(len(media.read_frames(c.gt)) for c in clips)
     sides = {"chain": profile_chain(clips, d / "profile_chain", wdir)}
     sides.update({f"ours {p}": profile_ours(clips, wdir, p) for p in precisions})

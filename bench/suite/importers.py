@@ -1,7 +1,7 @@
 """Dataset importers: walk a dataset's own layout and write a moee-bench manifest.
 
-Each importer returns a :class:`~bench.manifest.Manifest` whose paths are relative to ``root``.
-Labels go through the taxonomy (:func:`bench.emotions.parse_emotion`). Labels outside it that the
+Each importer returns a :class:`~moee_bench.bench.core.manifest.Manifest` whose paths are relative to ``root``.
+Labels go through the taxonomy (:func:`moee_bench.bench.core.emotions.parse_emotion`). Labels outside it that the
 source dataset really has (MEAD contempt, RAVDESS calm) stay in the manifest as kind-``other``
 clips, counted with their reason in ``manifest.meta["outside_taxonomy"]``; the 6+1 metrics and the
 methods without that label skip them with a reason. Each clip's reference portrait is chosen here

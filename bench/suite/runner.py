@@ -16,10 +16,11 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from moee_bench.baselines.base import GenerationRequest
+from moee_bench.baselines.base import GenerationRequest, GenerationResult, Method
 from moee_bench.baselines.registry import build_method
+from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
@@ -60,16 +61,14 @@ def load_dataset(suite: Suite, out_dir: Path) -> Manifest:
     return load_manifest(suite.dataset)
 
 
-def _config_hash(suite: Suite, spec_name: str, version: str, config: dict) -> str:
-    blob = json.dumps({"method": spec_name, "version": version, "config": config, "seed": suite.seed, "fps": suite.fps,
-                       "size": suite.size}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _sha(path: Path) -> str:
-    from moee_bench.metrics.core.evaluate import file_hash
-
-    return file_hash(path)
+def config_hash(method: str, version: str, config: dict, *, seed: int, fps: float, size: tuple[int, int] | None,
+                emotion: str | None = None) -> str:
+    """What a generated video depends on besides its clip and reference: the method, its version and config, the seed,
+    fps and size (and an emotion that overrides the clips' own)."""
+    what = {"method": method, "version": version, "config": config, "seed": seed, "fps": fps, "size": size}
+    if emotion is not None:
+        what["emotion"] = emotion
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Dist:
@@ -93,7 +92,7 @@ class Dist:
         self.td.all_gather_object(out, obj)
         return out
 
-    def mine(self, items: list) -> list:
+    def shard(self, items: list) -> list:
         """This rank's shard (round robin)."""
         return items[self.rank::self.world]
 
@@ -111,7 +110,7 @@ class Generation:
     frames: int = 0
     n_generated: int = 0
     load_seconds: float | None = None        # model load, measured apart (None: the method has no load step)
-    child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (bench.throughput.child_usage)
+    child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (moee_bench.bench.suite.resources.child_usage)
     recrops_face: bool = False
 
 
@@ -134,7 +133,7 @@ class SuiteRunner:
         self.out_dir = Path(out_dir)
         self.weights = weights or WeightsOptions()
         self.device = device
-        self.precision = precision          # metrics.precision; a bf16 run gets its own run id
+        self.precision = precision          # moee_bench.metrics.core.precision; a bf16 run gets its own run id
         self.fail_fast = fail_fast
         self.write_report = report
         self.dist = Dist()
@@ -150,7 +149,7 @@ class SuiteRunner:
 
         suite, dist = self.suite, self.dist
         # the whole suite and the output folder are checked, and the metrics built, before anything is created
-        validate_suite(suite)
+        validated = validate_suite(suite)      # the manifest it loaded (None: the sample, built below)
         check_output_dir(self.out_dir, "--out")
         mopts = MetricOptions(weights=self.weights, device=self.device, params=dict(suite.params),
                               precision=self.precision)
@@ -159,17 +158,17 @@ class SuiteRunner:
             self.metrics, self.unavailable = build_metrics(list(suite.metrics), mopts)
         check_size(self.metrics, suite.size, source="suite size")
         if dist.rank == 0:                  # rank 0 builds the sample and creates the store (schema, WAL) first
-            self.manifest = load_dataset(suite, self.out_dir)
+            self.manifest = validated or load_dataset(suite, self.out_dir)
             ResultStore(self.out_dir / "store").close()
         dist.barrier()
         if dist.rank != 0:
-            self.manifest = load_dataset(suite, self.out_dir)
+            self.manifest = validated or load_dataset(suite, self.out_dir)
         self.clips = select_split(self.manifest, suite.split)
         self.split = split_record(self.manifest, suite.split, self.clips)
         # before any work: no method is evaluated on identities it was trained on (unless allowed)
-        self.identity_checks = {spec.label: training_check(build_method(spec.name, spec.config), self.split,
-                                                           allow=self.allow_identity_overlap)
-                                for spec in suite.methods}
+        self.methods = {spec.label: build_method(spec.name, spec.config) for spec in suite.methods}   # built once
+        self.identity_checks = {label: training_check(method, self.split, allow=self.allow_identity_overlap)
+                                for label, method in self.methods.items()}
         self.by_id = self.manifest.by_id()
         self.store = ResultStore(self.out_dir / "store")
         self.run_id = f"{safe_name(suite.name)}-{suite.hash[:12]}"
@@ -218,65 +217,56 @@ class SuiteRunner:
         """Generate this rank's clips with one method; reuse every video already recorded with this config and
         reference. A clip whose generation raises is recorded as that clip's failure (bugs propagate)."""
         suite, store = self.suite, self.store
-        method = build_method(spec.name, spec.config)
+        method = self.methods[spec.label]
         self.meta["methods"][spec.label] = {**method.describe(), **self.identity_checks[spec.label]}
-        chash = _config_hash(suite, spec.name, method.version, spec.config)
+        chash = config_hash(spec.name, method.version, spec.config, seed=suite.seed, fps=suite.fps, size=suite.size)
         gen = Generation(spec, self.out_dir / "videos" / safe_name(spec.label),
                          recrops_face=bool(method.capabilities.recrops_face))
-        loaded = False
         norms: list[dict[str, Any]] = []
         from moee_bench.bench.suite.resources import child_usage, reset_device_peak
 
         reset_device_peak(self.device)
         clean_stale_temps(gen.video_dir)        # leftovers of a killed write (never a clip)
-        for clip in self.dist.mine(self.clips):
-            why = method.skip_reason(clip.emotion)
-            if why:
+
+        def plan(clip: ClipRecord) -> tuple[GenerationRequest, dict[str, Any] | None]:
+            req = build_request(self.manifest, clip, gen.video_dir / f"{safe_name(clip.clip_id)}.mp4", self.out_dir,
+                                seed=suite.seed, fps=suite.fps, size=suite.size,
+                                reference=self.references.get(clip.clip_id))
+            prev = store.generation(spec.label, clip.clip_id, chash)
+            return req, prev and {"status": prev["status"], "sha256": prev["sha256"],
+                                  "reference": prev["normalisation"].get("reference")}
+
+        for step in generate_clips(method, self.dist.shard(self.clips), plan, fail_fast=self.fail_fast):
+            clip = step.clip
+            if step.load_seconds is not None:
+                gen.load_seconds = step.load_seconds
+            if step.status == "skipped":
                 gen.skipped.append(clip)
                 store.put_clip(self.run_id, spec.label, clip.clip_id, values={}, status={m: "skipped" for m in suite.metrics},
-                               messages={m: why for m in suite.metrics}, info=_info(clip, 0, 0.0, ["not generated: " + why]))
-                continue
-            out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
-            prev = store.generation(spec.label, clip.clip_id, chash)
-            try:
-                req = build_request(self.manifest, clip, out_path, self.out_dir, seed=suite.seed, fps=suite.fps,
-                                    size=suite.size, reference=self.references.get(clip.clip_id))
-                ref = _reference_record(req)
-                if (prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]
-                        and prev["normalisation"].get("reference") == ref):
-                    self.summary.reused += 1
-                    gen.ok.append(clip)
-                    continue
-                if not loaded:
-                    t = time.perf_counter()
-                    if method.load():
-                        gen.load_seconds = time.perf_counter() - t
-                    loaded = True
-                res = method.generate(req)
-            except BUG_ERRORS:
-                raise
-            except Exception as e:
-                if isinstance(e, BenchError) and not isinstance(e, ClipError):
-                    raise                           # the method cannot run here at all (install, weights)
-                status = e.status if isinstance(e, ClipError) else "error"
-                reason = e.reason if isinstance(e, ClipError) else f"{type(e).__name__}: {e}"
+                               messages={m: step.reason for m in suite.metrics},
+                               info=_info(clip, 0, 0.0, ["not generated: " + step.reason]))
+            elif step.status == "reused":
+                self.summary.reused += 1
+                gen.ok.append(clip)
+            elif step.result is None:
+                out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
                 store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256="", seconds=0.0,
-                                     n_frames=0, normalisation={}, status=status, message=reason)
-                line = f"{spec.label}/{clip.clip_id}: generation {status}: {reason.splitlines()[0] if reason else ''}"
-                (self.summary.notes if status in BENIGN_STATUSES else self.summary.failures).append(line)
-                if self.fail_fast:
-                    raise
+                                     n_frames=0, normalisation={}, status=step.status, message=step.reason)
+                line = f"{spec.label}/{clip.clip_id}: generation {step.status}: " + (step.reason.splitlines() or [""])[0]
+                (self.summary.notes if step.status in BENIGN_STATUSES else self.summary.failures).append(line)
                 gen.missing.append(clip)
-                continue
-            store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256=_sha(out_path),
-                                 seconds=res.seconds, n_frames=res.n_frames,
-                                 normalisation={**res.normalisation, "reference": ref})
-            norms.append(res.normalisation)
-            gen.seconds += res.seconds
-            gen.frames += res.n_frames
-            gen.n_generated += 1
-            self.summary.generated += 1
-            gen.ok.append(clip)
+            else:
+                res = step.result
+                store.put_generation(spec.label, clip.clip_id, chash, path=str(step.request.out_path),
+                                     sha256=file_digest(step.request.out_path), seconds=res.seconds,
+                                     n_frames=res.n_frames,
+                                     normalisation={**res.normalisation, "reference": reference_record(step.request)})
+                norms.append(res.normalisation)
+                gen.seconds += res.seconds
+                gen.frames += res.n_frames
+                gen.n_generated += 1
+                self.summary.generated += 1
+                gen.ok.append(clip)
         gen.child = child_usage(norms)
         for c in gen.missing:
             row = store.generation(spec.label, c.clip_id, chash) or {}
@@ -301,14 +291,14 @@ class SuiteRunner:
         from moee_bench.bench.suite.resources import child_usage, memory_report
 
         parts = self.dist.gather((gen.seconds, gen.frames, gen.n_generated, gen.child))
-        tot = [sum(x[i] for x in parts) for i in range(3)]
-        if not tot[2] or self.dist.rank != 0 or not self.meta["methods"][gen.spec.label].get("generates", True):
+        seconds, frames, n_generated = (sum(x[i] for x in parts) for i in range(3))   # over every rank
+        if not n_generated or self.dist.rank != 0 or not self.meta["methods"][gen.spec.label].get("generates", True):
             return
         mem = memory_report(self.device, child_usage({"process": x[3]} for x in parts))
         self.store.put_throughput(self.run_id, gen.spec.label, device=device_name(self.device),
-                                  frames_per_s=tot[1] / tot[0] if tot[0] > 0 else None,
-                                  seconds_per_clip=tot[0] / tot[2], peak_mem_bytes=mem["peak_mem_bytes"],
-                                  n_clips=int(tot[2]),
+                                  frames_per_s=frames / seconds if seconds > 0 else None,
+                                  seconds_per_clip=seconds / n_generated, peak_mem_bytes=mem["peak_mem_bytes"],
+                                  n_clips=int(n_generated),
                                   extra={**mem, "model_load_s": gen.load_seconds,
                                          "model_load": ("measured apart (Method.load), rank 0" if gen.load_seconds
                                                         is not None else "not measured: no separate load step (a "
@@ -356,7 +346,7 @@ class SuiteRunner:
         """Gather every rank's metric states into rank 0's metrics; True on rank 0.
 
         Each state travels with its metric's config and feature identity (weights included), and a rank
-        whose metrics differ from rank 0's is refused (:meth:`Metric.merge_snapshot`), not summed."""
+        whose metrics differ from rank 0's is refused (:meth:`Metric.merge`), not summed."""
         snaps = self.dist.gather([m.snapshot() for m in self.metrics])
         if self.dist.rank != 0:
             return False
@@ -366,7 +356,7 @@ class SuiteRunner:
                                  f"{[m.name for m in self.metrics]}: refusing to merge")
             for m, snap in zip(self.metrics, other):
                 try:
-                    m.merge_snapshot(snap)
+                    m.merge(snap)
                 except ValueError as e:
                     raise BenchError(f"rank {rank}: {e}") from None
         return True
@@ -443,7 +433,7 @@ def run_suite(suite: Suite, out_dir: Path, *, weights_dir: str | None = None, al
               precision: str = "fp32") -> RunSummary:
     """Run every method of ``suite`` on its split; results go to ``out_dir/store`` (see :class:`SuiteRunner`).
     ``weights`` (the CLI's weights options) wins over ``weights_dir``/``allow_unverified``; ``precision``:
-    the feature networks' (:mod:`metrics.precision`; a bf16 run gets its own run id)."""
+    the feature networks' (:mod:`moee_bench.metrics.core.precision`; a bf16 run gets its own run id)."""
     return SuiteRunner(suite, out_dir, weights=weights or WeightsOptions(weights_dir, allow_unverified), device=device,
                        fail_fast=fail_fast, report=report, log=log, allow_identity_overlap=allow_identity_overlap,
                        precision=precision).run()
@@ -536,6 +526,68 @@ def build_request(manifest: Manifest, clip: ClipRecord, out_path: Path, out_dir:
         fps=fps, size=size, gt_video=manifest.media_path(clip, "video"), ref_source=choice.source)
 
 
-def _reference_record(req: GenerationRequest) -> dict[str, str]:
+def reference_record(req: GenerationRequest) -> dict[str, str]:
     """The reference a video was generated from (its source and image hash), so that a changed reference regenerates."""
-    return {"source": str(req.ref_source), "sha256": _sha(Path(req.ref_image))}
+    return {"source": str(req.ref_source), "sha256": file_digest(Path(req.ref_image))}
+
+
+def reusable(prev: Mapping[str, Any] | None, req: GenerationRequest) -> bool:
+    """The one reuse rule (``run`` and ``generate``): a video is reused when its record (made under the same
+    :func:`config_hash`) says it was generated, the file still has the recorded sha256, and it was generated from
+    the same reference (:func:`reference_record`)."""
+    return (bool(prev) and prev.get("status") == "ok" and req.out_path.is_file()
+            and file_digest(req.out_path) == prev.get("sha256") and prev.get("reference") == reference_record(req))
+
+
+@dataclass
+class GenerationStep:
+    """One clip through :func:`generate_clips`."""
+
+    clip: ClipRecord
+    status: str                                  # ok | reused | skipped | a ClipError status | error
+    request: GenerationRequest | None = None
+    result: GenerationResult | None = None       # set when generated now
+    reason: str = ""
+    wall_seconds: float = 0.0                    # method.generate, wall clock
+    load_seconds: float | None = None            # Method.load, on the step that loaded the model (when it has one)
+
+
+def generate_clips(method: Method, clips: Iterable[ClipRecord],
+                   plan: Callable[[ClipRecord], tuple[GenerationRequest, Mapping[str, Any] | None]], *,
+                   emotion: EmotionSpec | None = None, fail_fast: bool = False,
+                   loaded: bool = False) -> Iterator[GenerationStep]:
+    """The one generation loop (``run``, ``generate``, the throughput benchmark): per clip, skip an emotion the method
+    lacks, build the request and the previous record (``plan``), reuse by :func:`reusable`, load the model before the
+    first clip generated (unless ``loaded``), generate. A clip whose generation raises is that clip's step (status and
+    reason); bugs, and errors that mean the method cannot run here at all, propagate, as everything does with
+    ``fail_fast``."""
+    for clip in clips:
+        why = method.skip_reason(emotion or clip.emotion)
+        if why:
+            yield GenerationStep(clip, "skipped", reason=why)
+            continue
+        req = None
+        load_s = None
+        try:
+            req, prev = plan(clip)
+            if reusable(prev, req):
+                yield GenerationStep(clip, "reused", req)
+                continue
+            if not loaded:
+                t = time.perf_counter()
+                if method.load():
+                    load_s = time.perf_counter() - t
+                loaded = True
+            t = time.perf_counter()
+            res = method.generate(req)
+            wall = time.perf_counter() - t
+        except BUG_ERRORS:
+            raise
+        except Exception as e:
+            if fail_fast or (isinstance(e, BenchError) and not isinstance(e, ClipError)):
+                raise                           # (a BenchError: the method cannot run here at all: install, weights)
+            status = e.status if isinstance(e, ClipError) else "error"
+            reason = e.reason if isinstance(e, ClipError) else f"{type(e).__name__}: {e}"
+            yield GenerationStep(clip, status, req, reason=reason, load_seconds=load_s)
+            continue
+        yield GenerationStep(clip, "ok", req, res, wall_seconds=wall, load_seconds=load_s)

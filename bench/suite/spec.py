@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moee_bench.bench.core.errors import BenchError
+from moee_bench.baselines.registry import method_class
+from moee_bench.bench.core.errors import BenchError, ManifestError
+from moee_bench.bench.core.manifest import Manifest, load_manifest
+from moee_bench.bench.core.splits import select_split
+from moee_bench.bench.core.values import fps_value, int_value, size_value
+from moee_bench.bench.suite.sample import SPLITS
+from moee_bench.metrics.core.registry import check_params, metric_classes
 
 BUILTIN_SUITE = Path(__file__).with_name("suites") / "sample.toml"
 
@@ -67,8 +73,6 @@ def _bad(p: Path, msg: str) -> BenchError:
 def load_suite(path: str | Path | None = None) -> Suite:
     """Read a suite file (the built-in sample suite when ``path`` is None); every key's type and
     range is checked here, with one-line errors (see :func:`validate_suite` for the rest)."""
-    from moee_bench.bench.core.values import fps_value, int_value, size_value
-
     p = Path(path) if path else BUILTIN_SUITE
     if p.exists() and not p.is_file() and not p.is_dir():
         raise BenchError(f"suite file {p} is not a regular file")
@@ -138,16 +142,11 @@ def load_suite(path: str | Path | None = None) -> Suite:
                  fps, size, dict(raw.get("params", {})), p, raw)
 
 
-def validate_suite(suite: Suite) -> None:
+def validate_suite(suite: Suite) -> Manifest | None:
     """Check what :func:`load_suite` cannot check alone, before anything is created: the methods and
     metrics exist, the params are known to the metrics and well typed, the dataset and split load
-    and the split has clips. Raises one :class:`BenchError` naming the problem."""
-    from moee_bench.baselines.registry import method_class
-    from moee_bench.bench.core.errors import ManifestError
-    from moee_bench.bench.core.manifest import load_manifest
-    from moee_bench.bench.core.splits import select_split
-    from moee_bench.metrics.core.registry import check_params, metric_classes
-
+    and the split has clips. Raises one :class:`BenchError` naming the problem. Returns the manifest it
+    loaded, for the run to use (None for the built-in sample, which is built later)."""
     where = f"suite {suite.source or suite.name}"
     for m in suite.methods:
         try:
@@ -161,12 +160,10 @@ def validate_suite(suite: Suite) -> None:
     metric_classes(suite.metrics)
     check_params(suite.metrics, suite.params, source=f"{where}: [params]")
     if suite.dataset == "sample":
-        from moee_bench.bench.suite.sample import SPLITS
-
         if suite.split is not None and suite.split not in set(SPLITS.values()):
             raise BenchError(f"{where}: split {suite.split!r} is not a split of the sample dataset "
                              f"({', '.join(sorted(set(SPLITS.values())))})")
-        return
+        return None
     try:
         manifest = load_manifest(suite.dataset)
     except (ManifestError, OSError, ValueError) as e:
@@ -175,3 +172,4 @@ def validate_suite(suite: Suite) -> None:
         select_split(manifest, suite.split)
     except BenchError as e:
         raise BenchError(f"{where}: {e}") from None
+    return manifest

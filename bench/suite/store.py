@@ -20,7 +20,7 @@ Tables (long format, one row per value, so new metrics need no migration):
 * ``clip_features(run_id, method, clip_id, metric, feature_key)``: which cached feature files hold a clip's
   features for a metric, one row per part, ``metric`` written ``<metric>/<part>`` (``pred``, ``gt``, ``ref``,
   ``pair``; a bare ``<metric>`` row from older stores is one combined part). Bootstrap of FID/FVD
-  recomputes from these. The files are content-addressed (:meth:`metrics.base.Metric.cache_key`): a GT
+  recomputes from these. The files are content-addressed (:meth:`moee_bench.metrics.core.base.Metric.cache_key`): a GT
   video's features are one file, shared by every method and run scored against it.
 * ``feature_digests(key, sha256, nbytes, written)``: the sha256 of every feature cache file as written; a file
   whose bytes no longer match is not used (recomputed, and the clip says so).
@@ -385,7 +385,7 @@ class ResultStore:
 
 
 class FeatureStore(DigestCheckedCache):
-    """Content-addressed per-clip features (a :class:`metrics.core.base.FeatureCache`): one ``.npz`` file per
+    """Content-addressed per-clip features (a :class:`moee_bench.metrics.core.base.FeatureCache`): one ``.npz`` file per
     key, its sha256 recorded in the SQLite table ``feature_digests`` of ``index`` (the store's
     ``results.sqlite``; ``<folder>/index.sqlite`` for a cache outside a store), never beside the file, and
     checked on every read (:class:`DigestCheckedCache`): an edited, truncated or unindexed file is not used."""

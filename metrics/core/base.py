@@ -16,10 +16,12 @@ A metric works in two steps so that expensive per-video work can be cached:
    into the features :meth:`Metric.update` receives (pairing the sides by truncation to the
    shorter, as the frames are paired).
 2. **update**: :meth:`Metric.update` turns one clip's features into per-clip values and adds
-   them to the metric's state. The state is small, float64, and :meth:`Metric.merge` combines
-   states from other processes exactly; :meth:`Metric.compute` gives the aggregate.
+   them to the metric's state. The state is small, float64, and declared (:attr:`Metric.states`,
+   torchmetrics' ``add_state`` idea): each piece names its fresh value and how two processes' values
+   merge, so reset, save, load and the exact cross-process :meth:`Metric.merge` come from this
+   class; :meth:`Metric.compute` gives the aggregate.
 
-A clip a metric cannot score raises :class:`bench.errors.ClipError` with a ``status``
+A clip a metric cannot score raises :class:`moee_bench.bench.core.errors.ClipError` with a ``status``
 (``no_face``, ``too_short``, ``no_audio``, ``error``...) from ``finish`` or ``update``; it is
 then excluded from the aggregate and counted, never scored 0.
 """
@@ -32,11 +34,12 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.references import ReferenceChoice
 
 if TYPE_CHECKING:
@@ -113,7 +116,7 @@ class FeatureExtractor(Protocol):
 
 
 class FeatureCache(Protocol):
-    """Where extracted per-clip features are kept between runs (implemented by :mod:`bench.store` on
+    """Where extracted per-clip features are kept between runs (implemented by :mod:`moee_bench.bench.suite.store` on
     :class:`DigestCheckedCache`, which every persistent cache should build on).
 
     ``get`` returns None for an entry that is absent *or not trusted* (its content does not match the digest
@@ -244,19 +247,31 @@ class Param:
         return v
 
 
+@dataclass(frozen=True)
+class State:
+    """One declared piece of a metric's state: its fresh value and how two processes' values merge.
+
+    ``merge="sum"``: numbers and arrays add; dicts add key by key (a key only one side has is copied);
+    lists add element by element; records (:class:`MeanState`, :class:`~moee_bench.metrics.core.frechet.Moments`:
+    objects with ``MERGED`` fields) add field by field. ``merge="cat"``: lists are concatenated."""
+
+    default: Callable[[], Any]             # a fresh value: int, float, MeanState, lambda: np.zeros(...), ...
+    merge: str = "sum"                     # "sum" | "cat"
+
+
 class Metric(abc.ABC):
     """Base class of every metric. Subclasses set the class attributes and implement the abstract methods.
 
     ``PARAMS`` declares every parameter key the metric reads from ``options.params``: keys no
-    requested metric declares are refused before any work (:func:`metrics.registry.check_params`).
-    ``min_size`` is the smallest frame side (pixels) the metric can score."""
+    requested metric declares are refused before any work (:func:`moee_bench.metrics.core.registry.check_params`).
+    ``states`` declares the state (:class:`State`): :meth:`reset`, :meth:`state_dict`, :meth:`load_state_dict`
+    and :meth:`merge` work from it. ``min_size`` is the smallest frame side (pixels) the metric can score."""
 
     name: ClassVar[str]
     keys: ClassVar[tuple[str, ...]]                 # aggregate keys compute() returns
     higher_is_better: ClassVar[Mapping[str, bool]]  # per key
     reference: ClassVar[str] = ""                  # the implementation it matches (`moee-bench metrics`)
     needs_gt: ClassVar[bool] = False
-    uses_gt: ClassVar[bool] = False                 # scores GT frames when the clip has a GT video (not required)
     needs_audio: ClassVar[bool] = False
     needs_ref: ClassVar[bool] = False
     needs_emotion: ClassVar[bool] = False
@@ -265,6 +280,10 @@ class Metric(abc.ABC):
     #: the parts of one clip's features and the inputs (``pred``, ``gt``, ``ref``, ``audio``, ``emotion``) each reads
     parts: ClassVar[Mapping[str, tuple[str, ...]]] = {"pair": ("pred", "gt")}
     PARAMS: ClassVar[Mapping[str, Param]] = {}
+    #: the state: attribute name -> how it starts and merges (set by :meth:`reset`)
+    states: ClassVar[Mapping[str, State]] = {}
+    #: set-level metrics (FID, FVD, ...) recompute their aggregate from per-clip features: :meth:`from_features`
+    set_level: ClassVar[bool] = False
     min_size: int = 1
 
     @classmethod
@@ -275,9 +294,10 @@ class Metric(abc.ABC):
     def __init__(self) -> None:
         self.reset()
 
-    @abc.abstractmethod
     def reset(self) -> None:
-        """Empty the state."""
+        """Every declared state back to its fresh value."""
+        for name, st in self.states.items():
+            setattr(self, name, st.default())
 
     @abc.abstractmethod
     def config(self) -> dict[str, Any]:
@@ -340,17 +360,19 @@ class Metric(abc.ABC):
         Set-level metrics (FID, FVD) must accept ``ctx=None`` so that reports can rebuild their
         state from cached features (bootstrap over clips)."""
 
-    @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """The state as plain numbers / numpy arrays (mergeable, serialisable)."""
+        """The state as plain numbers / numpy arrays / dicts / lists (mergeable, serialisable)."""
+        return {name: _plain(getattr(self, name)) for name in self.states}
 
-    @abc.abstractmethod
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Replace the state."""
+        self.reset()
+        self._add_state(state)
 
-    @abc.abstractmethod
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        """Add another process's state to this one (unchecked: use :meth:`merge` or :meth:`merge_snapshot`)."""
+    def _add_state(self, state: Mapping[str, Any]) -> None:
+        """Add a :meth:`state_dict` to this one, unchecked (:meth:`merge` checks first)."""
+        for name, st in self.states.items():
+            setattr(self, name, _merged(getattr(self, name), state[name], st.merge))
 
     @abc.abstractmethod
     def compute(self) -> dict[str, Any]:
@@ -393,21 +415,27 @@ class Metric(abc.ABC):
         """The state with what it was computed with (name, config, identity), for merging across processes."""
         return {"metric": self.name, "config": self.config(), "identity": self.identity(), "state": self.state_dict()}
 
-    def merge_snapshot(self, snap: Mapping[str, Any]) -> None:
-        """Add a :meth:`snapshot` of another instance; refused unless it is the same metric with the same
-        config and feature identity (weights included)."""
-        mine = {"metric": self.name, "config": self.config(), "identity": self.identity()}
-        theirs = {k: snap.get(k) for k in mine}
-        if _digest(mine) != _digest(theirs):
-            diff = sorted(k for k in mine if _digest(mine[k]) != _digest(theirs[k]))
-            raise ValueError(f"cannot merge a {snap.get('metric')} state into {self.name}: different {', '.join(diff)}")
-        self.merge_state(snap["state"])
-
-    def merge(self, other: "Metric") -> None:
-        """Add ``other``'s state (same metric, same config, same weights) to this one."""
-        if type(other) is not type(self):
+    def merge(self, other: "Metric | Mapping[str, Any]") -> None:
+        """Add another instance's state, or a :meth:`snapshot` of one (another process's), to this one; refused
+        unless it is the same metric with the same config and feature identity (weights included)."""
+        if isinstance(other, Metric) and type(other) is not type(self):
             raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}: different metric")
-        self.merge_snapshot(other.snapshot())
+        snap = other.snapshot() if isinstance(other, Metric) else other
+        own = {"metric": self.name, "config": self.config(), "identity": self.identity()}
+        theirs = {k: snap.get(k) for k in own}
+        if _digest(own) != _digest(theirs):
+            diff = sorted(k for k in own if _digest(own[k]) != _digest(theirs[k]))
+            raise ValueError(f"cannot merge a {snap.get('metric')} state into {self.name}: different {', '.join(diff)}")
+        self._add_state(snap["state"])
+
+    @classmethod
+    def from_features(cls, clip_feats: Sequence[Features], settings: Mapping[str, Any], *,
+                      resample: bool = False) -> dict[str, Any]:
+        """The aggregate of a set-level metric from per-clip features (``combine`` d), without the network: the
+        function its :meth:`compute` calls, and the bootstrap's recomputation on resampled clips. ``settings``: the
+        metric's recorded protocol (what changes the formula, e.g. FVD's ``variant``); ``resample``: the cheaper
+        form a bootstrap uses where one exists."""
+        raise NotImplementedError(f"{cls.__name__} is not a set-level metric")
 
     def protocol(self) -> dict[str, Any]:
         """What a reader needs to reproduce the number (defaults to the config)."""
@@ -416,6 +444,43 @@ class Metric(abc.ABC):
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """A state value as plain data (a copy): records as dicts of their ``MERGED`` fields."""
+    if hasattr(value, "MERGED"):
+        return {k: _plain(getattr(value, k)) for k in value.MERGED}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
+
+
+def _merged(own: Any, theirs: Any, how: str) -> Any:
+    """``own`` with ``theirs`` added by the rule ``how`` (:class:`State`); arrays and records change in place."""
+    if how == "cat":
+        return list(own) + [_plain(v) for v in theirs]
+    if how != "sum":
+        raise ValueError(f"unknown state merge rule {how!r}")
+    if hasattr(own, "MERGED"):
+        for k in own.MERGED:
+            setattr(own, k, _merged(getattr(own, k), theirs[k], how))
+        return own
+    if isinstance(own, dict):
+        for k, v in theirs.items():
+            own[k] = _merged(own[k], v, how) if k in own else _plain(v)
+        return own
+    if isinstance(own, list):
+        if len(own) != len(theirs):
+            raise ValueError(f"cannot add a list of {len(theirs)} to one of {len(own)}")
+        return [_merged(a, b, how) for a, b in zip(own, theirs)]
+    if isinstance(own, np.ndarray):
+        own += np.asarray(theirs, own.dtype)
+        return own
+    return own + type(own)(theirs)
 
 
 class _CombinedExtractor:
@@ -434,17 +499,10 @@ class _CombinedExtractor:
         return self.metric.combine({p: ex.finish() for p, ex in self.parts.items()})
 
 
-def to_float(x: Any) -> float | None:
-    """A finite float, or None."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
 class MeanState:
     """Float64 sum / sum of squares / count of per-clip values, mergeable (shared by clip-averaged metrics)."""
+
+    MERGED = ("total", "total_sq", "count")      # fields a merge adds (:class:`State`)
 
     def __init__(self) -> None:
         self.total = 0.0
@@ -456,17 +514,6 @@ class MeanState:
         self.total_sq += float(v) ** 2 * n
         self.count += n
 
-    def state(self) -> dict[str, Any]:
-        return {"total": self.total, "total_sq": self.total_sq, "count": self.count}
-
-    def load(self, s: Mapping[str, Any]) -> None:
-        self.total, self.total_sq, self.count = float(s["total"]), float(s["total_sq"]), int(s["count"])
-
-    def merge(self, s: Mapping[str, Any]) -> None:
-        self.total += float(s["total"])
-        self.total_sq += float(s["total_sq"])
-        self.count += int(s["count"])
-
     def mean(self) -> float | None:
         return self.total / self.count if self.count else None
 
@@ -476,8 +523,7 @@ class FrameMeanMetric(Metric):
 
     Subclasses set ``name``, ``keys = (key,)`` and implement :meth:`config` and :meth:`extractor`."""
 
-    def reset(self) -> None:
-        self.frames = MeanState()
+    states = {"frames": State(MeanState)}
 
     @property
     def key(self) -> str:
@@ -486,21 +532,10 @@ class FrameMeanMetric(Metric):
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         v = np.asarray(feats[self.key], np.float64)
         if len(v) == 0:
-            from moee_bench.bench.core.errors import ClipError
-
             raise ClipError(ctx.clip_id if ctx else None, "no frame pairs to compare", status="too_short")
         for x in v:
             self.frames.add(float(x))
         return {self.key: float(v.mean()), f"{self.key}_nframes": len(v)}   # the clip's weight in the aggregate
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames.state()}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames.load(state["frames"])
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.frames.merge(state["frames"])
 
     def compute(self) -> dict[str, Any]:
         m = self.frames.mean()

@@ -2,14 +2,9 @@
 
 Pairing rules (pred vs GT): clips are matched by id; both streams are resampled to ``fps``
 (25 by default) by timestamps and brought to ``size`` (default: the GT's resolution, else the
-pred's) by the one ingest rule of :mod:`bench.core.media` (a video already at that fps and size is
+pred's) by the one ingest rule of :mod:`moee_bench.bench.core.media` (a video already at that fps and size is
 used exactly as decoded; a conversion is recorded per clip); when the lengths differ the longer is
 truncated to the shorter and a warning is recorded (``strict=True`` makes it an error).
-
-Pairing rules (pred vs GT): clips are matched by id; both streams are resampled to ``fps``
-(25 by default) by timestamps (:mod:`bench.media`); frames are brought to ``size`` (default: the
-GT's resolution, else the pred's); when the lengths differ the longer is truncated to the
-shorter and a warning is recorded (``strict=True`` makes it an error).
 """
 
 from __future__ import annotations
@@ -28,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from moee_bench.bench.core import media
+from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.errors import BenchError, ClipError, MediaError
 from moee_bench.bench.core.paths import clip_id_of_file, is_temp_file, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, reference_pixels
@@ -78,22 +74,6 @@ class EvalResult:
         return {"metrics": self.metrics, "clips": [c.to_dict() for c in self.clips], "protocol": self.protocol}
 
 
-_HASHES: dict[tuple[str, float, int], str] = {}
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes (memoised by path, mtime and size)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime, st.st_size)
-    if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for b in iter(lambda: f.read(1 << 20), b""):
-                h.update(b)
-        _HASHES[key] = h.hexdigest()
-    return _HASHES[key]
-
-
 BUG_ERRORS = (AttributeError, TypeError, NameError)   # code bugs: never a clip's status
 
 
@@ -111,15 +91,9 @@ def reference_of(clip: ClipInput) -> ReferenceChoice:
                                    "leaks the target into CSIM")
 
 
-def _reference_identity(ref: ReferenceChoice) -> dict[str, Any]:
-    path = ref.image if ref.image is not None else ref.video
-    return {"source": ref.source, "file": file_hash(path) if path is not None and path.is_file() else None,
-            "frame": ref.frame}
-
-
 def _content(x: Path | np.ndarray) -> str:
     """The content identity of an input: a file's sha256, an in-memory array's (:mod:`metrics.core.frames`)."""
-    return content_id(x) if is_frames(x) else file_hash(x)
+    return content_id(x) if is_frames(x) else file_digest(x)
 
 
 def _ref_pixels(ref: ReferenceChoice, clip_id: str) -> np.ndarray:

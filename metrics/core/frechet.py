@@ -12,15 +12,18 @@ tests/test_reports.py. :func:`frechet_sym_sqrt` is the form it shares with the T
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Mapping
+import warnings
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from moee_bench.metrics.core.base import Metric
+from moee_bench.metrics.core.base import Features, Metric
 
 
 class Moments:
     """Running n, sum and sum of outer products of d-dimensional features (float64)."""
+
+    MERGED = ("n", "sum", "outer")      # fields a merge adds (:class:`~moee_bench.metrics.core.base.State`)
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -34,17 +37,6 @@ class Moments:
         self.sum += x.sum(0)
         self.outer += x.T @ x
 
-    def merge(self, other: Mapping[str, Any]) -> None:
-        self.n += int(other["n"])
-        self.sum += np.asarray(other["sum"])
-        self.outer += np.asarray(other["outer"])
-
-    def state(self) -> dict[str, Any]:
-        return {"n": self.n, "sum": self.sum.copy(), "outer": self.outer.copy()}
-
-    def load(self, s: Mapping[str, Any]) -> None:
-        self.n, self.sum, self.outer = int(s["n"]), np.array(s["sum"], np.float64), np.array(s["outer"], np.float64)
-
     def mean_cov(self, unbiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance; ``unbiased`` divides by n-1 (np.cov, pytorch-fid), else by n (StyleGAN-V)."""
         mu = self.sum / self.n
@@ -54,6 +46,7 @@ class Moments:
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """pytorch-fid's Fréchet distance (the library function)."""
+    # imported here: pytorch_fid.fid_score imports torch (seconds), and reports read this module without a network
     from pytorch_fid.fid_score import calculate_frechet_distance
 
     return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
@@ -65,7 +58,7 @@ def frechet_sym_sqrt(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.nd
     ``tr sym_sqrt(R S2 R)`` with ``R = sym_sqrt(S1)`` (``R S2 R`` is symmetric PSD with the spectrum of ``S1 S2``).
 
     ``sym_sqrt`` is the square root of a symmetric PSD matrix: TF-GAN's SVD rule for the VideoGPT/TATS FVD
-    (:func:`metrics.fvd.frechet_tfgan`), or :func:`sqrt_psd_eigh` for :func:`frechet_distance_eigh`."""
+    (:func:`moee_bench.metrics.visual.fvd.frechet_tfgan`), or :func:`sqrt_psd_eigh` for :func:`frechet_distance_eigh`."""
     r = sym_sqrt(s1)
     return float(np.trace(s1 + s2) - 2.0 * np.trace(sym_sqrt(r @ s2 @ r)) + np.square(mu1 - mu2).sum())
 
@@ -86,29 +79,22 @@ def frechet_distance_eigh(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, 
 
 
 class PairedMoments:
-    """The mergeable state of a set-level metric (FID, FVD): moments of real (GT) and generated features."""
+    """The mergeable state of a set-level metric (FID, FVD, FLMD): moments of real (GT) and generated features."""
+
+    MERGED = ("real", "fake")
 
     def __init__(self, dim: int) -> None:
         self.real = Moments(dim)
         self.fake = Moments(dim)
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
-        self.fake.add(pred)
-        self.real.add(gt)
-
-    def state(self) -> dict[str, Any]:
-        return {"real": self.real.state(), "fake": self.fake.state()}
-
-    def load(self, s: Mapping[str, Any]) -> None:
-        self.real.load(s["real"])
-        self.fake.load(s["fake"])
-
-    def merge(self, s: Mapping[str, Any]) -> None:
-        self.real.merge(s["real"])
-        self.fake.merge(s["fake"])
+        """One clip's generated and GT features, as many of each as the side with fewer has."""
+        k = min(len(pred), len(gt))
+        self.fake.add(pred[:k])
+        self.real.add(gt[:k])
 
     @classmethod
-    def pooled(cls, clip_feats: list[Mapping[str, np.ndarray]], dim: int) -> "PairedMoments":
+    def pooled(cls, clip_feats: Sequence[Mapping[str, np.ndarray]], dim: int) -> "PairedMoments":
         """Moments of per-clip ``pred`` / ``gt`` features pooled over clips (bootstrap recomputation)."""
         m = cls(dim)
         for f in clip_feats:
@@ -117,18 +103,50 @@ class PairedMoments:
 
 
 class MomentsMetric(Metric):
-    """Base of set-level metrics whose state is :class:`PairedMoments` of ``dim``-d features (FID, FVD)."""
+    """Base of the set-level metrics whose state ``moments`` is a :class:`PairedMoments` (FID, FVD, FLMD).
 
-    dim: ClassVar[int]
+    The aggregate has one formula, :meth:`from_moments` (``n < 2`` refused with a reason, a rank-deficient
+    covariance warned about, then the subclass's :meth:`distance`), called by :meth:`compute` on the merged state
+    and by :meth:`from_features` on pooled per-clip features (the bootstrap)."""
 
-    def reset(self) -> None:
-        self.moments = PairedMoments(self.dim)
+    unit: ClassVar[str]                    # what one feature vector is, in messages: "frames", "windows"
+    rank_note: ClassVar[str] = "the value is biased upward and not comparable with published numbers"
+    set_level = True
 
-    def state_dict(self) -> dict[str, Any]:
-        return self.moments.state()
+    @classmethod
+    def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
+        """The metric's distance between the generated and real moments (at least 2 of each)."""
+        raise NotImplementedError
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.moments.load(state)
+    def settings(self) -> dict[str, Any]:
+        """What of the config changes the formula (the same keys as the recorded protocol's)."""
+        return {}
 
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.moments.merge(state)
+    @classmethod
+    def from_moments(cls, moments: PairedMoments, settings: Mapping[str, Any], *, resample: bool = False,
+                     warn: bool = False) -> dict[str, Any]:
+        """``{name, name_n_real, name_n_fake}`` (plus ``name_reason`` or ``name_warning``) from the moments."""
+        k, label = cls.name, cls.name.upper()
+        n_r, n_f = moments.real.n, moments.fake.n
+        out: dict[str, Any] = {f"{k}_n_real": n_r, f"{k}_n_fake": n_f}
+        if min(n_r, n_f) < 2:
+            return {**out, k: None, f"{k}_reason": f"{label} needs at least 2 {cls.unit} per side "
+                                                   f"(got {n_r} real, {n_f} generated)"}
+        dim = moments.real.dim
+        if min(n_r, n_f) <= dim:
+            msg = (f"{label} over {min(n_r, n_f)} {cls.unit} <= {dim} feature dims: the covariance is rank-deficient; "
+                   f"{cls.rank_note}")
+            if warn:
+                warnings.warn(msg, stacklevel=3)
+            out[f"{k}_warning"] = msg
+        out[k] = cls.distance(moments.fake, moments.real, settings, resample)
+        return out
+
+    @classmethod
+    def from_features(cls, clip_feats: Sequence[Features], settings: Mapping[str, Any], *,
+                      resample: bool = False) -> dict[str, Any]:
+        dim = int(np.asarray(clip_feats[0]["pred"]).shape[-1]) if clip_feats else 0
+        return cls.from_moments(PairedMoments.pooled(clip_feats, dim), settings, resample=resample)
+
+    def compute(self) -> dict[str, Any]:
+        return self.from_moments(self.moments, self.settings(), warn=True)

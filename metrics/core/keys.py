@@ -69,8 +69,4 @@ KEYS: dict[str, KeyInfo] = {k.key: k for k in [
 ]}
 
 
-def key_info(key: str) -> KeyInfo | None:
-    return KEYS.get(key)
-
-
 GT_ALIGNED_KEYS: tuple[str, ...] = tuple(k for k, i in KEYS.items() if i.gt_aligned)

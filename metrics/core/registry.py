@@ -34,7 +34,7 @@ class MetricOptions:
     weights: WeightsOptions = field(default_factory=WeightsOptions)
     device: str = "cpu"
     params: dict[str, Any] = field(default_factory=dict)
-    precision: str = "fp32"     # feature networks: fp32 or bf16 (metrics.precision)
+    precision: str = "fp32"     # feature networks: fp32 or bf16 (moee_bench.metrics.core.precision)
 
     def __post_init__(self) -> None:
         from moee_bench.metrics.core.precision import check_precision

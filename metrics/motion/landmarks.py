@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+# imported inside the functions that use them (seconds to import, or optional): cv2, mediapipe
 
 from moee_bench.bench.core.extras import require
 
@@ -141,8 +143,6 @@ class DlibBackend(LandmarkBackend):
     scheme = DLIB68
 
     def __init__(self, device: str = "cpu", min_score: float = 0.9) -> None:
-        from moee_bench.bench.core.faces import FaceDetector, Landmarks68
-
         self.detector = FaceDetector(device=device, min_score=min_score)
         self.lm68 = Landmarks68()
         self.min_score = min_score

@@ -22,6 +22,8 @@ import numpy as np
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_torchscript
+import warnings
+# imported inside the functions that use them (seconds to import, or optional): silero_vad, torch; our modules that import such packages: classifiers
 
 SR = 16000
 WEIGHTS = "silero_vad_jit"
@@ -40,8 +42,6 @@ def resolve_vad_weights(options: WeightsOptions | None = None) -> ResolvedWeight
 
 @lru_cache(maxsize=2)
 def _jit(resolved: ResolvedWeights):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)      # torch 2.14 deprecates jit.load in favour of export
         model = load_torchscript(resolved)

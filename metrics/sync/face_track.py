@@ -21,6 +21,7 @@ import numpy as np
 from scipy import signal
 
 from moee_bench.bench.core.weights import load_into
+# imported inside the functions that use them (seconds to import, or optional): facexlib, scenedetect, syncnet_python, torch
 
 DEFAULT_MIN_TRACK = 25
 S3FD_MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)

@@ -1,7 +1,7 @@
 """Sync-C / Sync-D (SyncNet confidence and min distance) with the published syncnet-python protocol.
 
 Per clip, default ``sync_pixels=jpeg`` (the reference's pixel path, every lossy file step of syncnet-python
-0.2.3 run with the same ffmpeg/OpenCV calls, :mod:`metrics.sync_io`):
+0.2.3 run with the same ffmpeg/OpenCV calls, :mod:`moee_bench.metrics.sync.sync_io`):
 
 * face-cropped (``face_cropped=true`` / ``score --face-cropped``): the pred file's own decoded (yuv420p)
   frames dumped by ffmpeg to JPEG at its default mjpeg settings and read with ``cv2.imread``, audio by
@@ -11,7 +11,7 @@ Per clip, default ``sync_pixels=jpeg`` (the reference's pixel path, every lossy 
   read (``cv2.resize``, Wav2Lip's order); a file that is not 25 fps gets ``-r 25`` in the dump (ffmpeg's
   own rate conversion, as the pipeline's step 1; the reference itself would score it at the wrong rate).
 * tracked (default): the file re-encoded to a 25-fps MPEG-4 AVI (``-q:v 2``), JPEG frames at ``-q:v 2``,
-  S3FD on batches of those frames, PySceneDetect on the AVI, tracks (:mod:`metrics.face_track`), each
+  S3FD on batches of those frames, PySceneDetect on the AVI, tracks (:mod:`moee_bench.metrics.sync.face_track`), each
   track's crops through an XVID ``cv2.VideoWriter`` AVI and a default-quality JPEG dump, its audio cut
   from the 16 kHz speech at the track's frame boundaries.
 
@@ -30,15 +30,19 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.metrics.sync import face_track, sync_io, syncnet_core
-from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, MeanState, Metric, Param, State, VideoChunk
 from moee_bench.metrics.core.precision import of_options
+from moee_bench.bench.core import media
+from moee_bench.bench.core.ffmpeg import ffmpeg_exe
+from moee_bench.bench.core.weights import load_state_dict
+from moee_bench.metrics.core.registry import MetricOptions
 
 STATUSES = ("no_face", "too_short", "no_audio", "error")
 SAMPLES_PER_FRAME = syncnet_core.SAMPLES_PER_FRAME
@@ -84,8 +88,6 @@ class _Extractor:
         audio, source = ctx.audio, ctx.audio_source
         if m.audio_source == "video":
             source = "video"
-            from moee_bench.bench.core import media
-
             try:
                 audio = media.read_video_audio(ctx.clip.pred, clip_id=ctx.clip_id,
                                                video_stream=ctx.clip.video_stream)[0]
@@ -143,8 +145,6 @@ class _Extractor:
     def _face_cropped_jpeg(self, w: Path) -> list:
         """syncnet-python's step 8 on the pred file: ffmpeg JPEG dump + aresample'd s16 wav."""
         ctx, cid = self.ctx, self.ctx.clip_id
-        from moee_bench.bench.core import media
-
         fps = media.probe(ctx.clip.pred, clip_id=cid).fps
         rate = None if abs(fps - sync_io.FRAME_RATE) < 1e-3 else sync_io.FRAME_RATE
         frames = _to_224(sync_io.jpeg_frames(ctx.clip.pred, w / "frames", rate=rate, clip_id=cid))
@@ -207,6 +207,7 @@ class Sync(Metric):
     reference = "joonson/syncnet_python via syncnet-python 0.2.3 (Sync-C, Sync-D)"
     extractor_version = 2        # 2: digital-silence audio is no_audio; an audio/video length mismatch is noted
     keys = ("sync_c", "sync_d")
+    states = {"c": State(MeanState), "d": State(MeanState), "counts": State(lambda: {s: 0 for s in STATUSES})}
     higher_is_better = {"sync_c": True, "sync_d": False}
     needs_audio = True
     parts = {"pred": ("pred", "audio")}
@@ -219,8 +220,6 @@ class Sync(Metric):
               "sync_track_rule": Param(str, "longest", ("longest", "pypi"))}
 
     def __init__(self, options: Any = None) -> None:
-        from moee_bench.metrics.core.registry import MetricOptions
-
         self.options = options or MetricOptions()
         p = self.options.param
         self.face_cropped = _truthy(p("face_cropped", False))
@@ -235,8 +234,6 @@ class Sync(Metric):
             if v not in ok:
                 raise ValueError(f"{k} must be one of {ok}, got {v!r}")
         if self.pixels == "jpeg":
-            from moee_bench.bench.core.ffmpeg import ffmpeg_exe
-
             ffmpeg_exe()                    # no usable ffmpeg: Sync is "not computed" with the reason, not a crash mid-run
         self._scorer: syncnet_core.SyncNetScorer | None = None
         self._detector: Any = None
@@ -263,8 +260,6 @@ class Sync(Metric):
     def scorer(self) -> syncnet_core.SyncNetScorer:
         """The SyncNet scorer with ``syncnet_v2`` weights from the registry (loaded once)."""
         if self._scorer is None:
-            from moee_bench.bench.core.weights import load_state_dict
-
             r = self._resolve("syncnet_v2")
             self._scorer = syncnet_core.SyncNetScorer.from_state_dict(load_state_dict(r), device=self.options.device,
                                                                       precision=of_options(self.options))
@@ -272,8 +267,6 @@ class Sync(Metric):
 
     def detector(self) -> Any:
         if self._detector is None:
-            from moee_bench.bench.core.weights import load_state_dict
-
             r = self._resolve(self.DETECTOR_WEIGHTS[self.detector_name])
             if self.detector_name == "s3fd":
                 self._detector = face_track.S3FDDetector(load_state_dict(r), device=self.options.device)
@@ -293,10 +286,6 @@ class Sync(Metric):
             if b - a >= self.min_track:
                 tracks += face_track.track_faces(dets[a:b], a, min_track=self.min_track)
         return tracks, int(sum(len(d) for d in dets))
-
-    def reset(self) -> None:
-        self.c, self.d = MeanState(), MeanState()
-        self.counts = {s: 0 for s in STATUSES}
 
     def config(self) -> dict[str, Any]:
         return {"face_cropped": self.face_cropped, "audio": self.audio_source, "pixels": self.pixels,
@@ -333,20 +322,6 @@ class Sync(Metric):
                   for s, n, o, cc, dd in zip(feats["start"], length, feats["offset"], conf, dist)]
         return {"sync_c": c, "sync_d": d, "offset": off, "sync_tracks": tracks,
                 "sync_audio": str(feats["audio_source"]) if "audio_source" in feats else self.audio_source}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"c": self.c.state(), "d": self.d.state(), "counts": dict(self.counts)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.c.load(state["c"])
-        self.d.load(state["d"])
-        self.counts = {s: int(state["counts"].get(s, 0)) for s in STATUSES}
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.c.merge(state["c"])
-        self.d.merge(state["d"])
-        for s in STATUSES:
-            self.counts[s] += int(state["counts"].get(s, 0))
 
     def compute(self) -> dict[str, Any]:
         out: dict[str, Any] = {f"sync_n_{s}": n for s, n in self.counts.items()}

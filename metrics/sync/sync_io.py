@@ -28,6 +28,8 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.ffmpeg import ffmpeg_path
+from moee_bench.bench.core.ffmpeg import ffmpeg_exe as exe
+# imported inside the functions that use them (seconds to import, or optional): scipy
 
 FRAME_RATE = 25
 SAMPLE_RATE = 16000
@@ -36,8 +38,6 @@ SAMPLE_RATE = 16000
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
     """Absolute path of the ffmpeg binary the Sync pipeline runs (:func:`bench.core.ffmpeg.ffmpeg_exe`)."""
-    from moee_bench.bench.core.ffmpeg import ffmpeg_exe as exe
-
     return exe()
 
 

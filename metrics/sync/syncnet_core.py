@@ -22,6 +22,8 @@ import torch
 
 from moee_bench.bench.core.weights import load_into
 from moee_bench.metrics.core.precision import autocast
+from moee_bench.metrics.sync.syncnet_fast import FastSyncNet
+# imported inside the functions that use them (seconds to import, or optional): syncnet_python
 
 VSHIFT = 15
 SAMPLES_PER_FRAME = 640  # 16000 / 25
@@ -90,13 +92,11 @@ class SyncNetScorer:
         self.net = net.to(device).eval()
         self.fast = None
         if fast:
-            from moee_bench.metrics.sync.syncnet_fast import FastSyncNet
-
             self.fast = FastSyncNet(self.net).to(device)
         self.device = device
         self.batch_size = batch_size
         self.vshift = vshift
-        self.precision = precision     # metrics.precision: bf16 runs the network under autocast
+        self.precision = precision     # moee_bench.metrics.core.precision: bf16 runs the network under autocast
 
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor], **kw: Any) -> "SyncNetScorer":

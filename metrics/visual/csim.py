@@ -23,6 +23,8 @@ from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict
 from moee_bench.metrics.core.base import ClipContext, Features, FrameMeanMetric, Param, VideoChunk
 from moee_bench.metrics.core.precision import autocast, of_options
+from moee_bench.bench.core.faces import FaceDetector
+# imported inside the functions that use them (seconds to import, or optional): cv2, facexlib, skimage, torch
 
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
                              [41.5493, 92.3655], [70.7299, 92.2041]], np.float64)
@@ -120,8 +122,6 @@ class CSIM(FrameMeanMetric):
     PARAMS = {"csim_stride": Param(int, 1, minimum=1, help="score every N-th frame")}
 
     def __init__(self, options: Any) -> None:
-        from moee_bench.bench.core.faces import FaceDetector
-
         self.device = options.device
         self.precision = of_options(options)
         self.stride = max(1, int(options.param("csim_stride", 1)))

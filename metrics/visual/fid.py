@@ -11,17 +11,17 @@ N <= 2048 the covariance is rank-deficient and the result carries a loud warning
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from typing import Any, Mapping
 from unittest import mock
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, must_fit
-from moee_bench.metrics.core.base import ClipContext, Features, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, State, VideoChunk
 from moee_bench.metrics.core.precision import autocast, of_options
-from moee_bench.metrics.core.frechet import MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
+from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
+# imported inside the functions that use them (seconds to import, or optional): pytorch_fid, torch
 
 DIM = 2048
 
@@ -55,7 +55,7 @@ def prepare_for_inference(model):
 
 
 def inception_features(model, frames: np.ndarray, device: str = "cpu", batch: int = 50) -> np.ndarray:
-    """(n, 2048) float32 activations of uint8 RGB frames (under an enclosing bf16 autocast, :mod:`metrics.precision`,
+    """(n, 2048) float32 activations of uint8 RGB frames (under an enclosing bf16 autocast, :mod:`moee_bench.metrics.core.precision`,
     the network runs in bf16 and the activations are cast back to float32)."""
     import torch
 
@@ -90,7 +90,8 @@ class FID(MomentsMetric):
     higher_is_better = {"fid": False}
     needs_gt = True
     parts = {"pred": ("pred",), "gt": ("gt",)}
-    dim = DIM
+    states = {"moments": State(lambda: PairedMoments(DIM))}
+    unit = "frames"
 
     def __init__(self, options: Any) -> None:
         self.device = options.device
@@ -115,35 +116,14 @@ class FID(MomentsMetric):
         self.moments.add(feats["pred"], feats["gt"])
         return {}
 
-    def compute(self) -> dict[str, Any]:
-        real, fake = self.moments.real, self.moments.fake
-        n_r, n_f = real.n, fake.n
-        out: dict[str, Any] = {"fid_n_real": n_r, "fid_n_fake": n_f}
-        if min(n_r, n_f) < 2:
-            return {**out, "fid": None, "fid_reason": f"FID needs at least 2 frames per side (got {n_r} real, {n_f} generated)"}
-        if min(n_r, n_f) <= DIM:
-            msg = (f"FID over {min(n_r, n_f)} frames <= {DIM} feature dims: the covariance is rank-deficient and "
-                   "the value is biased upward and not comparable with published numbers")
-            warnings.warn(msg, stacklevel=2)
-            out["fid_warning"] = msg
-        mu1, s1 = fake.mean_cov(unbiased=True)
-        mu2, s2 = real.mean_cov(unbiased=True)
-        out["fid"] = frechet_distance(mu1, s1, mu2, s2)
-        return out
+    @classmethod
+    def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
+        """pytorch-fid's Fréchet distance on unbiased covariances; on bootstrap resamples its eigh form
+        (:func:`~moee_bench.metrics.core.frechet.frechet_distance_eigh`, same value within 1e-6 relative, ~5x faster)."""
+        return (frechet_distance_eigh if resample else frechet_distance)(*fake.mean_cov(True), *real.mean_cov(True))
 
 
 def fid_from_features(clip_feats: list[Features], frechet: str = "sqrtm") -> float | None:
-    """FID over the pooled per-clip features (``pred`` / ``gt`` activations), as :class:`FID` computes it.
-
-    Used to recompute FID on bootstrap resamples of clips from cached features, without the network.
-    ``frechet``: ``sqrtm`` (pytorch-fid's function, as the headline) or ``eigh``
-    (:func:`metrics.frechet.frechet_distance_eigh`, same value within 1e-6 relative, ~5x faster)."""
-    if not clip_feats:
-        return None
-    dim = int(np.asarray(clip_feats[0]["pred"]).shape[-1])
-    m = PairedMoments.pooled(clip_feats, dim)
-    real, fake = m.real, m.fake
-    if min(real.n, fake.n) < 2:
-        return None
-    dist = {"sqrtm": frechet_distance, "eigh": frechet_distance_eigh}[frechet]
-    return dist(*fake.mean_cov(True), *real.mean_cov(True))
+    """:meth:`FID.from_features`'s value over pooled per-clip ``pred`` / ``gt`` activations; ``frechet``: ``sqrtm``
+    (pytorch-fid's function, as the headline) or ``eigh`` (the bootstrap's form)."""
+    return FID.from_features(clip_feats, {}, resample={"sqrtm": False, "eigh": True}[frechet])["fid"]

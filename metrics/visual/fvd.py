@@ -6,7 +6,7 @@
   ourselves as fvd-comparison does: uint8 frames -> float -> bilinear resize to 224x224 (aspect not
   kept; torch ``interpolate``, ``align_corners=False``, no antialias) -> ``2x/255 - 1``; covariance
   biased (÷N), distance ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 S2))`` with scipy ``sqrtm`` (real part).
-``videogpt`` (VideoGPT / TATS / cd-fvd): the PyTorch ``InceptionI3d`` (:mod:`metrics.i3d`) with
+``videogpt`` (VideoGPT / TATS / cd-fvd): the PyTorch ``InceptionI3d`` (:mod:`moee_bench.metrics.visual.i3d`) with
   ``i3d_pretrained_400.pt`` (``i3d_tats``), the same preprocessing, logits averaged over time;
   covariance unbiased (÷N-1); trace of the square root by TF-GAN's SVD route, as TATS computes it.
 
@@ -31,18 +31,18 @@ names the variant, the clip rule and N (``fvd_variant``, ``fvd_clip_rule``, ``fv
 
 from __future__ import annotations
 
-import warnings
 import zlib
 from collections import deque
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, load_torchscript
-from moee_bench.metrics.core.base import ClipContext, Features, Param, VideoChunk
-from moee_bench.metrics.core.frechet import MomentsMetric, PairedMoments, frechet_sym_sqrt
+from moee_bench.metrics.core.base import ClipContext, Features, Param, State, VideoChunk
+from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_sym_sqrt
 from moee_bench.metrics.core.precision import autocast, of_options
+# imported inside the functions that use them (seconds to import, or optional): scipy, torch; our modules that import such packages: i3d
 
 DIM = 400
 CLIP_LEN = 16
@@ -172,7 +172,9 @@ class FVD(MomentsMetric):
     higher_is_better = {"fvd": False}
     needs_gt = True
     parts = {"pred": ("pred",), "gt": ("gt",)}
-    dim = DIM
+    states = {"moments": State(lambda: PairedMoments(DIM))}
+    unit = f"clips of {CLIP_LEN} frames"
+    rank_note = "the value is not comparable with published FVD (StyleGAN-V uses 2048 clips)"
     PARAMS = {"fvd_variant": Param(str, "styleganv", VARIANTS, help="I3D detector and preprocessing"),
               "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first")}
 
@@ -240,35 +242,21 @@ class FVD(MomentsMetric):
             out["fvd_real_offset"] = int(np.asarray(feats["real_offset"]).reshape(-1)[0])
         return out
 
+    def settings(self) -> dict[str, Any]:
+        return {"variant": self.variant}
+
+    @classmethod
+    def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
+        """StyleGAN-V's distance on biased covariances, or (``variant=videogpt``) TF-GAN's on unbiased ones."""
+        variant = settings.get("variant", "styleganv")
+        unbiased = variant == "videogpt"
+        dist = frechet_styleganv if variant == "styleganv" else frechet_tfgan
+        return dist(*fake.mean_cov(unbiased=unbiased), *real.mean_cov(unbiased=unbiased))
+
     def compute(self) -> dict[str, Any]:
-        real, fake = self.moments.real, self.moments.fake
-        n_r, n_f = real.n, fake.n
-        out: dict[str, Any] = {"fvd_variant": self.variant, "fvd_clip_rule": self.clips, "fvd_n_real": n_r,
-                               "fvd_n_fake": n_f}
-        if min(n_r, n_f) < 2:
-            return {**out, "fvd": None, "fvd_reason": f"FVD needs at least 2 clips of {CLIP_LEN} frames per side "
-                                                      f"(got {n_r} real, {n_f} generated)"}
-        if min(n_r, n_f) <= DIM:
-            msg = (f"FVD over {min(n_r, n_f)} clips <= {DIM} feature dims: the covariance is rank-deficient; the value "
-                   "is not comparable with published FVD (StyleGAN-V uses 2048 clips)")
-            warnings.warn(msg, stacklevel=2)
-            out["fvd_warning"] = msg
-        unbiased = self.variant == "videogpt"
-        mu1, s1 = fake.mean_cov(unbiased=unbiased)
-        mu2, s2 = real.mean_cov(unbiased=unbiased)
-        dist = frechet_styleganv if self.variant == "styleganv" else frechet_tfgan
-        out["fvd"] = dist(mu1, s1, mu2, s2)
-        return out
+        return {"fvd_variant": self.variant, "fvd_clip_rule": self.clips, **super().compute()}
 
 
 def fvd_from_features(clip_feats: list[Features], variant: str = "styleganv") -> float | None:
-    """FVD over pooled per-clip I3D features (``pred`` / ``gt``), as :class:`FVD` computes it for ``variant``.
-
-    Used to recompute FVD on bootstrap resamples of clips from cached features, without the network."""
-    m = PairedMoments.pooled(clip_feats, DIM)
-    real, fake = m.real, m.fake
-    if min(real.n, fake.n) < 2:
-        return None
-    unbiased = variant == "videogpt"
-    dist = frechet_styleganv if variant == "styleganv" else frechet_tfgan
-    return dist(*fake.mean_cov(unbiased=unbiased), *real.mean_cov(unbiased=unbiased))
+    """:meth:`FVD.from_features`'s value over pooled per-clip I3D features (``pred`` / ``gt``) for ``variant``."""
+    return FVD.from_features(clip_feats, {"variant": variant})["fvd"]

@@ -16,7 +16,7 @@ features drawn without replacement from each side, the unbiased MMD^2 of each, a
 Features: ``kid`` uses the FID extractor (pytorch-fid InceptionV3 pool3, 2048-d per frame), ``kvd`` the
 FVD extractor (I3D, 400-d per 16-frame window, the ``fvd_variant`` chosen). Their cache identity is the
 FID / FVD one, so with ``fid``/``fvd`` in the same run (or cached from an earlier one) no network runs
-again (:func:`metrics.evaluate.score_clip` runs one extractor per feature identity). The state holds
+again (:func:`moee_bench.metrics.core.evaluate.score_clip` runs one extractor per feature identity). The state holds
 only the cache keys of the clips; :meth:`KernelDistance.compute` reads the features back from the cache
 given by the evaluator, so the in-memory state stays a list of strings and merges by concatenation.
 The subset draws are seeded (``kid_seed``, 0) over the clips in key order, so the value does not depend
@@ -26,13 +26,13 @@ on the order in which clips or processes were merged.
 from __future__ import annotations
 
 import json
-
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
-from moee_bench.metrics.core.base import ClipContext, FeatureCache, Features, Metric, Param
+from moee_bench.metrics.core.base import ClipContext, FeatureCache, Features, Metric, Param, State
+from moee_bench.metrics.core.registry import metric_class
 
 N_SUBSETS = 100
 SUBSET_SIZE = 1000
@@ -107,19 +107,17 @@ class KernelDistance(Metric):
     source_name: ClassVar[str]
     needs_gt = True
     needs_feature_cache = True
+    set_level = True
+    states = {"feature_keys": State(list, merge="cat")}      # per clip: part -> feature cache key
     PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1), "kid_subset_size": Param(int, SUBSET_SIZE, minimum=2),
               "kid_seed": Param(int, 0, minimum=0)}
 
     @classmethod
     def parameters(cls) -> Mapping[str, Param]:
         """KID/KVD's own keys and those of the metric whose features they use (FID / FVD)."""
-        from moee_bench.metrics.core.registry import metric_class
-
         return {**metric_class(cls.source_name).parameters(), **cls.PARAMS}
 
     def __init__(self, options: Any) -> None:
-        from moee_bench.metrics.core.registry import metric_class
-
         self.source = metric_class(self.source_name)(options)
         p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
         self.n_subsets = int(p("kid_subsets", N_SUBSETS))
@@ -149,8 +147,6 @@ class KernelDistance(Metric):
 
     @classmethod
     def combine(cls, parts: Mapping[str, Features]) -> Features:
-        from moee_bench.metrics.core.registry import metric_class
-
         return metric_class(cls.source_name).combine(parts)
 
     def protocol(self) -> dict[str, Any]:
@@ -163,9 +159,6 @@ class KernelDistance(Metric):
         """The cache :meth:`compute` reads the features from (set by the evaluator)."""
         self.cache = cache
 
-    def reset(self) -> None:
-        self.feature_keys: list[dict[str, str]] = []      # per clip: part -> feature cache key
-
     def update(self, ctx: ClipContext | None, feats: Features) -> dict[str, Any]:
         if len(feats["pred"]) == 0 or len(feats["gt"]) == 0:
             raise ClipError(ctx.clip_id if ctx else None, "no features", status="too_short")
@@ -175,15 +168,6 @@ class KernelDistance(Metric):
                                "back from the feature cache (evaluate(..., cache=...))")
         self.feature_keys.append(dict(key))
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"feature_keys": list(self.feature_keys)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.feature_keys = [dict(k) for k in state["feature_keys"]]
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.feature_keys.extend(dict(k) for k in state["feature_keys"])
 
     def compute(self) -> dict[str, Any]:
         k = self.name
@@ -201,8 +185,20 @@ class KernelDistance(Metric):
                 feats.append(self.combine(parts))
         if missing:
             return {k: None, f"{k}_reason": f"{missing} of {len(clips)} clips' features are no longer in the cache"}
-        return {**kernel_from_features(feats, k, n_subsets=self.n_subsets, subset_size=self.subset_size, seed=self.seed),
-                f"{k}_clips": len(feats)}
+        return {**self.from_features(feats, {"n_subsets": self.n_subsets, "subset_size": self.subset_size,
+                                             "seed": self.seed}), f"{k}_clips": len(feats)}
+
+    @classmethod
+    def from_features(cls, clip_feats: Sequence[Features], settings: Mapping[str, Any], *,
+                      resample: bool = False) -> dict[str, Any]:
+        """:func:`kernel_from_features` with ``settings`` ``n_subsets``, ``subset_size``, ``seed``; a bootstrap
+        resample draws 10 subsets of the default size (the headline 100): the bootstrap spread dominates the subset
+        noise."""
+        if resample:
+            return kernel_from_features(clip_feats, cls.name, n_subsets=10)
+        return kernel_from_features(clip_feats, cls.name, n_subsets=int(settings.get("n_subsets", N_SUBSETS)),
+                                    subset_size=int(settings.get("subset_size", SUBSET_SIZE)),
+                                    seed=int(settings.get("seed", 0)))
 
 
 def kernel_from_features(clip_feats: list[Mapping[str, np.ndarray]], key: str = "kid", *, n_subsets: int = N_SUBSETS,

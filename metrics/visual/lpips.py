@@ -4,7 +4,7 @@ The calibration layers ship in the lpips wheel; the backbone comes from the weig
 (torchvision's ``alexnet-owt-7be5be79.pth`` / ``vgg16-397923af.pth``), hash-checked and loaded
 with ``weights_only=True`` into ``lpips.LPIPS(pnet_rand=True)``'s backbone slices (lpips would
 otherwise download it unchecked). Frames: uint8 RGB -> [-1, 1]; mean of per-frame values.
-With ``precision=bf16`` the network runs under bf16 autocast (:mod:`metrics.precision`); per-frame values
+With ``precision=bf16`` the network runs under bf16 autocast (:mod:`moee_bench.metrics.core.precision`); per-frame values
 are float64. (channels_last was measured and not kept: no gain at 128x128, 0.80 vs 0.80 s per 100 pairs.)
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, must_fit
 from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, FrameMeanMetric, Param
 from moee_bench.metrics.core.precision import autocast, of_options
+# imported inside the functions that use them (seconds to import, or optional): lpips, torch
 
 BACKBONE_WEIGHTS = {"alex": "lpips_alexnet", "vgg": "lpips_vgg16"}
 MIN_SIZE = {"alex": 31, "vgg": 16}       # smaller frames leave an empty feature map in the backbone

@@ -10,11 +10,12 @@ Per-frame values match ``skimage.metrics.peak_signal_noise_ratio(gt, pred, data_
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param
+from moee_bench.bench.core.errors import ClipError
+from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, MeanState, Metric, Param, State
 
 CAP_DB = 100.0
 
@@ -50,6 +51,7 @@ class PSNR(Metric):
     keys = ("psnr", "psnr_dataset")
     higher_is_better = {"psnr": True, "psnr_dataset": True}
     needs_gt = True
+    states = {"frames": State(MeanState), "sse": State(float), "n_values": State(int), "capped": State(int)}
     PARAMS = {"psnr_mode": Param(str, "frame", ("frame", "dataset"), help="frame: mean of per-frame PSNR; dataset: "
                                  "one PSNR of the pooled MSE")}
 
@@ -59,11 +61,6 @@ class PSNR(Metric):
             raise ValueError(f"psnr_mode must be 'frame' or 'dataset', got {self.mode!r}")
         super().__init__()
 
-    def reset(self) -> None:
-        self.frames = MeanState()
-        self.sse = 0.0
-        self.n_values = 0
-        self.capped = 0
 
     def config(self) -> dict[str, Any]:
         return {"data_range": 255, "colour": "RGB", "cap_db": CAP_DB}
@@ -78,8 +75,6 @@ class PSNR(Metric):
     def update(self, ctx: ClipContext, feats: Features) -> dict[str, Any]:
         mse = np.asarray(feats["mse"], np.float64)
         if len(mse) == 0:
-            from moee_bench.bench.core.errors import ClipError
-
             raise ClipError(ctx.clip_id, "no frame pairs to compare", status="too_short")
         per = psnr_from_mse(mse)
         for v in per:
@@ -89,19 +84,6 @@ class PSNR(Metric):
         self.n_values += npix * len(mse)
         self.capped += int((mse == 0).sum())
         return {"psnr": float(per.mean()), "psnr_nframes": len(per)}   # the clip's weight in the frame mean
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"frames": self.frames.state(), "sse": self.sse, "n_values": self.n_values, "capped": self.capped}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.frames.load(state["frames"])
-        self.sse, self.n_values, self.capped = float(state["sse"]), int(state["n_values"]), int(state["capped"])
-
-    def merge_state(self, state: Mapping[str, Any]) -> None:
-        self.frames.merge(state["frames"])
-        self.sse += float(state["sse"])
-        self.n_values += int(state["n_values"])
-        self.capped += int(state["capped"])
 
     def compute(self) -> dict[str, Any]:
         if not self.frames.count:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, FrameMeanMetric
+# imported inside the functions that use them (seconds to import, or optional): skimage, torch
 
 SKIMAGE_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 255,
                 "channel_axis": -1}

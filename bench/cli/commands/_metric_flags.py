@@ -68,7 +68,7 @@ def metric_params(args: argparse.Namespace) -> dict[str, Any]:
 
     A ``--param`` without ``=``, a flag value its metric refuses, or a flag and a ``--param`` that give one
     key different values (compared as the metric parses them) is a :class:`BenchError`. Keys and values are
-    then checked against the requested metrics by :func:`metrics.registry.check_params`."""
+    then checked against the requested metrics by :func:`moee_bench.metrics.core.registry.check_params`."""
     params: dict[str, Any] = parse_kv(args.param, "--param")
     for f in FLAGS:
         given = getattr(args, f.dest, None)

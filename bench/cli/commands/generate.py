@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Generate <out>/<clip_id>.mp4 for every clip of a split with a registered method (an id that "
                                    "is not a plain file name is escaped, e.g. `a b` -> a=20b.mp4); "
                                    "a sidecar <clip_id>.json records timing and normalisation. Finished clips are "
-                                   "skipped on re-runs; a failed clip is recorded and the run goes on.")
+                                   "skipped on re-runs (the rule of `run`: same method config, seed, fps, size and "
+                                   "emotion, same reference, unchanged video); a failed clip is recorded and the run "
+                                   "goes on.")
     p.add_argument("--method", required=True, help="registered method name (moee-bench weights/methods: see README)")
     p.add_argument("--manifest", help="dataset manifest (default: the sample dataset under moee_bench_runs/sample)")
     p.add_argument("--split", default="test", help="a split recorded in the manifest by `data split` (default test; "
@@ -63,12 +65,14 @@ def _run(args: argparse.Namespace) -> int:
     from moee_bench.baselines.registry import build_method
     from moee_bench.bench.core import exitcodes
     from moee_bench.bench.core.emotions import parse_emotion
-    from moee_bench.bench.core.errors import BenchError, ClipError
+    from moee_bench.bench.core.digest import file_digest
+    from moee_bench.bench.core.errors import BenchError
     from moee_bench.bench.core.manifest import load_manifest
     from moee_bench.bench.core.paths import (atomic_write, check_output_dir, clean_stale_temps, resolve_inside,
                                              safe_name)
     from moee_bench.bench.core.splits import select_split, split_record
-    from moee_bench.bench.suite.runner import build_request, training_check
+    from moee_bench.bench.suite.runner import (build_request, config_hash, generate_clips, reference_record,
+                                               training_check)
 
     from moee_bench.baselines.registry import method_class
 
@@ -99,36 +103,50 @@ def _run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     unsupported: dict[str, str] = {}
     t0 = time.perf_counter()
-    for clip in clips:
-        video = resolve_inside(out, f"{safe_name(clip.clip_id)}.mp4")
-        sidecar = video.with_suffix(".json")
-        why = method.skip_reason(emotion or clip.emotion)
-        if why:
-            unsupported[clip.clip_id] = why
-            continue
-        if video.is_file() and sidecar.is_file() and not args.dry_run:
-            skipped += 1
-            continue
-        try:
-            req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
-            if args.dry_run:
-                _print_plan(method, req)
+    if args.dry_run:
+        for clip in clips:
+            why = method.skip_reason(emotion or clip.emotion)
+            if why:
+                unsupported[clip.clip_id] = why
                 continue
-            res = method.generate(req)
-        except ClipError as e:
-            failures.append(f"{clip.clip_id}: {e.status}: {e.reason}")
-            print(f"  {clip.clip_id}: {e.status}: {e.reason.splitlines()[0]}")
-            if args.fail_fast:
-                raise
-            continue
-        record = {"clip_id": clip.clip_id, "method": {**method.describe(), **check}, "seconds": res.seconds,
-                  "n_frames": res.n_frames, "seed": args.seed, "emotion": req.emotion.to_dict() if req.emotion else None,
-                  "normalisation": res.normalisation, "reference": req.ref_source,
-                  "reference_file": str(req.ref_image), "split": {k: split[k] for k in ("name", "hash", "manifest_hash")}}
-        with atomic_write(sidecar) as tmp:
-            tmp.write_text(json.dumps(record, indent=1, default=str))
-        done += 1
-        print(f"  {clip.clip_id}: {res.n_frames} frames in {res.seconds:.1f} s")
+            _print_plan(method, build_request(manifest, clip, resolve_inside(out, f"{safe_name(clip.clip_id)}.mp4"), out,
+                                              seed=args.seed, fps=args.fps, size=size, emotion=emotion))
+        clips = []
+    chash = config_hash(args.method, method.version, cfg, seed=args.seed, fps=args.fps, size=size,
+                        emotion=args.emotion)
+
+    def plan(clip):
+        video = resolve_inside(out, f"{safe_name(clip.clip_id)}.mp4")
+        req = build_request(manifest, clip, video, out, seed=args.seed, fps=args.fps, size=size, emotion=emotion)
+        sidecar = video.with_suffix(".json")
+        prev = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        if prev and "config_hash" not in prev:
+            print(f"  {clip.clip_id}: its sidecar predates the reuse record (config hash, sha256): generated again")
+        if prev.get("config_hash") != chash:
+            return req, None
+        return req, {"status": "ok", "sha256": prev.get("sha256"), "reference": prev.get("reference_record")}
+
+    for step in generate_clips(method, clips, plan, emotion=emotion, fail_fast=args.fail_fast):
+        if step.status == "skipped":
+            unsupported[step.clip.clip_id] = step.reason
+        elif step.status == "reused":
+            skipped += 1
+        elif step.result is None:
+            failures.append(f"{step.clip.clip_id}: {step.status}: {step.reason}")
+            print(f"  {step.clip.clip_id}: {step.status}: {(step.reason.splitlines() or [''])[0]}")
+        else:
+            req, res = step.request, step.result
+            record = {"clip_id": req.clip_id, "method": {**method.describe(), **check}, "seconds": res.seconds,
+                      "n_frames": res.n_frames, "seed": args.seed,
+                      "emotion": req.emotion.to_dict() if req.emotion else None,
+                      "normalisation": res.normalisation, "reference": req.ref_source,
+                      "reference_file": str(req.ref_image), "split": {k: split[k] for k in ("name", "hash", "manifest_hash")},
+                      # what the reuse rule (bench.suite.runner.reusable) checks on a re-run
+                      "config_hash": chash, "sha256": file_digest(req.out_path), "reference_record": reference_record(req)}
+            with atomic_write(req.out_path.with_suffix(".json")) as tmp:
+                tmp.write_text(json.dumps(record, indent=1, default=str))
+            done += 1
+            print(f"  {req.clip_id}: {res.n_frames} frames in {res.seconds:.1f} s")
     if failures:
         with atomic_write(out / "generate_failures.json") as tmp:
             tmp.write_text(json.dumps(failures, indent=1))

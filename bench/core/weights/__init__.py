@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from moee_bench.bench.core.weights.fetching import OFFLINE_ENV, is_offline, missing_message
 from moee_bench.bench.core.weights.load import load_into, load_state_dict, load_torchscript, must_fit
+from moee_bench.bench.core.digest import sha256_file
 from moee_bench.bench.core.weights.options import WeightsOptions
 from moee_bench.bench.core.weights.specs import (CATALOG_DIR, ENV_VAR, WeightSpec, cache_dir, get_spec,
                                                     is_full_digest, locate, package_path, primary_dir, registry,
                                                     search_dirs)
-from moee_bench.bench.core.weights.verify import (TRUST_LEVELS, TRUSTED, ResolvedWeights, adopt, check, resolve,
-                                                   sha256_file)
+from moee_bench.bench.core.weights.verify import TRUST_LEVELS, TRUSTED, ResolvedWeights, adopt, check, resolve
 from moee_bench.bench.core.weights.trust import LOCK_NAME, lock_path, parse_trust, read_lock, write_lock
 
 __all__ = [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights.specs import WeightSpec
+# imported inside the functions that use them (seconds to import, or optional): pooch, requests
 
 OFFLINE_ENV = "MOEE_BENCH_OFFLINE"
 RETRIES = 2                    # after the first try, for a download that breaks off mid-stream

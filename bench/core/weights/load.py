@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights.verify import ResolvedWeights
+# imported inside the functions that use them (seconds to import, or optional): safetensors, torch
 
 
 def load_state_dict(resolved: ResolvedWeights, *, map_location: str = "cpu") -> dict[str, Any]:

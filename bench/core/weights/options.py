@@ -44,10 +44,6 @@ class WeightsOptions:
             if r.spec.name not in names:
                 names.append(r.spec.name)
 
-    @property
-    def any_unverified(self) -> bool:
-        return any(not r.verified for r in self.used)
-
     def provenance(self) -> list[dict[str, Any]]:
         """Every file used: name, path, full digest, trust, and the metrics that used it."""
         return [{**r.provenance(), "metrics": sorted(m for m, ns in self.metric_use.items() if r.spec.name in ns)}

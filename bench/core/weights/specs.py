@@ -30,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from moee_bench.bench.core.errors import WeightsError
+import importlib.util
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 ENV_VAR = "MOEE_BENCH_WEIGHTS"
@@ -61,7 +62,7 @@ class WeightSpec:
     legacy_pattern: str | None = None  # an old partial digest ("abcd1234*ef"), checked in addition
 
     @property
-    def tofu(self) -> bool:
+    def trusted_on_first_use(self) -> bool:
         """True when no digest is published: the file is trusted on first use (then locked)."""
         return self.sha256 is None
 
@@ -149,8 +150,6 @@ def search_dirs(weights_dir: str | Path | None = None) -> list[Path]:
 
 def package_path(spec: WeightSpec) -> Path:
     """The file of a packaged entry inside its installed package (raises when the package is absent)."""
-    import importlib.util
-
     pkg, _, rel = spec.file.partition("/")
     found = importlib.util.find_spec(pkg)
     if found is None or not found.submodule_search_locations:

@@ -16,12 +16,12 @@ Anything else is refused with both digests and the file's path.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights import fetching as _fetch
 from moee_bench.bench.core.weights.specs import (WeightSpec, get_spec, locate, package_path, primary_dir)
@@ -49,27 +49,6 @@ class ResolvedWeights:
         """The record every result carries for this file."""
         return {"name": self.spec.name, "file": str(self.path), "sha256": self.sha256, "trust": self.trust,
                 "basis": self.basis, "verified": self.verified}
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Full sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
-_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def file_digest(path: Path) -> str:
-    """:func:`sha256_file`, memoised on (path, size, mtime) so that a multi-GB file is hashed once per process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _MEMO:
-        _MEMO[key] = sha256_file(path)
-    return _MEMO[key]
 
 
 def _lock_dir(spec: WeightSpec, path: Path, weights_dir: str | Path | None) -> Path:

@@ -9,7 +9,7 @@ What it is made of:
   Each is cropped square around its MTCNN face box (2.4x the box) and resized to 256x256.
 * **Speech**: eSpeak NG (from the ``espeakng-loader`` wheel) speaking a different Harvard
   sentence per clip, resampled to 16 kHz.
-* **Motion** (:mod:`bench.sample.face_anim`): 68 dlib landmarks per portrait drive a thin-plate-spline
+* **Motion** (:mod:`moee_bench.bench.suite.sample.face_anim`): 68 dlib landmarks per portrait drive a thin-plate-spline
   warp from a neutral base (a smiling portrait gets its mouth closed and its smile released first; that
   neutral still is the clip's reference image). The jaw and lower lip open with the speech RMS envelope
   at 25 fps, the head sways by a few pixels and degrees, and each emotion is a FACS-prototype set of
@@ -50,6 +50,8 @@ from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import BASIC, parse_emotion
 from moee_bench.bench.core.errors import BenchError, ManifestError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
+from moee_bench.bench.core.faces import FaceDetector, Landmarks68
+# imported inside the functions that use them (seconds to import, or optional): PIL, cv2, matplotlib, skimage; our modules that import such packages: face_anim, speech
 
 FPS = 25.0
 SIZE = 256
@@ -114,8 +116,6 @@ def _crop_face(img: np.ndarray, detector) -> np.ndarray:
 
 
 def _landmarks(img: np.ndarray, detector) -> np.ndarray:
-    from moee_bench.bench.core.faces import Landmarks68  # noqa: PLC0415  (faces only wraps packaged detectors)
-
     face = detector.detect(img[None])[0]
     if face is None:
         raise BenchError("sample generation: no face found after cropping a bundled portrait")
@@ -126,8 +126,6 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
     """Generate the sample dataset under ``out_dir`` and return its manifest path (deterministic)."""
     from moee_bench.bench.suite.sample.face_anim import Puppet
     from moee_bench.bench.suite.sample.speech import envelope, synthesize
-    from moee_bench.bench.core.faces import FaceDetector
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     for sub in ("videos", "audio", "refs"):

@@ -17,7 +17,7 @@ Our own code (no library animates a face from landmarks without a trained model)
    marionette lines, shaded lowered brows: blurred strokes on the warped frame.
 
 The six expressions (:data:`EXPRESSIONS`) follow the FACS prototypes; their strengths were calibrated
-against the embedded FER2013 classifier (what it reads per portrait: :mod:`bench.sample`). It is a
+against the embedded FER2013 classifier (what it reads per portrait: :mod:`moee_bench.bench.suite.sample`). It is a
 deterministic puppet, not a generative model: the sample tests the tooling, not any method.
 """
 
@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from moee_bench.bench.core.emotions import BASIC
+# imported inside the functions that use them (seconds to import, or optional): scipy
 
 # iBUG 68-point groups
 JAW_LOW = list(range(5, 12))

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from moee_bench.bench.core.errors import BenchError
+# imported inside the functions that use them (seconds to import, or optional): espeakng_loader, soundfile
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
