@@ -14,28 +14,9 @@ import pytest
 from moee_bench.bench.cli import exitcodes
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
+from moee_bench.bench.perf.frechet_accuracy import extended_reference
+from moee_bench.bench.perf.frechet_accuracy import features as _features
 from moee_bench.metrics.core.frechet import FRECHET_METHODS, frechet_distance, frechet_distance_eigh
-
-
-def _features(seed: int, n: int, d: int, shift: float = 0.0) -> np.ndarray:
-    """ReLU'd correlated features with a decaying spectrum (pool3-like)."""
-    rng = np.random.default_rng(seed)
-    mix = rng.standard_normal((d, d)) * (np.arange(1, d + 1) ** -0.7)[None, :]
-    return np.maximum(rng.standard_normal((n, d)) @ mix.T + shift, 0)
-
-
-def extended_reference(x: np.ndarray, y: np.ndarray, ddof: int) -> float:
-    """The Fréchet distance of two feature sets from the features themselves, in extended precision:
-    traces and the cross product in long double, and ``tr sqrt(S1 S2)`` as the nuclear norm of ``Xc Yc^T``
-    (``S1 S2`` has the nonzero eigenvalues of ``M M^T``, ``M = Xc Yc^T / sqrt(n1 n2)``), so no covariance
-    product is ever formed and no square root of a rank-deficient matrix is taken."""
-    xl, yl = x.astype(np.longdouble), y.astype(np.longdouble)
-    mx, my = xl.mean(0), yl.mean(0)
-    xc, yc = xl - mx, yl - my
-    n1, n2 = len(x) - ddof, len(y) - ddof
-    nuc = np.linalg.svd(np.matmul(xc, yc.T).astype(np.float64), compute_uv=False).sum()
-    trace_sqrt = np.longdouble(nuc) / np.sqrt(np.longdouble(n1) * np.longdouble(n2))
-    return float(((mx - my) ** 2).sum() + (xc * xc).sum() / n1 + (yc * yc).sum() / n2 - 2 * trace_sqrt)
 
 
 def _moments(x: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:

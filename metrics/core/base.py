@@ -109,7 +109,11 @@ class FeatureExtractor(Protocol):
 
 
 class FeatureCache(Protocol):
-    """Where extracted per-clip features are kept between runs (implemented by :mod:`bench.store`)."""
+    """Where extracted per-clip features are kept between runs (implemented by :mod:`bench.store`).
+
+    A cache may also define ``put_reading(key, feats, reads)``, called instead of ``put`` with the inputs the
+    features were extracted from (``{"gt"}``, ``{"pred"}``, ``{"pred", "gt"}``...), to keep some apart
+    (:class:`bench.suite.store.GTFeatureCache` keeps the GT-only ones across runs)."""
 
     def get(self, key: str) -> Features | None: ...
 

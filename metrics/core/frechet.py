@@ -7,7 +7,7 @@
   ``sqrtm`` form; the "more stable" computation asked for in pytorch-fid#117). At 2048 dims about 1.8 s a call
   on 2 CPU cores against 14 s for scipy's ``sqrtm``. Measured against an extended-precision value (the
   nuclear norm of the centred cross-product ``Xc Yc^T`` in long double, itself equal to a 40-digit mpmath
-  computation on small sizes; bench/perf/frechet_accuracy.py): as accurate as ``sqrtm`` or more on every
+  computation on small sizes; ``moee-bench bench frechet``): as accurate as ``sqrtm`` or more on every
   case measured, rank-deficient included (N <= dims), and equal to pytorch-fid's function within 1e-6
   relative on full-rank covariances (tests/test_frechet.py).
 * ``pytorch-fid``: pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm`` of ``S1 @ S2``, eps retry,

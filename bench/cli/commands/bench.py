@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "drift": ("moee_bench.bench.perf.drift:run", "bf16 vs fp32 per network metric on real clips (--real DIR)"),
     "networks": ("moee_bench.bench.perf.networks:run",
                  "frames/s of each feature network (FID Inception, LPIPS, I3D, ArcFace, SyncNet), fp32 and bf16, on --device"),
+    "frechet": ("moee_bench.bench.perf.frechet_accuracy:run",
+                "the headline Frechet distance (eigh) vs pytorch-fid / StyleGAN-V sqrtm: time and error vs extended precision"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="feature networks' precision: fp32 (default, the reference tools' numbers) or bf16 (declared "
                         "fast mode: autocast on CPU AMX / CUDA, named in every result; drift: bench drift)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep GT features between runs (default: features read from a GT video alone are kept in "
+                        "$XDG_CACHE_HOME/moee-bench/features, content-keyed, so a later score against the same GT embeds "
+                        "only the predictions; size and pruning: moee-bench cache info|prune)")
     add_metric_flags(p)
     p.set_defaults(func=_score)
 
@@ -108,7 +112,7 @@ def _score(args: argparse.Namespace) -> int:
     from moee_bench.bench.core.paths import check_output_file, write_text_atomic
     from moee_bench.bench.core.values import check_device, existing_dir
     from moee_bench.bench.core.provenance import environment
-    from moee_bench.bench.suite.store import FeatureStore
+    from moee_bench.bench.suite.store import FeatureStore, GTFeatureCache, default_feature_cache_dir
     from moee_bench.metrics.core.evaluate import ClipOutcome, evaluate
     from moee_bench.metrics.core.registry import MetricOptions, build_metrics, check_params, check_size
 
@@ -142,8 +146,11 @@ def _score(args: argparse.Namespace) -> int:
     check_size(metrics, size)
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
-        # KID/KVD read their features back from a feature cache: a temporary one for this command
-        cache = FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None
+        # GT features persist across runs (unless --no-cache); the rest (and everything with --no-cache) goes to a
+        # temporary cache for this command, which KID/KVD read their features back from
+        persistent = None if args.no_cache or not any(p.gt for p in pairs) else FeatureStore(default_feature_cache_dir())
+        cache = (GTFeatureCache(persistent, FeatureStore(Path(tmp))) if persistent is not None
+                 else FeatureStore(Path(tmp)) if any(getattr(m, "needs_feature_cache", False) for m in metrics) else None)
         res = evaluate(pairs, metrics, fps=args.fps, size=size, strict=args.strict, cache=cache)
     out = res.to_json()
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
@@ -153,6 +160,7 @@ def _score(args: argparse.Namespace) -> int:
         out["metrics"][n] = None
         out["metrics"][f"{n}_reason"] = why
     out["protocol"]["precision"] = args.precision
+    out["protocol"]["feature_cache"] = _cache_record(persistent, res.clips, "--no-cache" if args.no_cache else "no GT video")
     out["protocol"].update({**environment(args.device), "weights": wopts.provenance(),
                             "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
                             "pairing_warnings": warn, "missing_clips": missing, "split": split_info,
@@ -180,6 +188,17 @@ def _score(args: argparse.Namespace) -> int:
         print_failed(failed, every=len(failed) == len(res.clips))
         return exitcodes.FAILED_CLIPS
     return exitcodes.OK
+
+
+def _cache_record(persistent, clips: list, why_off: str) -> dict:
+    """Where GT features were kept and how many GT parts came from it or were extracted (or why none were kept)."""
+    if persistent is None:
+        return {"persistent": None, "reason": why_off}
+    n, size = persistent.size()
+    return {"persistent": str(persistent.folder), "gt_parts_cached": sum(1 for c in clips for k in c.cached
+                                                                         if k.endswith("/gt")),
+            "gt_parts_extracted": sum(1 for c in clips for k in c.extracted if k.endswith("/gt")),
+            "entries": n, "bytes": size}
 
 
 def print_clip_warnings(per_clip: dict[str, list[str]], limit: int = 3) -> None:
