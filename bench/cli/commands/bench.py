@@ -18,6 +18,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                  "frames/s of each feature network (FID Inception, LPIPS, I3D, ArcFace, SyncNet), fp32 and bf16, on --device"),
     "frechet": ("moee_bench.bench.perf.frechet_accuracy:run",
                 "the headline Frechet distance (eigh) vs pytorch-fid / StyleGAN-V sqrtm: time and error vs extended precision"),
+    "rates": ("moee_bench.bench.perf.plan:run_rates",
+              "measure and record the per-stage rates of score (start-up, decode, each metric) on --device, --precision"),
+    "plan": ("moee_bench.bench.perf.plan:run_plan",
+             "predicted wall time of score for --clips x --frames with --metrics from the recorded rates (--check: and measured)"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
@@ -48,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
     p.add_argument("--train-steps", type=positive_int_arg, default=None,
                    help="moee: also time this many training steps of stages 1 and 2 (synthetic batch) and a plain U-Net step")
+    p.add_argument("--metrics", default=None, help="rates, plan: comma list of psnr,ssim,lpips,fid,kid (default "
+                                                   "psnr,ssim,lpips,fid)")
+    p.add_argument("--rates", default=None, help="rates, plan: the rates JSON (default $XDG_CACHE_HOME/moee-bench/rates.json)")
+    p.add_argument("--warm", action="store_true", help="plan: GT features already in the feature cache")
+    p.add_argument("--gpus", type=positive_int_arg, default=1, help="plan: GPUs of a torchrun (with recorded CUDA rates)")
+    p.add_argument("--check", action="store_true", help="plan: also run score on synthetic clips of that size and time it")
     p.set_defaults(func=_run)
 
 
