@@ -69,6 +69,7 @@ def _weights(d: Path, names: list[str]):
     from moee_bench.bench.core.weights import WeightsOptions
     from moee_bench.bench.perf.visual import random_weights
 
+    d.mkdir(parents=True, exist_ok=True)
     if {"lpips", "fid", "kid"} & set(names):
         random_weights(d)
     return WeightsOptions(weights_dir=str(d), allow_unverified=True)

@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "measure and record the per-stage rates of score (start-up, decode, each metric) on --device, --precision"),
     "plan": ("moee_bench.bench.perf.plan:run_plan",
              "predicted wall time of score for --clips x --frames with --metrics from the recorded rates (--check: and measured)"),
+    "faces": ("moee_bench.bench.perf.faces:run",
+              "AKD's per-frame face pass (MTCNN + dlib 68) with the detector on 1 thread vs torch's threads, identical landmarks"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
 }
 
