@@ -46,3 +46,19 @@ def test_plan_is_the_documented_sum_of_the_recorded_rates(tmp_path: Path, capsys
     assert main(["bench", "plan", "--metrics", "akd", "--rates", str(rates)]) == exitcodes.USAGE
     assert main(["bench", "plan", "--rates", str(tmp_path / "none.json")]) == exitcodes.USAGE
     assert "bench rates" in capsys.readouterr().err
+
+
+def test_profile_prints_the_bound_beside_ours(monkeypatch):
+    """``bench metrics --profile``: the bound row is Inception + LPIPS + one Fréchet of our side, per 100 pairs."""
+    from types import SimpleNamespace
+
+    from moee_bench.bench.core import media
+    from moee_bench.bench.perf import visual_profile as vp
+
+    ours = {"Inception network": 6.0, "LPIPS": 1.0, vp.FRECHET: 1.0, "decode (H.264 -> RGB)": 2.0}
+    monkeypatch.setattr(vp, "profile_chain", lambda *a: {"Inception network": 10.0, vp.FRECHET: 14.0})
+    monkeypatch.setattr(vp, "profile_ours", lambda *a: dict(ours))
+    monkeypatch.setattr(media, "read_frames", lambda path: [0] * 200)
+    rows = vp.profile_table([SimpleNamespace(gt="x")], Path("."), Path("."), ["fp32"])
+    assert rows["  bound: Inception + LPIPS + one Frechet"].split() == ["-", "4.000"]     # 8 s per 200 pairs
+    assert rows["  ours total / bound"].split() == ["-", "1.25"]                          # 10 s / 8 s
