@@ -14,12 +14,14 @@ device key (``cpu``, or ``cuda:<name>``) and the precision; a GPU run records it
 
 (``--warm``: GT features already cached, so the extraction of metrics with a GT-only part is halved), printed per
 stage, for every recorded device key; for a CUDA key also over ``--gpus`` G processes (torchrun: the per-clip
-part divided by G, the rest not). ``bench plan --check`` also runs ``score`` on synthetic clips of that size
-and prints the measured time beside the prediction. Our own model (no library predicts this).
+part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on one clip of a
+quarter of the planned frames, then runs ``score`` on synthetic clips of the planned size and prints the measured
+time beside the prediction (same run, so the same machine load). Our own model (no library predicts this).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -196,6 +198,11 @@ def run_plan(args) -> int:
 
     names = _metrics(getattr(args, "metrics", None))
     path = Path(args.rates) if getattr(args, "rates", None) else default_rates_file()
+    if getattr(args, "check", False):
+        # the rates of this check are measured in the same run, on one clip of a quarter of the planned frames
+        # (another size), so the prediction and the measured run see the same machine load
+        small = argparse.Namespace(**{**vars(args), "frames": max(4, args.frames // 4), "json": None})
+        run_rates(small)
     book = _load(path)
     if not book:
         raise BenchError(f"no recorded rates in {path}: run `moee-bench bench rates` first (and on a GPU, with --device cuda)")
