@@ -225,7 +225,7 @@ def _check_in_memory(pairs: Sequence[ClipInput], names: Sequence[str], params: M
 def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None = None, split: str | None = None,
           metrics: Sequence[str] | str = DEFAULT_METRICS, params: Mapping[str, Any] | None = None,
           device: str = "cpu", fps: float = 25.0, size: tuple[int, int] | None = None, strict: bool = False,
-          precision: str = "fp32", weights: WeightsOptions | None = None, cache: str | Path | None = None,
+          precision: str = "fp32", weights: WeightsOptions | None = None, cache: str | Path | None = "default",
           progress: bool = True) -> ScoreResult:
     """Score generated clips (against GT clips and/or a manifest) with ``metrics``; what ``moee-bench score`` runs.
 
@@ -233,12 +233,14 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     already in memory (``(T, H, W, 3)`` uint8 RGB, numpy or torch, taken as sampled at ``fps``). ``manifest``
     (and ``split``) supplies GT video, driving audio, reference image and emotion per clip. ``params``: metric
     parameters (``moee-bench metrics`` lists them; unknown keys are refused). ``weights``: where weight files are
-    looked up and how they are trusted (default: the weights cache, fetching on first use). ``cache``: a feature
-    cache folder kept across calls (the store's ``features/`` layout; GT features are then extracted once); by
-    default a temporary one, as the CLI. Everything given is checked before any video is decoded
+    looked up and how they are trusted (default: the weights cache, fetching on first use). ``cache``:
+    ``"default"`` keeps the features read from a GT video alone in the persistent, content-keyed, digest-checked
+    cache ``$XDG_CACHE_HOME/moee-bench/features`` (a test set is embedded once; everything else goes to a temporary
+    cache), as the CLI does; ``None`` keeps nothing (``--no-cache``); a folder keeps every feature there
+    (``--feature-cache DIR``). Everything given is checked before any video is decoded
     (:class:`BenchError`); a clip that cannot be scored gets a status and a reason in the result."""
     from moee_bench.bench.core.provenance import environment
-    from moee_bench.bench.suite.store import FeatureStore
+    from moee_bench.bench.suite.store import FeatureStore, GTFeatureCache, default_feature_cache_dir
     from moee_bench.metrics.core.registry import MetricOptions, build_metrics, check_params, check_size
 
     names = _names(metrics)
@@ -270,8 +272,25 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
         needs = any(getattr(m, "needs_feature_cache", False) for m in metric_objs)
-        store = FeatureStore(Path(cache)) if cache is not None else FeatureStore(Path(tmp)) if needs else None
+        persistent = None
+        if cache == "default":
+            # GT features persist across calls; the rest goes to a temporary cache, which KID/KVD read back from
+            if any(c.gt is not None for c in pairs):
+                persistent = FeatureStore(default_feature_cache_dir())
+                store = GTFeatureCache(persistent, FeatureStore(Path(tmp)))
+            else:
+                store = FeatureStore(Path(tmp)) if needs else None
+            cache_note = _cache_record(persistent, None, "no GT video")
+        elif cache is not None:
+            persistent = store = FeatureStore(Path(cache))
+            cache_note = None
+        else:
+            store = FeatureStore(Path(tmp)) if needs else None
+            cache_note = _cache_record(None, None, "--no-cache")
         res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
+        cache_note = _cache_record(persistent, res.clips, cache_note["reason"] if cache_note else "")
+        if cache not in (None, "default"):
+            cache_note["all_features"] = True
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
         res.clips.append(ClipOutcome(cid, status={n: "error" for n in names}, messages={n: why for n in names}))
     for n, why in unavailable.items():
@@ -281,9 +300,21 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     res.protocol.update({**environment(device), "weights": wopts.provenance(),
                          "weights_by_metric": wopts.by_metric(), "unverified_weights": wopts.unverified_metrics(),
                          "pairing_warnings": warn, "missing_clips": missing, "split": split_info,
-                         "feature_cache": str(Path(cache).resolve()) if cache is not None else None,
+                         "feature_cache": cache_note,
                          "warnings": sorted({str(w.message) for w in caught})})
     return ScoreResult(res.metrics, res.clips, res.protocol, missing)
+
+
+def _cache_record(persistent: Any, clips: list | None, why_off: str) -> dict:
+    """Where GT features were kept and how many GT parts came from it or were extracted (or why none were kept)."""
+    if persistent is None:
+        return {"persistent": None, "reason": why_off}
+    n, size = persistent.size()
+    out = {"persistent": str(Path(persistent.folder).resolve()), "entries": n, "bytes": size}
+    if clips is not None:
+        out["gt_parts_cached"] = sum(1 for c in clips for k in c.cached if k.endswith("/gt"))
+        out["gt_parts_extracted"] = sum(1 for c in clips for k in c.extracted if k.endswith("/gt"))
+    return out
 
 
 def run(suite: str | Path | None = None, out: str | Path = "moee_bench_runs", *, params: Mapping[str, Any] | None = None,

@@ -28,6 +28,15 @@ from moee_bench.bench.core.ffmpeg import ensure_ffmpeg_on_path  # noqa: E402
 ensure_ffmpeg_on_path()
 
 
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``XDG_CACHE_HOME`` is a fresh folder for every test (inherited by the CLI subprocesses it starts): ``score``
+    keeps GT features under it by default, never in the user's ``~/.cache``, and no test sees another's."""
+    d = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(d))
+    return d
+
+
 @pytest.fixture(scope="session")
 def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in sample dataset, generated once per test session; returns the manifest path."""

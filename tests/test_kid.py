@@ -81,7 +81,7 @@ def _fake_inception(monkeypatch, calls: list):
     spec = get_spec("fid_inception")
     monkeypatch.setattr(fid, "build_inception", lambda w, d="cpu": (None, ResolvedWeights(spec, Path("x"), "0" * 64, True)))
     monkeypatch.setattr(fid, "inception_features", feats)
-    monkeypatch.setattr(fid, "frechet_distance", lambda *a: 0.0)     # FID's own value is tested elsewhere
+    monkeypatch.setattr(fid, "frechet_distance", lambda *a, **k: 0.0)     # FID's own value is tested elsewhere
 
 
 @pytest.fixture

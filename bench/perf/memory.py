@@ -43,7 +43,8 @@ def repeat_clips(src: Path, dst: Path, n: int) -> Path:
 def score_peak_rss_mb(d: Path, wdir: Path, metrics: str, precision: str = "fp32") -> float:
     """Peak RSS (MB) of one ``moee-bench score`` process on ``d/pred`` vs ``d/gt``."""
     args = ["score", "--pred", str(d / "pred"), "--gt", str(d / "gt"), "--metrics", metrics, "--json",
-            str(d / "out.json"), "--weights-dir", str(wdir), "--allow-unverified-weights", "--precision", precision]
+            str(d / "out.json"), "--weights-dir", str(wdir), "--allow-unverified-weights", "--precision", precision,
+            "--no-cache"]
     out = subprocess.run([sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True)
     m = re.search(r"PEAK_RSS_KB (\d+)", out.stdout)
     if m is None:

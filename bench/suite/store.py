@@ -421,9 +421,14 @@ class FeatureStore(DigestCheckedCache):
 
     def _read(self, key: str) -> bytes | None:
         try:
-            return self._path(key).read_bytes()
+            data = self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
+        try:
+            os.utime(self._path(key))              # last use, for `moee-bench cache prune`
+        except OSError:
+            pass
+        return data
 
     def _write(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -444,3 +449,77 @@ class FeatureStore(DigestCheckedCache):
 
     def _record(self, key: str, sha256: str, nbytes: int) -> None:
         self._index().execute("INSERT OR REPLACE INTO feature_digests VALUES(?,?,?,?)", (key, sha256, nbytes, time.time()))
+
+    # size and pruning (the persistent cache of `score`: `moee-bench cache info|prune`) --------------------------
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """Every cached feature file: (path, bytes, last use as a POSIX time; a hit refreshes it)."""
+        if not self.folder.is_dir():
+            return []
+        out = []
+        for p in self.folder.glob("??/*.npz"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:          # pruned by another process meanwhile
+                continue
+            out.append((p, st.st_size, st.st_mtime))
+        return out
+
+    def size(self) -> tuple[int, int]:
+        """(number of cached feature files, their total bytes)."""
+        e = self.entries()
+        return len(e), sum(b for _, b, _ in e)
+
+    def prune(self, *, max_bytes: int | None = None, older_than_s: float | None = None) -> tuple[int, int]:
+        """Delete the entries unused for more than ``older_than_s`` seconds, then the least recently used ones
+        until at most ``max_bytes`` remain (both None: everything). Returns (files removed, bytes freed)."""
+        entries = sorted(self.entries(), key=lambda e: e[2])           # oldest use first
+        now = time.time()
+        total = sum(b for _, b, _ in entries)
+        removed = freed = 0
+        for p, b, used in entries:
+            everything = max_bytes is None and older_than_s is None
+            stale = older_than_s is not None and now - used > older_than_s
+            over = max_bytes is not None and total > max_bytes
+            if not (everything or stale or over):
+                continue
+            p.unlink(missing_ok=True)
+            total -= b
+            removed, freed = removed + 1, freed + b
+        return removed, freed
+
+
+def default_feature_cache_dir() -> Path:
+    """The persistent feature cache of ``score``: ``$XDG_CACHE_HOME/moee-bench/features``, default
+    ``~/.cache/moee-bench/features``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "moee-bench" / "features"
+
+
+class GTFeatureCache:
+    """A feature cache that keeps the features read from a GT video alone (Inception, I3D, landmarks... of the
+    test set) in a persistent :class:`FeatureStore` and everything else (predictions, pairs) in a scratch one
+    for this command only: a test set is embedded once, and scoring checkpoint after checkpoint against it
+    embeds only the predictions. Lookups try the persistent store first."""
+
+    def __init__(self, persistent: FeatureStore, scratch: FeatureStore) -> None:
+        self.persistent, self.scratch = persistent, scratch
+
+    @property
+    def hits(self) -> int:
+        return self.persistent.hits + self.scratch.hits
+
+    @property
+    def rejected(self) -> dict[str, str]:
+        """Entries of either store not used because their content failed its recorded digest (key -> reason)."""
+        return {**self.scratch.rejected, **self.persistent.rejected}
+
+    def get(self, key: str) -> dict[str, np.ndarray] | None:
+        hit = self.persistent.get(key)
+        return hit if hit is not None else self.scratch.get(key)
+
+    def put(self, key: str, feats: Mapping[str, np.ndarray]) -> None:
+        self.scratch.put(key, feats)
+
+    def put_reading(self, key: str, feats: Mapping[str, np.ndarray], reads: set[str]) -> None:
+        """Put ``feats``, extracted from the inputs ``reads``: in the persistent store when that is the GT video alone."""
+        (self.persistent if set(reads) == {"gt"} else self.scratch).put(key, feats)

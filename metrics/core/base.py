@@ -125,6 +125,10 @@ class FeatureCache(Protocol):
 
     rejected: dict[str, str]
 
+    A cache may also define ``put_reading(key, feats, reads)``, called instead of ``put`` with the inputs the
+    features were extracted from (``{"gt"}``, ``{"pred"}``, ``{"pred", "gt"}``...), to keep some apart
+    (:class:`moee_bench.bench.suite.store.GTFeatureCache` keeps the GT-only ones across runs)."""
+
     def get(self, key: str) -> Features | None: ...
 
     def put(self, key: str, feats: Features) -> None: ...

@@ -332,7 +332,11 @@ def _extract_parts(ctx: ClipContext, active: Sequence[Metric], ref: ReferenceCho
                 got[m.name][part] = feats
                 out.extracted.append(f"{m.name}/{part}")
         if cache is not None:
-            cache.put(key, feats)
+            put_reading = getattr(cache, "put_reading", None)    # a cache that keeps what depends on GT alone
+            if put_reading is not None:
+                put_reading(key, feats, {r for m, part in todo[key] for r in m.feature_parts()[part]})
+            else:
+                cache.put(key, feats)
 
     def fail_group(key: str, e: Exception) -> None:
         for m, _ in todo[key]:

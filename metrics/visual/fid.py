@@ -5,8 +5,12 @@ own code with the registry's ``pt_inception-2015-12-05-6726825d.pth`` (hash-chec
 ``weights_only=True``) instead of its unchecked download. Input as pytorch-fid reads PNGs:
 uint8 RGB -> float32 [0, 1] (ToTensor) -> in-model bilinear resize to 299 (no antialias) -> [-1, 1].
 Real = GT frames, generated = pred frames, pooled over all clips. Statistics: float64 mergeable
-moments, unbiased covariance (np.cov), pytorch-fid's Fréchet distance. N is recorded; with
-N <= 2048 the covariance is rank-deficient and the result carries a loud warning.
+moments, unbiased covariance (np.cov). Fréchet distance (``fid_frechet``): ``eigh`` by default, the
+symmetric-eigendecomposition form of pytorch-fid's quantity (equal within 1e-6 relative, ~8x faster at 2048
+dims, as accurate or more against an extended-precision value: :mod:`metrics.core.frechet`);
+``fid_frechet=pytorch-fid`` calls pytorch-fid's ``calculate_frechet_distance`` itself. The method is named
+in the protocol (``frechet``). N is recorded; with N <= 2048 the covariance is rank-deficient and the
+result carries a loud warning.
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import numpy as np
 
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_state_dict, must_fit
-from moee_bench.metrics.core.base import ClipContext, Features, State, VideoChunk
+from moee_bench.metrics.core.base import ClipContext, Features, Param, State, VideoChunk
 from moee_bench.metrics.core.precision import autocast, of_options
-from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance, frechet_distance_eigh
+from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance
 # imported inside the functions that use them (seconds to import, or optional): pytorch_fid, torch
 
 DIM = 2048
+#: ``fid_frechet`` -> what the protocol says
+FRECHET = {"eigh": "eigh: tr sqrt(R S2 R), R = sqrt(S1) by symmetric eigendecomposition (float64)",
+           "pytorch-fid": "pytorch-fid calculate_frechet_distance (scipy sqrtm of S1 S2)"}
 
 
 def build_inception(weights: WeightsOptions, device: str = "cpu"):
@@ -92,10 +99,15 @@ class FID(MomentsMetric):
     parts = {"pred": ("pred",), "gt": ("gt",)}
     states = {"moments": State(lambda: PairedMoments(DIM))}
     unit = "frames"
+    PARAMS = {"fid_frechet": Param(str, "eigh", ("eigh", "pytorch-fid"),
+                                   help="how tr sqrt(S1 S2) is taken: eigh (exact, fast) or pytorch-fid's sqrtm function")}
 
     def __init__(self, options: Any) -> None:
         self.device = options.device
         self.precision = of_options(options)
+        self.frechet = str(options.param("fid_frechet", "eigh"))
+        if self.frechet not in FRECHET:
+            raise ValueError(f"fid_frechet must be one of {sorted(FRECHET)}, got {self.frechet!r}")
         self.model, self.weights = build_inception(options.weights, self.device)
         super().__init__()
 
@@ -105,7 +117,12 @@ class FID(MomentsMetric):
     def config(self) -> dict[str, Any]:
         return {"impl": "pytorch-fid 0.3.0 InceptionV3 pool3", "dims": DIM, "weights_sha256": self.weights.sha256,
                 "verified": self.weights.verified, "input": "uint8 RGB -> [0,1], bilinear 299 in-model (no antialias)",
-                "covariance": "unbiased (N-1)", "pooling": "all frames of all clips", "precision": self.precision}
+                "covariance": "unbiased (N-1)", "pooling": "all frames of all clips", "precision": self.precision,
+                "frechet": FRECHET[self.frechet]}
+
+    def feature_config(self) -> dict[str, Any]:
+        """The config less the distance method (it does not change the features)."""
+        return {k: v for k, v in self.config().items() if k != "frechet"}
 
     def part_extractor(self, ctx: ClipContext, part: str) -> _Extractor:
         return _Extractor(self)
@@ -116,14 +133,21 @@ class FID(MomentsMetric):
         self.moments.add(feats["pred"], feats["gt"])
         return {}
 
+    def settings(self) -> dict[str, Any]:
+        return {"frechet": self.frechet}
+
     @classmethod
     def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
-        """pytorch-fid's Fréchet distance on unbiased covariances; on bootstrap resamples its eigh form
-        (:func:`~moee_bench.metrics.core.frechet.frechet_distance_eigh`, same value within 1e-6 relative, ~5x faster)."""
-        return (frechet_distance_eigh if resample else frechet_distance)(*fake.mean_cov(True), *real.mean_cov(True))
+        """The Fréchet distance on unbiased covariances, taken by ``settings["frechet"]`` (``eigh``, the default,
+        or ``pytorch-fid``'s function; a recorded protocol's description is read back); bootstrap resamples
+        always take the eigh form."""
+        method = settings.get("frechet", "eigh")
+        method = next((k for k, v in FRECHET.items() if method in (k, v)), "eigh")
+        return frechet_distance(*fake.mean_cov(True), *real.mean_cov(True), method="eigh" if resample else method)
 
 
-def fid_from_features(clip_feats: list[Features], frechet: str = "sqrtm") -> float | None:
-    """:meth:`FID.from_features`'s value over pooled per-clip ``pred`` / ``gt`` activations; ``frechet``: ``sqrtm``
-    (pytorch-fid's function, as the headline) or ``eigh`` (the bootstrap's form)."""
-    return FID.from_features(clip_feats, {}, resample={"sqrtm": False, "eigh": True}[frechet])["fid"]
+def fid_from_features(clip_feats: list[Features], frechet: str = "eigh") -> float | None:
+    """:meth:`FID.from_features`'s value over pooled per-clip ``pred`` / ``gt`` activations; ``frechet``: ``eigh``
+    (the headline's default) or ``pytorch-fid`` (``sqrtm``: pytorch-fid's function)."""
+    method = "pytorch-fid" if frechet == "sqrtm" else frechet
+    return FID.from_features(clip_feats, {"frechet": method})["fid"]

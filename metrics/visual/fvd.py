@@ -5,10 +5,13 @@
   ``detector(x, rescale=False, resize=False, return_features=True)`` -> 400-d; we do the preprocessing
   ourselves as fvd-comparison does: uint8 frames -> float -> bilinear resize to 224x224 (aspect not
   kept; torch ``interpolate``, ``align_corners=False``, no antialias) -> ``2x/255 - 1``; covariance
-  biased (÷N), distance ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 S2))`` with scipy ``sqrtm`` (real part).
+  biased (÷N), distance ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))``: StyleGAN-V takes it with scipy
+  ``sqrtm`` of ``S1 @ S2`` (real part: ``fvd_frechet=sqrtm-product``); the default ``eigh`` takes the same
+  trace by symmetric eigendecomposition (:mod:`moee_bench.metrics.core.frechet`: exact, as accurate or more).
 ``videogpt`` (VideoGPT / TATS / cd-fvd): the PyTorch ``InceptionI3d`` (:mod:`moee_bench.metrics.visual.i3d`) with
   ``i3d_pretrained_400.pt`` (``i3d_tats``), the same preprocessing, logits averaged over time;
-  covariance unbiased (÷N-1); trace of the square root by TF-GAN's SVD route, as TATS computes it.
+  covariance unbiased (÷N-1); trace of the square root by TF-GAN's SVD route, as TATS computes it
+  (``fvd_frechet=tfgan-svd``, the variant's default).
 
 Clips (``fvd_clips``; StyleGAN-V ``src/metrics/frechet_video_distance.py`` with its dataset's
 ``load_n_consecutive``): 16 consecutive frames at the evaluation fps.
@@ -40,7 +43,7 @@ import numpy as np
 from moee_bench.bench.core.errors import ClipError
 from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, load_torchscript
 from moee_bench.metrics.core.base import ClipContext, Features, Param, State, VideoChunk
-from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_sym_sqrt
+from moee_bench.metrics.core.frechet import Moments, MomentsMetric, PairedMoments, frechet_distance, frechet_sym_sqrt
 from moee_bench.metrics.core.precision import autocast, of_options
 # imported inside the functions that use them (seconds to import, or optional): scipy, torch; our modules that import such packages: i3d
 
@@ -88,10 +91,7 @@ def preprocess(frames: np.ndarray, device: str = "cpu"):
 
 def frechet_styleganv(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:
     """StyleGAN-V's distance: ``np.real(|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrtm(S1 @ S2)))``."""
-    import scipy.linalg
-
-    covmean, _ = scipy.linalg.sqrtm(s1 @ s2, disp=False)
-    return float(np.real(np.square(mu1 - mu2).sum() + np.trace(s1 + s2 - 2 * covmean)))
+    return frechet_distance(mu1, s1, mu2, s2, method="sqrtm-product")
 
 
 def frechet_tfgan(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray, eps: float = 1e-10) -> float:
@@ -102,6 +102,14 @@ def frechet_tfgan(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarr
         return (u * si) @ vt
 
     return frechet_sym_sqrt(mu1, s1, mu2, s2, sym_sqrt)
+
+
+#: ``fvd_frechet`` -> (function, what the protocol says); None picks the variant's default (:data:`DEFAULT_FRECHET`)
+FRECHET = {"eigh": (lambda *a: frechet_distance(*a, method="eigh"),
+                    "eigh: tr sqrt(R S2 R), R = sqrt(S1) by symmetric eigendecomposition (float64)"),
+           "sqrtm-product": (frechet_styleganv, "scipy sqrtm of S1 @ S2, real part (StyleGAN-V)"),
+           "tfgan-svd": (frechet_tfgan, "TF-GAN SVD trace sqrt (TATS)")}
+DEFAULT_FRECHET = {"styleganv": "eigh", "videogpt": "tfgan-svd"}
 
 
 def real_offset_rng(seed: int, clip_id: str) -> np.random.Generator:
@@ -176,7 +184,10 @@ class FVD(MomentsMetric):
     unit = f"clips of {CLIP_LEN} frames"
     rank_note = "the value is not comparable with published FVD (StyleGAN-V uses 2048 clips)"
     PARAMS = {"fvd_variant": Param(str, "styleganv", VARIANTS, help="I3D detector and preprocessing"),
-              "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first")}
+              "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first"),
+              "fvd_frechet": Param(str, None, tuple(FRECHET),
+                                   help="how tr sqrt(S1 S2) is taken (default: eigh for styleganv, tfgan-svd for "
+                                        "videogpt; sqrtm-product is StyleGAN-V's own function)")}
 
     def __init__(self, options: Any) -> None:
         self.variant = str(options.param("fvd_variant", "styleganv"))
@@ -187,6 +198,9 @@ class FVD(MomentsMetric):
         if self.clips not in CLIP_RULES:
             raise ValueError(f"fvd_clips must be one of {sorted(CLIP_RULES)}, got {self.clips!r} "
                              "(the former 'all' is now 'windows')")
+        self.frechet = options.param("fvd_frechet", None) or DEFAULT_FRECHET[self.variant]
+        if self.frechet not in FRECHET:
+            raise ValueError(f"fvd_frechet must be one of {sorted(FRECHET)}, got {self.frechet!r}")
         self.device = options.device
         self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
@@ -212,8 +226,11 @@ class FVD(MomentsMetric):
                 "clips": CLIP_RULES[self.clips], "seed": self.seed if self.clips == "styleganv" else None,
                 "resize": "bilinear 224x224 (torch, align_corners=False, aspect not kept)", "range": "2x/255-1",
                 "covariance": "biased (N)" if self.variant == "styleganv" else "unbiased (N-1)",
-                "distance": "scipy sqrtm (StyleGAN-V)" if self.variant == "styleganv" else "TF-GAN SVD trace sqrt (TATS)",
-                "precision": self.precision}
+                "distance": FRECHET[self.frechet][1], "frechet": self.frechet, "precision": self.precision}
+
+    def feature_config(self) -> dict[str, Any]:
+        """The config less the distance (it does not change the features)."""
+        return {k: v for k, v in self.config().items() if k not in ("distance", "frechet")}
 
     def part_config(self, part: str, ctx: ClipContext) -> dict[str, Any]:
         if part == "gt" and self.clips == "styleganv":     # the real clip's offset is seeded by the clip id
@@ -243,20 +260,22 @@ class FVD(MomentsMetric):
         return out
 
     def settings(self) -> dict[str, Any]:
-        return {"variant": self.variant}
+        return {"variant": self.variant, "frechet": self.frechet}
 
     @classmethod
     def distance(cls, fake: Moments, real: Moments, settings: Mapping[str, Any], resample: bool) -> float:
-        """StyleGAN-V's distance on biased covariances, or (``variant=videogpt``) TF-GAN's on unbiased ones."""
+        """The variant's distance (biased covariances for StyleGAN-V, unbiased for ``videogpt``), its trace
+        square root taken by ``settings["frechet"]`` (:data:`FRECHET`; None or absent: the variant's default)."""
         variant = settings.get("variant", "styleganv")
         unbiased = variant == "videogpt"
-        dist = frechet_styleganv if variant == "styleganv" else frechet_tfgan
-        return dist(*fake.mean_cov(unbiased=unbiased), *real.mean_cov(unbiased=unbiased))
+        method = settings.get("frechet") or DEFAULT_FRECHET[variant]
+        return FRECHET[method][0](*fake.mean_cov(unbiased=unbiased), *real.mean_cov(unbiased=unbiased))
 
     def compute(self) -> dict[str, Any]:
         return {"fvd_variant": self.variant, "fvd_clip_rule": self.clips, **super().compute()}
 
 
-def fvd_from_features(clip_feats: list[Features], variant: str = "styleganv") -> float | None:
-    """:meth:`FVD.from_features`'s value over pooled per-clip I3D features (``pred`` / ``gt``) for ``variant``."""
-    return FVD.from_features(clip_feats, {"variant": variant})["fvd"]
+def fvd_from_features(clip_feats: list[Features], variant: str = "styleganv", frechet: str | None = None) -> float | None:
+    """:meth:`FVD.from_features`'s value over pooled per-clip I3D features (``pred`` / ``gt``) for ``variant``
+    (``frechet``: an ``fvd_frechet`` value, None for the variant's default)."""
+    return FVD.from_features(clip_feats, {"variant": variant, "frechet": frechet})["fvd"]

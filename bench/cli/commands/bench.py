@@ -16,6 +16,14 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "drift": ("moee_bench.bench.perf.drift:run", "bf16 vs fp32 per network metric on real clips (--real DIR)"),
     "networks": ("moee_bench.bench.perf.networks:run",
                  "frames/s of each feature network (FID Inception, LPIPS, I3D, ArcFace, SyncNet), fp32 and bf16, on --device"),
+    "frechet": ("moee_bench.bench.perf.frechet_accuracy:run",
+                "the headline Frechet distance (eigh) vs pytorch-fid / StyleGAN-V sqrtm: time and error vs extended precision"),
+    "rates": ("moee_bench.bench.perf.plan:run_rates",
+              "measure and record the per-stage rates of score (start-up, decode, each metric) on --device, --precision"),
+    "plan": ("moee_bench.bench.perf.plan:run_plan",
+             "predicted wall time of score for --clips x --frames with --metrics from the recorded rates (--check: and measured)"),
+    "faces": ("moee_bench.bench.perf.faces:run",
+              "AKD's per-frame face pass (MTCNN + dlib 68) with the detector on 1 thread vs torch's threads, identical landmarks"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
     "stats": ("moee_bench.bench.perf.stats:run",
               "coverage of every printed interval, compare's false-positive rate and power, by simulation with known truth"),
@@ -51,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sims", type=positive_int_arg, default=1000, help="stats: simulated data sets per row (default 1000)")
     p.add_argument("--boot", type=positive_int_arg, default=500, help="stats: bootstrap resamples per interval (default 500)")
     p.add_argument("--sizes", default="10,30,100", help="stats: comma list of clip counts N (default 10,30,100)")
+    p.add_argument("--metrics", default=None, help="rates, plan: comma list of psnr,ssim,lpips,fid,kid (default "
+                                                   "psnr,ssim,lpips,fid)")
+    p.add_argument("--rates", default=None, help="rates, plan: the rates JSON (default $XDG_CACHE_HOME/moee-bench/rates.json)")
+    p.add_argument("--warm", action="store_true", help="plan: GT features already in the feature cache")
+    p.add_argument("--gpus", type=positive_int_arg, default=1, help="plan: GPUs of a torchrun (with recorded CUDA rates)")
+    p.add_argument("--check", action="store_true", help="plan: also run score on synthetic clips of that size and time it")
     p.set_defaults(func=_run)
 
 

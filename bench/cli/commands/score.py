@@ -43,7 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="feature networks' precision: fp32 (default, the reference tools' numbers) or bf16 (declared "
                         "fast mode: autocast on CPU AMX / CUDA, named in every result; drift: bench drift)")
     p.add_argument("--feature-cache", metavar="DIR",
-                   help="feature cache folder kept across runs (GT features extracted once; default: a temporary one)")
+                   help="keep every feature in this folder across runs (default: only GT features, in the persistent cache below)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep GT features between runs (default: features read from a GT video alone are kept in "
+                        "$XDG_CACHE_HOME/moee-bench/features, content-keyed, so a later score against the same GT embeds "
+                        "only the predictions; size and pruning: moee-bench cache info|prune)")
     add_metric_flags(p)
     p.set_defaults(func=_score)
 
@@ -68,7 +72,8 @@ def _score(args: argparse.Namespace) -> int:
               "--trust pin is used, and the metrics computed with it are marked unverified", file=sys.stderr)
     res = api.score(args.pred, args.gt, manifest=args.manifest, split=args.split, metrics=names, params=params,
                     device=args.device, fps=args.fps, size=tuple(args.size) if args.size else None, strict=args.strict,
-                    precision=args.precision, weights=options_from_args(args), cache=args.feature_cache)
+                    precision=args.precision, weights=options_from_args(args),
+                    cache=None if args.no_cache else args.feature_cache or "default")
     out = res.to_dict()
     write_text_atomic(out_path, json.dumps(out, indent=1, default=float) + "\n", "--json")
     missing = res.missing
@@ -94,6 +99,17 @@ def _score(args: argparse.Namespace) -> int:
         print_failed(failed, every=len(failed) == len(res.clips))
         return exitcodes.FAILED_CLIPS
     return exitcodes.OK
+
+
+def _cache_record(persistent, clips: list, why_off: str) -> dict:
+    """Where GT features were kept and how many GT parts came from it or were extracted (or why none were kept)."""
+    if persistent is None:
+        return {"persistent": None, "reason": why_off}
+    n, size = persistent.size()
+    return {"persistent": str(persistent.folder), "gt_parts_cached": sum(1 for c in clips for k in c.cached
+                                                                         if k.endswith("/gt")),
+            "gt_parts_extracted": sum(1 for c in clips for k in c.extracted if k.endswith("/gt")),
+            "entries": n, "bytes": size}
 
 
 def print_clip_warnings(per_clip: dict[str, list[str]], limit: int = 3) -> None:

@@ -1,0 +1,256 @@
+"""``moee-bench bench rates`` and ``moee-bench bench plan``: a scale model of ``score`` from measured per-stage rates.
+
+``bench rates`` measures, on ``--device`` at ``--precision`` and in this process, the stages a ``score`` run is made
+of, through the metrics' own classes and the evaluator (random-initialised network weights: a rate needs no
+trained weights) on one synthetic clip pair of ``--frames`` frames at ``--size``: start-up (interpreter and
+imports, a subprocess), each metric's construction, decoding a pair of frames, each metric's extraction per
+frame pair (its evaluator time less the decode), and each metric's set-level ``compute`` (the Fréchet distance).
+The rates are recorded in a small JSON (``--rates``, default ``$XDG_CACHE_HOME/moee-bench/rates.json``) under a
+device key (``cpu``, or ``cuda:<name>``) and the precision; a GPU run records its own key beside the CPU's.
+
+``bench plan --clips N --frames F --metrics ...`` predicts the wall time of ``score`` from those rates::
+
+    start-up + sum(metric construction) + N * F * (decode + sum(per-pair extraction)) + sum(compute)
+
+(``--warm``: GT features already cached, so the extraction of metrics with a GT-only part is halved), printed per
+stage, for every recorded device key; for a CUDA key also over ``--gpus`` G processes (torchrun: the per-clip
+part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on one clip of a
+quarter of the planned frames, then runs ``score`` on synthetic clips of the planned size and prints the measured
+time beside the prediction (same run, so the same machine load). Our own model (no library predicts this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moee_bench.bench.core.paths import write_text_atomic
+from moee_bench.bench.perf.common import report
+
+DEFAULT_METRICS = "psnr,ssim,lpips,fid"
+#: the metrics a rate can be measured for with random weights (no face, audio or emotion inputs needed)
+MEASURABLE = ("psnr", "ssim", "lpips", "fid", "kid")
+
+
+def default_rates_file() -> Path:
+    """``$XDG_CACHE_HOME/moee-bench/rates.json`` (default ``~/.cache/moee-bench/rates.json``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "moee-bench" / "rates.json"
+
+
+def device_key(device: str) -> str:
+    """``cpu`` or ``cuda:<device name>``: the key a device's rates are recorded under."""
+    if device.startswith("cuda"):
+        import torch
+
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return "cpu"
+
+
+def _metrics(arg: str | None) -> list[str]:
+    names = [m.strip() for m in (arg or DEFAULT_METRICS).split(",") if m.strip()]
+    bad = [m for m in names if m not in MEASURABLE]
+    if bad:
+        from moee_bench.bench.core.errors import BenchError
+
+        raise BenchError(f"bench rates/plan model only {', '.join(MEASURABLE)}; not {', '.join(bad)}")
+    return names
+
+
+def _weights(d: Path, names: list[str]):
+    from moee_bench.bench.core.weights import WeightsOptions
+    from moee_bench.bench.perf.visual import random_weights
+
+    d.mkdir(parents=True, exist_ok=True)
+    if {"lpips", "fid", "kid"} & set(names):
+        random_weights(d)
+    return WeightsOptions(weights_dir=str(d), allow_unverified=True)
+
+
+def _startup_s() -> float:
+    """An interpreter start with the imports every ``score`` makes (torch, the evaluator)."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, moee_bench.metrics.core.evaluate"], check=True,
+                   capture_output=True)
+    return time.perf_counter() - t
+
+
+def measure(names: list[str], *, device: str, precision: str, frames: int, size: int, repeats: int,
+            work: Path) -> dict[str, Any]:
+    """The per-stage rates of ``names`` (seconds): ``startup``, ``decode`` per frame pair, and per metric
+    ``build``, ``per_pair`` and ``compute``, and whether its features have a GT-only part (``gt_part``)."""
+    import warnings
+
+    from moee_bench.bench.core import media
+    from moee_bench.bench.perf.visual import make_clips
+    from moee_bench.metrics.core.evaluate import evaluate
+    from moee_bench.metrics.core.registry import MetricOptions, build_metrics
+
+    clip = make_clips(work / "clips", 1, frames, size)[0]
+    wopts = _weights(work / "w", names)
+
+    def decode() -> None:
+        for side in (clip.pred, clip.gt):
+            for _ in media.FrameReader(side, fps=25.0, size=(size, size), chunk=32):
+                pass
+
+    dec = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        decode()
+        dec.append(time.perf_counter() - t)
+    t_dec = statistics.median(dec)
+    out: dict[str, Any] = {"startup": statistics.median(_startup_s() for _ in range(max(1, repeats))),
+                           "decode": t_dec / frames, "frames": frames, "size": size, "metrics": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            opts = MetricOptions(weights=wopts, device=device, precision=precision)
+            t = time.perf_counter()
+            metrics, missing = build_metrics([name], opts)
+            build = time.perf_counter() - t
+            if missing:
+                raise RuntimeError(f"{name}: {missing[name]}")
+            m = metrics[0]
+            runs, comp = [], []
+            for _ in range(max(1, repeats)):
+                m.reset()
+                t = time.perf_counter()
+                evaluate([clip], [m], fps=25.0, size=(size, size), progress=False, compute=False,
+                         cache=_scratch_cache(work) if getattr(m, "needs_feature_cache", False) else None)
+                runs.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                m.compute()
+                comp.append(time.perf_counter() - t)
+            out["metrics"][name] = {"build": build, "per_pair": max(statistics.median(runs) - t_dec, 0.0) / frames,
+                                    "compute": statistics.median(comp), "gt_part": "gt" in m.feature_parts()}
+    return out
+
+
+def _scratch_cache(work: Path):
+    from moee_bench.bench.suite.store import FeatureStore
+
+    return FeatureStore(work / "cache")
+
+
+def predict(rates: dict[str, Any], names: list[str], clips: int, frames: int, *, warm: bool = False,
+            gpus: int = 1) -> dict[str, float]:
+    """Seconds per stage of a ``score`` of ``clips`` x ``frames`` frame pairs with ``names`` (and ``total``)."""
+    missing = [n for n in names if n not in rates["metrics"]]
+    if missing:
+        raise KeyError(f"no recorded rate for {', '.join(missing)} (run `moee-bench bench rates --metrics ...`)")
+    pairs = clips * frames / max(1, gpus)
+    st = {"startup": rates["startup"], "decode": pairs * rates["decode"]}
+    for n in names:
+        r = rates["metrics"][n]
+        per = r["per_pair"] * (0.5 if warm and r["gt_part"] else 1.0)
+        st[f"{n} build"] = r["build"]
+        st[f"{n} extract"] = pairs * per
+        st[f"{n} compute"] = r["compute"]
+    st["total"] = sum(st.values())
+    return st
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def run_rates(args) -> int:
+    """``bench rates``: measure and record."""
+    device = getattr(args, "device", None) or "cpu"
+    names = _metrics(getattr(args, "metrics", None))
+    path = Path(args.rates) if getattr(args, "rates", None) else default_rates_file()
+    with tempfile.TemporaryDirectory(prefix="moee-rates-", dir=args.workdir) as tmp:
+        r = measure(names, device=device, precision=args.precision, frames=args.frames,
+                    size=getattr(args, "size", None) or 128, repeats=args.repeats, work=Path(tmp))
+    r["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    book = _load(path)
+    key = device_key(device)
+    entry = book.setdefault(key, {}).setdefault(args.precision, {"metrics": {}})
+    entry.update({k: v for k, v in r.items() if k != "metrics"})
+    entry["metrics"].update(r["metrics"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(book, indent=1) + "\n", "--rates")
+    rows: dict[str, Any] = {"device": key, "precision": args.precision, "rates file": str(path),
+                            "start-up (s)": r["startup"], "decode (ms / frame pair)": 1e3 * r["decode"]}
+    for n, m in r["metrics"].items():
+        rows[f"{n}: build s / ms per pair / compute s"] = f"{m['build']:.2f} / {1e3 * m['per_pair']:.2f} / {m['compute']:.3f}"
+    report("rates", rows, args.json)
+    return 0
+
+
+def run_plan(args) -> int:
+    """``bench plan``: predicted wall time per recorded device (and ``--check``: one measured run beside it)."""
+    from moee_bench.bench.core.errors import BenchError
+
+    names = _metrics(getattr(args, "metrics", None))
+    path = Path(args.rates) if getattr(args, "rates", None) else default_rates_file()
+    if getattr(args, "check", False):
+        # the rates of this check are measured in the same run, on one clip of a quarter of the planned frames
+        # (another size), so the prediction and the measured run see the same machine load
+        small = argparse.Namespace(**{**vars(args), "frames": max(4, args.frames // 4), "json": None})
+        run_rates(small)
+    book = _load(path)
+    if not book:
+        raise BenchError(f"no recorded rates in {path}: run `moee-bench bench rates` first (and on a GPU, with --device cuda)")
+    rows: dict[str, Any] = {"clips x frames": f"{args.clips} x {args.frames}", "metrics": ",".join(names),
+                            "warm GT": bool(getattr(args, "warm", False)), "rates file": str(path)}
+    cpu_total = None
+    for key, per_precision in book.items():
+        rates = per_precision.get(args.precision)
+        if rates is None:
+            continue
+        try:
+            st = predict(rates, names, args.clips, args.frames, warm=getattr(args, "warm", False))
+        except KeyError as e:
+            rows[f"{key}"] = str(e.args[0])
+            continue
+        rows[f"{key} {args.precision} predicted (s)"] = round(st["total"], 2)
+        rows[f"{key} stages"] = ", ".join(f"{k} {v:.2f}" for k, v in st.items() if k != "total")
+        if key.startswith("cuda") and getattr(args, "gpus", 1) > 1:
+            rows[f"{key} torchrun x{args.gpus} predicted (s)"] = round(
+                predict(rates, names, args.clips, args.frames, warm=getattr(args, "warm", False), gpus=args.gpus)["total"], 2)
+        if key == "cpu":
+            cpu_total = st["total"]
+    if getattr(args, "check", False):
+        if cpu_total is None:
+            raise BenchError(f"--check needs recorded cpu {args.precision} rates for {', '.join(names)}")
+        measured = _measured_score(names, args)
+        rows["measured score here (s)"] = round(measured, 2)
+        rows["predicted / measured"] = round(cpu_total / measured, 3)
+    report("plan", rows, args.json)
+    return 0
+
+
+def _measured_score(names: list[str], args) -> float:
+    """Wall time of ``moee-bench score`` (a subprocess, as a user runs it) on synthetic clips of the planned size."""
+    from moee_bench.bench.perf.visual import make_clips
+
+    with tempfile.TemporaryDirectory(prefix="moee-plan-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+        make_clips(work, args.clips, args.frames, getattr(args, "size", None) or 128)
+        _weights(work / "w", names)
+        cmd = [sys.executable, "-m", "moee_bench", "score", "--pred", str(work / "pred"), "--gt", str(work / "gt"),
+               "--metrics", ",".join(names), "--json", str(work / "s.json"), "--weights-dir", str(work / "w"),
+               "--allow-unverified-weights", "--precision", args.precision]
+        if not getattr(args, "warm", False):
+            cmd.append("--no-cache")
+        env = {**os.environ, "XDG_CACHE_HOME": str(work / "xdg")}
+        if getattr(args, "warm", False):                   # the GT embedded by a first run, then the timed one
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        return time.perf_counter() - t
