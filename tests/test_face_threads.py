@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import faces
 from moee_bench.bench.perf.faces import face_pass, portrait_frames

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.cli.app import main
 
 
