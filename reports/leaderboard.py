@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from moee_bench.bench.core.statuses import is_failure
 from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
@@ -55,7 +56,7 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
         row: dict[str, Any] = {"method": method, "n_clips": int(a.get("n_clips", len(c))),
                                "n_missing": int(a.get("n_missing", 0) or 0),
                                "caveats": list((extras.get("caveats") or {}).get("items") or [])}
-        failed = st[~st.status.isin(["ok", "unavailable", "missing"])] if not st.empty else st
+        failed = st[st.status.map(is_failure)] if not st.empty else st
         row["n_failed"] = int(failed.clip_id.nunique()) if not failed.empty else 0
         for key in HEADLINE:
             if key not in a.index:

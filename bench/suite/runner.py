@@ -25,6 +25,7 @@ from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
+from moee_bench.bench.core.statuses import is_failure
 from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.core.provenance import device_name, environment
@@ -33,10 +34,6 @@ from moee_bench.bench.suite.spec import MethodSpec, Suite, validate_suite
 from moee_bench.metrics.core.base import Metric
 from moee_bench.metrics.core.evaluate import BUG_ERRORS
 from moee_bench.metrics.core.keys import GT_ALIGNED_KEYS
-
-
-# per-clip statuses that describe the clip, not a failure: they never make ``run`` exit with FAILED_CLIPS
-BENIGN_STATUSES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "no_label", "missing", "unavailable"})
 
 
 @dataclass
@@ -258,7 +255,7 @@ class SuiteRunner:
                 store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256="", seconds=0.0,
                                      n_frames=0, normalisation={}, status=status, message=reason)
                 line = f"{spec.label}/{clip.clip_id}: generation {status}: {reason.splitlines()[0] if reason else ''}"
-                (self.summary.notes if status in BENIGN_STATUSES else self.summary.failures).append(line)
+                (self.summary.failures if is_failure(status) else self.summary.notes).append(line)
                 if self.fail_fast:
                     raise
                 gen.missing.append(clip)
@@ -338,7 +335,7 @@ class SuiteRunner:
             for k, v in o.status.items():
                 if v != "ok":
                     line = f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}"
-                    (self.summary.notes if v in BENIGN_STATUSES else self.summary.failures).append(line)
+                    (self.summary.failures if is_failure(v) else self.summary.notes).append(line)
 
         self.log(f"scoring {label}: {len(inputs)} clips, metrics {[x.name for x in self.metrics]}")
         with self._recording_warnings(label):

@@ -32,7 +32,8 @@ from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, 
                                      Features, FrameChunk, Metric, VideoChunk)
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
-DECODE = "PyAV rgb24; fps by nearest timestamp; swscale bicubic to the evaluation size"
+DECODE = (f"{media.DECODE}; fps by nearest timestamp; {media.RESIZE_KERNEL} to the evaluation size "
+          "when the decoded size differs")
 NOTES_KEY = "_notes"                   # stored with a video part: what ingest did to its video(s), reported on cache hits
 
 

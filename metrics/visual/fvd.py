@@ -174,17 +174,15 @@ class FVD(MomentsMetric):
     parts = {"pred": ("pred",), "gt": ("gt",)}
     dim = DIM
     PARAMS = {"fvd_variant": Param(str, "styleganv", VARIANTS, help="I3D detector and preprocessing"),
-              "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first")}
+              "fvd_clips": Param(str, "styleganv", tuple(CLIP_RULES), retired={"all": "use fvd_clips=windows"},
+                                 help="styleganv: generated from frame 0, real from a seeded offset; first: both from "
+                                      "frame 0; windows: every 16-frame window"),
+              "fvd_seed": Param(int, 0, minimum=0, help="seed of the real clips' offsets (fvd_clips=styleganv)")}
 
     def __init__(self, options: Any) -> None:
-        self.variant = str(options.param("fvd_variant", "styleganv"))
-        self.clips = str(options.param("fvd_clips", "styleganv"))
-        self.seed = int(options.param("fvd_seed", 0))
-        if self.variant not in VARIANTS:
-            raise ValueError(f"fvd_variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.clips not in CLIP_RULES:
-            raise ValueError(f"fvd_clips must be one of {sorted(CLIP_RULES)}, got {self.clips!r} "
-                             "(the former 'all' is now 'windows')")
+        self.variant = str(self.param_value(options, "fvd_variant"))
+        self.clips = str(self.param_value(options, "fvd_clips"))
+        self.seed = int(self.param_value(options, "fvd_seed"))
         self.device = options.device
         self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
