@@ -128,6 +128,7 @@ def _score(args: argparse.Namespace) -> int:
     params: dict = {"psnr_mode": args.psnr_mode} if "psnr" in names else {}
     params.update(metric_params(args))
     params = check_params(names, params)
+    refuse_unsupplied(names, gt=args.gt is not None, manifest=args.manifest is not None)
     size = tuple(args.size) if args.size else None
     pairs, warn, missing, broken, split_info = _pairs(args, pred, gt)
     if not pairs and not broken:
@@ -180,6 +181,33 @@ def _score(args: argparse.Namespace) -> int:
         print_failed(failed, every=len(failed) == len(res.clips))
         return exitcodes.FAILED_CLIPS
     return exitcodes.OK
+
+
+MAKE_MANIFEST = ("moee-bench data import folder ROOT --csv clips.csv --out manifest.json (CSV columns: path, "
+                 "emotion[, audio, identity, text, ref_image, split]), then --manifest manifest.json")
+
+
+def refuse_unsupplied(names: list[str], *, gt: bool, manifest: bool) -> None:
+    """Refuse, before anything is decoded, metrics whose indispensable input no option can supply: a target
+    emotion without ``--manifest``; a GT video without ``--gt`` or ``--manifest``; a reference image without
+    either (``score`` takes it from the manifest, else the GT's first frame). Names what is missing and the
+    command that supplies it (:class:`BenchError`, exit 2)."""
+    from moee_bench.metrics.core.registry import metric_classes
+
+    problems = []
+    for name, cls in metric_classes(names).items():
+        if cls is None:
+            continue
+        if cls.needs_emotion and not manifest:
+            problems.append(f"metric {name} needs a target emotion (label) per clip and no --manifest gives one; "
+                            f"make one: {MAKE_MANIFEST}")
+        if cls.needs_gt and not (gt or manifest):
+            problems.append(f"metric {name} needs ground-truth videos: give --gt DIR (or --manifest)")
+        if cls.needs_ref and not (gt or manifest):
+            problems.append(f"metric {name} needs a reference image: give --manifest (its ref_image) or --gt DIR "
+                            "(the GT's first frame, warned)")
+    if problems:
+        raise BenchError("; ".join(problems) + "; nothing was decoded")
 
 
 def print_clip_warnings(per_clip: dict[str, list[str]], limit: int = 3) -> None:

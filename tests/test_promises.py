@@ -1,0 +1,236 @@
+"""Issue #27: every promise the documentation makes is executed.
+
+Declared = accepted: each metric's ``PARAMS`` is the one list of keys and values; every declared value (each
+choice, each bound) goes through ``score`` and is accepted, every undeclared key or value is refused with a
+one-line error and exit 2, never a traceback; the README's parameter table is the declaration. One table of
+clip statuses (``bench/core/statuses.py``) decides failures everywhere. Inputs nobody supplies are refused
+before any video is decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.cli.app import main
+from moee_bench.bench.core import media, statuses
+from moee_bench.bench.core.emotions import parse_emotion
+from moee_bench.bench.core.manifest import ClipRecord, Manifest
+from moee_bench.metrics.core.registry import METRICS, metric_class
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block(marker: str) -> str:
+    """The README text between ``<!-- marker... -->`` and ``<!-- /marker -->``."""
+    m = re.search(rf"<!-- {marker}[^>]*-->\n(.*?)\n<!-- /{marker} -->", README.read_text(), re.S)
+    assert m, f"README has no {marker} block"
+    return m.group(1)
+
+
+def _declared() -> list[tuple[str, str, Any]]:
+    """(metric, key, value) for every declared value: each choice, both booleans, each bound, none where allowed."""
+    out = []
+    for name in METRICS:
+        for key, p in metric_class(name).PARAMS.items():
+            vals: list[Any] = list(p.choices) if p.choices is not None else []
+            if p.kind is bool:
+                vals = ["true", "false"]
+            vals += [b for b in (p.minimum, p.maximum) if b is not None]
+            if p.default is None:
+                vals.append("none")
+            if not vals:
+                vals = [p.default]
+            out += [(name, key, v if p.kind is not int or not isinstance(v, float) else int(v)) for v in vals]
+    return out
+
+
+def _undeclared() -> list[tuple[str, str, Any]]:
+    """(metric, key, value) the declarations refuse: outside the choices, below/above a bound, the wrong type."""
+    out = []
+    for name in METRICS:
+        for key, p in metric_class(name).PARAMS.items():
+            if p.choices is not None:
+                out.append((name, key, "not-a-choice"))
+            if p.kind is bool:
+                out.append((name, key, "maybe"))
+            if p.kind in (int, float):
+                out.append((name, key, "x"))
+                if p.minimum is not None:
+                    out.append((name, key, p.minimum - 1))
+                if p.maximum is not None:
+                    out.append((name, key, p.maximum + 1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, reference_format_weights: Path) -> dict[str, Path]:
+    """One 16-frame 64x64 clip with audio and a label, in a manifest; the same file as the generated video."""
+    d = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(16000 * 16 // 25)).astype(np.float32)
+    media.write_video(d / "ds" / "c0.mp4", [rng.integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)], 25.0, audio=audio)
+    Manifest("tiny", d / "ds", [ClipRecord("c0", "p0", "c0.mp4", parse_emotion("happy"), split="test")]).save(
+        d / "ds" / "m.json")
+    (d / "pred").mkdir()
+    shutil.copy(d / "ds" / "c0.mp4", d / "pred" / "c0.mp4")
+    return {"dir": d, "manifest": d / "ds" / "m.json", "pred": d / "pred", "gt": d / "ds", "weights": reference_format_weights}
+
+
+def _pins(wdir: Path) -> list[str]:
+    """``--trust NAME=SHA256`` for every registry file the stand-in folder holds (random weights are pinned)."""
+    from moee_bench.bench.core.weights import registry, sha256_file
+
+    return [a for name, spec in registry().items() if (wdir / spec.file).is_file()
+            for a in ("--trust", f"{name}={sha256_file(wdir / spec.file)}")]
+
+
+def _score(tiny: dict[str, Path], metric: str, *extra: str) -> tuple[int, dict]:
+    out = tiny["dir"] / f"{metric}.json"
+    out.unlink(missing_ok=True)
+    rc = main(["score", "--pred", str(tiny["pred"]), "--manifest", str(tiny["manifest"]), "--metrics", metric,
+               "--weights-dir", str(tiny["weights"]), *_pins(tiny["weights"]), "--json", str(out), *extra])
+    return rc, (json.loads(out.read_text()) if out.exists() else {})
+
+
+# --- declared = accepted ----------------------------------------------------------------------------------
+
+def test_readme_parameter_table_is_the_declaration():
+    from moee_bench.bench.cli.commands.metrics import params_markdown
+
+    assert _block("params-table") == params_markdown()
+    # every key appears in the README's table, and every key the README's table names is declared
+    readme_keys = set(re.findall(r"^\| `\w+` \| `(\w+)` \|", _block("params-table"), re.M))
+    declared = {k for n in METRICS for k in metric_class(n).PARAMS}
+    assert readme_keys == declared
+
+
+def test_readme_fvd_words_are_declared_values():
+    """The README's prose promises fvd_clips=first|windows and fvd_seed=N (before: 'all|first', no fvd_seed)."""
+    text = README.read_text()
+    p = metric_class("fvd").PARAMS
+    for v in re.findall(r"fvd_clips=(\w+)", text):
+        if v != "all":                    # named in the README only as refused
+            assert v in p["fvd_clips"].choices, v
+    assert "fvd_seed=N" in text and "fvd_seed" in p
+
+
+@pytest.mark.parametrize("metric, key, value", _declared(), ids=lambda x: str(x))
+def test_every_declared_value_goes_through_score(tiny, capsys, metric: str, key: str, value: Any):
+    rc, out = _score(tiny, metric, "--param", f"{key}={value}")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert rc == exitcodes.OK, err
+    assert metric in out["metrics"] or f"{metric}_reason" in out["metrics"] or any(
+        k.startswith(metric.rstrip("d")) for k in out["metrics"]), out["metrics"]
+
+
+@pytest.mark.parametrize("metric, key, value", _undeclared() + [("psnr", "psnr_nokey", "1"), ("fvd", "fvd_clips", "all")],
+                         ids=lambda x: str(x))
+def test_undeclared_values_and_keys_are_one_line_refusals(tiny, capsys, metric: str, key: str, value: Any):
+    rc, out = _score(tiny, metric, "--param", f"{key}={value}")
+    err = capsys.readouterr().err.strip()
+    assert rc == exitcodes.USAGE and not out
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and key in err, err
+    if value == "all":
+        assert "fvd_clips=windows" in err
+
+
+def test_fvd_clips_windows_and_seed_reach_the_metric(tiny):
+    """The README's fvd_clips=windows and fvd_seed=N (refused before) are accepted and named in the output."""
+    rc, out = _score(tiny, "fvd", "--param", "fvd_clips=windows", "--param", "fvd_seed=3")
+    assert rc == 0 and out["metrics"]["fvd_clip_rule"] == "windows"
+    rc, out = _score(tiny, "fvd", "--param", "fvd_seed=3")
+    assert rc == 0 and '"seed": 3' in json.dumps(out["protocol"]["metrics"]["fvd"])
+
+
+def test_metrics_listing_shows_the_declared_choices(capsys):
+    assert main(["metrics"]) == 0
+    text = capsys.readouterr().out
+    assert "fvd_clips=styleganv (styleganv|first|windows)" in text and "fvd_seed=0" in text
+
+
+# --- one table of statuses ---------------------------------------------------------------------------------
+
+def test_readme_status_table_is_the_one_table():
+    assert _block("status-table") == statuses.markdown_table()
+    assert exitcodes.is_failure is statuses.is_failure
+    for s in ("no_label", "missing", "outside_taxonomy", "skipped", "no_face", "unavailable"):
+        assert not exitcodes.is_failure(s), s          # before: exitcodes called no_label/missing failures
+    assert exitcodes.is_failure("error") and exitcodes.is_failure("a-status-nobody-declared")
+
+
+def test_no_other_list_of_benign_statuses():
+    root = README.parent
+    for f in root.rglob("*.py"):
+        if ".venv" in f.parts or f.parent.name == "tests":
+            continue
+        text = f.read_text()
+        assert "BENIGN_STATUSES" not in text and '"ok", "unavailable", "missing"' not in text, f
+
+
+# --- refuse early ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def count_decodes(monkeypatch):
+    """How many times a media file is opened (probe or decode)."""
+    calls = []
+    real = media._open
+
+    def counting(path, clip_id):
+        calls.append(path)
+        return real(path, clip_id)
+
+    monkeypatch.setattr(media, "_open", counting)
+    return calls
+
+
+def test_labels_nobody_gives_are_refused_before_decoding(tiny, capsys, count_decodes):
+    out = tiny["dir"] / "nolabel.json"
+    argv = ["score", "--pred", str(tiny["pred"]), "--gt", str(tiny["gt"]), "--json", str(out)]
+    rc = main(argv + ["--metrics", "psnr,ssim,akd,emotion"])
+    err = capsys.readouterr().err
+    assert rc == exitcodes.USAGE and not out.exists() and count_decodes == []
+    assert "emotion needs a target emotion" in err and "moee-bench data import folder" in err
+    assert main(argv + ["--metrics", "psnr"]) == exitcodes.OK and json.loads(out.read_text())["metrics"]["psnr"] > 0
+
+
+@pytest.mark.parametrize("metrics, says", [("psnr", "psnr needs ground-truth videos"),
+                                           ("csim", "csim needs a reference image")])
+def test_gt_or_reference_nobody_gives_is_refused(tiny, capsys, count_decodes, metrics: str, says: str):
+    rc = main(["score", "--pred", str(tiny["pred"]), "--metrics", metrics, "--json", str(tiny["dir"] / "x.json")])
+    assert rc == exitcodes.USAGE and says in capsys.readouterr().err and count_decodes == []
+
+
+def test_weights_missing_offline_are_decided_before_any_decode(tiny, tmp_path, capsys, count_decodes):
+    """Metrics whose weights are absent are 'not computed' with the file to fetch, and no video is opened for them."""
+    out = tmp_path / "w.json"
+    rc = main(["score", "--pred", str(tiny["pred"]), "--gt", str(tiny["gt"]), "--metrics", "lpips,fid,fvd,csim",
+               "--weights-dir", str(tmp_path), "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert rc == exitcodes.OK and count_decodes == []
+    for m in ("lpips", "fid", "fvd", "csim"):
+        assert doc["metrics"][m] is None and "put " in doc["metrics"][f"{m}_reason"], doc["metrics"]
+
+
+# --- the protocol names the code's own resize kernel --------------------------------------------------------
+
+def test_decode_protocol_names_the_kernel_the_code_uses():
+    import cv2
+
+    from moee_bench.metrics.core.evaluate import DECODE
+
+    names = re.findall(r"cv2\.(INTER_\w+)", DECODE)
+    assert len(names) == 1, DECODE                     # before: "swscale bicubic", a kernel the code does not use
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (2, 40, 30, 3), dtype=np.uint8)
+    for size in ((20, 15), (64, 48)):
+        want = np.stack([cv2.resize(f, size[::-1], interpolation=getattr(cv2, names[0])) for f in frames])
+        assert np.array_equal(media.resize_frames(frames, size), want)
