@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table,
-                                             split_note, throughput_rows, unverified_warning)
+from moee_bench.reports.leaderboard import (HEADLINE, asked_keys, best_values, caveat_lines, column_label, flag_marks,
+                                             method_table, split_note, throughput_rows, unverified_warning)
 
 if TYPE_CHECKING:  # the store sits above reports; reports only receive one
     from moee_bench.bench.suite.store import ResultStore
@@ -88,8 +88,12 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
         if t.empty:
             parts.append("<p>No results.</p>")
             continue
-        keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
+        asked = asked_keys(meta)
+        keys = [k for k in HEADLINE if (k in t.columns and t[k].notna().any()) or k in asked]
+        for k in keys:
+            if k not in t.columns:
+                t[k] = None
+        hdr = "".join(f"<th>{html.escape(column_label(k))}</th>" for k in keys)
         best_of = best_values(t, keys)
         rows = []
         for _, row in t.iterrows():

@@ -11,6 +11,7 @@ import pandas as pd
 
 from moee_bench.bench.core.statuses import is_failure
 from moee_bench.metrics.core.keys import KEYS
+from moee_bench.metrics.core.registry import METRICS, metric_class
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method, set_metric_ci
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 
@@ -19,6 +20,16 @@ if TYPE_CHECKING:  # the store sits above reports; reports only receive one
 
 HEADLINE = ["fid", "kid", "fvd", "kvd", "flmd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc",
             "compound_top2", "compound_mix", "dynamics_score"]
+
+
+#: units of the headline columns (AKD: FOMM's convention, landmarks of frames resized to 256x256)
+UNITS = {"psnr": "dB", "akd": "px at 256²"}
+
+
+def column_label(key: str) -> str:
+    """A headline column's title: label, unit, direction (``PSNR (dB) ↑``)."""
+    unit = f" ({UNITS[key]})" if key in UNITS else ""
+    return f"{KEYS[key].label}{unit} {KEYS[key].arrow}"
 
 
 def _extras(agg: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -59,6 +70,11 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
         failed = st[st.status.map(is_failure)] if not st.empty else st
         row["n_failed"] = int(failed.clip_id.nunique()) if not failed.empty else 0
         for key in HEADLINE:
+            owner = _metric_of(key)
+            why = ((extras.get(key) or {}).get("reason") or (extras.get(owner) or {}).get("reason")
+                   or (a.get(f"{key}_reason") if isinstance(a.get(f"{key}_reason"), str) else None))
+            if why:
+                row[f"{key}_reason"] = str(why).splitlines()[0]
             if key not in a.index:
                 continue
             v = a[key]
@@ -93,6 +109,23 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
     return pd.DataFrame(rows)
 
 
+def _metric_of(key: str) -> str | None:
+    """The registered metric whose aggregate keys include ``key`` (None if none declares it)."""
+    for name in METRICS:
+        try:
+            if key in metric_class(name).keys:
+                return name
+        except ImportError:
+            continue
+    return None
+
+
+def asked_keys(meta: dict[str, Any]) -> list[str]:
+    """The headline keys of the metrics the run asked for (shown even when not computed: "—", reason in the notes)."""
+    asked = set((meta.get("suite") or {}).get("metrics") or [])
+    return [k for k in HEADLINE if _metric_of(k) in asked]
+
+
 def flag_marks(flags: Any) -> str:
     """Footnote marks of a cell: ‡ not comparable, † warning or unverified weights."""
     if not isinstance(flags, dict):
@@ -121,6 +154,9 @@ def _fmt(key: str, row: pd.Series, best: Any) -> str:
     if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
         s += f" [{info.fmt.format(ci[0])}, {info.fmt.format(ci[1])}]"
     marks = flag_marks(flags)
+    n, n_all = row.get(f"{key}_n"), row.get("n_clips")
+    if isinstance(n, (int, np.integer)) and isinstance(n_all, (int, np.integer)) and n != n_all:
+        marks += f" (N={n})"                # over fewer clips than the row's N
     if isinstance(flags, dict) and flags.get("not_comparable"):
         return f"n/c ({s}){marks}"
     return (f"**{s}**" if best is not None and v == best else s) + marks
@@ -140,6 +176,9 @@ def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
         note = row.get(f"{k}_ci_note")
         if isinstance(note, str):
             out.append(f"{KEYS[k].label}: {note}")
+        v, why = row.get(k), row.get(f"{k}_reason")
+        if (v is None or (isinstance(v, float) and np.isnan(v))) and isinstance(why, str):
+            out.append(f"{KEYS[k].label} — not computed: {why}")
     return list(dict.fromkeys(out))
 
 
@@ -238,8 +277,12 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
         if t.empty:
             out += ["No results.", ""]
             continue
-        keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        head = ["method", "N", "missing", "failed"] + [f"{KEYS[k].label} {KEYS[k].arrow}" for k in keys]
+        asked = asked_keys(meta)
+        keys = [k for k in HEADLINE if (k in t.columns and t[k].notna().any()) or k in asked]
+        for k in keys:
+            if k not in t.columns:
+                t[k] = None
+        head = ["method", "N", "missing", "failed"] + [column_label(k) for k in keys]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
@@ -249,7 +292,8 @@ def render_markdown(store: ResultStore, run_ids: list[str] | None = None, set_bo
             out.append("| " + " | ".join(cells) + " |")
         cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
         if any(lines for _, lines in cav) or meta.get("reference_warnings"):
-            out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights):", ""]
+            out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights; — not computed, "
+                        "with the reason; (N=k): the value is over k clips):", ""]
             for method, lines in cav:
                 out += [f"- {_code(method)}: {line}" for line in lines]
             refs = meta.get("reference_warnings") or []
