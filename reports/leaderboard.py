@@ -72,7 +72,7 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
         for key in HEADLINE:
             owner = _metric_of(key)
             why = ((extras.get(key) or {}).get("reason") or (extras.get(owner) or {}).get("reason")
-                   or (a.get(f"{key}_reason") if isinstance(a.get(f"{key}_reason"), str) else None))
+                   or (run["meta"].get("metrics_unavailable") or {}).get(owner))
             if why:
                 row[f"{key}_reason"] = str(why).splitlines()[0]
             if key not in a.index:
@@ -122,7 +122,7 @@ def _metric_of(key: str) -> str | None:
 
 def asked_keys(meta: dict[str, Any]) -> list[str]:
     """The headline keys of the metrics the run asked for (shown even when not computed: "—", reason in the notes)."""
-    asked = set((meta.get("suite") or {}).get("metrics") or [])
+    asked = set((meta.get("suite") or {}).get("metrics") or []) | set(meta.get("metrics_unavailable") or {})
     return [k for k in HEADLINE if _metric_of(k) in asked]
 
 

@@ -234,3 +234,117 @@ def test_decode_protocol_names_the_kernel_the_code_uses():
     for size in ((20, 15), (64, 48)):
         want = np.stack([cv2.resize(f, size[::-1], interpolation=getattr(cv2, names[0])) for f in frames])
         assert np.array_equal(media.resize_frames(frames, size), want)
+
+
+# --- reports keep their legend's promises -------------------------------------------------------------------
+
+@pytest.fixture
+def small_store(tmp_path: Path):
+    """A run asking for psnr, akd, emotion and lpips: lpips not computed here, emotion over 3 of the 5 clips."""
+    from moee_bench.bench.suite.store import ResultStore
+
+    st = ResultStore(tmp_path / "store")
+    st.put_run("r1", suite_hash="abc", dataset="demo", split="test",
+               meta={"dataset_name": "demo", "suite": {"metrics": ["psnr", "akd", "emotion", "lpips"]},
+                     "metrics_unavailable": {"lpips": "WeightsError: put alexnet.pth at /w (from URL)"}})
+    for method, base in (("a", 30.0), ("b", 25.0)):
+        for i in range(5):
+            vals = {"psnr": base + i, "psnr_nframes": 10, "akd": 2.0}
+            status = {"psnr": "ok", "akd": "ok", "emotion": "ok" if i < 3 else "no_label", "lpips": "unavailable"}
+            if i < 3:
+                vals["emotion_acc"] = 1.0 if i < 2 else 0.0
+            st.put_clip("r1", method, f"c{i}", values=vals, status=status, info={"n_frames": 10})
+        st.put_aggregates("r1", method, {"psnr": base + 2, "akd": 2.0, "emotion_acc": 2 / 3, "lpips": None,
+                                         "n_clips": 5, "n_missing": 0})
+    yield st
+    st.close()
+
+
+def _tables_in_source(md: str) -> int:
+    """Blocks of consecutive source lines starting with '|' (each meant as one table)."""
+    n, inside = 0, False
+    for line in md.splitlines():
+        is_row = line.lstrip().startswith("|")
+        n += is_row and not inside
+        inside = is_row
+    return n
+
+
+def _rendered_tables(md: str) -> list[list[int]]:
+    """Per table markdown-it renders: the cell count of each row."""
+    from markdown_it import MarkdownIt
+
+    tables, rows, cells = [], [], 0
+    for tok in MarkdownIt("commonmark").enable("table").parse(md):
+        if tok.type == "table_open":
+            rows = []
+        elif tok.type == "tr_open":
+            cells = 0
+        elif tok.type in ("th_open", "td_open"):
+            cells += 1
+        elif tok.type == "tr_close":
+            rows.append(cells)
+        elif tok.type == "table_close":
+            tables.append(rows)
+    return tables
+
+
+def test_every_generated_markdown_file_renders_as_tables(small_store, tmp_path):
+    """Before: PAPER_TABLES.md's header rows had 13 cells and separators 5, so no table rendered."""
+    from moee_bench.reports.build import write_reports
+
+    paths = write_reports(small_store, tmp_path / "rep", None)
+    mds = [p for p in paths.values() if Path(p).suffix == ".md"]
+    assert {Path(p).name for p in mds} >= {"LEADERBOARD.md", "PAPER_TABLES.md"}
+    for p in mds:
+        md = Path(p).read_text()
+        rendered = _rendered_tables(md)
+        assert len(rendered) == _tables_in_source(md) > 0, p
+        for rows in rendered:
+            assert len(set(rows)) == 1, (p, rows)      # header, separator and body rows have as many cells
+
+
+def test_leaderboard_keeps_asked_columns_and_gives_n_per_metric(small_store):
+    """Before: a metric not computed lost its column; N said 5 where Emo-Acc is over 3 clips."""
+    from moee_bench.reports.leaderboard import render_markdown
+
+    md = render_markdown(small_store)
+    table = [line for line in md.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    a = [c.strip() for c in next(line for line in table if line.startswith("| `a`")).strip("|").split("|")]
+    col = {h.split(" ")[0]: i for i, h in enumerate(header)}
+    assert a[col["LPIPS"]] == "—" and "LPIPS — not computed: WeightsError: put alexnet.pth" in md
+    assert a[col["N"]] == "5" and a[col["Emo-Acc"]].endswith("(N=3)") and "(N=" not in a[col["PSNR"]]
+    assert "PSNR (dB) ↑" in header and "AKD (px at 256²) ↓" in header
+
+
+def test_report_without_arguments_writes_into_the_output_folder(small_store, tmp_path, monkeypatch, capsys):
+    """Before: `moee-bench report` also wrote ./LEADERBOARD.md (the tracked file in a checkout) without saying so."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["report", "--store", str(small_store.folder)]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert not (work / "LEADERBOARD.md").exists()
+    written = re.findall(r"^  \w+: (.+)$", out, re.M)
+    assert len(written) >= 6 and all((work / w).is_file() or Path(w).is_file() for w in written)
+    assert all(Path(w).resolve().is_relative_to(work / "moee_bench_runs" / "report") for w in written)
+
+
+def test_headline_chart_titles_are_readable_at_the_html_width(small_store):
+    """Before: 16 panels in one row at 7 pt, shown in a 1200 px column: titles ~3-6 px high."""
+    import re as _re
+
+    from moee_bench.reports import html as report_html
+    from moee_bench.reports import plots
+    from moee_bench.reports.leaderboard import HEADLINE, method_table
+
+    t = method_table(small_store, "r1")
+    for k in HEADLINE:                          # every headline column present: the widest chart
+        if k not in t.columns:
+            t[k] = [1.0] * len(t)
+    fig = plots.headline_bars(t, HEADLINE)
+    width_px = float(_re.search(r"max-width:(\d+)px", report_html.CSS).group(1))
+    scale = min(1.0, width_px / (fig.get_figwidth() * 100))          # _png saves at 100 dpi, img max-width 100%
+    sizes = [ax.title.get_fontsize() * 100 / 72 * scale for ax in fig.axes if ax.get_visible()]
+    assert sizes and min(sizes) >= 10, sizes
