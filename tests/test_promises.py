@@ -348,3 +348,49 @@ def test_headline_chart_titles_are_readable_at_the_html_width(small_store):
     scale = min(1.0, width_px / (fig.get_figwidth() * 100))          # _png saves at 100 dpi, img max-width 100%
     sizes = [ax.title.get_fontsize() * 100 / 72 * scale for ax in fig.axes if ax.get_visible()]
     assert sizes and min(sizes) >= 10, sizes
+
+
+# --- a quiet, informative console -------------------------------------------------------------------------
+
+def test_no_tflite_banner_when_the_fer_classifier_runs(capfd):
+    """Before: LiteRT's C++ 'Created TensorFlow Lite XNNPACK delegate for CPU.' line on every first run."""
+    from moee_bench.metrics.emotion.classifiers import FER2013Tflite
+
+    clf = FER2013Tflite()
+    p = clf.predict(np.zeros((2, clf.input_size, clf.input_size, 3), np.uint8))
+    assert p.shape == (2, len(clf.classes))
+    err = capfd.readouterr().err
+    assert "TensorFlow Lite" not in err and "XNNPACK" not in err, err
+
+
+def test_a_resumed_run_says_what_it_reused(tmp_path, capsys):
+    """Before: the second run printed 'scoring ground-truth: 1 clips' as if it scored anew."""
+    rng = np.random.default_rng(1)
+    media.write_video(tmp_path / "ds" / "c0.mp4", [rng.integers(0, 255, (10, 64, 64, 3), dtype=np.uint8)], 25.0)
+    man = Manifest("tiny", tmp_path / "ds", [ClipRecord("c0", "id0", "c0.mp4", parse_emotion("happy"), split="test")])
+    man.save(tmp_path / "ds" / "manifest.json")
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'name = "t"\ndataset = "{tmp_path / "ds" / "manifest.json"}"\nsplit = "test"\n'
+                     'metrics = ["psnr"]\n[[methods]]\nname = "ground-truth"\n')
+    base = ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--no-report"]
+    assert main(base) == 0
+    first = capsys.readouterr()
+    assert "0 clips read entirely from the feature cache (not decoded), 1 extracted" in first.out
+    assert main(base) == 0
+    second = capsys.readouterr()
+    assert "1 videos reused from an earlier run, 1 clips read entirely from the feature cache" in second.out
+    assert not re.search(r"^\s*\S+: \d+ frames$", first.out + first.err + second.out + second.err, re.M)
+
+
+def test_install_builds_without_warnings_from_our_pyproject(tmp_path):
+    """Before: the license table and the data folders missing from `packages` gave setuptools warnings."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"                 # a copy: the build leaves build/ and *.egg-info beside the sources
+    shutil.copytree(README.parent, src, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", "moee_bench_runs", "runs", "sample_data"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+                        str(tmp_path / "whl"), str(src)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Warning" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from tqdm import tqdm
 
 from moee_bench.baselines.base import GenerationRequest
 from moee_bench.baselines.registry import build_method
@@ -110,6 +113,7 @@ class Generation:
     load_seconds: float | None = None        # model load, measured apart (None: the method has no load step)
     child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (bench.throughput.child_usage)
     recrops_face: bool = False
+    reused: int = 0                          # videos reused from an earlier run (same config and reference)
 
 
 class SuiteRunner:
@@ -221,7 +225,9 @@ class SuiteRunner:
 
         reset_device_peak(self.device)
         clean_stale_temps(gen.video_dir)        # leftovers of a killed write (never a clip)
-        for clip in self.dist.mine(self.clips):
+        mine = list(self.dist.mine(self.clips))
+        for clip in tqdm(mine, desc=f"{spec.label}: generation, {len(mine)} clips", unit="clip", file=sys.stderr,
+                         leave=False, disable=self.dist.rank != 0):
             why = method.skip_reason(clip.emotion)
             if why:
                 gen.skipped.append(clip)
@@ -237,6 +243,7 @@ class SuiteRunner:
                 if (prev and prev["status"] == "ok" and out_path.is_file() and _sha(out_path) == prev["sha256"]
                         and prev["normalisation"].get("reference") == ref):
                     self.summary.reused += 1
+                    gen.reused += 1
                     gen.ok.append(clip)
                     continue
                 if not loaded:
@@ -321,7 +328,10 @@ class SuiteRunner:
         for metric in self.metrics:
             metric.reset()
 
+        from_cache = [0, 0]                 # clips read entirely from the feature cache, clips with a part extracted
+
         def on_clip(o) -> None:
+            from_cache[0 if not o.extracted else 1] += 1
             c = self.by_id[o.clip_id]
             status = dict(o.status)
             for n in self.unavailable:
@@ -337,11 +347,15 @@ class SuiteRunner:
                     line = f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}"
                     (self.summary.failures if is_failure(v) else self.summary.notes).append(line)
 
-        self.log(f"scoring {label}: {len(inputs)} clips, metrics {[x.name for x in self.metrics]}")
+        names = ",".join(x.name for x in self.metrics)
         with self._recording_warnings(label):
             evaluate(inputs, self.metrics, fps=self.suite.fps, size=self.suite.size, cache=self.store.features,
                      progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip,
-                     compute=False)        # aggregate() computes once, after the ranks' states are merged
+                     compute=False,        # aggregate() computes once, after the ranks' states are merged
+                     desc=f"{label}: metrics {names}, {len(inputs)} clips")
+        reused = f"{gen.reused} videos reused from an earlier run, " if gen.reused else ""
+        self.log(f"{label}: {len(inputs)} clips scored with {names}: {reused}{from_cache[0]} clips read entirely from "
+                 f"the feature cache (not decoded), {from_cache[1]} extracted")
 
     def merge(self) -> bool:
         """Gather every rank's metric states into rank 0's metrics; True on rank 0.
