@@ -122,6 +122,22 @@ def test_readme_fvd_words_are_declared_values():
     assert "fvd_seed=N" in text and "fvd_seed" in p
 
 
+def test_every_declared_value_is_accepted_and_read_through_the_declaration():
+    """Fast part (the slow test below runs each through `score`): validation accepts every declared value and
+    the constructors read their parameters only through the declaration (``Metric.param_value``)."""
+    import inspect
+
+    from moee_bench.metrics.core.registry import MetricOptions, check_params
+
+    for metric, key, value in _declared():
+        parsed = check_params([metric], {key: value})[key]
+        assert metric_class(metric).param_value(MetricOptions(params={key: parsed}), key) == parsed
+    for name in METRICS:
+        src = inspect.getsource(metric_class(name).__init__)
+        assert "options.param(" not in src and ".param(\"" not in src, name     # before: defaults written twice
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("metric, key, value", _declared(), ids=lambda x: str(x))
 def test_every_declared_value_goes_through_score(tiny, capsys, metric: str, key: str, value: Any):
     rc, out = _score(tiny, metric, "--param", f"{key}={value}")

@@ -108,7 +108,7 @@ class KernelDistance(Metric):
     needs_gt = True
     needs_feature_cache = True
     PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1, help="number of random subsets"),
-              "kid_subset_size": Param(int, SUBSET_SIZE, minimum=2, help="largest subset size"),
+              "kid_subset_size": Param(int, SUBSET_SIZE, minimum=3, help="largest subset size (the unbiased MMD² needs 3)"),
               "kid_seed": Param(int, 0, minimum=0, help="seed of the subsets")}
 
     @classmethod
