@@ -37,7 +37,7 @@ NOT_RUN: list[tuple[str, str]] = [
                          "follows these two lines on a fresh clone"),
     (r"^torchrun ", "several processes (torchrun); tests/test_runner.py covers the sharded runner"),
     (r"--device cuda", "needs a GPU"),
-    (r"^moee-bench bench ", "benchmarks (minutes each, timing ratios); tests/test_benchmarks.py runs them scaled down"),
+    (r"^moee-bench bench ", "benchmarks: minutes each, they time the reference chain beside ours and print ratios"),
     (r"^moee-bench train ", "training (about a minute per stage on a free CPU); tests/test_moee_train.py trains "
                             "scaled down"),
     (r"--method moee-ref", "needs the checkpoint the training lines make"),

@@ -210,7 +210,12 @@ class Metric(abc.ABC):
         list of what is accepted; reading an undeclared key is a bug (``KeyError``)."""
         spec = cls.parameters()[key]
         params = getattr(options, "params", None) or {}
-        return spec.parse(params[key]) if key in params else spec.default
+        if key not in params:
+            return spec.default
+        try:
+            return spec.parse(params[key])
+        except ValueError as e:
+            raise ValueError(f"{cls.name} parameter {key}: {e}") from None
 
     def __init__(self) -> None:
         self.reset()
