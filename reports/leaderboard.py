@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,7 @@ def method_table(store: ResultStore, run_id: str, set_bootstrap: int = 0) -> pd.
     return pd.DataFrame(rows)
 
 
+@functools.lru_cache(maxsize=None)
 def _metric_of(key: str) -> str | None:
     """The registered metric whose aggregate keys include ``key`` (None if none declares it)."""
     for name in METRICS:
@@ -177,7 +179,8 @@ def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
         if isinstance(note, str):
             out.append(f"{KEYS[k].label}: {note}")
         v, why = row.get(k), row.get(f"{k}_reason")
-        if (v is None or (isinstance(v, float) and np.isnan(v))) and isinstance(why, str):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            why = why if isinstance(why, str) else "no value in the store (no clip it applies to was scored)"
             out.append(f"{KEYS[k].label} — not computed: {why}")
     return list(dict.fromkeys(out))
 
