@@ -410,3 +410,14 @@ def test_install_builds_without_warnings_from_our_pyproject(tmp_path):
                         str(tmp_path / "whl"), str(src)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Warning" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+
+
+@pytest.mark.slow
+def test_building_the_sample_prints_no_line_per_clip(tmp_path, capfd):
+    """Before: 27 `  clip: N frames` lines on the first run; now one progress bar (stderr) and one summary line."""
+    from moee_bench.bench.suite.sample import make_sample
+
+    make_sample(tmp_path / "s", verbose=True)
+    cap = capfd.readouterr()
+    assert not re.search(r"^\s*\S+: \d+ frames\s*$", cap.out + cap.err, re.M)
+    assert len(cap.out.strip().splitlines()) == 1 and "sample dataset: 27 clips" in cap.out
