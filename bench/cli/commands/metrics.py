@@ -93,7 +93,8 @@ def format_metrics(rows: list[dict[str, Any]]) -> str:
             lines.append("  needs:     " + ", ".join(r["needs"]))
         if r["params"]:
             lines.append("  params:    " + ", ".join(
-                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else "")
+                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else
+                                         f" ({values_text(v)})" if v["minimum"] is not None else "")
                 for k, v in r["params"].items()))
         if r["flags"]:
             lines.append("  flags:     " + ", ".join(r["flags"]))
