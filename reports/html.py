@@ -107,6 +107,9 @@ def render_html(store: ResultStore, run_ids: list[str] | None = None) -> str:
                 ci = row.get(f"{k}_ci")
                 if isinstance(ci, tuple) and np.isfinite(ci[0]) and ci[0] != ci[1]:
                     txt += f" <span class='note'>[{KEYS[k].fmt.format(ci[0])}, {KEYS[k].fmt.format(ci[1])}]</span>"
+                n, n_all = row.get(f"{k}_n"), row.get("n_clips")
+                if txt != "—" and isinstance(n, (int, np.integer)) and isinstance(n_all, (int, np.integer)) and n != n_all:
+                    txt += f" <span class='note'>(N={n})</span>"       # over fewer clips than the row's N
                 if nc:
                     txt = f"n/c <span class='note'>({txt})</span>"
                 marks = flag_marks(flags)
