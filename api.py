@@ -24,7 +24,8 @@ from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
-from moee_bench.bench.core.errors import NOT_FAILURES, BenchError, ClipError
+from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.statuses import NOT_FAILURES
 from moee_bench.bench.core.paths import check_output_file, write_text_atomic
 from moee_bench.bench.core.values import check_device, existing_dir, fps_value
 from moee_bench.bench.core.weights import WeightsOptions
@@ -212,6 +213,33 @@ def _stream_params(params: dict) -> dict[str, int]:
     return out
 
 
+MAKE_MANIFEST = ("moee-bench data import folder ROOT --csv clips.csv --out manifest.json (CSV columns: path, "
+                 "emotion[, audio, identity, text, ref_image, split]), then --manifest manifest.json")
+
+
+def refuse_unsupplied(names: list[str], *, gt: bool, manifest: bool) -> None:
+    """Refuse, before anything is decoded, metrics whose indispensable input no option can supply: a target
+    emotion without ``--manifest``; a GT video without ``--gt`` or ``--manifest``; a reference image without
+    either (``score`` takes it from the manifest, else the GT's first frame). Names what is missing and the
+    command that supplies it (:class:`BenchError`, exit 2)."""
+    from moee_bench.metrics.core.registry import metric_classes
+
+    problems = []
+    for name, cls in metric_classes(names).items():
+        if cls is None:
+            continue
+        if cls.needs_emotion and not manifest:
+            problems.append(f"metric {name} needs a target emotion (label) per clip and no --manifest gives one; "
+                            f"make one: {MAKE_MANIFEST}")
+        if cls.needs_gt and not (gt or manifest):
+            problems.append(f"metric {name} needs ground-truth videos: give --gt DIR (or --manifest)")
+        if cls.needs_ref and not (gt or manifest):
+            problems.append(f"metric {name} needs a reference image: give --manifest (its ref_image) or --gt DIR "
+                            "(the GT's first frame, warned)")
+    if problems:
+        raise BenchError("; ".join(problems) + "; nothing was decoded")
+
+
 def _check_in_memory(pairs: Sequence[ClipInput], names: Sequence[str], params: Mapping[str, Any]) -> None:
     """Refuse, before any work, what in-memory frames cannot give: Sync-C/D's file steps read the video file."""
     if "sync" not in names or not any(isinstance(c.pred, np.ndarray) for c in pairs):
@@ -256,6 +284,7 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     params = dict(params or {})
     streams = _stream_params(params)
     params = check_params(names, params)
+    refuse_unsupplied(names, gt=gt is not None, manifest=manifest is not None)
     wopts = weights if weights is not None else WeightsOptions()
     existing_dir(wopts.weights_dir, "--weights-dir")
     size = (int(size[0]), int(size[1])) if size else None

@@ -23,6 +23,8 @@ def write_reports(store: ResultSource, out_dir: Path, run_ids: list[str] | None 
         with atomic_write(p) as tmp:
             tmp.write_text(md, encoding="utf-8")
     paths["leaderboard"] = out_dir / "LEADERBOARD.md"
+    if leaderboard_path:
+        paths["leaderboard_copy"] = Path(leaderboard_path)
     with atomic_write(out_dir / "PAPER_TABLES.md") as tmp:
         tmp.write_text(render_paper_tables(store), encoding="utf-8")
     paths["paper_tables"] = out_dir / "PAPER_TABLES.md"

@@ -10,8 +10,8 @@ import json
 import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
-from moee_bench.reports.leaderboard import (HEADLINE, best_values, caveat_lines, flag_marks, method_table, split_note,
-                                             throughput_rows, tied_methods, unverified_warning)
+from moee_bench.reports.leaderboard import (HEADLINE, asked_keys, best_values, caveat_lines, column_label, flag_marks,
+                                             method_table, split_note, throughput_rows, tied_methods, unverified_warning)
 from moee_bench.reports.source import ResultSource
 
 
@@ -86,8 +86,12 @@ def render_html(store: ResultSource, run_ids: list[str] | None = None) -> str:
         if t.empty:
             parts.append("<p>No results.</p>")
             continue
-        keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        hdr = "".join(f"<th>{KEYS[k].label} {KEYS[k].arrow}</th>" for k in keys)
+        asked = asked_keys(meta)
+        keys = [k for k in HEADLINE if (k in t.columns and t[k].notna().any()) or k in asked]
+        for k in keys:
+            if k not in t.columns:
+                t[k] = None
+        hdr = "".join(f"<th>{html.escape(column_label(k))}</th>" for k in keys)
         best_of = best_values(t, keys)
         ties = tied_methods(store, rid, t, keys, best_of)
         rows = []
@@ -104,6 +108,9 @@ def render_html(store: ResultSource, run_ids: list[str] | None = None) -> str:
                     txt += f" <span class='note'>[{KEYS[k].fmt.format(ci[0])}, {KEYS[k].fmt.format(ci[1])}]</span>"
                     if isinstance(row.get(f"{k}_ci_tag"), str):
                         txt += f" <span class='note'>{html.escape(row[f'{k}_ci_tag'])}</span>"
+                n, n_all = row.get(f"{k}_n"), row.get("n_clips")
+                if txt != "—" and isinstance(n, (int, np.integer)) and isinstance(n_all, (int, np.integer)) and n != n_all:
+                    txt += f" <span class='note'>(N={n})</span>"       # over fewer clips than the row's N
                 if nc:
                     txt = f"n/c <span class='note'>({txt})</span>"
                 marks = flag_marks(flags)

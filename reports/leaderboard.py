@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moee_bench.bench.core.statuses import is_failure
 from moee_bench.metrics.core.keys import KEYS
+from moee_bench.metrics.core.registry import METRICS, metric_class
 from moee_bench.reports.bootstrap import percentile_ci_method, set_metric_bootstrap
 from moee_bench.reports.breakdown import closeness_cis, render_markdown_sections
 from moee_bench.reports.resampling import mean_ci as resampled_mean_ci
@@ -20,6 +23,16 @@ from moee_bench.reports.source import ResultSource
 FRECHET_KEYS = ("fid", "fvd", "flmd")      # set-level Fréchet distances: plug-in estimates biased upwards
 HEADLINE = ["fid", "kid", "fvd", "kvd", "flmd", "lpips", "psnr", "ssim", "csim", "akd", "sync_c", "sync_d", "emotion_acc",
             "compound_top2", "compound_mix", "dynamics_score"]
+
+
+#: units of the headline columns (AKD: FOMM's convention, landmarks of frames resized to 256x256)
+UNITS = {"psnr": "dB", "akd": "px at 256²"}
+
+
+def column_label(key: str) -> str:
+    """A headline column's title: label, unit, direction (``PSNR (dB) ↑``)."""
+    unit = f" ({UNITS[key]})" if key in UNITS else ""
+    return f"{KEYS[key].label}{unit} {KEYS[key].arrow}"
 
 
 def _extras(agg: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -57,9 +70,14 @@ def method_table(store: ResultSource, run_id: str, set_bootstrap: int = 0) -> pd
         row: dict[str, Any] = {"method": method, "n_clips": int(a.get("n_clips", len(c))),
                                "n_missing": int(a.get("n_missing", 0) or 0),
                                "caveats": list((extras.get("caveats") or {}).get("items") or [])}
-        failed = st[~st.status.isin(["ok", "unavailable", "missing"])] if not st.empty else st
+        failed = st[st.status.map(is_failure)] if not st.empty else st
         row["n_failed"] = int(failed.clip_id.nunique()) if not failed.empty else 0
         for key in HEADLINE:
+            owner = _metric_of(key)
+            why = ((extras.get(key) or {}).get("reason") or (extras.get(owner) or {}).get("reason")
+                   or (run["meta"].get("metrics_unavailable") or {}).get(owner))
+            if why:
+                row[f"{key}_reason"] = str(why).splitlines()[0]
             if key not in a.index:
                 continue
             v = a[key]
@@ -108,6 +126,24 @@ def method_table(store: ResultSource, run_id: str, set_bootstrap: int = 0) -> pd
                     ", frame-weighted mean" if w is not None else "") + (f" ({res.note})" if res.note else "")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+@functools.lru_cache(maxsize=None)
+def _metric_of(key: str) -> str | None:
+    """The registered metric whose aggregate keys include ``key`` (None if none declares it)."""
+    for name in METRICS:
+        try:
+            if key in metric_class(name).keys:
+                return name
+        except ImportError:
+            continue
+    return None
+
+
+def asked_keys(meta: dict[str, Any]) -> list[str]:
+    """The headline keys of the metrics the run asked for (shown even when not computed: "—", reason in the notes)."""
+    asked = set((meta.get("suite") or {}).get("metrics") or []) | set(meta.get("metrics_unavailable") or {})
+    return [k for k in HEADLINE if _metric_of(k) in asked]
 
 
 def flag_marks(flags: Any) -> str:
@@ -160,6 +196,9 @@ def _fmt(key: str, row: pd.Series, best: Any, tied: set[str] | None = None) -> s
         if isinstance(row.get(f"{key}_ci_tag"), str):        # set-level cells name their estimator
             s += f" {row[f'{key}_ci_tag']}"
     marks = flag_marks(flags)
+    n, n_all = row.get(f"{key}_n"), row.get("n_clips")
+    if isinstance(n, (int, np.integer)) and isinstance(n_all, (int, np.integer)) and n != n_all:
+        marks += f" (N={n})"                # over fewer clips than the row's N
     if isinstance(flags, dict) and flags.get("not_comparable"):
         return f"n/c ({s}){marks}"
     bold = row.get("method") in tied if tied is not None else (best is not None and v == best)
@@ -180,6 +219,10 @@ def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
         note = row.get(f"{k}_ci_note")
         if isinstance(note, str):
             out.append(f"{KEYS[k].label}: {note}")
+        v, why = row.get(k), row.get(f"{k}_reason")
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            why = why if isinstance(why, str) else "no value in the store (no clip it applies to was scored)"
+            out.append(f"{KEYS[k].label} — not computed: {why}")
     return list(dict.fromkeys(out))
 
 
@@ -282,8 +325,12 @@ def render_markdown(store: ResultSource, run_ids: list[str] | None = None, set_b
         if t.empty:
             out += ["No results.", ""]
             continue
-        keys = [k for k in HEADLINE if k in t.columns and t[k].notna().any()]
-        head = ["method", "N", "missing", "failed"] + [f"{KEYS[k].label} {KEYS[k].arrow}" for k in keys]
+        asked = asked_keys(meta)
+        keys = [k for k in HEADLINE if (k in t.columns and t[k].notna().any()) or k in asked]
+        for k in keys:
+            if k not in t.columns:
+                t[k] = None
+        head = ["method", "N", "missing", "failed"] + [column_label(k) for k in keys]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         best = best_values(t, keys)
@@ -295,7 +342,8 @@ def render_markdown(store: ResultSource, run_ids: list[str] | None = None, set_b
         out += ["", ties.describe()]
         cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
         if any(lines for _, lines in cav) or meta.get("reference_warnings"):
-            out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights):", ""]
+            out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights; — not computed, "
+                        "with the reason; (N=k): the value is over k clips):", ""]
             for method, lines in cav:
                 out += [f"- {_code(method)}: {line}" for line in lines]
             refs = meta.get("reference_warnings") or []

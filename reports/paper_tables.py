@@ -39,8 +39,10 @@ def render(store: ResultSource) -> str:
     for name, t in published().items():
         meas = measured(store, t["dataset"])
         lines += [f"## {t['title']}", "", f"Source: {t['source']}. Caveat: {t['caveat']}", ""]
-        head = ["method"] + [f"{KEYS[c].label} {'↑' if KEYS[c].higher_is_better else '↓'} published | measured | Δ"
-                             for c in t["columns"]]
+        # three cells per metric (published, measured, Δ), so that header, separator and rows have as many cells
+        head = ["method"] + [cell for c in t["columns"]
+                             for cell in (f"{KEYS[c].label} {'↑' if KEYS[c].higher_is_better else '↓'} published",
+                                          f"{KEYS[c].label} measured", f"{KEYS[c].label} Δ")]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
         for row in t["rows"]:
@@ -50,9 +52,9 @@ def render(store: ResultSource) -> str:
                 f = KEYS[c].fmt
                 pub = f.format(row[c])
                 if c in got:
-                    cells.append(f"{pub} (published) | {f.format(got[c])} | {got[c] - row[c]:+.3f}")
+                    cells += [f"{pub} (published)", f.format(got[c]), f"{got[c] - row[c]:+.3f}"]
                 else:
-                    cells.append(f"{pub} (published) | not measured | —")
+                    cells += [f"{pub} (published)", "not measured", "—"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines += _runnable(t["rows"])

@@ -19,14 +19,23 @@ from moee_bench.metrics.core.keys import KEYS  # noqa: E402
 from moee_bench.reports.bootstrap import mean_ci, percentile_ci_method  # noqa: E402
 
 
+HEADLINE_COLUMNS = 4      # panels per row of the headline charts
+TITLE_PT = 10             # their titles' font size (points)
+
+
 def headline_bars(t: pd.DataFrame, headline: list[str]):
     """One bar chart per headline metric of a :func:`reports.leaderboard.method_table`: value per method with its
     CI (the method named in each title) and N clips scored under each bar."""
     keys = [k for k in headline if k in t.columns and t[k].notna().any()]
     if not keys:
         return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.3), squeeze=False)
-    for ax, k in zip(axes[0], keys):
+    # at most 4 panels a row, so that the HTML report (1200 px wide) shows the titles at >= 10 px
+    ncols = min(HEADLINE_COLUMNS, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, k in zip(axes.flat, keys):
         vals = t[k].to_numpy(dtype=float)
         err = None
         if f"{k}_ci" in t.columns:
@@ -38,8 +47,8 @@ def headline_bars(t: pd.DataFrame, headline: list[str]):
         ax.set_xticks(range(len(vals)), [f"{m}\nN={int(n)}" if pd.notna(n) else m for m, n in zip(t["method"], ns)],
                       rotation=30, ha="right")
         how = {str(x) for x in t[f"{k}_ci_method"].dropna()} if f"{k}_ci_method" in t.columns else set()
-        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}\n" + textwrap.fill(f"CI: {'; '.join(sorted(how)) or 'none'}", 44),
-                     fontsize=7)
+        ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}\n" + textwrap.fill(f"CI: {'; '.join(sorted(how)) or 'none'}", 36),
+                     fontsize=TITLE_PT)
     fig.tight_layout()
     return fig
 

@@ -37,8 +37,10 @@ def _score(folders, tmp_path: Path, *extra: str) -> tuple[int, dict]:
 def test_score_flag_reaches_the_metric(folders, tmp_path: Path):
     if locate("fan_2d4") is not None or locate("hsemotion_enet_b0_8_best_vgaf") is not None:
         pytest.skip("FAN / HSEmotion weights present: the flags' effect is checked by their absence")
+    # emotion needs labels: a manifest gives them (without one, score refuses before decoding)
+    Manifest("t", folders[1], [ClipRecord("c0", "p0", "c0.mp4", parse_emotion("happy"))]).save(tmp_path / "m.json")
     rc, out = _score(folders, tmp_path, "--metrics", "psnr,akd,emotion", "--akd-landmarks", "fan",
-                     "--emotion-classifier", "hsemotion")
+                     "--emotion-classifier", "hsemotion", "--manifest", str(tmp_path / "m.json"))
     assert rc == 0 and out["metrics"]["psnr"] > 0
     # the options' own weights (or, on a lean install, their extras) were asked for: the flags arrived at the metrics
     fan, timm = (importlib.util.find_spec(m) is not None for m in ("face_alignment", "timm"))

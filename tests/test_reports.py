@@ -51,16 +51,20 @@ def test_bootstrap_ci_contains_mean_and_paired_diff():
 
 def test_leaderboard_counts_missing_and_failed_and_bolds_best(store):
     t = method_table(store, "r1").set_index("method")
-    assert t.loc["bad", "n_missing"] == 1 and t.loc["bad", "n_failed"] == 1 and t.loc["good", "n_failed"] == 0
+    # missing and no_face are outcomes, not failures (bench/core/statuses.py; before, no_face counted as failed)
+    assert t.loc["bad", "n_missing"] == 1 and t.loc["bad", "n_failed"] == 0 and t.loc["good", "n_failed"] == 0
     assert t.loc["bad", "psnr_n"] == 7
     md = render_markdown(store)
     good_line = next(l for l in md.splitlines() if l.startswith("| `good`"))
     bad_line = next(l for l in md.splitlines() if l.startswith("| `bad`"))
     assert good_line.count("**") == 4 and "**" not in bad_line      # best PSNR and best AKD are both `good`
-    assert "| 8 | 1 | 1 |" in bad_line
+    assert "| 8 | 1 | 0 |" in bad_line
     assert "unverified weights" in md and "`fid` not computed" in md
     header = next(l for l in md.splitlines() if l.startswith("| method"))
-    assert "FID" not in header and "PSNR" in header                 # a metric nobody computed gets no column
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    fid = next(i for i, c in enumerate(cells) if c.startswith("FID"))   # asked for, not computed: its column stays
+    assert "PSNR (dB) ↑" in cells and bad_line.strip("|").split("|")[fid].strip() == "—"
+    assert "FID — not computed: WeightsError" in md                # with the reason in the notes
 
 
 def test_write_reports_and_exports(store, tmp_path: Path):

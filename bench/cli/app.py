@@ -58,6 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_tree(parser: argparse.ArgumentParser | None = None,
+                 path: tuple[str, ...] = ()) -> dict[tuple[str, ...], argparse.ArgumentParser]:
+    """Every command and subcommand (``("data", "import")``...) with its parser, ``()`` for ``moee-bench`` itself."""
+    parser = parser or build_parser()
+    out = {path: parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                out.update(command_tree(sub, path + (name,)))
+    return out
+
+
+def command_reference() -> str:
+    """The README's command reference: every command and the options its parser accepts (a test compares them)."""
+    lines = ["| command | options |", "|---|---|"]
+    for path, parser in command_tree().items():
+        opts = [s for a in parser._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+        lines.append(f"| `moee-bench{' ' if path else ''}{' '.join(path)}` | {', '.join(f'`{o}`' for o in opts) or '—'} |")
+    return "\n".join(lines)
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed command; a :class:`BenchError` or an environment error becomes one line and its exit code."""
     try:

@@ -36,7 +36,3 @@ class PathEscapeError(ClipError):
 class WeightsError(BenchError):
     """A checkpoint is missing, has the wrong hash, or cannot be loaded safely."""
 
-
-# Per-clip statuses that are outcomes, not failures: the clip was read and the metric says why it has no
-# value (no face found, too short, no audio, no GT given, metric not computed on this machine).
-NOT_FAILURES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "unavailable"})

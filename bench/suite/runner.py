@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from tqdm import tqdm
 
 from moee_bench.baselines.base import GenerationRequest, GenerationResult, Method
 from moee_bench.baselines.registry import build_method
@@ -26,6 +29,7 @@ from moee_bench.bench.core.errors import BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
+from moee_bench.bench.core.statuses import is_failure
 from moee_bench.bench.core.splits import identity_overlap, select_split, split_record
 from moee_bench.bench.core.weights import WeightsOptions
 from moee_bench.bench.core.provenance import device_name, environment
@@ -34,10 +38,6 @@ from moee_bench.bench.suite.spec import MethodSpec, Suite, validate_suite
 from moee_bench.metrics.core.base import Metric
 from moee_bench.metrics.core.evaluate import BUG_ERRORS
 from moee_bench.metrics.core.keys import GT_ALIGNED_KEYS
-
-
-# per-clip statuses that describe the clip, not a failure: they never make ``run`` exit with FAILED_CLIPS
-BENIGN_STATUSES = frozenset({"ok", "no_face", "too_short", "no_audio", "no_gt", "no_label", "missing", "unavailable"})
 
 
 @dataclass
@@ -112,6 +112,7 @@ class Generation:
     load_seconds: float | None = None        # model load, measured apart (None: the method has no load step)
     child: dict[str, Any] = field(default_factory=dict)   # subprocess measurements (moee_bench.bench.suite.resources.child_usage)
     recrops_face: bool = False
+    reused: int = 0                          # videos reused from an earlier run (same config and reference)
 
 
 class SuiteRunner:
@@ -236,7 +237,10 @@ class SuiteRunner:
             return req, prev and {"status": prev["status"], "sha256": prev["sha256"],
                                   "reference": prev["normalisation"].get("reference")}
 
-        for step in generate_clips(method, self.dist.shard(self.clips), plan, fail_fast=self.fail_fast):
+        mine = list(self.dist.shard(self.clips))
+        steps = generate_clips(method, mine, plan, fail_fast=self.fail_fast)
+        for step in tqdm(steps, total=len(mine), desc=f"{spec.label}: generation, {len(mine)} clips", unit="clip",
+                         file=sys.stderr, leave=False, disable=self.dist.rank != 0):
             clip = step.clip
             if step.load_seconds is not None:
                 gen.load_seconds = step.load_seconds
@@ -247,13 +251,14 @@ class SuiteRunner:
                                info=_info(clip, 0, 0.0, ["not generated: " + step.reason]))
             elif step.status == "reused":
                 self.summary.reused += 1
+                gen.reused += 1
                 gen.ok.append(clip)
             elif step.result is None:
                 out_path = gen.video_dir / f"{safe_name(clip.clip_id)}.mp4"
                 store.put_generation(spec.label, clip.clip_id, chash, path=str(out_path), sha256="", seconds=0.0,
                                      n_frames=0, normalisation={}, status=step.status, message=step.reason)
                 line = f"{spec.label}/{clip.clip_id}: generation {step.status}: " + (step.reason.splitlines() or [""])[0]
-                (self.summary.notes if step.status in BENIGN_STATUSES else self.summary.failures).append(line)
+                (self.summary.failures if is_failure(step.status) else self.summary.notes).append(line)
                 gen.missing.append(clip)
             else:
                 res = step.result
@@ -320,7 +325,10 @@ class SuiteRunner:
         for metric in self.metrics:
             metric.reset()
 
+        from_cache = [0, 0]                 # clips read entirely from the feature cache, clips with a part extracted
+
         def on_clip(o) -> None:
+            from_cache[0 if not o.extracted else 1] += 1
             c = self.by_id[o.clip_id]
             status = dict(o.status)
             for n in self.unavailable:
@@ -334,13 +342,17 @@ class SuiteRunner:
             for k, v in o.status.items():
                 if v != "ok":
                     line = f"{label}/{o.clip_id}: {k} {v}: {o.messages.get(k, '')}"
-                    (self.summary.notes if v in BENIGN_STATUSES else self.summary.failures).append(line)
+                    (self.summary.failures if is_failure(v) else self.summary.notes).append(line)
 
-        self.log(f"scoring {label}: {len(inputs)} clips, metrics {[x.name for x in self.metrics]}")
+        names = ",".join(x.name for x in self.metrics)
         with self._recording_warnings(label):
             evaluate(inputs, self.metrics, fps=self.suite.fps, size=self.suite.size, cache=self.store.features,
                      progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip,
-                     compute=False)        # aggregate() computes once, after the ranks' states are merged
+                     compute=False,        # aggregate() computes once, after the ranks' states are merged
+                     desc=f"{label}: metrics {names}, {len(inputs)} clips")
+        reused = f"{gen.reused} videos reused from an earlier run, " if gen.reused else ""
+        self.log(f"{label}: {len(inputs)} clips scored with {names}: {reused}{from_cache[0]} clips read entirely from "
+                 f"the feature cache (not decoded), {from_cache[1]} extracted")
 
     def merge(self) -> bool:
         """Gather every rank's metric states into rank 0's metrics; True on rank 0.

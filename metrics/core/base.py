@@ -212,6 +212,7 @@ class Param:
     maximum: float | None = None
     check: Callable[[Any], str | None] | None = None   # extra rule: returns why the value is refused
     help: str = ""
+    retired: Mapping[str, str] | None = None     # former value -> what to give instead (refused with that message)
 
     def parse(self, raw: Any) -> Any:
         if raw is None or (self.default is None and isinstance(raw, str) and raw.strip().lower() in ("none", "")):
@@ -239,6 +240,8 @@ class Param:
                 raise ValueError(f"expected a finite number, got {raw!r}")
         else:
             v = str(raw).strip()
+        if self.retired and v in self.retired:
+            raise ValueError(f"{v!r} is no longer accepted: {self.retired[v]}")
         if self.choices is not None and v not in self.choices:
             raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {raw!r}")
         if self.minimum is not None and v < self.minimum:
@@ -294,6 +297,20 @@ class Metric(abc.ABC):
     def parameters(cls) -> Mapping[str, Param]:
         """Every parameter key the metric reads: its ``PARAMS`` (a metric built on another adds that one's)."""
         return cls.PARAMS
+
+    @classmethod
+    def param_value(cls, options: Any, key: str) -> Any:
+        """The value of one declared parameter: ``options.params[key]`` parsed by its declaration, else the
+        declared default. Constructors read their parameters only through this, so the declaration is the one
+        list of what is accepted; reading an undeclared key is a bug (``KeyError``)."""
+        spec = cls.parameters()[key]
+        params = getattr(options, "params", None) or {}
+        if key not in params:
+            return spec.default
+        try:
+            return spec.parse(params[key])
+        except ValueError as e:
+            raise ValueError(f"{cls.name} parameter {key}: {e}") from None
 
     def __init__(self) -> None:
         self.reset()

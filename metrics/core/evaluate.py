@@ -32,7 +32,8 @@ from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, 
 from moee_bench.metrics.core.frames import ArrayReader, content_id, is_frames
 
 #: how the evaluator turns a file into frames; part of every video feature's cache identity (change it with the decoding)
-DECODE = f"{media.DECODE}; fps by nearest timestamp; {media.RESIZE_KERNEL} to the evaluation size"
+DECODE = (f"{media.DECODE}; fps by nearest timestamp; {media.RESIZE_KERNEL} to the evaluation size "
+          "when the decoded size differs")
 NOTES_KEY = "_notes"                   # stored with a video part: what ingest did to its video(s), reported on cache hits
 
 
@@ -153,11 +154,13 @@ def _probe_size(clip: ClipInput, size: tuple[int, int] | None) -> tuple[int, int
 def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: float = 25.0,
              size: tuple[int, int] | None = None, strict: bool = False, cache: FeatureCache | None = None,
              chunk: int = 32, progress: bool = True, fail_fast: bool = False,
-             on_clip: Callable[[ClipOutcome], None] | None = None, compute: bool = True) -> EvalResult:
+             on_clip: Callable[[ClipOutcome], None] | None = None, compute: bool = True,
+             desc: str = "scoring") -> EvalResult:
     """Score ``clips`` with ``metrics`` (states accumulate in the metric objects) and return per-clip outcomes.
 
     ``compute=False`` leaves the aggregates empty, for a caller that merges states first and computes once
-    (the runner: a set-level distance such as FID's ``sqrtm`` costs seconds per call)."""
+    (the runner: a set-level distance such as FID's ``sqrtm`` costs seconds per call). ``desc`` names the
+    progress bar (the runner: method, metrics and clip count)."""
     for m in metrics:
         if getattr(m, "needs_feature_cache", False):
             if cache is None:
@@ -168,7 +171,7 @@ def evaluate(clips: Sequence[ClipInput], metrics: Sequence[Metric], *, fps: floa
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(clips), desc="scoring", unit="clip", file=sys.stderr, leave=False)
+        bar = tqdm(total=len(clips), desc=desc, unit="clip", file=sys.stderr, leave=False)
     for clip in clips:
         out = score_clip(clip, metrics, fps=fps, size=size, strict=strict, cache=cache, chunk=chunk)
         if fail_fast and any(s == "error" for s in out.status.values()):

@@ -55,7 +55,10 @@ input size with PIL bilinear filtering. Grey conversion, if any, is done by the 
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -70,6 +73,21 @@ MEASURED_FER = ("4 of 5 real labelled clips (80 %) with its matched crop, 3 of 5
                 "emotion videos shipped in jixinya/EAMM test/ (M030_sad_3_001, disgusted, fear, happy, surprised; stride 5, "
                 "mean aggregation; contempt skipped: no class; sad.mp4 truncated). Five clips: a smoke check, not an "
                 "accuracy estimate")
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to /dev/null for the duration (LiteRT logs its delegate
+    banner from C++, where no Python logging setting reaches; errors still raise as exceptions)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
 
 # ----------------------------------------------------------------------------------------------
 # crop rule
@@ -257,7 +275,8 @@ class FER2013Tflite(EmotionClassifier):
             return np.zeros((0, len(self.classes)))
         if len(x) != self._batch:
             self._interp.resize_tensor_input(self._in, list(x.shape))
-            self._interp.allocate_tensors()
+            with native_stderr_silenced():  # LiteRT's C++ "Created TensorFlow Lite XNNPACK delegate" banner
+                self._interp.allocate_tensors()
             self._batch = len(x)
         self._interp.set_tensor(self._in, x)
         self._interp.invoke()

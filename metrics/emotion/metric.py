@@ -185,14 +185,15 @@ class Emotion(Metric):
     needs_emotion = True
     parts = {"pred": ("pred", "emotion")}      # the target travels with the features (reports rebuild states from them)
     PARAMS = {"emotion_classifier": Param(str, DEFAULT_CLASSIFIER, check=lambda v: _classifier_problem(v),
-                                          help="fer2013 | hsemotion[:variant] | emotion_fan"),
-              "emotion_stride": Param(int, 5, minimum=1),
-              "emotion_aggregation": Param(str, "mean", AGGREGATIONS),
-              "emotion_crop_margin": Param(float, 0.1, minimum=0.0),
-              "emotion_crop": Param(str, "matched", ("matched", "shared")),
-              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0),
-              "emotion_recall_k": Param(int, None, minimum=1),
-              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0)}
+                                          help="classifier: fer2013, hsemotion[:variant] or emotion_fan"),
+              "emotion_stride": Param(int, 5, minimum=1, help="classify every N-th frame"),
+              "emotion_aggregation": Param(str, "mean", AGGREGATIONS, help="clip label: mean of probabilities or vote"),
+              "emotion_crop_margin": Param(float, 0.1, minimum=0.0, help="face box margin (fraction of its side)"),
+              "emotion_crop": Param(str, "matched", ("matched", "shared"), help="each classifier's own crop or one shared"),
+              "emotion_min_face_score": Param(float, 0.9, minimum=0.0, maximum=1.0, help="faces below this score are skipped"),
+              "emotion_recall_k": Param(int, None, minimum=1, help="compound recall at k (none: number of components)"),
+              "emotion_recall_threshold": Param(float, None, minimum=0.0, maximum=1.0,
+                                                help="compound recall by probability threshold (none: by rank)")}
     detector_name = "MTCNN (facenet-pytorch bundled P/R/O-net weights), largest face"
 
     def __init__(self, options: MetricOptions | None = None, *, classifier: EmotionClassifier | None = None) -> None:
@@ -200,26 +201,20 @@ class Emotion(Metric):
         ``emotion_stride`` (5), ``emotion_aggregation`` (``mean`` | ``vote``), ``emotion_crop_margin`` (0.1),
         ``emotion_min_face_score`` (0.9), ``emotion_recall_k`` (None: #components), ``emotion_recall_threshold``
         (None: rank mode). ``classifier`` overrides the built one (tests)."""
-        p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
-        self.stride = int(p("emotion_stride", 5))
-        if self.stride < 1:
-            raise ValueError(f"emotion_stride must be >= 1, got {self.stride}")
-        self.aggregation = str(p("emotion_aggregation", "mean"))
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"emotion_aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
-        self.margin = float(p("emotion_crop_margin", 0.1))
-        self.crop_mode = str(p("emotion_crop", "matched"))
-        if self.crop_mode not in ("matched", "shared"):
-            raise ValueError(f"emotion_crop must be 'matched' or 'shared', got {self.crop_mode!r}")
-        self.min_face_score = float(p("emotion_min_face_score", 0.9))
-        rk = p("emotion_recall_k", None)
+        p = lambda key: self.param_value(options, key)   # noqa: E731
+        self.stride = int(p("emotion_stride"))
+        self.aggregation = str(p("emotion_aggregation"))
+        self.margin = float(p("emotion_crop_margin"))
+        self.crop_mode = str(p("emotion_crop"))
+        self.min_face_score = float(p("emotion_min_face_score"))
+        rk = p("emotion_recall_k")
         self.recall_k = None if rk is None else int(rk)
-        rt = p("emotion_recall_threshold", None)
+        rt = p("emotion_recall_threshold")
         self.recall_threshold = None if rt is None else float(rt)
         self.device = options.device if options is not None else "cpu"
         if classifier is None:
             weights = options.weights if options is not None else None
-            classifier = build_classifier(str(p("emotion_classifier", DEFAULT_CLASSIFIER)), weights, self.device)
+            classifier = build_classifier(str(p("emotion_classifier")), weights, self.device)
         self.classifier = classifier
         _, self.excluded_classes = mapping_matrix(classifier.classes)
         self._detector = None

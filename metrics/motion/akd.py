@@ -76,8 +76,8 @@ class AKD(Metric):
               "akd_landmarks": Param(str, "dlib", ("dlib", "fan"), help="68-point landmark model")}
 
     def __init__(self, options: Any = None) -> None:
-        self.stride = int(options.param("akd_stride", 1)) if options is not None else 1
-        self.backend = str(options.param("akd_landmarks", "dlib")) if options is not None else "dlib"
+        self.stride = int(self.param_value(options, "akd_stride"))
+        self.backend = str(self.param_value(options, "akd_landmarks"))
         device = getattr(options, "device", "cpu")
         if self.backend == "dlib":
             self.detector: FaceDetector | None = FaceDetector(device=device)

@@ -116,8 +116,7 @@ class Dynamics(Metric):
     PARAMS = {"dynamics_landmarks": Param(str, "dlib", ("dlib", "mediapipe"), help="landmark backend")}
 
     def __init__(self, options: Any = None) -> None:
-        p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
-        self.landmarks = str(p("dynamics_landmarks", "dlib"))
+        self.landmarks = str(self.param_value(options, "dynamics_landmarks"))
         self.device = getattr(options, "device", "cpu")
         self.weights = getattr(options, "weights", None)
         self.backend = build_backend(self.landmarks, self.device)

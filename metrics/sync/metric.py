@@ -48,10 +48,6 @@ STATUSES = ("no_face", "too_short", "no_audio", "error")
 SAMPLES_PER_FRAME = syncnet_core.SAMPLES_PER_FRAME
 
 
-def _truthy(v: Any) -> bool:
-    return str(v).lower() in ("1", "true", "yes", "on")
-
-
 def _to_224(frames_bgr: np.ndarray) -> np.ndarray:
     if frames_bgr.shape[1:3] == (224, 224):
         return frames_bgr
@@ -213,26 +209,21 @@ class Sync(Metric):
     parts = {"pred": ("pred", "audio")}
     DETECTOR_WEIGHTS = {"s3fd": "sfd_face", "retinaface": "retinaface_resnet50"}
     PARAMS = {"face_cropped": Param(bool, False, help="frames are already face crops (no detection)"),
-              "sync_audio": Param(str, "driving", ("driving", "video")),
-              "sync_pixels": Param(str, "jpeg", ("jpeg", "exact")),
+              "sync_audio": Param(str, "driving", ("driving", "video"), help="audio scored: the driving audio or the video's track"),
+              "sync_pixels": Param(str, "jpeg", ("jpeg", "exact"), help="jpeg: syncnet-python's file steps; exact: decoded pixels"),
               "sync_min_track": Param(int, face_track.DEFAULT_MIN_TRACK, minimum=1, help="shortest face track (frames)"),
-              "sync_detector": Param(str, "s3fd", ("s3fd", "retinaface")),
-              "sync_track_rule": Param(str, "longest", ("longest", "pypi"))}
+              "sync_detector": Param(str, "s3fd", ("s3fd", "retinaface"), help="face detector of the tracked mode"),
+              "sync_track_rule": Param(str, "longest", ("longest", "pypi"), help="which face track is scored")}
 
     def __init__(self, options: Any = None) -> None:
         self.options = options or MetricOptions()
-        p = self.options.param
-        self.face_cropped = _truthy(p("face_cropped", False))
-        self.audio_source = str(p("sync_audio", "driving"))
-        self.pixels = str(p("sync_pixels", "jpeg"))
-        self.min_track = int(p("sync_min_track", face_track.DEFAULT_MIN_TRACK))
-        self.detector_name = str(p("sync_detector", "s3fd"))
-        self.track_rule = str(p("sync_track_rule", "longest"))
-        for k, v, ok in (("sync_audio", self.audio_source, ("driving", "video")), ("sync_pixels", self.pixels, ("jpeg", "exact")),
-                         ("sync_detector", self.detector_name, ("s3fd", "retinaface")),
-                         ("sync_track_rule", self.track_rule, ("longest", "pypi"))):
-            if v not in ok:
-                raise ValueError(f"{k} must be one of {ok}, got {v!r}")
+        p = lambda key: self.param_value(self.options, key)   # noqa: E731
+        self.face_cropped = bool(p("face_cropped"))
+        self.audio_source = str(p("sync_audio"))
+        self.pixels = str(p("sync_pixels"))
+        self.min_track = int(p("sync_min_track"))
+        self.detector_name = str(p("sync_detector"))
+        self.track_rule = str(p("sync_track_rule"))
         if self.pixels == "jpeg":
             ffmpeg_exe()                    # no usable ffmpeg: Sync is "not computed" with the reason, not a crash mid-run
         self._scorer: syncnet_core.SyncNetScorer | None = None

@@ -124,7 +124,7 @@ class CSIM(FrameMeanMetric):
     def __init__(self, options: Any) -> None:
         self.device = options.device
         self.precision = of_options(options)
-        self.stride = max(1, int(options.param("csim_stride", 1)))
+        self.stride = int(self.param_value(options, "csim_stride"))
         self.net, self.weights = build_arcface(options.weights, self.device)
         self.detector = FaceDetector(device=self.device)
         super().__init__()

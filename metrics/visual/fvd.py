@@ -184,23 +184,16 @@ class FVD(MomentsMetric):
     unit = f"clips of {CLIP_LEN} frames"
     rank_note = "the value is not comparable with published FVD (StyleGAN-V uses 2048 clips)"
     PARAMS = {"fvd_variant": Param(str, "styleganv", VARIANTS, help="I3D detector and preprocessing"),
-              "fvd_clips": Param(str, "all", ("all", "first"), help="16-frame windows per video: all or the first"),
-              "fvd_frechet": Param(str, None, tuple(FRECHET),
-                                   help="how tr sqrt(S1 S2) is taken (default: eigh for styleganv, tfgan-svd for "
-                                        "videogpt; sqrtm-product is StyleGAN-V's own function)")}
+              "fvd_clips": Param(str, "styleganv", tuple(CLIP_RULES), retired={"all": "use fvd_clips=windows"},
+                                 help="styleganv: generated from frame 0, real from a seeded offset; first: both from "
+                                      "frame 0; windows: every 16-frame window"),
+              "fvd_seed": Param(int, 0, minimum=0, help="seed of the real clips' offsets (fvd_clips=styleganv)")}
 
     def __init__(self, options: Any) -> None:
-        self.variant = str(options.param("fvd_variant", "styleganv"))
-        self.clips = str(options.param("fvd_clips", "styleganv"))
-        self.seed = int(options.param("fvd_seed", 0))
-        if self.variant not in VARIANTS:
-            raise ValueError(f"fvd_variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.clips not in CLIP_RULES:
-            raise ValueError(f"fvd_clips must be one of {sorted(CLIP_RULES)}, got {self.clips!r} "
-                             "(the former 'all' is now 'windows')")
-        self.frechet = options.param("fvd_frechet", None) or DEFAULT_FRECHET[self.variant]
-        if self.frechet not in FRECHET:
-            raise ValueError(f"fvd_frechet must be one of {sorted(FRECHET)}, got {self.frechet!r}")
+        self.variant = str(self.param_value(options, "fvd_variant"))
+        self.clips = str(self.param_value(options, "fvd_clips"))
+        self.seed = int(self.param_value(options, "fvd_seed"))
+        self.frechet = self.param_value(options, "fvd_frechet") or DEFAULT_FRECHET[self.variant]
         self.device = options.device
         self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)

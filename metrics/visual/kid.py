@@ -109,8 +109,9 @@ class KernelDistance(Metric):
     needs_feature_cache = True
     set_level = True
     states = {"feature_keys": State(list, merge="cat")}      # per clip: part -> feature cache key
-    PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1), "kid_subset_size": Param(int, SUBSET_SIZE, minimum=2),
-              "kid_seed": Param(int, 0, minimum=0)}
+    PARAMS = {"kid_subsets": Param(int, N_SUBSETS, minimum=1, help="number of random subsets"),
+              "kid_subset_size": Param(int, SUBSET_SIZE, minimum=3, help="largest subset size (the unbiased MMD² needs 3)"),
+              "kid_seed": Param(int, 0, minimum=0, help="seed of the subsets")}
 
     @classmethod
     def parameters(cls) -> Mapping[str, Param]:
@@ -119,10 +120,9 @@ class KernelDistance(Metric):
 
     def __init__(self, options: Any) -> None:
         self.source = metric_class(self.source_name)(options)
-        p = (lambda k, d: options.param(k, d)) if options is not None else (lambda k, d: d)
-        self.n_subsets = int(p("kid_subsets", N_SUBSETS))
-        self.subset_size = int(p("kid_subset_size", SUBSET_SIZE))
-        self.seed = int(p("kid_seed", 0))
+        self.n_subsets = int(self.param_value(options, "kid_subsets"))
+        self.subset_size = int(self.param_value(options, "kid_subset_size"))
+        self.seed = int(self.param_value(options, "kid_seed"))
         self.cache: FeatureCache | None = None
         super().__init__()
 

@@ -66,7 +66,7 @@ class LPIPS(FrameMeanMetric):
     PARAMS = {"lpips_net": Param(str, "alex", tuple(BACKBONE_WEIGHTS), help="LPIPS backbone")}
 
     def __init__(self, options: Any) -> None:
-        self.net = options.param("lpips_net", "alex")
+        self.net = str(self.param_value(options, "lpips_net"))
         self.min_size = MIN_SIZE.get(self.net, 1)
         self.device = options.device
         self.precision = of_options(options)

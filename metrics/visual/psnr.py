@@ -56,9 +56,7 @@ class PSNR(Metric):
                                  "one PSNR of the pooled MSE")}
 
     def __init__(self, options: Any = None) -> None:
-        self.mode = (options.param("psnr_mode", "frame") if options is not None else "frame")
-        if self.mode not in ("frame", "dataset"):
-            raise ValueError(f"psnr_mode must be 'frame' or 'dataset', got {self.mode!r}")
+        self.mode = str(self.param_value(options, "psnr_mode"))
         super().__init__()
 
 

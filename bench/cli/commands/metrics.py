@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights-dir", help="folder searched first for weight files")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the parameter table (the README's, generated from each metric's PARAMS)")
     p.set_defaults(func=_run)
 
 
@@ -63,7 +65,8 @@ def describe_metrics(weights_dir: str | None = None) -> list[dict[str, Any]]:
             "keys": {k: _direction(cls.higher_is_better.get(k)) for k in cls.keys},
             "reference": cls.reference,
             "params": {k: {"type": p.kind.__name__, "default": p.default,
-                           "choices": list(p.choices) if p.choices is not None else None, "help": p.help}
+                           "choices": list(p.choices) if p.choices is not None else None,
+                           "minimum": p.minimum, "maximum": p.maximum, "help": p.help}
                        for k, p in cls.parameters().items()},
             "needs": [w for w, flag in (("gt", cls.needs_gt), ("audio", cls.needs_audio), ("reference image", cls.needs_ref),
                                         ("target emotion", cls.needs_emotion)) if flag],
@@ -90,7 +93,8 @@ def format_metrics(rows: list[dict[str, Any]]) -> str:
             lines.append("  needs:     " + ", ".join(r["needs"]))
         if r["params"]:
             lines.append("  params:    " + ", ".join(
-                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else "")
+                f"{k}={v['default']}" + (f" ({'|'.join(map(str, v['choices']))})" if v["choices"] else
+                                         f" ({values_text(v)})" if v["minimum"] is not None else "")
                 for k, v in r["params"].items()))
         if r["flags"]:
             lines.append("  flags:     " + ", ".join(r["flags"]))
@@ -103,7 +107,42 @@ def format_metrics(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def values_text(p: dict[str, Any]) -> str:
+    """A parameter's accepted values, as its declaration gives them: choices, bounds, or the type."""
+    if p["choices"]:
+        return " \\| ".join(f"`{c}`" for c in p["choices"])
+    lo, hi = p["minimum"], p["maximum"]
+    kind = {"int": "integer", "float": "number", "bool": "`true` \\| `false`", "str": "name (see what it sets)"}[p["type"]]
+    if lo is not None and hi is not None:
+        return f"{kind} in [{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f"{kind} >= {lo:g}"
+    return kind
+
+
+def params_markdown() -> str:
+    """The README's table of metric parameters, one row per declared key (``PARAMS``), with its flag."""
+    from moee_bench.bench.cli.commands._metric_flags import FLAGS
+    from moee_bench.metrics.core.registry import METRICS, metric_class
+
+    flags = {f.key: f.flag for f in FLAGS}
+    flags["psnr_mode"] = "--psnr-mode"        # score's own flag
+    lines = ["| metric | `--param` key | values | default | flag | what it sets |", "|---|---|---|---|---|---|"]
+    for name in METRICS:
+        cls = metric_class(name)
+        own = cls.PARAMS
+        for key, p in own.items():
+            d = {"type": p.kind.__name__, "choices": p.choices, "minimum": p.minimum, "maximum": p.maximum}
+            default = "none" if p.default is None else str(p.default).lower() if p.kind is bool else p.default
+            lines.append(f"| `{name}` | `{key}` | {values_text(d)} | `{default}` | "
+                         f"{'`' + flags[key] + '`' if key in flags else ''} | {p.help.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(params_markdown())
+        return 0
     rows = describe_metrics(args.weights_dir)
     print(json.dumps(rows, indent=1) if args.json else format_metrics(rows))
     return 0

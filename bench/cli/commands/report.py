@@ -12,8 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write LEADERBOARD.md, report.html and exports from the result store")
     p.add_argument("--store", default="moee_bench_runs/store", help="store folder (default moee_bench_runs/store)")
     p.add_argument("--run", action="append", help="run id (repeatable; default: all runs)")
-    p.add_argument("--out", default="moee_bench_runs/report", help="output folder")
-    p.add_argument("--leaderboard", default="LEADERBOARD.md", help="also write the leaderboard here ('' to skip)")
+    p.add_argument("--out", default="moee_bench_runs/report",
+                   help="output folder (default moee_bench_runs/report, where `run` writes its report)")
+    p.add_argument("--leaderboard", default="", help="also write a copy of the leaderboard at this path (default: none; "
+                                                     "the leaderboard is OUT/LEADERBOARD.md)")
     p.add_argument("--set-bootstrap", type=nonneg_int_arg, default=0, metavar="N",
                    help="bootstrap CIs for FID with N resamples from cached features, and FID/FVD significance marks "
                         "(methods not significantly different from the best, paired; slow for large N)")
@@ -31,8 +33,9 @@ def _run(args: argparse.Namespace) -> int:
         run_ids = pick_runs(store, args.run)
         paths = write_reports(store, Path(args.out), run_ids, Path(args.leaderboard) if args.leaderboard else None,
                               args.set_bootstrap)
+    print(f"wrote {len(paths)} files:")
     for k, p in paths.items():
-        print(f"{k}: {p}")
+        print(f"  {k}: {p}")
     return 0
 
 

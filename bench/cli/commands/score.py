@@ -101,15 +101,6 @@ def _score(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _cache_record(persistent, clips: list, why_off: str) -> dict:
-    """Where GT features were kept and how many GT parts came from it or were extracted (or why none were kept)."""
-    if persistent is None:
-        return {"persistent": None, "reason": why_off}
-    n, size = persistent.size()
-    return {"persistent": str(persistent.folder), "gt_parts_cached": sum(1 for c in clips for k in c.cached
-                                                                         if k.endswith("/gt")),
-            "gt_parts_extracted": sum(1 for c in clips for k in c.extracted if k.endswith("/gt")),
-            "entries": n, "bytes": size}
 
 
 def print_clip_warnings(per_clip: dict[str, list[str]], limit: int = 3) -> None:

@@ -41,10 +41,12 @@ Splits are identity-disjoint: astronaut = test, hopper = train, cameraman = val.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.emotions import BASIC, parse_emotion
@@ -133,6 +135,8 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
     detector = FaceDetector(min_score=0.8)
     clips: list[ClipRecord] = []
     k = 0
+    bar = tqdm(total=len(IDENTITIES) * len(EMOTIONS), desc="sample dataset: building clips", unit="clip",
+               file=sys.stderr, leave=False, disable=not verbose)
     for ident_i, ident in enumerate(IDENTITIES):
         still = _crop_face(_portrait(ident), detector)
         puppet = Puppet(still, _landmarks(still, detector))
@@ -173,8 +177,8 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
                 duration=round(n / FPS, 4), intensity=level if spec.is_emotional else None, aus=aus,
                 text=f"a {spec.label.replace('_', ' ')} face saying: {SENTENCES[(k - 1) % len(SENTENCES)]}",
                 split=SPLITS[ident]))
-            if verbose:
-                print(f"  {clip_id}: {n} frames", flush=True)
+            bar.update(1)
+    bar.close()
     manifest = Manifest("moee-bench-sample", out, clips, meta={
         "generator": "moee_bench.bench.suite.sample.make_sample", "generator_version": GENERATOR_VERSION, "fps": FPS, "size": SIZE,
         "faces": {"astronaut": "skimage.data.astronaut (public domain)",
