@@ -121,13 +121,13 @@ class FeatureCache(Protocol):
 
     ``get`` returns None for an entry that is absent *or not trusted* (its content does not match the digest
     recorded when it was put); ``rejected`` maps such a key to the one-line reason, so the caller can say
-    that the entry was recomputed instead of used."""
-
-    rejected: dict[str, str]
+    that the entry was recomputed instead of used.
 
     A cache may also define ``put_reading(key, feats, reads)``, called instead of ``put`` with the inputs the
     features were extracted from (``{"gt"}``, ``{"pred"}``, ``{"pred", "gt"}``...), to keep some apart
     (:class:`moee_bench.bench.suite.store.GTFeatureCache` keeps the GT-only ones across runs)."""
+
+    rejected: dict[str, str]
 
     def get(self, key: str) -> Features | None: ...
 
