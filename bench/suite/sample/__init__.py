@@ -53,9 +53,13 @@ from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 
 FPS = 25.0
 SIZE = 256
-IDENTITIES = ("astronaut", "hopper", "cameraman")
-SPLITS = {"astronaut": "test", "hopper": "train", "cameraman": "val"}
-EMOTIONS = BASIC + ("neutral", "angrily_disgusted", "happily_surprised")
+IDENTITIES = ("astronaut", "lfw12", "hopper")
+SPLITS = {"astronaut": "test", "lfw12": "test", "hopper": "train"}
+# compounds whose both components the FER2013 classifier can read (it never reads disgust, see face_anim)
+EMOTIONS = BASIC + ("neutral", "happily_surprised", "fearfully_surprised")
+# expression strength per intensity level; a compound scales each component's weight by COMPOUND_GAIN
+LEVEL_STRENGTH = {1: 0.5, 2: 0.8, 3: 1.0}
+COMPOUND_GAIN = 1.5
 SENTENCES = (
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
     "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
@@ -78,7 +82,7 @@ AUS = {"happiness": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0}, "sadness": {"AU1": 1
        "fear": {"AU1": 1.0, "AU2": 1.0, "AU4": 1.0, "AU5": 1.0, "AU20": 1.0, "AU26": 1.0},
        "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0}}
 # bumped whenever the generated media change, so that ensure_sample() regenerates an older sample
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 def _portrait(name: str) -> np.ndarray:
@@ -91,9 +95,28 @@ def _portrait(name: str) -> np.ndarray:
     if name == "hopper":
         with Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg") as im:
             return np.asarray(im.convert("RGB"))
-    if name == "cameraman":
-        return np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    if name.startswith("lfw"):
+        return _lfw_portrait(int(name[3:]))
     raise KeyError(name)
+
+
+def _lfw_portrait(index: int) -> np.ndarray:
+    """Face ``index`` of scikit-image's ``lfw_subset`` (25x25 grey crops of Labeled Faces in the Wild), upscaled
+    8x and set on a canvas whose border is the crop's edge, blurred, so that the face detector and the 2.4x face
+    crop see a head on a plain background."""
+    import cv2
+    import skimage.data
+
+    face = cv2.resize((skimage.data.lfw_subset()[index] * 255).round().astype(np.uint8), (200, 200),
+                      interpolation=cv2.INTER_CUBIC)
+    pad = 160
+    canvas = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(canvas, (0, 0), 25)
+    mask = np.zeros(canvas.shape, np.float32)
+    mask[pad + 8:-pad - 8, pad + 8:-pad - 8] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), 6)
+    out = (canvas * mask + blurred * (1 - mask)).round().astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=2)
 
 
 def _crop_face(img: np.ndarray, detector) -> np.ndarray:
@@ -152,8 +175,8 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
             audio = audio[: int(n / FPS * 16000)]
             env = envelope(audio, FPS, n)
             phase = rng.uniform(0, 2 * np.pi, 3)
-            strength = {1: 0.5, 2: 0.8, 3: 1.0}[level] if spec.is_emotional else 0.0
-            weights = np.asarray(spec.weights)
+            strength = LEVEL_STRENGTH[level] if spec.is_emotional else 0.0
+            weights = np.asarray(spec.weights) * (COMPOUND_GAIN if spec.kind == "compound" else 1.0)
             frames = np.empty((n, SIZE, SIZE, 3), np.uint8)
             for t in range(n):
                 sec = t / FPS
@@ -181,7 +204,7 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
         "generator": "moee_bench.bench.suite.sample.make_sample", "generator_version": GENERATOR_VERSION, "fps": FPS, "size": SIZE,
         "faces": {"astronaut": "skimage.data.astronaut (public domain)",
                   "hopper": "matplotlib sample_data/grace_hopper.jpg (public domain)",
-                  "cameraman": "skimage.data.camera (CC0)"},
+                  "lfw12": "skimage.data.lfw_subset()[12] (Labeled Faces in the Wild, 25x25, upscaled)"},
         "speech": "eSpeak NG via espeakng-loader, Harvard sentences", "splits": SPLITS,
         "seconds_to_generate": None})
     path = manifest.save(out / "manifest.json")
