@@ -3,9 +3,11 @@ ships inside installed packages.
 
 What it is made of:
 
-* **Faces**: three real photographs: ``skimage.data.astronaut()`` (NASA portrait of Eileen
+* **Faces**: three real frontal photographs: ``skimage.data.astronaut()`` (NASA portrait of Eileen
   Collins, public domain), matplotlib's ``sample_data/grace_hopper.jpg`` (US Navy portrait of
-  Grace Hopper, public domain) and ``skimage.data.camera()`` (the "cameraman", greyscale, CC0).
+  Grace Hopper, public domain) and face 12 of ``skimage.data.lfw_subset()`` (a 25x25 grey crop from
+  Labeled Faces in the Wild, upscaled 8x on a blurred canvas: the only other frontal face that ships in an
+  installed package; the earlier profile view, scikit-image's cameraman, read 2 of 7 and was dropped).
   Each is cropped square around its MTCNN face box (2.4x the box) and resized to 256x256.
 * **Speech**: eSpeak NG (from the ``espeakng-loader`` wheel) speaking a different Harvard
   sentence per clip, resampled to 16 kHz.
@@ -31,11 +33,15 @@ What it can show: the whole pipeline on real faces and real speech; lip-sync sig
 motion follows the audio), landmark motion (AKD), identity (CSIM), emotion classifiers reacting
 to expression changes, resume and reporting. What it cannot show: realistic expressions (a warp and
 painted cues, no real muscle or eye changes), true emotional speech (the voice is neutral),
-generalisation (3 identities, one of them in profile). Numbers on it test the tooling, not a method.
+generalisation (3 identities, one a 25x25 photograph upscaled), a trained model's quality (the shipped tiny
+MoEE saw one identity for a few steps). Numbers on it test the tooling, not a method.
 
 Layout under ``out_dir``: ``manifest.json``, ``videos/<clip>.mp4`` (H.264 + AAC, the "GT"),
 ``audio/<clip>.wav`` (driving speech), ``refs/<identity>.png`` (neutral still = reference image).
-Splits are identity-disjoint: astronaut = test, hopper = train, cameraman = val.
+Splits are identity-disjoint: astronaut and lfw12 = test (the held-out split the sample suite runs on),
+hopper = train (what the shipped tiny MoEE was trained on). Compounds are ``happily_surprised`` and
+``fearfully_surprised``, whose both components the classifier can read (it never reads disgust), each
+component at :data:`COMPOUND_GAIN` x half weight, so that ground truth's top two classes can be the pair.
 """
 
 from __future__ import annotations
