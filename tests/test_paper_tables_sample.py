@@ -44,3 +44,19 @@ def test_sample_block_without_a_sample_run_says_how_to_make_one(tmp_path: Path):
     md = render(ResultStore(tmp_path / "s"))
     _, measured = _block(md, "Table 2: HDTF")
     assert "— (no run on the sample in this store: `moee-bench run`)" in measured
+
+
+def test_leaderboard_lists_methods_in_the_suites_order(tmp_path: Path):
+    """The built-in suite leads with moee-ref and its ablations; the leaderboard keeps that order (it sorted by
+    name before, which put ground-truth first)."""
+    from moee_bench.reports.leaderboard import method_table, render_markdown
+
+    st = ResultStore(tmp_path / "s")
+    order = ["moee-ref", "moee-ref:no-moe", "ground-truth", "static"]
+    st.put_run("r", dataset="moee-bench-sample", split="test", meta={"methods": {m: {} for m in order}})
+    for i, m in enumerate(["static", "ground-truth", "moee-ref:no-moe", "moee-ref", "extra"]):
+        st.put_aggregates("r", m, {"psnr": 20.0 + i})
+    assert list(method_table(st, "r")["method"]) == order + ["extra"]
+    md = render_markdown(st)
+    rows = [line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| `")]
+    assert rows[:5] == [f"`{m}`" for m in order + ["extra"]]
