@@ -45,7 +45,7 @@ def test_training_record_names_the_sample_training_identities_only():
         for t in v["training_data"]:
             assert t["name"] == "train" and t["identities"] == train_ids and not test_ids & set(t["identities"])
         assert v["seed"] == 0 and v["step"] == rec["recipe"]["steps"]["2"]
-        assert len(v["loss_log"]) >= 2
+        assert v["loss_log"] and all(np.isfinite(e["total"]) for e in v["loss_log"])
     assert rec["recipe"]["commands"] and all(c.startswith("moee-bench train --config tiny") for c in rec["recipe"]["commands"])
 
 
@@ -102,17 +102,16 @@ def test_unknown_builtin_or_unshipped_variant_is_refused():
 
 @pytest.mark.slow
 def test_recipe_rerun_moves_the_loss_where_the_record_says(sample_manifest: Path, tmp_path: Path):
-    """Stage 0 of the recipe, same command and seed, for its first logged steps: the logged losses match the
-    record's (same data, same seed; CPU float arithmetic may differ in the last digits across machines)."""
+    """Stage 0 of the recipe, same command and seed, up to its first logged step: the logged loss is the record's
+    (same data, same seed; CPU float arithmetic may differ in the last digits across machines) and below the
+    fixed-batch loss the record starts from."""
     from moee_bench.bench.cli.app import main
 
     rec = read_record()
-    first = [e for e in rec["stage1"]["loss_log"] if e["stage"] == 0] or rec["recipe"]["stage0_log"]
-    steps = first[1]["step"]
-    assert main(["train", "--config", "tiny", "--stage", "0", "--manifest", str(sample_manifest), "--steps", str(steps),
-                 "--seed", str(rec["recipe"]["seed"]), "--out", str(tmp_path / "s0")]) == 0
+    want = rec["recipe"]["stage0_log"][0]
+    assert main(["train", "--config", "tiny", "--stage", "0", "--manifest", str(sample_manifest), "--steps",
+                 str(want["step"]), "--seed", str(rec["recipe"]["seed"]), "--out", str(tmp_path / "s0")]) == 0
     got = [json.loads(line) for line in (tmp_path / "s0" / "train_log.jsonl").read_text().splitlines()]
-    for want, have in zip(first[:2], got):
-        assert have["step"] == want["step"]
-        assert have["total"] == pytest.approx(want["total"], rel=0.02)
-    assert got[-1]["total"] < rec["recipe"]["stage0_before"]
+    assert got[0]["step"] == want["step"]
+    assert got[0]["total"] == pytest.approx(want["total"], rel=0.02)
+    assert got[0]["total"] < rec["recipe"]["fixed_batch_loss"]["0"][0]

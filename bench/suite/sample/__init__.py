@@ -22,9 +22,9 @@ What it is made of:
 
 **A calibrated sample.** The expressions were tuned until the embedded FER2013 classifier, through the
 emotion metric's own detector, crop and frame averaging, reads them. Ground-truth clips, single-emotion
-targets read correctly: astronaut 6 of 7 (the test split the sample suite runs on; disgust reads as
-anger), hopper 4 of 7 (anger and surprise at intensity level 1 and disgust read as neutral), cameraman 2
-of 7 (a profile view: the frontal classifier reads "sadness" for most targets). ``static`` (the neutral
+targets read correctly (generator version 3, stride 5): astronaut 6 of 7 (disgust reads as anger), lfw12 3 of 7
+(its neutral face reads "sadness"; fear and surprise are missed), hopper 3 of 7 (anger, fear and surprise read
+as neutral); ``compound_top2`` is 0 on every compound clip (one component first, another class second). ``static`` (the neutral
 still held) gets one label for every clip, so 1 of 7. The emotion columns of a sample run can thus tell a
 moving expression from a frozen frame; they say nothing about any method. ``tests/test_sample_emotions.py``
 holds these numbers (the per-identity ones in its slow test).
