@@ -71,22 +71,27 @@ def load_builtin(checkpoint: str, variant: str, device: str = "cpu"):
     from moee_bench.moee_ref.model import MoEEModel
 
     rec = variant_record(checkpoint, variant)
-    base, delta = resolve(BASE), resolve(registry_name(variant))
-    for r in (base, delta):
+    base, delta_r = resolve(BASE), resolve(registry_name(variant))
+    for r in (base, delta_r):
         if not r.verified:
             raise WeightsError(f"{r.path}: sha256 {r.sha256} does not match the registry; reinstall moee-bench")
     model = MoEEModel(from_dict(dict(rec["config"], pretrained=False), source=str(RECORD)))
     want = model.state_dict()
-    sd = {k: v for k, v in load_file(str(base.path)).items() if k in want}
-    extra = load_file(str(delta.path))
-    unexpected = sorted(set(extra) - set(want))
-    sd.update(extra)
-    missing = sorted(set(want) - set(sd))
-    if missing or unexpected:
-        raise WeightsError(f"built-in tiny MoEE {variant!r} does not fit the model: missing {missing[:5]}, "
-                           f"unexpected {unexpected[:5]}")
-    model.load_state_dict(sd, strict=True)
-    prov = {"checkpoint": checkpoint, "variant": variant, "files": [base.provenance(), delta.provenance()]}
+    base_sd = load_file(str(base.path))
+    delta = load_file(str(delta_r.path))
+    # stage-1 tensors this variant lacks, or holds in another layout, can only be its never-trained MoE layers
+    other = sorted(k for k, v in base_sd.items() if k not in delta and (k not in want or want[k].shape != v.shape))
+    stray = [k for k in other if ".moe." not in k] + sorted(set(delta) - set(want))
+    sd = {k: v for k, v in base_sd.items() if k not in other}
+    sd.update(delta)
+    # save_model stores a tensor shared by several names once: a name left out is fine if it aliases one loaded
+    loaded_ptrs = {want[k].data_ptr() for k in sd if k in want}
+    left = sorted(k for k in set(want) - set(sd) if want[k].data_ptr() not in loaded_ptrs)
+    if stray or left:
+        raise WeightsError(f"built-in tiny MoEE {variant!r} does not fit the model: missing {left[:5]}, "
+                           f"unexpected {stray[:5]}")
+    model.load_state_dict(sd, strict=False)
+    prov = {"checkpoint": checkpoint, "variant": variant, "files": [base.provenance(), delta_r.provenance()]}
     return model.eval().to(device), prov
 
 
