@@ -1,7 +1,8 @@
 """The ``moee-ref`` method: a trained MoEE checkpoint behind the benchmark's method protocol.
 
 Config keys: ``checkpoint`` (a ``ckpt-*`` folder, or a training output folder whose newest checkpoint
-is used; required unless ``random_init``), ``device`` (default cpu), ``steps`` (DDIM steps; default the
+is used, or ``builtin:tiny``: the trained tiny model shipped in the package, :mod:`moee_ref.shipped`;
+required unless ``random_init``), ``device`` (default cpu), ``steps`` (DDIM steps; default the
 config's), ``guidance_ref`` / ``guidance_audio`` / ``guidance_emotion``, ``emotion_input`` (``auto``:
 the request's audio, else its label, else its text; ``text``: the clip's text; ``audio``: the driving
 audio itself), ``routing`` (``model``, default: the experts are mixed by the network's own global gate;
@@ -93,6 +94,7 @@ class MoEERef(Method):
         self._pipe = None
         self._training: list[dict[str, Any]] | str | None = None
         self.checkpoint_path: Path | None = None
+        self.weights_provenance: dict[str, Any] | None = None
 
     def training_data(self) -> list[dict[str, Any]] | str:
         """The checkpoint's recorded training data (every stage back to stage 0; see ``moee_ref.train``)."""
@@ -100,8 +102,12 @@ class MoEERef(Method):
             return "none (random initialisation, never trained)"
         if self._training is None:
             from moee_bench.moee_ref.checkpoint import read_trainer_state
+            from moee_bench.moee_ref.shipped import is_builtin, variant_record
 
-            rec = read_trainer_state(resolve_checkpoint(self.config["checkpoint"])).get("training_data")
+            if is_builtin(self.config["checkpoint"]):
+                rec = variant_record(str(self.config["checkpoint"]), self.variant)["training_data"]
+            else:
+                rec = read_trainer_state(resolve_checkpoint(self.config["checkpoint"])).get("training_data")
             self._training = rec if rec else "unknown (the checkpoint predates training-data provenance)"
         return self._training
 
@@ -112,6 +118,13 @@ class MoEERef(Method):
             cfg = with_variant(with_random_init(load_config(str(self.config.get("config", "tiny")))), self.variant)
             torch.manual_seed(int(self.config.get("init_seed", 0)))
             return MoEEModel(cfg).eval().to(device)
+        from moee_bench.moee_ref.shipped import is_builtin, load_builtin
+
+        if is_builtin(self.config["checkpoint"]):
+            model, prov = load_builtin(str(self.config["checkpoint"]), self.variant, device)
+            self.checkpoint_path = Path(prov["files"][1]["file"])
+            self.weights_provenance = prov
+            return model
         model, self.checkpoint_path = load_trained(self.config["checkpoint"], device)
         if model.cfg.variant != self.variant:
             raise BenchError(f"{self.name} needs a checkpoint trained as variant {self.variant!r}, but "
@@ -179,6 +192,8 @@ class MoEERef(Method):
                "guidance": [g.ref, g.audio, g.emotion], "variant": cfg.variant,
                "routing": "palette" if pipe.palette or cfg.moe.global_gate == "forced" else f"{cfg.moe.global_gate} gate",
                "precision": pipe.precision}
+        if self.weights_provenance is not None:
+            rec["weights"] = self.weights_provenance
         if cfg.random_init:
             rec["random_init"] = True
             rec["weights"] = "random initialisation (smoke test / throughput; not a trained model)"

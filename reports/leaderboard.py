@@ -61,7 +61,10 @@ def method_table(store: ResultSource, run_id: str, set_bootstrap: int = 0) -> pd
     run = next((r for r in store.runs() if r["run_id"] == run_id), {"meta": {}})
     psnr_head = ((run["meta"].get("protocol") or {}).get("psnr") or {}).get("headline", "")
     rows = []
-    for method in sorted(agg["method"].unique()) if not agg.empty else []:
+    # the suite's order (the built-in suite leads with the MoEE reference and its ablations), then any other
+    suite_order = list(run["meta"].get("methods") or {})
+    for method in sorted(agg["method"].unique(), key=lambda m: (suite_order.index(m) if m in suite_order else
+                                                                  len(suite_order), m)) if not agg.empty else []:
         am = agg[agg.method == method]
         a = am.set_index("key")["value"]
         extras = _extras(am)

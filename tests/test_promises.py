@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from moee_bench.bench.cli import exitcodes
+from moee_bench.bench.core import exitcodes
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media, statuses
 from moee_bench.bench.core.emotions import parse_emotion

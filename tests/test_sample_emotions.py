@@ -10,6 +10,7 @@ import pytest
 
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core.manifest import load_manifest
+from moee_bench.bench.suite.sample import IDENTITIES
 from moee_bench.bench.suite.store import ResultStore
 from moee_bench.bench.suite.spec import BUILTIN_SUITE, load_suite
 from moee_bench.metrics.core.base import ClipInput
@@ -28,16 +29,16 @@ def _single(rep: dict, identity: str) -> tuple[int, int]:
 
 
 def test_classifier_reads_the_sample_suites_ground_truth(sample_manifest: Path):
-    """Cheap check in the default run: the suite's split, its 7 single-emotion ground-truth clips, every 12th frame
-    (the suite scores every 5th), through the evaluator and the emotion metric."""
+    """Cheap check in the default run: the suite's split, its 14 single-emotion ground-truth clips (2 held-out
+    identities), every 12th frame (the suite scores every 5th), through the evaluator and the emotion metric."""
     man = load_manifest(sample_manifest)
     split = load_suite(BUILTIN_SUITE).split
     clips = [ClipInput(r.clip_id, man.media_path(r, "video"), emotion=r.emotion) for r in man.clips
              if r.split == split and target_kind(r.emotion)[0] == "single"]
-    assert len(clips) == 7 and {r.identity for r in man.clips if r.split == split} == {"astronaut"}
+    assert len(clips) == 14 and {r.identity for r in man.clips if r.split == split} == {"astronaut", "lfw12"}
     res = evaluate(clips, [Emotion(MetricOptions(params={"emotion_stride": 12}))])
     preds = {c.clip_id: c.values.get("emotion_pred") for c in res.clips}
-    assert res.metrics["emotion_acc"] >= 0.6, preds
+    assert res.metrics["emotion_acc"] >= 0.5, preds           # 9 of 14 at stride 5 (astronaut 6, lfw12 3)
 
 
 @pytest.mark.slow
@@ -52,12 +53,18 @@ def test_sample_suite_ground_truth_well_above_static_and_per_identity(sample_man
     with ResultStore(tmp_path / "out" / "store") as st:
         agg = st.aggregates().set_index(["method", "key"])["value"]
     gt, static = agg[("ground-truth", "emotion_acc")], agg[("static", "emotion_acc")]
-    print(f"\nsample suite emotion_acc: ground-truth {gt:.3f}, static {static:.3f}")
-    assert gt >= 0.6
-    assert static <= 2 / 7                      # a held frame gets one label: 1 of the 7 single targets at most
+    gt2, static2 = agg[("ground-truth", "compound_top2")], agg[("static", "compound_top2")]
+    print(f"\nsample suite emotion_acc: ground-truth {gt:.3f}, static {static:.3f}; "
+          f"compound_top2: ground-truth {gt2:.3f}, static {static2:.3f}")
+    assert gt >= 9 / 14                         # astronaut 6 of 7, lfw12 3 of 7 (measured)
+    assert static <= 2 / 7                      # a held frame gets one label per identity: 1 of its 7 targets
+    # compound_top2: measured 0 for ground truth and static alike on every identity (the classifier puts one
+    # component first and another class second); the compound column cannot yet tell them apart
+    assert static2 == 0.0
     rep = emotion_report(sample_manifest)
-    reached = {ident: _single(rep, ident) for ident in ("astronaut", "hopper", "cameraman")}
+    reached = {ident: _single(rep, ident) for ident in IDENTITIES}
     print({k: f"{a}/{b}" for k, (a, b) in reached.items()})
+    assert all(n == 7 for _, n in reached.values())
     assert reached["astronaut"][0] >= 6         # every single target but disgust
-    assert reached["hopper"][0] >= 4
-    assert reached["cameraman"][0] >= 2         # a profile view: the frontal classifier reads "sadness" for most
+    assert reached["hopper"][0] >= 3            # happiness, sadness, neutral; anger, fear, surprise read "neutral"
+    assert reached["lfw12"][0] >= 3             # happiness, sadness, anger; its neutral face reads "sadness"

@@ -3,9 +3,11 @@ ships inside installed packages.
 
 What it is made of:
 
-* **Faces**: three real photographs: ``skimage.data.astronaut()`` (NASA portrait of Eileen
+* **Faces**: three real frontal photographs: ``skimage.data.astronaut()`` (NASA portrait of Eileen
   Collins, public domain), matplotlib's ``sample_data/grace_hopper.jpg`` (US Navy portrait of
-  Grace Hopper, public domain) and ``skimage.data.camera()`` (the "cameraman", greyscale, CC0).
+  Grace Hopper, public domain) and face 12 of ``skimage.data.lfw_subset()`` (a 25x25 grey crop from
+  Labeled Faces in the Wild, upscaled 8x on a blurred canvas: the only other frontal face that ships in an
+  installed package; the earlier profile view, scikit-image's cameraman, read 2 of 7 and was dropped).
   Each is cropped square around its MTCNN face box (2.4x the box) and resized to 256x256.
 * **Speech**: eSpeak NG (from the ``espeakng-loader`` wheel) speaking a different Harvard
   sentence per clip, resampled to 16 kHz.
@@ -20,9 +22,9 @@ What it is made of:
 
 **A calibrated sample.** The expressions were tuned until the embedded FER2013 classifier, through the
 emotion metric's own detector, crop and frame averaging, reads them. Ground-truth clips, single-emotion
-targets read correctly: astronaut 6 of 7 (the test split the sample suite runs on; disgust reads as
-anger), hopper 4 of 7 (anger and surprise at intensity level 1 and disgust read as neutral), cameraman 2
-of 7 (a profile view: the frontal classifier reads "sadness" for most targets). ``static`` (the neutral
+targets read correctly (generator version 3, stride 5): astronaut 6 of 7 (disgust reads as anger), lfw12 3 of 7
+(its neutral face reads "sadness"; fear and surprise are missed), hopper 3 of 7 (anger, fear and surprise read
+as neutral); ``compound_top2`` is 0 on every compound clip (one component first, another class second). ``static`` (the neutral
 still held) gets one label for every clip, so 1 of 7. The emotion columns of a sample run can thus tell a
 moving expression from a frozen frame; they say nothing about any method. ``tests/test_sample_emotions.py``
 holds these numbers (the per-identity ones in its slow test).
@@ -31,11 +33,15 @@ What it can show: the whole pipeline on real faces and real speech; lip-sync sig
 motion follows the audio), landmark motion (AKD), identity (CSIM), emotion classifiers reacting
 to expression changes, resume and reporting. What it cannot show: realistic expressions (a warp and
 painted cues, no real muscle or eye changes), true emotional speech (the voice is neutral),
-generalisation (3 identities, one of them in profile). Numbers on it test the tooling, not a method.
+generalisation (3 identities, one a 25x25 photograph upscaled), a trained model's quality (the shipped tiny
+MoEE saw one identity for a few steps). Numbers on it test the tooling, not a method.
 
 Layout under ``out_dir``: ``manifest.json``, ``videos/<clip>.mp4`` (H.264 + AAC, the "GT"),
 ``audio/<clip>.wav`` (driving speech), ``refs/<identity>.png`` (neutral still = reference image).
-Splits are identity-disjoint: astronaut = test, hopper = train, cameraman = val.
+Splits are identity-disjoint: astronaut and lfw12 = test (the held-out split the sample suite runs on),
+hopper = train (what the shipped tiny MoEE was trained on). Compounds are ``happily_surprised`` and
+``fearfully_surprised``, whose both components the classifier can read (it never reads disgust), each
+component at :data:`COMPOUND_GAIN` x half weight, so that ground truth's top two classes can be the pair.
 """
 
 from __future__ import annotations
@@ -57,9 +63,13 @@ from moee_bench.bench.core.faces import FaceDetector, Landmarks68
 
 FPS = 25.0
 SIZE = 256
-IDENTITIES = ("astronaut", "hopper", "cameraman")
-SPLITS = {"astronaut": "test", "hopper": "train", "cameraman": "val"}
-EMOTIONS = BASIC + ("neutral", "angrily_disgusted", "happily_surprised")
+IDENTITIES = ("astronaut", "lfw12", "hopper")
+SPLITS = {"astronaut": "test", "lfw12": "test", "hopper": "train"}
+# compounds whose both components the FER2013 classifier can read (it never reads disgust, see face_anim)
+EMOTIONS = BASIC + ("neutral", "happily_surprised", "fearfully_surprised")
+# expression strength per intensity level; a compound scales each component's weight by COMPOUND_GAIN
+LEVEL_STRENGTH = {1: 0.5, 2: 0.8, 3: 1.0}
+COMPOUND_GAIN = 1.5
 SENTENCES = (
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
     "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
@@ -82,7 +92,7 @@ AUS = {"happiness": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0}, "sadness": {"AU1": 1
        "fear": {"AU1": 1.0, "AU2": 1.0, "AU4": 1.0, "AU5": 1.0, "AU20": 1.0, "AU26": 1.0},
        "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0}}
 # bumped whenever the generated media change, so that ensure_sample() regenerates an older sample
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 def _portrait(name: str) -> np.ndarray:
@@ -95,9 +105,28 @@ def _portrait(name: str) -> np.ndarray:
     if name == "hopper":
         with Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg") as im:
             return np.asarray(im.convert("RGB"))
-    if name == "cameraman":
-        return np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    if name.startswith("lfw"):
+        return _lfw_portrait(int(name[3:]))
     raise KeyError(name)
+
+
+def _lfw_portrait(index: int) -> np.ndarray:
+    """Face ``index`` of scikit-image's ``lfw_subset`` (25x25 grey crops of Labeled Faces in the Wild), upscaled
+    8x and set on a canvas whose border is the crop's edge, blurred, so that the face detector and the 2.4x face
+    crop see a head on a plain background."""
+    import cv2
+    import skimage.data
+
+    face = cv2.resize((skimage.data.lfw_subset()[index] * 255).round().astype(np.uint8), (200, 200),
+                      interpolation=cv2.INTER_CUBIC)
+    pad = 160
+    canvas = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    blurred = cv2.GaussianBlur(canvas, (0, 0), 25)
+    mask = np.zeros(canvas.shape, np.float32)
+    mask[pad + 8:-pad - 8, pad + 8:-pad - 8] = 1.0
+    mask = cv2.GaussianBlur(mask, (0, 0), 6)
+    out = (canvas * mask + blurred * (1 - mask)).round().astype(np.uint8)
+    return np.repeat(out[..., None], 3, axis=2)
 
 
 def _crop_face(img: np.ndarray, detector) -> np.ndarray:
@@ -154,8 +183,8 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
             audio = audio[: int(n / FPS * 16000)]
             env = envelope(audio, FPS, n)
             phase = rng.uniform(0, 2 * np.pi, 3)
-            strength = {1: 0.5, 2: 0.8, 3: 1.0}[level] if spec.is_emotional else 0.0
-            weights = np.asarray(spec.weights)
+            strength = LEVEL_STRENGTH[level] if spec.is_emotional else 0.0
+            weights = np.asarray(spec.weights) * (COMPOUND_GAIN if spec.kind == "compound" else 1.0)
             frames = np.empty((n, SIZE, SIZE, 3), np.uint8)
             for t in range(n):
                 sec = t / FPS
@@ -183,7 +212,7 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
         "generator": "moee_bench.bench.suite.sample.make_sample", "generator_version": GENERATOR_VERSION, "fps": FPS, "size": SIZE,
         "faces": {"astronaut": "skimage.data.astronaut (public domain)",
                   "hopper": "matplotlib sample_data/grace_hopper.jpg (public domain)",
-                  "cameraman": "skimage.data.camera (CC0)"},
+                  "lfw12": "skimage.data.lfw_subset()[12] (Labeled Faces in the Wild, 25x25, upscaled)"},
         "speech": "eSpeak NG via espeakng-loader, Harvard sentences", "splits": SPLITS,
         "seconds_to_generate": None})
     path = manifest.save(out / "manifest.json")
