@@ -317,7 +317,7 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
             store = FeatureStore(Path(tmp)) if needs else None
             cache_note = _cache_record(None, None, "--no-cache")
         res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
-        cache_note = _cache_record(persistent, res.clips, cache_note["reason"] if cache_note else "")
+        cache_note = _cache_record(persistent, res.clips, cache_note.get("reason", "") if cache_note else "")
         if cache not in (None, "default"):
             cache_note["all_features"] = True
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named

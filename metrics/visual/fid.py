@@ -105,9 +105,7 @@ class FID(MomentsMetric):
     def __init__(self, options: Any) -> None:
         self.device = options.device
         self.precision = of_options(options)
-        self.frechet = str(options.param("fid_frechet", "eigh"))
-        if self.frechet not in FRECHET:
-            raise ValueError(f"fid_frechet must be one of {sorted(FRECHET)}, got {self.frechet!r}")
+        self.frechet = str(self.param_value(options, "fid_frechet"))
         self.model, self.weights = build_inception(options.weights, self.device)
         super().__init__()
 

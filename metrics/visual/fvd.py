@@ -187,13 +187,17 @@ class FVD(MomentsMetric):
               "fvd_clips": Param(str, "styleganv", tuple(CLIP_RULES), retired={"all": "use fvd_clips=windows"},
                                  help="styleganv: generated from frame 0, real from a seeded offset; first: both from "
                                       "frame 0; windows: every 16-frame window"),
-              "fvd_seed": Param(int, 0, minimum=0, help="seed of the real clips' offsets (fvd_clips=styleganv)")}
+              "fvd_seed": Param(int, 0, minimum=0, help="seed of the real clips' offsets (fvd_clips=styleganv)"),
+              "fvd_frechet": Param(str, "auto", ("auto", *FRECHET),
+                                   help="how tr sqrt(S1 S2) is taken: auto (eigh for styleganv, tfgan-svd for videogpt), "
+                                        "eigh, sqrtm-product (StyleGAN-V's own function) or tfgan-svd")}
 
     def __init__(self, options: Any) -> None:
         self.variant = str(self.param_value(options, "fvd_variant"))
         self.clips = str(self.param_value(options, "fvd_clips"))
         self.seed = int(self.param_value(options, "fvd_seed"))
-        self.frechet = self.param_value(options, "fvd_frechet") or DEFAULT_FRECHET[self.variant]
+        chosen = self.param_value(options, "fvd_frechet")
+        self.frechet = DEFAULT_FRECHET[self.variant] if chosen == "auto" else chosen
         self.device = options.device
         self.precision = of_options(options)
         self.detector, self.weights = build_detector(self.variant, options.weights, self.device)
