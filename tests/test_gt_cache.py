@@ -43,7 +43,7 @@ def counted(monkeypatch) -> list[int]:
         return frames[:, ::6, ::6, 0].reshape(len(frames), -1)[:, :64].astype(np.float32) / 255.0
 
     monkeypatch.setattr(fid, "inception_features", features)
-    monkeypatch.setattr(fid.FID, "dim", 64)
+    monkeypatch.setattr(fid, "DIM", 64)          # the moments state is built with fid.DIM dimensions
     return calls
 
 

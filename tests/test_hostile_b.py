@@ -71,7 +71,7 @@ def test_a_tampered_feature_cache_entry_is_recomputed_and_reported(tmp_path: Pat
     # the recomputed entries are trusted again: a third run reads them without a note
     assert main(["run", "--suite", str(_suite(tmp_path / "c.toml", m, "c")), "--out", str(out), "--no-report"]) == 0
     err = capsys.readouterr()
-    assert "feature cache" not in err.out + err.err
+    assert "feature cache: " not in err.out + err.err
     assert _clip_values(out / "store", "c-", "psnr") == pytest.approx(first, abs=1e-12)
 
 

@@ -125,7 +125,7 @@ def test_moments_metrics_have_one_formula() -> None:
     got = m.compute()
     assert got["flmd"] == pytest.approx(ref, rel=1e-9) and got["flmd_n_real"] == 48
     assert FLMD.from_features(feats, {})["flmd"] == got["flmd"]          # the same function, the same number
-    assert FID.from_features(feats, {})["fid"] == got["flmd"]            # FID's formula is pytorch-fid's too
+    assert FID.from_features(feats, {"frechet": "pytorch-fid"})["fid"] == got["flmd"]   # pytorch-fid's function, one parameter away
     assert FID.from_features(feats, {}, resample=True)["fid"] == pytest.approx(ref, rel=1e-6)   # eigh form
     few = FID.from_features([{"pred": feats[0]["pred"][:1], "gt": feats[0]["gt"][:1]}], {})
     assert few["fid"] is None and "at least 2 frames" in few["fid_reason"]

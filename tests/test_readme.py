@@ -49,7 +49,8 @@ NOT_RUN: list[tuple[str, str]] = [
 ]
 
 #: placeholders (whole tokens) the README uses for things the reader supplies
-PLACEHOLDERS = {"BASE_RUN": "moee_bench_runs/store", "NEW_RUN": "moee_bench_runs/store", "DIR": "export_out"}
+PLACEHOLDERS = {"BASE_RUN": "moee_bench_runs/store", "NEW_RUN": "moee_bench_runs/store", "BASE": "moee_bench_runs",
+                "NEW": "moee_bench_runs", "DIR": "export_out"}
 
 
 def _shell_lines(text: str) -> list[str]:
