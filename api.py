@@ -301,23 +301,20 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     with warnings.catch_warnings(record=True) as caught, tempfile.TemporaryDirectory(prefix="moee-score-") as tmp:
         warnings.simplefilter("always")
         needs = any(getattr(m, "needs_feature_cache", False) for m in metric_objs)
-        persistent = None
+        persistent, why_off = None, ""
         if cache == "default":
             # GT features persist across calls; the rest goes to a temporary cache, which KID/KVD read back from
             if any(c.gt is not None for c in pairs):
                 persistent = FeatureStore(default_feature_cache_dir())
                 store = GTFeatureCache(persistent, FeatureStore(Path(tmp)))
             else:
-                store = FeatureStore(Path(tmp)) if needs else None
-            cache_note = _cache_record(persistent, None, "no GT video")
+                store, why_off = FeatureStore(Path(tmp)) if needs else None, "no GT video"
         elif cache is not None:
             persistent = store = FeatureStore(Path(cache))
-            cache_note = None
         else:
-            store = FeatureStore(Path(tmp)) if needs else None
-            cache_note = _cache_record(None, None, "--no-cache")
+            store, why_off = FeatureStore(Path(tmp)) if needs else None, "--no-cache"
         res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
-        cache_note = _cache_record(persistent, res.clips, cache_note.get("reason", "") if cache_note else "")
+        cache_note = _cache_record(persistent, res.clips, why_off)
         if cache not in (None, "default"):
             cache_note["all_features"] = True
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named
@@ -334,16 +331,14 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     return ScoreResult(res.metrics, res.clips, res.protocol, missing)
 
 
-def _cache_record(persistent: Any, clips: list | None, why_off: str) -> dict:
+def _cache_record(persistent: Any, clips: list, why_off: str) -> dict:
     """Where GT features were kept and how many GT parts came from it or were extracted (or why none were kept)."""
     if persistent is None:
         return {"persistent": None, "reason": why_off}
     n, size = persistent.size()
-    out = {"persistent": str(Path(persistent.folder).resolve()), "entries": n, "bytes": size}
-    if clips is not None:
-        out["gt_parts_cached"] = sum(1 for c in clips for k in c.cached if k.endswith("/gt"))
-        out["gt_parts_extracted"] = sum(1 for c in clips for k in c.extracted if k.endswith("/gt"))
-    return out
+    return {"persistent": str(Path(persistent.folder).resolve()), "entries": n, "bytes": size,
+            "gt_parts_cached": sum(1 for c in clips for k in c.cached if k.endswith("/gt")),
+            "gt_parts_extracted": sum(1 for c in clips for k in c.extracted if k.endswith("/gt"))}
 
 
 def run(suite: str | Path | None = None, out: str | Path = "moee_bench_runs", *, params: Mapping[str, Any] | None = None,
