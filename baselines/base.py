@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from moee_bench.bench.core.emotions import EmotionSpec
+from moee_bench.bench.core.errors import BUG_ERRORS
 
 EMOTION_INPUTS = frozenset({"label", "compound", "mixture", "text", "audio", "none"})
 
@@ -82,6 +83,24 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Write ``request.out_path`` and describe what was done."""
+
+    def batch_size(self) -> int:
+        """How many requests :meth:`generate_batch` takes at once (1: one at a time)."""
+        return 1
+
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult | Exception]:
+        """Generate several requests; each entry is that request's result or the exception that stopped it (bugs
+        propagate). This default asks :meth:`generate` one request at a time; a method that runs a batch through
+        its network at once overrides it."""
+        out: list[GenerationResult | Exception] = []
+        for req in requests:
+            try:
+                out.append(self.generate(req))
+            except BUG_ERRORS:
+                raise
+            except Exception as e:
+                out.append(e)
+        return out
 
     def load(self) -> bool:
         """Load the model before the first clip, so that its load time is measured apart from per-clip time.

@@ -47,6 +47,17 @@ class EmotionCondition:
 
 
 @dataclass
+class Sample:
+    """One clip of a batch: reference image, driving audio (16 kHz), emotion, length (None: the audio's) and seed."""
+
+    ref_image: np.ndarray
+    wave: np.ndarray
+    emotion: EmotionCondition
+    num_frames: int | None = None
+    seed: int = 0
+
+
+@dataclass
 class Guidance:
     ref: float = 1.0
     audio: float = 1.0
@@ -114,37 +125,63 @@ class MoEEPipeline:
                  num_frames: int | None = None, seed: int = 0, steps: int | None = None,
                  guidance: Guidance | None = None) -> np.ndarray:
         """``(N, H, W, 3)`` uint8 frames at ``video.fps`` for ``wave`` (16 kHz mono float32)."""
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            return self._generate(ref_image, wave, emotion, num_frames=num_frames, seed=seed, steps=steps,
-                                  guidance=guidance)
+        return self.generate_batch([Sample(ref_image, wave, emotion, num_frames, seed)], steps=steps,
+                                   guidance=guidance)[0]
 
-    def _generate(self, ref_image: np.ndarray, wave: np.ndarray, emotion: EmotionCondition, *,
-                  num_frames: int | None, seed: int, steps: int | None, guidance: Guidance | None) -> np.ndarray:
+    @torch.no_grad()
+    def generate_batch(self, samples: list["Sample"], *, steps: int | None = None,
+                       guidance: Guidance | None = None) -> list[np.ndarray]:
+        """Frames of several clips denoised together, window by window: one network call per step for the whole
+        batch instead of one per clip (the tiny model's calls are overhead-bound on a CPU). Each clip keeps its
+        own noise generator (``seed``) and motion frames, so a clip's frames do not depend on its batch-mates
+        beyond the floating-point order of batched kernels. Clips shorter than the longest run extra windows
+        whose frames are dropped; they draw their noise after the clip's own frames, so they change nothing."""
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        out: list[np.ndarray | None] = [None] * len(samples)
+        conds = [self._emotion(s.emotion) for s in samples]
+        groups: dict[bool, list[int]] = {}               # a forced routing cannot share a batch with the gate's own
+        for i, (_, routing, _) in enumerate(conds):
+            groups.setdefault(routing is None, []).append(i)
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            for idx in groups.values():
+                frames = self._generate([samples[i] for i in idx], [conds[i] for i in idx], steps=steps,
+                                        guidance=guidance)
+                for i, f in zip(idx, frames):
+                    out[i] = f
+        return out  # type: ignore[return-value]
+
+    def _generate(self, samples: list["Sample"], conds: list[tuple], *, steps: int | None,
+                  guidance: Guidance | None) -> list[np.ndarray]:
         cfg, m, dev = self.cfg, self.model, self.device
         fps = cfg.video.fps
-        n_total = num_frames or max(1, int(round(len(wave) / 16000 * fps)))
+        b = len(samples)
+        n_total = [s.num_frames or max(1, int(round(len(s.wave) / 16000 * fps))) for s in samples]
         g = guidance or Guidance(cfg.infer.guidance_ref, cfg.infer.guidance_audio, cfg.infer.guidance_emotion)
-        ref = torch.from_numpy(np.array(resize_image(ref_image, (cfg.video.height, cfg.video.width)), copy=True))
-        ref = ref.permute(2, 0, 1).float().div(127.5).sub(1)[None].to(dev)
+        refs = [torch.from_numpy(np.array(resize_image(s.ref_image, (cfg.video.height, cfg.video.width)), copy=True))
+                for s in samples]
+        ref = torch.stack(refs).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(dev)
         ref_lat = m.encode_images(ref).float()
         ref_tokens = m.reference_tokens(ref_lat)
-        feats = wav2vec2_features(m.audio_encoder, wave, n_total).to(dev)
-        z_emo, routing, active = self._emotion(emotion)
+        feats = [wav2vec2_features(m.audio_encoder, s.wave, n).to(dev) for s, n in zip(samples, n_total)]
+        z_emo = torch.cat([c[0] for c in conds])
+        routing = None if conds[0][1] is None else torch.cat([c[1] for c in conds])
+        active = torch.cat([c[2] for c in conds])
         self.scheduler.set_timesteps(steps or cfg.infer.steps, device=dev)
-        gen = torch.Generator(device="cpu").manual_seed(seed)
+        gens = [torch.Generator(device="cpu").manual_seed(s.seed) for s in samples]
         f, mo = cfg.video.frames, cfg.video.motion_frames
-        motion = [ref_lat[0]] * mo
-        out: list[np.ndarray] = []
-        for start in range(0, n_total, f):
+        motion = [[ref_lat[i]] * mo for i in range(b)]
+        out: list[list[np.ndarray]] = [[] for _ in range(b)]
+        for start in range(0, max(n_total), f):
             idx = list(range(start, start + f))
-            audio = m.project_audio(frame_windows(feats, idx, cfg.audio.window)[None])
-            group = torch.stack([ref_lat[0], *motion[-mo:]])[None] if mo else ref_lat[:, None]
-            lat = torch.randn((1, f, *ref_lat.shape[1:]), generator=gen).to(dev) * self.scheduler.init_noise_sigma
+            audio = m.project_audio(torch.stack([frame_windows(x, idx, cfg.audio.window) for x in feats]))
+            group = (torch.stack([torch.stack([ref_lat[i], *motion[i][-mo:]]) for i in range(b)]) if mo
+                     else ref_lat[:, None])
+            lat = torch.cat([torch.randn((1, f, *ref_lat.shape[1:]), generator=gen) for gen in gens]).to(dev)
+            lat = lat * self.scheduler.init_noise_sigma
             full = Conditions(ref_tokens, audio, z_emo, routing, active)
             m.set_reference(group, ref_tokens)        # the ReferenceNet runs once per window (timestep 0)
             for t in self.scheduler.timesteps:
-                tt = t.reshape(1).to(dev)
+                tt = t.reshape(1).expand(b).to(dev)
                 e_full = m.denoise(lat, tt, full)
                 if not g.trivial:
                     e_ra = m.denoise(lat, tt, Conditions(ref_tokens, audio, None))
@@ -153,8 +190,11 @@ class MoEEPipeline:
                     e_full = combine_guidance(e_0, e_r, e_ra, e_full, g)
                 lat = self.scheduler.step(e_full.flatten(0, 1).float(), t, lat.flatten(0, 1)).prev_sample.reshape(lat.shape)
             m.set_reference(None, None)
-            keep = min(f, n_total - start)
-            frames = m.decode_latents(lat[0, :keep]).float().clamp(-1, 1)
-            out.append(((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
-            motion = list(lat[0])
-        return np.concatenate(out)[:n_total]
+            live = [i for i in range(b) if start < n_total[i]]
+            decoded = m.decode_latents(lat[live].flatten(0, 1)).float().clamp(-1, 1)
+            decoded = ((decoded + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            decoded = decoded.reshape(len(live), f, *decoded.shape[1:])
+            for j, i in enumerate(live):
+                out[i].append(decoded[j, :min(f, n_total[i] - start)])
+            motion = [list(lat[i]) for i in range(b)]
+        return [np.concatenate(o)[:n] for o, n in zip(out, n_total)]

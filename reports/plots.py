@@ -32,7 +32,10 @@ def headline_bars(t: pd.DataFrame, headline: list[str]):
     # at most 4 panels a row, so that the HTML report (1200 px wide) shows the titles at >= 10 px
     ncols = min(HEADLINE_COLUMNS, len(keys))
     nrows = -(-len(keys) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.8 * nrows), squeeze=False)
+    # rotated method names take height: constrained layout makes room (tight_layout warned and clipped them)
+    longest = max((len(str(m)) for m in t["method"]), default=0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, (3.0 + 0.06 * longest) * nrows), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[len(keys):]:
         ax.set_visible(False)
     for ax, k in zip(axes.flat, keys):
@@ -49,7 +52,6 @@ def headline_bars(t: pd.DataFrame, headline: list[str]):
         how = {str(x) for x in t[f"{k}_ci_method"].dropna()} if f"{k}_ci_method" in t.columns else set()
         ax.set_title(f"{KEYS[k].label} {KEYS[k].arrow}\n" + textwrap.fill(f"CI: {'; '.join(sorted(how)) or 'none'}", 36),
                      fontsize=TITLE_PT)
-    fig.tight_layout()
     return fig
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+#: code bugs: never a clip's status, never "metric not computed"; they propagate
+BUG_ERRORS = (AttributeError, TypeError, NameError)
+
+
 class BenchError(Exception):
     """Base class for every error moee-bench raises on purpose."""
 

@@ -82,6 +82,7 @@ def measure(method_name: str, manifest: Manifest, clip_ids: list[str], *, split:
     return {"method": method_name, "device": dev, "clips": len(clips), "clip_ids": [c.clip_id for c in clips],
             "split": record["name"], "split_hash": record["hash"], "repeats": repeats,
             "seconds_per_clip_median": statistics.median(times), "frames_per_s": frames / sum(times),
+            "batch": f"{method.batch_size()} clips a batch (a batch's wall time shared evenly by its clips)",
             "model_load_s": load_s,
             "model_load": "Method.load(), timed apart" if load_s is not None else
                           f"{NOT_MEASURED}: no separate load step (subprocess baselines load inside every clip)",

@@ -25,7 +25,7 @@ from moee_bench.baselines.base import GenerationRequest, GenerationResult, Metho
 from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.emotions import EmotionSpec
-from moee_bench.bench.core.errors import BenchError, ClipError
+from moee_bench.bench.core.errors import BUG_ERRORS, BenchError, ClipError
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
@@ -36,7 +36,6 @@ from moee_bench.bench.core.provenance import device_name, environment
 from moee_bench.bench.suite.store import ResultStore
 from moee_bench.bench.suite.spec import MethodSpec, Suite, validate_suite
 from moee_bench.metrics.core.base import Metric
-from moee_bench.metrics.core.evaluate import BUG_ERRORS
 from moee_bench.metrics.core.keys import GT_ALIGNED_KEYS
 
 
@@ -570,16 +569,47 @@ def generate_clips(method: Method, clips: Iterable[ClipRecord],
                    loaded: bool = False) -> Iterator[GenerationStep]:
     """The one generation loop (``run``, ``generate``, the throughput benchmark): per clip, skip an emotion the method
     lacks, build the request and the previous record (``plan``), reuse by :func:`reusable`, load the model before the
-    first clip generated (unless ``loaded``), generate. A clip whose generation raises is that clip's step (status and
-    reason); bugs, and errors that mean the method cannot run here at all, propagate, as everything does with
-    ``fail_fast``."""
+    first clip generated (unless ``loaded``), generate, ``method.batch_size()`` requests at a time
+    (:meth:`Method.generate_batch`; a batch's wall time is shared evenly by its clips). A clip whose generation raises
+    is that clip's step (status and reason); bugs, and errors that mean the method cannot run here at all, propagate,
+    as everything does with ``fail_fast``."""
+    size = max(1, int(method.batch_size()))
+    pending: list[tuple[ClipRecord, GenerationRequest]] = []
+    load_s: float | None = None
+
+    def failed(clip: ClipRecord, req: GenerationRequest | None, e: Exception, load: float | None) -> GenerationStep:
+        if isinstance(e, BUG_ERRORS) or fail_fast or (isinstance(e, BenchError) and not isinstance(e, ClipError)):
+            raise e                             # (a BenchError: the method cannot run here at all: install, weights)
+        status = e.status if isinstance(e, ClipError) else "error"
+        reason = e.reason if isinstance(e, ClipError) else f"{type(e).__name__}: {e}"
+        return GenerationStep(clip, status, req, reason=reason, load_seconds=load)
+
+    def flush() -> Iterator[GenerationStep]:
+        nonlocal load_s
+        batch = list(pending)
+        pending.clear()
+        t = time.perf_counter()
+        try:
+            results = method.generate_batch([req for _, req in batch])
+        except Exception as e:                   # the whole batch failed: every clip of it gets the status
+            for clip, req in batch:
+                yield failed(clip, req, e, load_s)
+                load_s = None
+            return
+        wall = (time.perf_counter() - t) / len(batch)
+        for (clip, req), res in zip(batch, results):
+            if isinstance(res, Exception):
+                yield failed(clip, req, res, load_s)
+            else:
+                yield GenerationStep(clip, "ok", req, res, wall_seconds=wall, load_seconds=load_s)
+            load_s = None
+
     for clip in clips:
         why = method.skip_reason(emotion or clip.emotion)
         if why:
             yield GenerationStep(clip, "skipped", reason=why)
             continue
         req = None
-        load_s = None
         try:
             req, prev = plan(clip)
             if reusable(prev, req):
@@ -590,16 +620,11 @@ def generate_clips(method: Method, clips: Iterable[ClipRecord],
                 if method.load():
                     load_s = time.perf_counter() - t
                 loaded = True
-            t = time.perf_counter()
-            res = method.generate(req)
-            wall = time.perf_counter() - t
-        except BUG_ERRORS:
-            raise
         except Exception as e:
-            if fail_fast or (isinstance(e, BenchError) and not isinstance(e, ClipError)):
-                raise                           # (a BenchError: the method cannot run here at all: install, weights)
-            status = e.status if isinstance(e, ClipError) else "error"
-            reason = e.reason if isinstance(e, ClipError) else f"{type(e).__name__}: {e}"
-            yield GenerationStep(clip, status, req, reason=reason, load_seconds=load_s)
+            yield failed(clip, req, e, None)
             continue
-        yield GenerationStep(clip, "ok", req, res, wall_seconds=wall, load_seconds=load_s)
+        pending.append((clip, req))
+        if len(pending) >= size:
+            yield from flush()
+    if pending:
+        yield from flush()

@@ -24,7 +24,7 @@ import numpy as np
 
 from moee_bench.bench.core import media
 from moee_bench.bench.core.digest import file_digest
-from moee_bench.bench.core.errors import BenchError, ClipError, MediaError
+from moee_bench.bench.core.errors import BUG_ERRORS, BenchError, ClipError, MediaError
 from moee_bench.bench.core.paths import clip_id_of_file, is_temp_file, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, reference_pixels
 from moee_bench.metrics.core.base import (FRAMES_KEY, VIDEO_PARTS, ClipContext, ClipInput, FeatureCache, FeatureExtractor,
@@ -73,9 +73,6 @@ class EvalResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "clips": [c.to_dict() for c in self.clips], "protocol": self.protocol}
-
-
-BUG_ERRORS = (AttributeError, TypeError, NameError)   # code bugs: never a clip's status
 
 
 def reference_of(clip: ClipInput) -> ReferenceChoice:
