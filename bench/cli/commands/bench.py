@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "plan": ("moee_bench.bench.perf.plan:run_plan",
              "predicted wall time of score for --clips x --frames with --metrics from the recorded rates (--check: and measured)"),
     "faces": ("moee_bench.bench.perf.faces:run",
-              "AKD's per-frame face pass (MTCNN + dlib 68) with the detector on 1 thread vs torch's threads, identical landmarks"),
+              "AKD's per-frame face pass (MTCNN + dlib 68): facenet-pytorch's own detect vs FastMTCNN (--real DIR: real clips), identical landmarks"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
     "stats": ("moee_bench.bench.perf.stats:run",
               "coverage of every printed interval, compare's false-positive rate and power, by simulation with known truth"),
