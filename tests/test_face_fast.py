@@ -138,3 +138,89 @@ def test_akd_score_identical_to_library_path(sample_manifest, tmp_path, monkeypa
     lib, fast = score("library"), score("fast")
     assert lib["metrics"]["akd"] == fast["metrics"]["akd"] and 0 < fast["metrics"]["akd"] < 50
     assert lib["clips"] == fast["clips"] and len(fast["clips"]) == 2
+
+
+@pytest.fixture(scope="module")
+def pair_folders(sample_manifest: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """pred/gt folders of two real sample pairs (same identity, other emotion), 8 frames each, re-encoded."""
+    m = load_manifest(sample_manifest)
+    root = tmp_path_factory.mktemp("pairs")
+    by_id = {c.clip_id: c for c in m.clips}
+    for ident, (p, g) in {"astronaut": ("astronaut_anger", "astronaut_neutral"),
+                          "hopper": ("hopper_happiness", "hopper_neutral")}.items():
+        for sub, cid in (("pred", p), ("gt", g)):
+            fr = media.read_frames(m.media_path(by_id[cid], "video"))[:8]
+            media.write_video(root / sub / f"{ident}.mp4", [fr], 25.0)
+    return root / "pred", root / "gt"
+
+
+def _score(folders, out: Path, metrics: str, *extra: str) -> dict:
+    faces.DETECTIONS.clear()
+    faces.LANDMARKS.clear()
+    rc = main(["score", "--pred", str(folders[0]), "--gt", str(folders[1]), "--metrics", metrics, "--no-cache",
+               "--json", str(out), *extra])
+    assert rc == exitcodes.OK
+    return json.loads(out.read_text())
+
+
+def test_one_face_pass_shared_by_akd_flmd_dynamics(pair_folders, tmp_path):
+    """AKD, FLMD and dynamics on the same frames: MTCNN and dlib run once per frame (the memos' counters), and
+    each metric's numbers are those it gives when run alone."""
+    together = _score(pair_folders, tmp_path / "all.json", "akd,flmd,dynamics")
+    n = 2 * 2 * 8                                                  # clips x sides x frames, all distinct
+    assert (faces.DETECTIONS.misses, faces.LANDMARKS.misses) == (n, n)
+    assert faces.DETECTIONS.hits == 2 * n and faces.LANDMARKS.hits == 2 * n      # FLMD and dynamics: memo hits
+    for name in ("akd", "flmd", "dynamics"):
+        alone = _score(pair_folders, tmp_path / f"{name}.json", name)
+        assert faces.LANDMARKS.hits == 0
+        keys = [k for k in alone["metrics"] if k in together["metrics"]]
+        assert keys and all(alone["metrics"][k] == together["metrics"][k] for k in keys), name
+
+
+def test_akd_detect_every_is_declared_and_reuses_the_box(pair_folders, sample_manifest, tmp_path, monkeypatch):
+    """akd_detect_every=3: MTCNN on landmark frames 0, 3, 6 of each side only; every frame's landmarks are dlib's
+    inside the box facenet-pytorch's own detect finds on the last key frame; the protocol names it."""
+    import dlib
+
+    from moee_bench.bench.core.faces import _fr_models_dir
+
+    monkeypatch.setattr(faces, "DETECT_PATH", "library")
+    fast = _score(pair_folders, tmp_path / "k3.json", "akd", "--param", "akd_detect_every=3")
+    assert faces.DETECTIONS.misses == 2 * 2 * 3                   # clips x sides x key frames (0, 3, 6 of 8)
+    assert fast["protocol"]["metrics"]["akd"]["detect_every"] == 3
+    exact = _score(pair_folders, tmp_path / "k1.json", "akd")
+    assert exact["protocol"]["metrics"]["akd"]["detect_every"] == 1
+    assert fast["metrics"]["akd"] != exact["metrics"]["akd"]      # values change: a declared mode, not exact
+
+    from facenet_pytorch import MTCNN
+
+    ref = MTCNN(keep_all=True, min_face_size=20, post_process=False)
+    predictor = dlib.shape_predictor(str(_fr_models_dir() / "shape_predictor_68_face_landmarks.dat"))
+
+    def dlib_in_key_box(frames: np.ndarray) -> np.ndarray:
+        out = []
+        for i, f in enumerate(frames):
+            if i % 3 == 0:
+                b, p = ref.detect(frames[i][None])[:2]
+                b, p = np.asarray(b[0], np.float64), np.asarray(p[0], np.float64)
+                b = b[p >= 0.9]
+                box = b[np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))]
+            s = predictor(np.ascontiguousarray(f), dlib.rectangle(*(int(round(v)) for v in box)))
+            out.append([[q.x, q.y] for q in s.parts()])
+        return np.asarray(out, np.float64)
+
+    per_clip = []
+    for name in ("astronaut", "hopper"):
+        kp = [dlib_in_key_box(media.read_frames(d / f"{name}.mp4")) for d in pair_folders]
+        per_clip.append(np.abs(kp[1] - kp[0]).reshape(len(kp[0]), -1).mean(axis=1))
+    assert fast["metrics"]["akd"] == pytest.approx(float(np.concatenate(per_clip).mean()), abs=1e-12)
+
+
+def test_akd_detect_every_listed_and_refused_with_fan(capsys):
+    from moee_bench.metrics.motion.akd import AKD
+    from moee_bench.metrics.core.registry import MetricOptions
+
+    assert main(["metrics"]) == exitcodes.OK
+    assert "akd_detect_every" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="akd_detect_every"):
+        AKD(MetricOptions(params={"akd_landmarks": "fan", "akd_detect_every": 2}))
