@@ -4,7 +4,8 @@ against :class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN` + dlib (the default
 rounds on the same frames (``--real DIR``: the first ``--frames`` frames of the first ``--clips`` videos there,
 e.g. the sample's; otherwise ``--frames`` shifted crops of scikit-image's astronaut portrait). The detection and
 landmark memos are emptied before every pass. Prints ms per frame of each (median, min-max), the ratio, the
-MTCNN / dlib split of the default path, the load average, and whether boxes and landmarks are identical."""
+MTCNN / dlib split of the default path, the load average, and whether the landmarks are identical; and the
+declared fast mode ``akd_detect_every=--detect-every`` (default 5): its time and how far its landmarks move."""
 
 from __future__ import annotations
 
@@ -45,12 +46,13 @@ def _clear() -> None:
     faces.LANDMARKS.clear()
 
 
-def face_pass(frames: np.ndarray | list[np.ndarray], threads: int | None = 1,
-              path: str = "fast") -> tuple[float, np.ndarray]:
-    """(seconds, (n, 68, 2) landmarks) of AKD's landmark pass (one ``landmarks_256`` call per clip) with MTCNN
-    through ``path`` ("fast" | "library") on ``threads`` torch threads; memos emptied before and after."""
+def face_pass(frames: np.ndarray | list[np.ndarray], threads: int | None = 1, path: str = "fast",
+              every: int = 1) -> tuple[float, np.ndarray]:
+    """(seconds, (n, 68, 2) landmarks) of AKD's landmark pass (one ``landmarks_256`` call per clip; ``every`` > 1:
+    ``landmarks_256_tracked``, akd_detect_every's mode) with MTCNN through ``path`` ("fast" | "library") on
+    ``threads`` torch threads; memos emptied before and after."""
     from moee_bench.bench.core import faces
-    from moee_bench.metrics.motion.akd import landmarks_256
+    from moee_bench.metrics.motion.akd import landmarks_256, landmarks_256_tracked
 
     clips = [frames] if isinstance(frames, np.ndarray) else list(frames)
     det, lm = faces.FaceDetector(), faces.Landmarks68()
@@ -59,7 +61,8 @@ def face_pass(frames: np.ndarray | list[np.ndarray], threads: int | None = 1,
     _clear()
     try:
         t = time.perf_counter()
-        kp = [landmarks_256(c, det, lm) for c in clips]
+        kp = [landmarks_256(c, det, lm) if every == 1 else landmarks_256_tracked(c, det, lm, every, 0, None)[0]
+              for c in clips]
         return time.perf_counter() - t, np.concatenate(kp)
     finally:
         faces.DETECT_THREADS, faces.DETECT_PATH = before
@@ -97,7 +100,8 @@ def run(args) -> int:
     n = sum(len(c) for c in clips)
     face_pass(clips[0][:2], 1, "library")                              # warm-up: networks built, first calls paid
     face_pass(clips[0][:2], 1, "fast")
-    times: dict[str, list[float]] = {"before": [], "after": []}
+    every = int(getattr(args, "detect_every", None) or 5)
+    times: dict[str, list[float]] = {"before": [], "after": [], "declared": []}
     kps: dict[str, np.ndarray] = {}
     det_ms: list[float] = []
     lm_ms: list[float] = []
@@ -106,12 +110,17 @@ def run(args) -> int:
         for side, path in (("before", "library"), ("after", "fast")):
             dt, kps[side] = face_pass(clips, 1, path)
             times[side].append(1e3 * dt / n)
+        dt, kps["declared"] = face_pass(clips, 1, "fast", every)
+        times["declared"].append(1e3 * dt / n)
         t_det, t_lm = split(clips)
         det_ms.append(1e3 * t_det / n)
         lm_ms.append(1e3 * t_lm / n)
     load.append(os.getloadavg()[0])
     ratios = [b / a for b, a in zip(times["before"], times["after"])]
     same = bool(np.array_equal(kps["before"], kps["after"], equal_nan=True))
+    both = np.isfinite(kps["declared"][:, 0, 0]) & np.isfinite(kps["before"][:, 0, 0])
+    moved = np.abs(kps["declared"][both] - kps["before"][both]).reshape(int(both.sum()), -1).mean(axis=1)
+    declared = [b / a for b, a in zip(times["before"], times["declared"])]
     rows = {"frames": n, "clips": len(clips), "source": args.real or "astronaut portrait, shifted",
             "faces found": int(np.isfinite(kps["after"][:, 0, 0]).sum()),
             "torch threads (process)": torch.get_num_threads(),
@@ -121,6 +130,12 @@ def run(args) -> int:
             "speed-up (median, min-max)": f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
             "after, MTCNN alone: ms / frame": _ms(det_ms),
             "after, dlib 68 alone: ms / frame": _ms(lm_ms),
-            "landmarks identical": same, "raw": {"ms_per_frame": times, "mtcnn_ms": det_ms, "dlib_ms": lm_ms}}
+            "landmarks identical": same,
+            f"akd_detect_every={every} (declared, values change): ms / frame": _ms(times["declared"]),
+            f"akd_detect_every={every}: speed-up vs before": f"{statistics.median(declared):.2f}x "
+                                                              f"({min(declared):.2f}-{max(declared):.2f})",
+            f"akd_detect_every={every}: landmark change, px (mean, max frame)":
+                f"{moved.mean():.3f}, {moved.max():.3f}" if len(moved) else "no frame with a face",
+            "raw": {"ms_per_frame": times, "mtcnn_ms": det_ms, "dlib_ms": lm_ms}}
     report("faces: AKD per-frame face pass", rows, args.json)
     return 0 if same else 1

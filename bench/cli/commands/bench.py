@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
     p.add_argument("--train-steps", type=positive_int_arg, default=None,
                    help="moee: also time this many training steps of stages 1 and 2 (synthetic batch) and a plain U-Net step")
+    p.add_argument("--detect-every", type=positive_int_arg, default=5,
+                   help="faces: akd_detect_every of the declared fast mode timed beside (default 5)")
     p.add_argument("--sims", type=positive_int_arg, default=1000, help="stats: simulated data sets per row (default 1000)")
     p.add_argument("--boot", type=positive_int_arg, default=500, help="stats: bootstrap resamples per interval (default 500)")
     p.add_argument("--sizes", default="10,30,100", help="stats: comma list of clip counts N (default 10,30,100)")
