@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="metrics, drift: our feature networks' precision (bf16: the declared fast mode)")
-    p.add_argument("--real", default=None, help="drift: folder of real talking-face clips (*.mp4 with audio)")
+    p.add_argument("--real", default=None, help="drift, faces: folder of real talking-face clips (*.mp4; drift: with audio)")
     p.add_argument("--weights-dir", default=None,
                    help="drift: network weights used where present (others random-initialised)")
     p.add_argument("--profile", action="store_true",
