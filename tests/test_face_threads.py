@@ -27,3 +27,4 @@ def test_bench_faces_runs_and_checks_identity(tmp_path, capsys):
     assert main(["bench", "faces", "--frames", "3", "--repeats", "1"]) == exitcodes.OK
     out = capsys.readouterr().out
     assert "landmarks identical" in out and "True" in out and "speed-up" in out
+    assert "akd_detect_every=5 (declared, values change)" in out and "MTCNN alone" in out

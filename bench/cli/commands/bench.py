@@ -23,7 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "plan": ("moee_bench.bench.perf.plan:run_plan",
              "predicted wall time of score for --clips x --frames with --metrics from the recorded rates (--check: and measured)"),
     "faces": ("moee_bench.bench.perf.faces:run",
-              "AKD's per-frame face pass (MTCNN + dlib 68) with the detector on 1 thread vs torch's threads, identical landmarks"),
+              "AKD's per-frame face pass (MTCNN + dlib 68): facenet-pytorch's own detect vs FastMTCNN (--real DIR: real clips), identical landmarks"),
     "moee": ("moee_bench.bench.perf.moee:run", "MoEE generation frames/s, s/clip, peak memory; denoiser call vs plain SD U-Net"),
     "stats": ("moee_bench.bench.perf.stats:run",
               "coverage of every printed interval, compare's false-positive rate and power, by simulation with known truth"),
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                    help="metrics, drift: our feature networks' precision (bf16: the declared fast mode)")
-    p.add_argument("--real", default=None, help="drift: folder of real talking-face clips (*.mp4 with audio)")
+    p.add_argument("--real", default=None, help="drift, faces: folder of real talking-face clips (*.mp4; drift: with audio)")
     p.add_argument("--weights-dir", default=None,
                    help="drift: network weights used where present (others random-initialised)")
     p.add_argument("--profile", action="store_true",
@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int_arg, default=None, help="moee: DDIM steps (default: the config's)")
     p.add_argument("--train-steps", type=positive_int_arg, default=None,
                    help="moee: also time this many training steps of stages 1 and 2 (synthetic batch) and a plain U-Net step")
+    p.add_argument("--detect-every", type=positive_int_arg, default=5,
+                   help="faces: akd_detect_every of the declared fast mode timed beside (default 5)")
     p.add_argument("--sims", type=positive_int_arg, default=1000, help="stats: simulated data sets per row (default 1000)")
     p.add_argument("--boot", type=positive_int_arg, default=500, help="stats: bootstrap resamples per interval (default 500)")
     p.add_argument("--sizes", default="10,30,100", help="stats: comma list of clip counts N (default 10,30,100)")
