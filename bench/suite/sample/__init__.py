@@ -70,6 +70,17 @@ EMOTIONS = BASIC + ("neutral", "happily_surprised", "fearfully_surprised")
 # expression strength per intensity level; a compound scales each component's weight by COMPOUND_GAIN
 LEVEL_STRENGTH = {1: 0.5, 2: 0.8, 3: 1.0}
 COMPOUND_GAIN = 1.5
+# per-portrait expressivity: hopper's neutral still reads "neutral" at 0.78, the strongest of the three, and her
+# anger, fear and surprise at level 1-2 stayed below neutral; her levels are rendered 1.6x stronger, never beyond
+# the full expression (a stronger one turns her smile into a grimace that reads "anger")
+EXPRESSIVITY = {"hopper": 1.6}
+# per-portrait correction of the resting face, baked into the neutral base (the reference image): lfw12's photograph
+# has raised inner brows and heavy upper lids (an AU1 cast) and its neutral still read "sadness" (0.31, neutral 0.19);
+# its inner brows come down, its outer brows and upper lids up
+REST = {"lfw12": {"brow_inner_y": 0.06, "brow_outer_y": -0.03, "upper_lid_y": -0.03}}
+# how a compound's rendering shares its weight between its components (the target stays the manifest's 0.5/0.5):
+# the classifier reads happiness from a far weaker smile than surprise from raised brows and an open mouth
+RENDER_SHARE = {"happily_surprised": {"happiness": 0.2, "surprise": 0.8}}
 SENTENCES = (
     "The birch canoe slid on the smooth planks.", "Glue the sheet to the dark blue background.",
     "It is easy to tell the depth of a well.", "These days a chicken leg is a rare dish.",
@@ -92,7 +103,7 @@ AUS = {"happiness": {"AU6": 1.0, "AU12": 1.0, "AU25": 1.0}, "sadness": {"AU1": 1
        "fear": {"AU1": 1.0, "AU2": 1.0, "AU4": 1.0, "AU5": 1.0, "AU20": 1.0, "AU26": 1.0},
        "surprise": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0}}
 # bumped whenever the generated media change, so that ensure_sample() regenerates an older sample
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 def _portrait(name: str) -> np.ndarray:
@@ -153,6 +164,18 @@ def _landmarks(img: np.ndarray, detector) -> np.ndarray:
     return Landmarks68()(img, face.box)
 
 
+def _render_weights(spec) -> np.ndarray:
+    """The weights over BASIC that the puppet renders for a target: its own weights, a compound's scaled by
+    :data:`COMPOUND_GAIN` and shared between its components as :data:`RENDER_SHARE` says."""
+    w = np.asarray(spec.weights, np.float64)
+    if spec.kind != "compound":
+        return w
+    share = RENDER_SHARE.get(spec.label)
+    if share is not None:
+        w = w.sum() * np.array([share.get(b, 0.0) for b in BASIC])
+    return w * COMPOUND_GAIN
+
+
 def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
     """Generate the sample dataset under ``out_dir`` and return its manifest path (deterministic)."""
     from moee_bench.bench.suite.sample.face_anim import Puppet
@@ -168,7 +191,7 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
                file=sys.stderr, leave=False, disable=not verbose)
     for ident_i, ident in enumerate(IDENTITIES):
         still = _crop_face(_portrait(ident), detector)
-        puppet = Puppet(still, _landmarks(still, detector))
+        puppet = Puppet(still, _landmarks(still, detector), REST.get(ident))
         media.write_image(out / "refs" / f"{ident}.png", puppet.neutral)
         for emo_i, emo_name in enumerate(EMOTIONS):
             spec = parse_emotion(emo_name)
@@ -183,8 +206,9 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
             audio = audio[: int(n / FPS * 16000)]
             env = envelope(audio, FPS, n)
             phase = rng.uniform(0, 2 * np.pi, 3)
-            strength = LEVEL_STRENGTH[level] if spec.is_emotional else 0.0
-            weights = np.asarray(spec.weights) * (COMPOUND_GAIN if spec.kind == "compound" else 1.0)
+            level_strength = LEVEL_STRENGTH[level] if spec.is_emotional else 0.0
+            strength = min(1.0, level_strength * EXPRESSIVITY.get(ident, 1.0))
+            weights = _render_weights(spec)
             frames = np.empty((n, SIZE, SIZE, 3), np.uint8)
             for t in range(n):
                 sec = t / FPS
@@ -199,7 +223,7 @@ def make_sample(out_dir: str | Path, *, verbose: bool = False) -> Path:
                 aus = {}
                 for comp in spec.components:
                     for au, v in AUS[comp].items():
-                        aus[au] = max(aus.get(au, 0.0), round(v * strength, 3))
+                        aus[au] = max(aus.get(au, 0.0), round(v * level_strength, 3))
             clips.append(ClipRecord(
                 clip_id=clip_id, identity=ident, video=f"videos/{clip_id}.mp4", emotion=spec,
                 audio=f"audio/{clip_id}.wav", ref_image=f"refs/{ident}.png", fps=FPS, n_frames=n,
