@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from moee_bench.bench.cli.app import main
@@ -70,3 +71,15 @@ def test_sample_suite_ground_truth_well_above_static_and_per_identity(sample_man
     assert reached["astronaut"][0] >= 6         # every single target but disgust
     # hopper: happiness, sadness, anger, fear, neutral (disgust reads neutral, surprise anger)
     # lfw12: happiness, sadness, anger, surprise, neutral (disgust reads anger, fear happiness)
+
+
+def test_compound_blend_applies_a_shared_action_unit_once():
+    """fear and surprise both drop the jaw (AU26): a fearfully-surprised face drops it as far as the stronger of
+    the two, not as far as both together (version 3 added them: a 2.66 mouth opening at 0.75 + 0.75)."""
+    from moee_bench.bench.suite.sample.face_anim import blend
+
+    c = blend(np.array([0, 0, 0, 0, 0.75, 0.75]), 1.0)       # fear 0.75, surprise 0.75 (BASIC order)
+    assert c["jaw"] == pytest.approx(1.35)                    # surprise's 1.8 x 0.75, fear's is 1.75 x 0.75
+    assert c["brow_outer_y"] == pytest.approx(-0.225)         # both raise the outer brows: surprise's -0.30 x 0.75
+    assert c["corner_x"] == pytest.approx(0.16875)            # opposite moves still add: (0.275 - 0.05) x 0.75
+    assert c["brow_in_x"] == pytest.approx(0.075)             # fear's alone
