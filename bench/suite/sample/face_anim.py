@@ -66,8 +66,8 @@ CUES = ("teeth", "furrow", "forehead", "nasolabial", "nose_wrinkle", "marionette
 # cues in [0, 1]. Calibrated against the embedded FER2013 classifier through the emotion metric's own
 # detector, crop and frame averaging, so that it reads each emotion on the frontal sample portraits at
 # intensity levels 2-3 (see the module docstring and tests/test_sample_emotions.py). Disgust is not reached:
-# FER2013's disgust class (trained on 547 of 35887 images) stays below 0.05 for every face tried, and the
-# expression reads as anger, the class FER2013 most confuses it with.
+# FER2013's disgust class (trained on 547 of 35887 images) stays below 0.06 on every disgust clip, which reads as
+# anger, the class FER2013 most confuses it with (lfw12's anger expression at 0.8 or more reads disgust, 0.48).
 EXPRESSIONS: dict[str, dict[str, float]] = {
     "happiness": {"corner_x": 0.17, "corner_y": -0.19, "cheek_y": -0.07, "lower_lid_y": -0.06,
                   "jaw": 0.3, "speech": 0.7, "teeth": 1.0, "nasolabial": 1.0},
@@ -82,7 +82,7 @@ EXPRESSIONS: dict[str, dict[str, float]] = {
     "fear": {"brow_inner_y": -0.30, "brow_outer_y": -0.15, "brow_in_x": 0.10, "upper_lid_y": -0.15, "lower_lid_y": 0.037,
              "corner_x": 0.275, "corner_y": 0.10, "jaw": 1.75, "speech": 0.3, "forehead": 0.8, "furrow": 0.8},
     "surprise": {"brow_inner_y": -0.30, "brow_outer_y": -0.30, "upper_lid_y": -0.12, "lower_lid_y": 0.04, "corner_x": -0.05,
-                 "jaw": 1.8, "speech": 0.2, "forehead": 1.0},
+                 "corner_y": 0.10, "jaw": 1.8, "speech": 0.2, "forehead": 1.0},
 }
 
 # what undoes a smile beyond the mouth (a smiling portrait only): cheeks down (AU6 released), corners a little
@@ -300,13 +300,21 @@ def _draw_mouth(img: np.ndarray, lm: np.ndarray, geo: FaceGeometry, opening: flo
 
 def blend(emotion_weights: np.ndarray, intensity: float) -> dict[str, float]:
     """Control, cue, ``jaw`` and ``speech`` values of a mixture of :data:`BASIC` emotions at ``intensity``
-    (geometry and cues add up; the speech gain is the weighted mean, 1 where no emotion is given)."""
+    (geometry and cues of different controls add up, a control that two components move the same way takes the
+    larger value; the speech gain is the weighted mean, 1 where no emotion is given)."""
     out: dict[str, float] = {}
     ws = [(b, float(wgt) * intensity) for b, wgt in zip(BASIC, emotion_weights) if wgt > 0]
     for b, wgt in ws:
         for k, v in EXPRESSIONS[b].items():
-            if k != "speech":
-                out[k] = out.get(k, 0.0) + v * wgt
+            if k == "speech":
+                continue
+            x = v * wgt
+            if k in out and out[k] * x > 0:
+                # an action unit both components use (fear and surprise share AU1+2+5+26) is not applied twice:
+                # it takes the stronger of the two
+                out[k] = x if abs(x) > abs(out[k]) else out[k]
+            else:
+                out[k] = out.get(k, 0.0) + x
     total = sum(wgt for _, wgt in ws)
     out["speech"] = 1.0 + sum(wgt * (EXPRESSIONS[b].get("speech", 1.0) - 1.0) for b, wgt in ws) / max(1.0, total)
     return out
@@ -315,9 +323,15 @@ def blend(emotion_weights: np.ndarray, intensity: float) -> dict[str, float]:
 class Puppet:
     """A neutral base of one portrait and its thin-plate spline."""
 
-    def __init__(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, landmarks: np.ndarray, rest: dict[str, float] | None = None) -> None:
+        """``rest``: control values (:data:`CONTROLS`) baked into the neutral base, for a portrait whose resting
+        face carries an expression of its own (see :data:`moee_bench.bench.suite.sample.REST`)."""
         self.h, self.w = image.shape[:2]
         self.image, lm = _neutralise(image, FaceGeometry(np.asarray(landmarks, np.float64)))
+        if rest:
+            offs = FaceGeometry(lm).offsets(rest)
+            self.image = _remap(self.image, _Spline(self.image.shape[:2], lm + offs).field(offs))
+            lm = lm + offs
         self.geo = FaceGeometry(lm)
         self.spline = _Spline((self.h, self.w), lm)
 
