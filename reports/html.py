@@ -11,6 +11,7 @@ import numpy as np
 
 from moee_bench.metrics.core.keys import KEYS
 from moee_bench.reports.leaderboard import (HEADLINE, asked_keys, best_values, caveat_lines, column_label, flag_marks,
+                                            grouped_caveats, methods_label,
                                              method_table, split_note, throughput_rows, tied_methods, unverified_warning)
 from moee_bench.reports.source import ResultSource
 
@@ -125,10 +126,13 @@ def render_html(store: ResultSource, run_ids: list[str] | None = None) -> str:
                         f"<td>{row['n_failed']}</td>{''.join(cells)}</tr>")
         parts.append(f"<table id='leaderboard'><tr><th>method</th><th>N</th><th>missing</th><th>failed</th>{hdr}</tr>{''.join(rows)}</table>")
         parts.append(f"<p class='note'>{html.escape(ties.describe())}</p>")
-        cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
+        statuses = store.status_table(rid)
+        cav = [(row["method"], caveat_lines(row, keys, statuses)) for _, row in t.iterrows()]
         refs = meta.get("reference_warnings") or []
         if any(lines for _, lines in cav) or refs:
-            items = [f"<li><b>{html.escape(m)}</b>: {html.escape(line)}</li>" for m, lines in cav for line in lines]
+            every = [m for m, _ in cav]
+            items = [f"<li><b>{html.escape(methods_label(ms, every).replace('`', ''))}</b>: {html.escape(line)}</li>"
+                     for ms, line in grouped_caveats(cav)]
             items += [f"<li>reference: {html.escape(w)}</li>" for w in refs[:20]]
             parts.append("<h3>Caveats</h3><p class='note'>‡ not comparable (never ranked); † warning or unverified "
                          f"weights</p><ul id='caveats' class='warn'>{''.join(items)}</ul>")

@@ -208,9 +208,29 @@ def _fmt(key: str, row: pd.Series, best: Any, tied: set[str] | None = None) -> s
     return (f"**{s}**" if bold else s) + marks
 
 
-def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
+def clip_status_note(statuses: pd.DataFrame | None, method: str, key: str) -> str:
+    """`` (18 of 18 clips no_face: first message)``: what the clips of ``method`` got from the metric producing
+    ``key`` when they were not scored, so that a metric not computed says why its clips were not; "" when all were."""
+    if statuses is None or statuses.empty:
+        return ""
+    metric = _metric_of(key)
+    mine = statuses[statuses["method"] == method]
+    if metric is not None:
+        rows = mine[mine["metric"] == metric]
+        bad = rows[rows["status"] != "ok"]
+        if not bad.empty:
+            top = bad["status"].value_counts()
+            status = str(top.index[0])
+            msg = str(bad[bad["status"] == status]["message"].iloc[0] or "").splitlines()
+            return (f" ({int(top.iloc[0])} of {len(rows)} clips {status}" + (f": {msg[0]}" if msg else "")
+                    + (f"; {len(bad) - int(top.iloc[0])} other" if len(bad) > int(top.iloc[0]) else "") + ")")
+    return ""
+
+
+def caveat_lines(row: pd.Series, keys: list[str], statuses: pd.DataFrame | None = None) -> list[str]:
     """Every caveat of one method's row, one line each: the caveats stored with its aggregates (the runner
-    lists them all), else the cells' flags; then the cells whose CI could not be computed."""
+    lists them all), else the cells' flags; then the cells whose CI could not be computed, and the cells not computed
+    with the reason and (``statuses``: the run's clip statuses) what their clips got."""
     out: list[str] = list(row.get("caveats") or [])
     if not out:
         for k in keys:
@@ -225,8 +245,40 @@ def caveat_lines(row: pd.Series, keys: list[str]) -> list[str]:
         v, why = row.get(k), row.get(f"{k}_reason")
         if v is None or (isinstance(v, float) and np.isnan(v)):
             why = why if isinstance(why, str) else "no value in the store (no clip it applies to was scored)"
-            out.append(f"{KEYS[k].label} — not computed: {why}")
+            if not why.startswith("WeightsError"):
+                why += clip_status_note(statuses, row["method"], k)
+            out.append(f"{KEYS[k].label}{NOT_COMPUTED}{why}")
     return list(dict.fromkeys(out))
+
+
+NOT_COMPUTED = " — not computed: "
+
+
+def grouped_caveats(cav: list[tuple[str, list[str]]]) -> list[tuple[list[str], str]]:
+    """The caveat lines of a table, each said once: within a method, metrics not computed for the same reason share
+    a line ("Sync-C, Sync-D — not computed: ..."); then a line that several methods share names them all (a missing
+    weight file is one line, not one per method and metric). Returns (methods, line) in first-seen order."""
+    per_method: list[tuple[str, list[str]]] = []
+    for method, lines in cav:
+        merged: dict[str, list[str]] = {}
+        for line in lines:
+            label, sep, why = line.partition(NOT_COMPUTED)
+            key = NOT_COMPUTED + why if sep else line
+            merged.setdefault(key, []).append(label if sep else "")
+        per_method.append((method, [", ".join(labels) + key if key.startswith(NOT_COMPUTED) else key
+                                    for key, labels in merged.items()]))
+    out: dict[str, list[str]] = {}
+    for method, lines in per_method:
+        for line in lines:
+            out.setdefault(line, []).append(method)
+    return [(methods, line) for line, methods in out.items()]
+
+
+def methods_label(methods: list[str], every: list[str]) -> str:
+    """``every method`` when ``methods`` are all the table's, else their names."""
+    if len(methods) > 1 and list(methods) == list(every):
+        return f"every method ({len(methods)})"
+    return ", ".join(_code(m) for m in methods)
 
 
 def throughput_rows(store: ResultSource, run_id: str) -> list[dict[str, str]]:
@@ -343,12 +395,13 @@ def render_markdown(store: ResultSource, run_ids: list[str] | None = None, set_b
             cells += [_fmt(k, row, best[k], ties.tied.get(k)) for k in keys]
             out.append("| " + " | ".join(cells) + " |")
         out += ["", ties.describe()]
-        cav = [(row["method"], caveat_lines(row, keys)) for _, row in t.iterrows()]
+        statuses = store.status_table(rid)
+        cav = [(row["method"], caveat_lines(row, keys, statuses)) for _, row in t.iterrows()]
         if any(lines for _, lines in cav) or meta.get("reference_warnings"):
             out += ["", "Caveats (‡ not comparable, never ranked; † warning or unverified weights; — not computed, "
                         "with the reason; (N=k): the value is over k clips):", ""]
-            for method, lines in cav:
-                out += [f"- {_code(method)}: {line}" for line in lines]
+            every = [m for m, _ in cav]
+            out += [f"- {methods_label(methods, every)}: {line}" for methods, line in grouped_caveats(cav)]
             refs = meta.get("reference_warnings") or []
             if refs:
                 out.append(f"- reference: {len(refs)} clip(s) use the first frame of their own target video as the "

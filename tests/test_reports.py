@@ -211,3 +211,29 @@ def test_eigh_frechet_matches_pytorch_fid_at_inception_size(n: int):
     b = a[:, ::-1] * 0.9 + np.abs(rng.standard_normal((n, 2048))) * 0.3
     args = (a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
     assert frechet_distance_eigh(*args) == pytest.approx(calculate_frechet_distance(*args), rel=1e-6)
+
+
+def test_caveats_say_each_reason_once_and_what_the_clips_got(tmp_path: Path):
+    """Three methods miss the same weight file for two keys of one metric, and one method's clips all have no face:
+    the weight line appears once for every method with both keys on it, and the no-face metric names its clips'
+    status (before: one line per method and key, and "no clip ... was scored" with no word of why)."""
+    st = ResultStore(tmp_path / "store")
+    st.put_run("r1", suite_hash="abc", dataset="demo", split="test",
+               meta={"dataset_name": "demo", "suite": {"metrics": ["psnr", "akd", "sync"]}})
+    why = "WeightsError: put syncnet_v2.model at /w/syncnet_v2.model"
+    for method in ("a", "b", "c"):
+        for i in range(4):
+            face = method != "c"
+            st.put_clip("r1", method, f"c{i}", values={"psnr": 20.0 + i, **({"akd": 1.0} if face else {})},
+                        status={"psnr": "ok", "akd": "ok" if face else "no_face"},
+                        messages={"akd": "" if face else "no frame with a face on both sides (12 frames checked)"},
+                        info={"emotion": "happiness", "n_frames": 10})
+        st.put_aggregates("r1", method, {"psnr": 21.5, "akd": 1.0 if method != "c" else None, "sync_c": None,
+                                         "sync_d": None, "n_clips": 4, "n_missing": 0},
+                          extra={"sync_c": {"reason": why}, "sync_d": {"reason": why},
+                                 **({"akd": {"reason": "no frame with a face on both sides"}} if method == "c" else {})})
+    md = render_markdown(store=st)
+    lines = [l for l in md.splitlines() if "not computed" in l and l.startswith("- ")]
+    assert [l for l in lines if "syncnet" in l] == [f"- every method (3): Sync-C, Sync-D — not computed: {why}"]
+    assert ("- `c`: AKD — not computed: no frame with a face on both sides (4 of 4 clips no_face: no frame with a face "
+            "on both sides (12 frames checked))") in lines
