@@ -8,15 +8,20 @@ frame pair (its evaluator time less the decode), and each metric's set-level ``c
 The rates are recorded in a small JSON (``--rates``, default ``$XDG_CACHE_HOME/moee-bench/rates.json``) under a
 device key (``cpu``, or ``cuda:<name>``) and the precision; a GPU run records its own key beside the CPU's.
 
+Each per-frame rate is the slope between a clip of ``--frames`` and one of twice as many frame pairs (after a
+warm-up run), each per-clip cost the intercept, each first-call cost (``warmup``) the first run's excess: one
+length alone charged every pair a share of the fixed costs, and the model overpredicted (195.5 s against 153.9 s).
+
 ``bench plan --clips N --frames F --metrics ...`` predicts the wall time of ``score`` from those rates::
 
-    start-up + sum(metric construction) + N * F * (decode + sum(per-pair extraction)) + sum(compute)
+    start-up + sum(build + warm-up + compute) + N * (decode per clip + sum(per clip)) + N * F * (decode + sum(per pair))
 
 (``--warm``: GT features already cached, so the extraction of metrics with a GT-only part is halved), printed per
 stage, for every recorded device key; for a CUDA key also over ``--gpus`` G processes (torchrun: the per-clip
-part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on one clip of a
-quarter of the planned frames, then runs ``score`` on synthetic clips of the planned size and prints the measured
-time beside the prediction (same run, so the same machine load). Our own model (no library predicts this).
+part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on clips of a quarter
+and a half of the planned frames, then runs ``score`` on synthetic clips of the planned size and prints the
+measured time beside the prediction and the error in % (same run, so the same machine load). Our own model (no
+library predicts this).
 """
 
 from __future__ import annotations
@@ -85,10 +90,22 @@ def _startup_s() -> float:
     return time.perf_counter() - t
 
 
+def _slope(t_small: float, t_large: float, n_small: int, n_large: int) -> tuple[float, float]:
+    """Seconds per frame pair (the slope between two clip lengths) and seconds per clip (the intercept)."""
+    per = max(t_large - t_small, 0.0) / (n_large - n_small)
+    return per, max(t_small - n_small * per, 0.0)
+
+
 def measure(names: list[str], *, device: str, precision: str, frames: int, size: int, repeats: int,
             work: Path) -> dict[str, Any]:
-    """The per-stage rates of ``names`` (seconds): ``startup``, ``decode`` per frame pair, and per metric
-    ``build``, ``per_pair`` and ``compute``, and whether its features have a GT-only part (``gt_part``)."""
+    """The per-stage rates of ``names`` (seconds): ``startup``; ``decode`` per frame pair and ``decode_clip`` per clip;
+    per metric ``build``, ``warmup`` (the first clip's extra time: kernel selection, first allocations), ``per_pair``
+    and ``per_clip`` (its evaluator time less the decode), ``compute``, and whether its features have a GT-only part
+    (``gt_part``).
+
+    Per pair and per clip are the slope and intercept between a clip of ``frames`` and one of ``2 * frames`` frame
+    pairs, each the median of ``repeats`` runs after the warm-up run; a single length would charge every pair a share
+    of the fixed per-clip and first-call costs (what made the old model overpredict)."""
     import warnings
 
     from moee_bench.bench.core import media
@@ -96,22 +113,28 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     from moee_bench.metrics.core.evaluate import evaluate
     from moee_bench.metrics.core.registry import MetricOptions, build_metrics
 
-    clip = make_clips(work / "clips", 1, frames, size)[0]
+    short = make_clips(work / "short", 1, frames, size)[0]
+    long = make_clips(work / "long", 1, 2 * frames, size)[0]
     wopts = _weights(work / "w", names)
 
-    def decode() -> None:
+    def median_s(fn, n: int = max(1, repeats)) -> float:
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    def decode(clip) -> None:
         for side in (clip.pred, clip.gt):
             for _ in media.FrameReader(side, fps=25.0, size=(size, size), chunk=32):
                 pass
 
-    dec = []
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        decode()
-        dec.append(time.perf_counter() - t)
-    t_dec = statistics.median(dec)
+    decode(short)                                           # file cache and codec warm
+    dec_s, dec_l = median_s(lambda: decode(short)), median_s(lambda: decode(long))
+    dec_pair, dec_clip = _slope(dec_s, dec_l, frames, 2 * frames)
     out: dict[str, Any] = {"startup": statistics.median(_startup_s() for _ in range(max(1, repeats))),
-                           "decode": t_dec / frames, "frames": frames, "size": size, "metrics": {}}
+                           "decode": dec_pair, "decode_clip": dec_clip, "frames": frames, "size": size, "metrics": {}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in names:
@@ -122,18 +145,18 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
             if missing:
                 raise RuntimeError(f"{name}: {missing[name]}")
             m = metrics[0]
-            runs, comp = [], []
-            for _ in range(max(1, repeats)):
-                m.reset()
-                t = time.perf_counter()
+
+            def run(clip) -> None:
                 evaluate([clip], [m], fps=25.0, size=(size, size), progress=False, compute=False,
                          cache=_scratch_cache(work) if getattr(m, "needs_feature_cache", False) else None)
-                runs.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                m.compute()
-                comp.append(time.perf_counter() - t)
-            out["metrics"][name] = {"build": build, "per_pair": max(statistics.median(runs) - t_dec, 0.0) / frames,
-                                    "compute": statistics.median(comp), "gt_part": "gt" in m.feature_parts()}
+
+            first = median_s(lambda: run(short), 1)
+            t_s, t_l = median_s(lambda: run(short)), median_s(lambda: run(long))
+            per_pair, per_clip = _slope(t_s, t_l, frames, 2 * frames)
+            comp = median_s(m.compute)
+            out["metrics"][name] = {"build": build, "warmup": max(first - t_s, 0.0),
+                                    "per_pair": max(per_pair - dec_pair, 0.0), "per_clip": max(per_clip - dec_clip, 0.0),
+                                    "compute": comp, "gt_part": "gt" in m.feature_parts()}
     return out
 
 
@@ -145,17 +168,24 @@ def _scratch_cache(work: Path):
 
 def predict(rates: dict[str, Any], names: list[str], clips: int, frames: int, *, warm: bool = False,
             gpus: int = 1) -> dict[str, float]:
-    """Seconds per stage of a ``score`` of ``clips`` x ``frames`` frame pairs with ``names`` (and ``total``)."""
+    """Seconds per stage of a ``score`` of ``clips`` x ``frames`` frame pairs with ``names`` (and ``total``)::
+
+        startup + sum(build + warmup + compute) + C * (decode_clip + sum(per_clip)) + C * F * (decode + sum(per_pair))
+
+    with C = clips / gpus (a torchrun rank scores its share; start-up, builds and the set-level compute are not
+    divided); ``warm`` halves the per-pair extraction of metrics with a GT-only part. Rates recorded before
+    ``warmup``/``per_clip``/``decode_clip`` existed count them as 0."""
     missing = [n for n in names if n not in rates["metrics"]]
     if missing:
         raise KeyError(f"no recorded rate for {', '.join(missing)} (run `moee-bench bench rates --metrics ...`)")
-    pairs = clips * frames / max(1, gpus)
-    st = {"startup": rates["startup"], "decode": pairs * rates["decode"]}
+    n_clips = clips / max(1, gpus)
+    pairs = n_clips * frames
+    st = {"startup": rates["startup"], "decode": pairs * rates["decode"] + n_clips * rates.get("decode_clip", 0.0)}
     for n in names:
         r = rates["metrics"][n]
         per = r["per_pair"] * (0.5 if warm and r["gt_part"] else 1.0)
-        st[f"{n} build"] = r["build"]
-        st[f"{n} extract"] = pairs * per
+        st[f"{n} build"] = r["build"] + r.get("warmup", 0.0)
+        st[f"{n} extract"] = pairs * per + n_clips * r.get("per_clip", 0.0)
         st[f"{n} compute"] = r["compute"]
     st["total"] = sum(st.values())
     return st
@@ -185,9 +215,13 @@ def run_rates(args) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(book, indent=1) + "\n", "--rates")
     rows: dict[str, Any] = {"device": key, "precision": args.precision, "rates file": str(path),
-                            "start-up (s)": r["startup"], "decode (ms / frame pair)": 1e3 * r["decode"]}
+                            "measured at": f"clips of {r['frames']} and {2 * r['frames']} frame pairs, {r['size']}px",
+                            "start-up (s)": r["startup"], "decode (ms / frame pair, ms / clip)":
+                                f"{1e3 * r['decode']:.2f}, {1e3 * r['decode_clip']:.1f}"}
     for n, m in r["metrics"].items():
-        rows[f"{n}: build s / ms per pair / compute s"] = f"{m['build']:.2f} / {1e3 * m['per_pair']:.2f} / {m['compute']:.3f}"
+        rows[f"{n}: build s / warm-up s / ms per pair / ms per clip / compute s"] = (
+            f"{m['build']:.2f} / {m['warmup']:.2f} / {1e3 * m['per_pair']:.2f} / {1e3 * m['per_clip']:.1f} / "
+            f"{m['compute']:.3f}")
     report("rates", rows, args.json)
     return 0
 
@@ -199,8 +233,8 @@ def run_plan(args) -> int:
     names = _metrics(getattr(args, "metrics", None))
     path = Path(args.rates) if getattr(args, "rates", None) else default_rates_file()
     if getattr(args, "check", False):
-        # the rates of this check are measured in the same run, on one clip of a quarter of the planned frames
-        # (another size), so the prediction and the measured run see the same machine load
+        # the rates of this check are measured in the same run, on clips of a quarter and a half of the planned
+        # frames (another size), so the prediction and the measured run see the same machine load
         small = argparse.Namespace(**{**vars(args), "frames": max(4, args.frames // 4), "json": None})
         run_rates(small)
     book = _load(path)
@@ -231,6 +265,8 @@ def run_plan(args) -> int:
         measured = _measured_score(names, args)
         rows["measured score here (s)"] = round(measured, 2)
         rows["predicted / measured"] = round(cpu_total / measured, 3)
+        rows["prediction error (%)"] = round(100 * (cpu_total - measured) / measured, 1)
+        rows["rates taken at"] = f"1 clip of {small.frames} and of {2 * small.frames} frames (planned: {args.frames})"
     report("plan", rows, args.json)
     return 0
 
