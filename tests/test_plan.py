@@ -130,3 +130,53 @@ def test_metrics_table_puts_each_ratio_beside_its_bound_from_the_same_round():
     prof = {"ours fp32": {"Inception network": 12.0, "LPIPS": 1.0, "model load": 5.0, "other (Python, copies, threads)": 3.0}}
     rows = summary_rows(wall, results, [r1, r2, r1], Counts(100, 100, 100), ["fp32"], prof)
     assert "profile: model load +5.0 s, other (Python, copies, threads) +3.0 s" in rows["  ours fp32"]
+
+
+def test_bench_metrics_measures_the_bound_in_every_round_and_prints_the_runs_own_ratios(tmp_path: Path, monkeypatch,
+                                                                                          capsys):
+    """``bench metrics`` wiring (sides stubbed, no network run): the bound is measured once per round beside the
+    sides, and the printed ratios are those of the wall times recorded in the JSON of the same run."""
+    import statistics
+    import time
+
+    from moee_bench.bench.perf import visual
+    from moee_bench.bench.perf.visual_bound import Counts, Rates
+
+    nums = {"fid": 1.0, "lpips": 0.1, "psnr": 30.0, "ssim": 0.9}
+
+    class Meter:
+        def __init__(self, clips, wdir, precisions, max_pairs=100):
+            self.counts, self.history = Counts(10, 10, 10), []
+
+        def measure(self):
+            self.history.append(Rates(0.1, 1.0, {"fp32": 0.1, "bf16": 0.05}, {"fp32": 0.1, "bf16": 0.05}))
+            return self.history[-1]
+
+    def chain(*a, **k):
+        time.sleep(0.06)
+        return dict(nums)
+
+    def ours(d, wdir, precision, out, cache=None):
+        time.sleep(0.02)
+        return dict(nums)
+
+    monkeypatch.setattr(visual, "BoundMeter", Meter)
+    monkeypatch.setattr(visual, "researcher_chain", chain)
+    monkeypatch.setattr(visual, "moee_score", ours)
+    monkeypatch.setattr(visual, "random_weights", lambda d: None)
+    monkeypatch.setattr(visual, "make_clips", lambda d, n, f: [])
+    monkeypatch.setattr(visual.subprocess, "run", lambda *a, **k: None)
+    js = tmp_path / "m.json"
+    assert main(["bench", "metrics", "--clips", "1", "--frames", "2", "--json", str(js),
+                 "--workdir", str(tmp_path)]) == exitcodes.OK
+    out = capsys.readouterr().out
+    raw = json.loads(js.read_text())["rounds raw"]
+    assert len(raw["bound rates"]) == 3 == len(raw["wall"]["chain"])          # 3 rounds by default, a bound in each
+    for side in ("fp32", "fp32 warm", "bf16"):
+        ratio = statistics.median(c / o for c, o in zip(raw["wall"]["chain"], raw["wall"][f"ours {side}"]))
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"ours {side} "))
+        assert f"{ratio:.2f} (" in line
+    # bounds: cold fp32 20 frames * 0.1 + 10 pairs * 0.1 + 1 + 10 pairs * 0.1 (decode) = 5 s; warm 4 s; bf16 3.5 s
+    for side, bound in (("fp32", "5.0"), ("fp32 warm", "4.0"), ("bf16", "3.5")):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"ours {side} "))
+        assert line.split(")x", 1)[1].split()[0] == bound
