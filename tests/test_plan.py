@@ -79,6 +79,11 @@ def test_plan_counts_warmup_per_clip_and_per_pair_costs_once_each(tmp_path: Path
     assert "62.3" in capsys.readouterr().out
     assert main(base + ["--warm"]) == exitcodes.OK              # FID's per-pair extraction halved: 62.3 - 22.5
     assert "39.8" in capsys.readouterr().out
+    from moee_bench.bench.perf.plan import predict_one_length
+
+    # the old model from the same measurements (taken on clips of 20 pairs): every pair carries per-clip + warm-up / 20
+    # 3 + 450 * (0.002 + 0.05/20 + 0.01 + 0.7/20 + 0.1 + 1.6/20) + 1 + 2 + 1.8 = 7.8 + 450 * 0.2295 = 111.075
+    assert predict_one_length({**cpu, "frames": 20}, ["lpips", "fid"], 6, 75) == pytest.approx(111.075)
 
 
 def test_two_length_fit_separates_per_pair_from_per_clip_cost():

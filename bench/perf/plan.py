@@ -191,6 +191,20 @@ def predict(rates: dict[str, Any], names: list[str], clips: int, frames: int, *,
     return st
 
 
+def predict_one_length(rates: dict[str, Any], names: list[str], clips: int, frames: int) -> float:
+    """What the model before the two-length fit predicted from the same measurements: every stage timed on one clip
+    of ``rates["frames"]`` pairs (its first run, warm-up included) and divided by its length, so each pair carried a
+    share of the per-clip and first-call costs. Printed by ``--check`` beside the current model, for comparison."""
+    f0 = rates["frames"]
+    per = rates["decode"] + rates.get("decode_clip", 0.0) / f0
+    total = rates["startup"]
+    for n in names:
+        r = rates["metrics"][n]
+        per += r["per_pair"] + (r.get("per_clip", 0.0) + r.get("warmup", 0.0)) / f0
+        total += r["build"] + r["compute"]
+    return total + clips * frames * per
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
@@ -266,6 +280,9 @@ def run_plan(args) -> int:
         rows["measured score here (s)"] = round(measured, 2)
         rows["predicted / measured"] = round(cpu_total / measured, 3)
         rows["prediction error (%)"] = round(100 * (cpu_total - measured) / measured, 1)
+        old = predict_one_length(book["cpu"][args.precision], names, args.clips, args.frames)
+        rows["one-length model (before), same rates: predicted (s), error (%)"] = \
+            f"{old:.2f}, {100 * (old - measured) / measured:.1f}"
         rows["rates taken at"] = f"1 clip of {small.frames} and of {2 * small.frames} frames (planned: {args.frames})"
     report("plan", rows, args.json)
     return 0
