@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="drift, rates, plan, networks: our feature networks' precision (bf16: the declared fast mode; "
+                   help="drift, rates, plan: our feature networks' precision (bf16: the declared fast mode; "
                         "metrics always times fp32 and bf16)")
     p.add_argument("--real", default=None, help="drift: folder of real talking-face clips (*.mp4 with audio)")
     p.add_argument("--weights-dir", default=None,
