@@ -104,8 +104,9 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     (``gt_part``).
 
     Per pair and per clip are the slope and intercept between a clip of ``frames`` and one of ``2 * frames`` frame
-    pairs, each the median of ``repeats`` runs after the warm-up run; a single length would charge every pair a share
-    of the fixed per-clip and first-call costs (what made the old model overpredict)."""
+    pairs, each the median of ``repeats`` runs after a warm-up run of each, the two lengths alternating; a single
+    length would charge every pair a share of the fixed per-clip and first-call costs (what made the old model
+    overpredict)."""
     import warnings
 
     from moee_bench.bench.core import media
@@ -125,13 +126,25 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
 
+    def interleaved(fn) -> tuple[float, float]:
+        """Median seconds of ``fn(short)`` and ``fn(long)``, run alternately (order reversed every other round), so a
+        change of machine load falls on both lengths instead of tilting the slope."""
+        ts: dict[int, list[float]] = {0: [], 1: []}
+        for r in range(max(1, repeats)):
+            for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                t = time.perf_counter()
+                fn((short, long)[i])
+                ts[i].append(time.perf_counter() - t)
+        return statistics.median(ts[0]), statistics.median(ts[1])
+
     def decode(clip) -> None:
         for side in (clip.pred, clip.gt):
             for _ in media.FrameReader(side, fps=25.0, size=(size, size), chunk=32):
                 pass
 
     decode(short)                                           # file cache and codec warm
-    dec_s, dec_l = median_s(lambda: decode(short)), median_s(lambda: decode(long))
+    decode(long)
+    dec_s, dec_l = interleaved(decode)
     dec_pair, dec_clip = _slope(dec_s, dec_l, frames, 2 * frames)
     out: dict[str, Any] = {"startup": statistics.median(_startup_s() for _ in range(max(1, repeats))),
                            "decode": dec_pair, "decode_clip": dec_clip, "frames": frames, "size": size, "metrics": {}}
@@ -151,7 +164,8 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
                          cache=_scratch_cache(work) if getattr(m, "needs_feature_cache", False) else None)
 
             first = median_s(lambda: run(short), 1)
-            t_s, t_l = median_s(lambda: run(short)), median_s(lambda: run(long))
+            run(long)                                       # its own first call at that batch shape
+            t_s, t_l = interleaved(run)
             per_pair, per_clip = _slope(t_s, t_l, frames, 2 * frames)
             comp = median_s(m.compute)
             out["metrics"][name] = {"build": build, "warmup": max(first - t_s, 0.0),
