@@ -101,10 +101,11 @@ def test_plan_check_prints_predicted_measured_and_error(tmp_path: Path, capsys):
     assert main(["bench", "plan", "--check", "--clips", "1", "--frames", "16", "--size", "32", "--metrics", "psnr",
                  "--rates", str(rates), "--workdir", str(tmp_path)]) == exitcodes.OK
     out = capsys.readouterr().out
-    assert "measured score here (s)" in out and "prediction error (%)" in out
+    assert "measured score here (s)" in out and "prediction error (%)" in out and "CPU s (all threads" in out
     assert "1 clip of 4 and of 8 frames (planned: 16)" in out
     r = json.loads(rates.read_text())["cpu"]["fp32"]
     assert r["frames"] == 4 and {"warmup", "per_clip", "per_pair"} <= set(r["metrics"]["psnr"])
+    assert set(r["cpu_seconds"]["metrics"]["psnr"]) == set(r["metrics"]["psnr"])      # the same stages on CPU time
 
 
 def test_metrics_table_puts_each_ratio_beside_its_bound_from_the_same_round():

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,12 +83,19 @@ def _weights(d: Path, names: list[str]):
     return WeightsOptions(weights_dir=str(d), allow_unverified=True)
 
 
-def _startup_s() -> float:
-    """An interpreter start with the imports every ``score`` makes (torch, the evaluator)."""
-    t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, moee_bench.metrics.core.evaluate"], check=True,
-                   capture_output=True)
-    return time.perf_counter() - t
+def _now() -> np.ndarray:
+    """(wall seconds, CPU seconds of this process's threads and its finished children): each stage is timed on both
+    clocks; CPU time stays put when other jobs load the machine, so ``--check`` can test the model under load."""
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return np.array([time.perf_counter(), time.process_time() + c.ru_utime + c.ru_stime])
+
+
+def _startup_s() -> np.ndarray:
+    """An interpreter start with the imports every ``score`` makes (torch, the CLI, the evaluator): wall and CPU s."""
+    t = _now()
+    subprocess.run([sys.executable, "-c", "import torch, moee_bench.bench.cli.app, moee_bench.api, "
+                    "moee_bench.metrics.core.evaluate"], check=True, capture_output=True)
+    return _now() - t
 
 
 def _slope(t_small: float, t_large: float, n_small: int, n_large: int) -> tuple[float, float]:
@@ -118,24 +126,24 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     long = make_clips(work / "long", 1, 2 * frames, size)[0]
     wopts = _weights(work / "w", names)
 
-    def median_s(fn, n: int = max(1, repeats)) -> float:
+    def median_s(fn, n: int = max(1, repeats)) -> np.ndarray:
         ts = []
         for _ in range(n):
-            t = time.perf_counter()
+            t = _now()
             fn()
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
+            ts.append(_now() - t)
+        return np.median(ts, axis=0)
 
-    def interleaved(fn) -> tuple[float, float]:
+    def interleaved(fn) -> tuple[np.ndarray, np.ndarray]:
         """Median seconds of ``fn(short)`` and ``fn(long)``, run alternately (order reversed every other round), so a
         change of machine load falls on both lengths instead of tilting the slope."""
-        ts: dict[int, list[float]] = {0: [], 1: []}
+        ts: dict[int, list[np.ndarray]] = {0: [], 1: []}
         for r in range(max(1, repeats)):
             for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                t = time.perf_counter()
+                t = _now()
                 fn((short, long)[i])
-                ts[i].append(time.perf_counter() - t)
-        return statistics.median(ts[0]), statistics.median(ts[1])
+                ts[i].append(_now() - t)
+        return np.median(ts[0], axis=0), np.median(ts[1], axis=0)
 
     def decode(clip) -> None:
         for side in (clip.pred, clip.gt):
@@ -145,16 +153,17 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     decode(short)                                           # file cache and codec warm
     decode(long)
     dec_s, dec_l = interleaved(decode)
-    dec_pair, dec_clip = _slope(dec_s, dec_l, frames, 2 * frames)
-    out: dict[str, Any] = {"startup": statistics.median(_startup_s() for _ in range(max(1, repeats))),
-                           "decode": dec_pair, "decode_clip": dec_clip, "frames": frames, "size": size, "metrics": {}}
+    startup = np.median([_startup_s() for _ in range(max(1, repeats))], axis=0)
+    stages: dict[str, Any] = {"startup": startup, "dec": [_slope(dec_s[k], dec_l[k], frames, 2 * frames) for k in (0, 1)]}
+    per_metric: dict[str, dict[str, Any]] = {}
+    gt_part: dict[str, bool] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in names:
             opts = MetricOptions(weights=wopts, device=device, precision=precision)
-            t = time.perf_counter()
+            t = _now()
             metrics, missing = build_metrics([name], opts)
-            build = time.perf_counter() - t
+            build = _now() - t
             if missing:
                 raise RuntimeError(f"{name}: {missing[name]}")
             m = metrics[0]
@@ -166,12 +175,24 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
             first = median_s(lambda: run(short), 1)
             run(long)                                       # its own first call at that batch shape
             t_s, t_l = interleaved(run)
-            per_pair, per_clip = _slope(t_s, t_l, frames, 2 * frames)
-            comp = median_s(m.compute)
-            out["metrics"][name] = {"build": build, "warmup": max(first - t_s, 0.0),
-                                    "per_pair": max(per_pair - dec_pair, 0.0), "per_clip": max(per_clip - dec_clip, 0.0),
-                                    "compute": comp, "gt_part": "gt" in m.feature_parts()}
-    return out
+            per_metric[name] = {"build": build, "first": first, "t_s": t_s,
+                                "fit": [_slope(t_s[k], t_l[k], frames, 2 * frames) for k in (0, 1)],
+                                "compute": median_s(m.compute)}
+            gt_part[name] = "gt" in m.feature_parts()
+
+    def rates_on(k: int) -> dict[str, Any]:
+        """The rates on clock ``k`` (0 wall, 1 CPU)."""
+        dec_pair, dec_clip = stages["dec"][k]
+        r: dict[str, Any] = {"startup": float(stages["startup"][k]), "decode": dec_pair, "decode_clip": dec_clip,
+                             "metrics": {}}
+        for name, v in per_metric.items():
+            per_pair, per_clip = v["fit"][k]
+            r["metrics"][name] = {"build": float(v["build"][k]), "warmup": max(float(v["first"][k] - v["t_s"][k]), 0.0),
+                                  "per_pair": max(per_pair - dec_pair, 0.0), "per_clip": max(per_clip - dec_clip, 0.0),
+                                  "compute": float(v["compute"][k]), "gt_part": gt_part[name]}
+        return r
+
+    return {**rates_on(0), "cpu_seconds": rates_on(1), "frames": frames, "size": size}
 
 
 def _scratch_cache(work: Path):
@@ -238,8 +259,11 @@ def run_rates(args) -> int:
     book = _load(path)
     key = device_key(device)
     entry = book.setdefault(key, {}).setdefault(args.precision, {"metrics": {}})
-    entry.update({k: v for k, v in r.items() if k != "metrics"})
+    entry.update({k: v for k, v in r.items() if k not in ("metrics", "cpu_seconds")})
     entry["metrics"].update(r["metrics"])
+    cpu_entry = entry.setdefault("cpu_seconds", {"metrics": {}})
+    cpu_entry.update({k: v for k, v in r["cpu_seconds"].items() if k != "metrics"})
+    cpu_entry["metrics"].update(r["cpu_seconds"]["metrics"])
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(book, indent=1) + "\n", "--rates")
     rows: dict[str, Any] = {"device": key, "precision": args.precision, "rates file": str(path),
@@ -290,20 +314,27 @@ def run_plan(args) -> int:
     if getattr(args, "check", False):
         if cpu_total is None:
             raise BenchError(f"--check needs recorded cpu {args.precision} rates for {', '.join(names)}")
-        measured = _measured_score(names, args)
+        measured, measured_cpu = _measured_score(names, args)
         rows["measured score here (s)"] = round(measured, 2)
         rows["predicted / measured"] = round(cpu_total / measured, 3)
         rows["prediction error (%)"] = round(100 * (cpu_total - measured) / measured, 1)
         old = predict_one_length(book["cpu"][args.precision], names, args.clips, args.frames)
         rows["one-length model (before), same rates: predicted (s), error (%)"] = \
             f"{old:.2f}, {100 * (old - measured) / measured:.1f}"
+        cpu_rates = book["cpu"][args.precision].get("cpu_seconds")
+        if cpu_rates is not None:
+            cpu_pred = predict(cpu_rates, names, args.clips, args.frames, warm=getattr(args, "warm", False))["total"]
+            rows["CPU s (all threads; load-independent): predicted, measured, error (%)"] = \
+                f"{cpu_pred:.2f}, {measured_cpu:.2f}, {100 * (cpu_pred - measured_cpu) / measured_cpu:.1f}"
+        rows["load average (1 min) at the end"] = f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         rows["rates taken at"] = f"1 clip of {small.frames} and of {2 * small.frames} frames (planned: {args.frames})"
     report("plan", rows, args.json)
     return 0
 
 
-def _measured_score(names: list[str], args) -> float:
-    """Wall time of ``moee-bench score`` (a subprocess, as a user runs it) on synthetic clips of the planned size."""
+def _measured_score(names: list[str], args) -> tuple[float, float]:
+    """Wall and CPU seconds of ``moee-bench score`` (a subprocess, as a user runs it) on synthetic clips of the
+    planned size."""
     from moee_bench.bench.perf.visual import make_clips
 
     with tempfile.TemporaryDirectory(prefix="moee-plan-", dir=args.workdir) as tmp:
@@ -318,6 +349,7 @@ def _measured_score(names: list[str], args) -> float:
         env = {**os.environ, "XDG_CACHE_HOME": str(work / "xdg")}
         if getattr(args, "warm", False):                   # the GT embedded by a first run, then the timed one
             subprocess.run(cmd, check=True, capture_output=True, env=env)
-        t = time.perf_counter()
+        t = _now()
         subprocess.run(cmd, check=True, capture_output=True, env=env)
-        return time.perf_counter() - t
+        wall, cpu = _now() - t
+        return float(wall), float(cpu)
