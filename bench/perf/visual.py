@@ -221,6 +221,9 @@ def run(args) -> int:
             **summary_rows(wall, last, meter.history, meter.counts, ours[:1] + ["fp32 warm"] + ours[1:],
                            profile.get("profile raw seconds")),
             "CPU s, median (min-max)": "; ".join(f"{k} {spread(cpu[k])}" for k in sides if k != "bound"),
+            "x chain on CPU s (less load-bound), median (min-max)": "; ".join(
+                f"{k[5:]} {spread([c / o for c, o in zip(cpu['chain'], cpu[k])])}" for k in sides
+                if k.startswith("ours")),
             "load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
             "weights": "random init (same for both); the chain is fp32",
             **profile,
