@@ -222,8 +222,8 @@ def run(args) -> int:
                            profile.get("profile raw seconds")),
             "CPU s, median (min-max)": "; ".join(f"{k} {spread(cpu[k])}" for k in sides if k != "bound"),
             "x chain on CPU s (less load-bound), median (min-max)": "; ".join(
-                f"{k[5:]} {spread([c / o if o > 0 else float('nan') for c, o in zip(cpu['chain'], cpu[k])])}" for k in sides
-                if k.startswith("ours")),
+                f"{k[5:]} {spread([c / o if o > 0 else float('nan') for c, o in zip(cpu['chain'], cpu[k])])}"
+                for k in sides if k.startswith("ours")),
             "load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
             "weights": "random init (same for both); the chain is fp32",
             **profile,
