@@ -19,7 +19,7 @@ def test_rates_are_measured_and_recorded_on_cpu(tmp_path: Path, capsys):
                  "--workdir", str(tmp_path)]) == exitcodes.OK
     book = json.loads(rates.read_text())
     r = book["cpu"]["fp32"]
-    assert r["frames"] == 3 and r["size"] == 32 and r["startup"] > 0 and r["decode"] > 0
+    assert r["frames"] == 32 and r["size"] == 32          # rounded up to a whole chunk of the evaluator and r["startup"] > 0 and r["decode"] > 0
     assert set(r["metrics"]) == {"psnr", "ssim"}
     assert all(m["build"] >= 0 and m["per_pair"] >= 0 and m["gt_part"] is False for m in r["metrics"].values())
     assert "rates file" in capsys.readouterr().out
@@ -95,16 +95,16 @@ def test_two_length_fit_separates_per_pair_from_per_clip_cost():
 
 
 def test_plan_check_prints_predicted_measured_and_error(tmp_path: Path, capsys):
-    """``bench plan --check``: rates at a quarter and a half of the planned frames, then a measured score of the planned
-    size, in one run; prints both and the error in %."""
+    """``bench plan --check``: rates on one clip of a quarter of the planned frames rounded up to a whole chunk (32) and
+    one of twice that, then a measured score of the planned size, in one run; prints both and the error in %."""
     rates = tmp_path / "r.json"
     assert main(["bench", "plan", "--check", "--clips", "1", "--frames", "16", "--size", "32", "--metrics", "psnr",
                  "--rates", str(rates), "--workdir", str(tmp_path)]) == exitcodes.OK
     out = capsys.readouterr().out
     assert "measured score here (s)" in out and "prediction error (%)" in out and "CPU s (all threads" in out
-    assert "1 clip of 4 and of 8 frames (planned: 16)" in out
+    assert "1 clip of 32 and of 64 frames (planned: 1 x 16)" in out
     r = json.loads(rates.read_text())["cpu"]["fp32"]
-    assert r["frames"] == 4 and {"warmup", "per_clip", "per_pair"} <= set(r["metrics"]["psnr"])
+    assert r["frames"] == 32 and {"warmup", "per_clip", "per_pair"} <= set(r["metrics"]["psnr"])
     assert set(r["cpu_seconds"]["metrics"]["psnr"]) == set(r["metrics"]["psnr"])      # the same stages on CPU time
 
 

@@ -18,8 +18,8 @@ length alone charged every pair a share of the fixed costs, and the model overpr
 
 (``--warm``: GT features already cached, so the extraction of metrics with a GT-only part is halved), printed per
 stage, for every recorded device key; for a CUDA key also over ``--gpus`` G processes (torchrun: the per-clip
-part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on clips of a quarter
-and a half of the planned frames, then runs ``score`` on synthetic clips of the planned size and prints the
+part divided by G, the rest not). ``bench plan --check`` first records this machine's rates on one clip of a quarter
+of the planned frames rounded up to whole chunks of 32, and one twice as long, then runs ``score`` on synthetic clips of the planned size and prints the
 measured time beside the prediction and the error in % (same run, so the same machine load). Our own model (no
 library predicts this).
 """
@@ -44,6 +44,7 @@ from moee_bench.bench.core.paths import write_text_atomic
 from moee_bench.bench.perf.common import report
 
 DEFAULT_METRICS = "psnr,ssim,lpips,fid"
+CHUNK = 32                 # frames per chunk of the evaluator (metrics.core.evaluate.evaluate's default)
 #: the metrics a rate can be measured for with random weights (no face, audio or emotion inputs needed)
 MEASURABLE = ("psnr", "ssim", "lpips", "fid", "kid")
 
@@ -112,7 +113,8 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     (``gt_part``).
 
     Per pair and per clip are the slope and intercept between a clip of ``frames`` and one of ``2 * frames`` frame
-    pairs, each the median of ``repeats`` runs after a warm-up run of each, the two lengths alternating; a single
+    pairs, ``frames`` rounded up to a whole number of the evaluator's chunks (:data:`CHUNK`: the networks see full
+    batches, as in a run of long clips; a batch of 10 costs more per frame than one of 32), each the median of ``repeats`` runs after a warm-up run of each, the two lengths alternating; a single
     length would charge every pair a share of the fixed per-clip and first-call costs (what made the old model
     overpredict)."""
     import warnings
@@ -122,6 +124,7 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     from moee_bench.metrics.core.evaluate import evaluate
     from moee_bench.metrics.core.registry import MetricOptions, build_metrics
 
+    frames = -(-frames // CHUNK) * CHUNK
     short = make_clips(work / "short", 1, frames, size)[0]
     long = make_clips(work / "long", 1, 2 * frames, size)[0]
     wopts = _weights(work / "w", names)
@@ -285,8 +288,8 @@ def run_plan(args) -> int:
     names = _metrics(getattr(args, "metrics", None))
     path = Path(args.rates) if getattr(args, "rates", None) else default_rates_file()
     if getattr(args, "check", False):
-        # the rates of this check are measured in the same run, on clips of a quarter and a half of the planned
-        # frames (another size), so the prediction and the measured run see the same machine load
+        # the rates of this check are measured in the same run, on clips of another size (a quarter of the planned
+        # frames, rounded up to whole chunks, and twice that), so the prediction and the measured run see the same load
         small = argparse.Namespace(**{**vars(args), "frames": max(4, args.frames // 4), "json": None})
         run_rates(small)
     book = _load(path)
@@ -327,7 +330,8 @@ def run_plan(args) -> int:
             rows["CPU s (all threads; load-independent): predicted, measured, error (%)"] = \
                 f"{cpu_pred:.2f}, {measured_cpu:.2f}, {100 * (cpu_pred - measured_cpu) / measured_cpu:.1f}"
         rows["load average (1 min) at the end"] = f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-        rows["rates taken at"] = f"1 clip of {small.frames} and of {2 * small.frames} frames (planned: {args.frames})"
+        f0 = book["cpu"][args.precision]["frames"]
+        rows["rates taken at"] = f"1 clip of {f0} and of {2 * f0} frames (planned: {args.clips} x {args.frames})"
     report("plan", rows, args.json)
     return 0
 
