@@ -125,7 +125,7 @@ def test_metrics_table_puts_each_ratio_beside_its_bound_from_the_same_round():
     cold = rows["  ours fp32"]
     # bounds: cold 200*0.05 + 100*0.01 + 2 + 100*0.01 = 14 (round 2: 24); chain/ours 2, 3, 2; ours/bound 50/14, 40/24, 55/14
     assert "50.0 (40.0-55.0)" in cold and "2.00 (2.00-3.00)x" in cold and " 14.0" in cold
-    assert "3.57 (1.67-3.93)" in cold and "NOT MET by 242 %" in cold
+    assert "3.57 (1.67-3.93)" in cold and "NOT MET by 242.1 %" in cold
     warm = rows["  ours fp32 warm"]         # 100*0.05 + 1 + 2 + 1 = 9; 25/9 = 2.78; chain/ours 4, 4, 5.5 (>= 3.8: met)
     assert " 9.0" in warm and "2.78" in warm and ">= 3.8x chain: met" in warm
     bf16 = rows["  ours bf16"]              # 200*0.02 + 0.5 + 2 + 1 = 7.5; chain/ours 5, 5.45, 6.11: met

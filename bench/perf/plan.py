@@ -91,11 +91,18 @@ def _now() -> np.ndarray:
     return np.array([time.perf_counter(), time.process_time() + c.ru_utime + c.ru_stime])
 
 
-def _startup_s() -> np.ndarray:
-    """An interpreter start with the imports every ``score`` makes (torch, the CLI, the evaluator): wall and CPU s."""
+#: the packages a metric's construction imports (in ``score``'s process, at start; here they are imported before any
+#: build is timed, by the random weights, so they are counted in the start-up)
+BUILD_IMPORTS = {"lpips": ("lpips",), "fid": ("pytorch_fid.inception",), "kid": ("pytorch_fid.inception",)}
+
+
+def _startup_s(names: list[str]) -> np.ndarray:
+    """An interpreter start with the imports a ``score`` of ``names`` makes (torch, the CLI, the evaluator, the
+    packages the metrics' networks come from, e.g. lpips -> torchvision): wall and CPU seconds."""
+    mods = ["torch", "moee_bench.bench.cli.app", "moee_bench.api", "moee_bench.metrics.core.evaluate",
+            *sorted({m for n in names for m in BUILD_IMPORTS.get(n, ())})]
     t = _now()
-    subprocess.run([sys.executable, "-c", "import torch, moee_bench.bench.cli.app, moee_bench.api, "
-                    "moee_bench.metrics.core.evaluate"], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", "import " + ", ".join(mods)], check=True, capture_output=True)
     return _now() - t
 
 
@@ -156,7 +163,7 @@ def measure(names: list[str], *, device: str, precision: str, frames: int, size:
     decode(short)                                           # file cache and codec warm
     decode(long)
     dec_s, dec_l = interleaved(decode)
-    startup = np.median([_startup_s() for _ in range(max(1, repeats))], axis=0)
+    startup = np.median([_startup_s(names) for _ in range(max(1, repeats))], axis=0)
     stages: dict[str, Any] = {"startup": startup, "dec": [_slope(dec_s[k], dec_l[k], frames, 2 * frames) for k in (0, 1)]}
     per_metric: dict[str, dict[str, Any]] = {}
     gt_part: dict[str, bool] = {}

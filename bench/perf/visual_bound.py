@@ -185,7 +185,7 @@ def summary_rows(wall: Mapping[str, Sequence[float]], results: Mapping[str, Mapp
         if max_over is not None:
             miss = statistics.median(over) - max_over
             verdict.append(f"<= {max_over:.2f} of bound: " + ("met" if miss <= 0 else
-                                                            f"NOT MET by {100 * miss:.0f} % of the bound "
+                                                            f"NOT MET by {100 * miss:.1f} % of the bound "
                                                             f"({miss * b_med:.1f} s)"))
         if min_ratio is not None:
             short = min_ratio - statistics.median(ratio)
