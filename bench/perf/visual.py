@@ -4,11 +4,13 @@ Ours: ``moee-bench score --metrics psnr,ssim,lpips,fid`` (a subprocess, as a use
 pass). The researcher's chain: every frame dumped to PNG, ``python -m pytorch_fid PRED_PNG GT_PNG``
 (a subprocess with its defaults: batch 50, 2048 dims, its DataLoader workers) and an lpips /
 scikit-image loop over the PNGs (run in this process, so the chain is not charged a second interpreter
-start). Random-initialised backbones, the same files for both. The two sides alternate ``--repeats``
-times; medians and min-max of wall seconds, CPU seconds (this process and its children) and of the
-per-repeat ratio are printed with the metric differences. ``--precision bf16`` adds a third side, ours in
-the declared fast mode (the chain stays fp32: its differences are bf16's drift). ``--profile`` adds the
-per-line profile of every side (:mod:`moee_bench.bench.perf.visual_profile`).
+start). Random-initialised backbones, the same files for both. Sides: the chain, ours cold fp32 (``--no-cache``),
+ours warm fp32 (GT features in the feature cache), ours cold bf16 (the declared fast mode; the chain stays fp32,
+so bf16's differences are its drift), and the bound of each of ours, measured in process
+(:mod:`moee_bench.bench.perf.visual_bound`). They alternate ``--repeats`` rounds (default 3); one table prints
+per side the wall median (min-max), the ratio to the chain and ours/bound round by round, the target and the
+numbers' differences; CPU seconds (this process and its children) follow. ``--profile`` adds the per-line
+profile of every side (:mod:`moee_bench.bench.perf.visual_profile`) and names the line that explains a missed target.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from moee_bench.metrics.core.base import ClipInput
 from moee_bench.bench.perf.common import peak_rss_mb, report
 import json
 from moee_bench.bench.perf.visual_profile import profile_table
+from moee_bench.bench.perf.visual_bound import BoundMeter, summary_rows
 from unittest import mock
 # imported inside the functions that use them (seconds to import, or optional): PIL, lpips, pytorch_fid, skimage, torchvision
 
@@ -195,8 +198,7 @@ def spread(xs: list[float]) -> str:
 
 def run(args) -> int:
     warnings.simplefilter("ignore")
-    precision = getattr(args, "precision", None) or "fp32"
-    ours = ["fp32"] + (["bf16"] if precision == "bf16" else [])     # bf16 is always shown beside exact fp32
+    ours = ["fp32", "bf16"]                     # cold exact and the declared fast mode (issue 30 points 2 and 5)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         d = Path(tmp)
         wdir = d / "w"
@@ -209,24 +211,24 @@ def run(args) -> int:
             sides[f"ours {p}"] = lambda p=p: moee_score(d, wdir, p, d / f"ours_{p}.json")
         moee_score(d, wdir, "fp32", d / "warmup.json", cache=d / "xdg")      # the GT embedded once, not timed
         sides["ours fp32 warm"] = lambda: moee_score(d, wdir, "fp32", d / "ours_warm.json", cache=d / "xdg")
+        meter = BoundMeter(clips, str(wdir), ours)
+        sides["bound"] = meter.measure                  # in every round, beside the sides it bounds
         wall, cpu, last = alternate(sides, args.repeats)
+        profile = profile_table(clips, d, wdir, ours) if getattr(args, "profile", False) else {}
         rows: dict[str, Any] = {
             "clips x frames": f"{args.clips} x {args.frames} (128x128), {args.repeats} alternating rounds (ours cold: "
-                              "--no-cache; warm: GT features in the feature cache)",
-            "chain wall s, median (min-max)": spread(wall["chain"]),
-            "chain CPU s, median (min-max)": spread(cpu["chain"])}
-        for p in ours + ["fp32 warm"]:
-            k = f"ours {p}"
-            rows.update({
-                f"moee-bench {p} wall s, median (min-max)": spread(wall[k]),
-                f"speed-up {p} (wall), median (min-max)": spread([c / o for c, o in zip(wall["chain"], wall[k])]),
-                f"moee-bench {p} CPU s, median (min-max)": spread(cpu[k]),
-                f"speed-up {p} (CPU s), median (min-max)": spread([c / o for c, o in zip(cpu["chain"], cpu[k])]),
-                **{f"|{m} diff| {p} vs chain": abs(float(last[k][m]) - float(last["chain"][m])) for m in METRICS}})
-        rows.update({"load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-                     "weights": "random init (same for both); the chain is fp32"})
-        if getattr(args, "profile", False):
-            rows.update(profile_table(clips, d, wdir, ours))
+                              "--no-cache; warm: GT features in the feature cache); bound measured in each round",
+            **summary_rows(wall, last, meter.history, meter.counts, ours[:1] + ["fp32 warm"] + ours[1:],
+                           profile.get("profile raw seconds")),
+            "CPU s, median (min-max)": "; ".join(f"{k} {spread(cpu[k])}" for k in sides if k != "bound"),
+            "x chain on CPU s (less load-bound), median (min-max)": "; ".join(
+                f"{k[5:]} {spread([c / o if o > 0 else float('nan') for c, o in zip(cpu['chain'], cpu[k])])}"
+                for k in sides if k.startswith("ours")),
+            "load average (1 min) at the end": f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+            "weights": "random init (same for both); the chain is fp32",
+            **profile,
+            "rounds raw": {"wall": wall, "cpu": cpu, "bound rates": [vars(r) for r in meter.history],
+                           "counts": vars(meter.counts)}}
         rows["peak RSS of this process (MB)"] = peak_rss_mb()
     report("metrics", rows, args.json)
     return 0

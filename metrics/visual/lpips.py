@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, must_fit
+from moee_bench.bench.core.weights import ResolvedWeights, WeightsOptions, load_into, load_state_dict, must_fit, skip_init
 from moee_bench.metrics.core.base import ClipContext, Features, FrameChunk, FrameMeanMetric, Param
 from moee_bench.metrics.core.precision import autocast, of_options
 # imported inside the functions that use them (seconds to import, or optional): lpips, torch
@@ -29,7 +29,8 @@ def build_lpips(net: str, weights: WeightsOptions, device: str = "cpu"):
 
     resolved = weights.resolve(BACKBONE_WEIGHTS[net])
     sd = load_state_dict(resolved)
-    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    with skip_init():             # every tensor is loaded: the backbone by load_into below, the linear layers by lpips
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
     what = f"LPIPS {net} backbone {resolved.path}"
     with must_fit(what):
         # lpips slices keep torchvision's module indices: slice2.3.weight <- features.3.weight

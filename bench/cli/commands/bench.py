@@ -39,11 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("k", nargs="?", type=positive_int_arg, default=None, help="leaderboard: number of methods (default 6)")
     p.add_argument("--clips", type=positive_int_arg, default=8, help="number of clips to time (default 8)")
     p.add_argument("--frames", type=positive_int_arg, default=50, help="frames per clip (default 50)")
-    p.add_argument("--repeats", type=positive_int_arg, default=1, help="timed repeats after one warm-up (default 1)")
+    p.add_argument("--repeats", type=positive_int_arg, default=None,
+                   help="timed repeats after one warm-up (default 1; metrics: 3 alternating rounds)")
     p.add_argument("--workdir", default=None, help="folder for temporary files (default: a temp folder)")
     p.add_argument("--json", default=None, help="also write the measurements to this JSON file")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="metrics, drift: our feature networks' precision (bf16: the declared fast mode)")
+                   help="drift, rates, plan: our feature networks' precision (bf16: the declared fast mode; "
+                        "metrics always times fp32 and bf16)")
     p.add_argument("--real", default=None, help="drift, faces: folder of real talking-face clips (*.mp4; drift: with audio)")
     p.add_argument("--weights-dir", default=None,
                    help="drift: network weights used where present (others random-initialised)")
@@ -77,6 +79,8 @@ def _run(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     if args.workdir:
         check_output_dir(args.workdir, "--workdir")
+    if args.repeats is None:
+        args.repeats = 3 if args.name == "metrics" else 1
     target, _ = BENCHMARKS[args.name]
     mod, _, fn = target.partition(":")
     return int(getattr(importlib.import_module(mod), fn)(args) or 0)

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from moee_bench.bench.core.weights.fetching import OFFLINE_ENV, is_offline, missing_message
-from moee_bench.bench.core.weights.load import load_into, load_state_dict, load_torchscript, must_fit
+from moee_bench.bench.core.weights.load import load_into, load_state_dict, load_torchscript, must_fit, skip_init
 from moee_bench.bench.core.digest import sha256_file
 from moee_bench.bench.core.weights.options import WeightsOptions
 from moee_bench.bench.core.weights.specs import (CATALOG_DIR, ENV_VAR, WeightSpec, cache_dir, get_spec,

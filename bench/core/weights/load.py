@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Iterator
+from unittest import mock
 
 from moee_bench.bench.core.errors import WeightsError
 from moee_bench.bench.core.weights.verify import ResolvedWeights
@@ -31,6 +32,25 @@ def load_state_dict(resolved: ResolvedWeights, *, map_location: str = "cpu") -> 
     if not isinstance(obj, dict):
         raise WeightsError(f"weights {resolved.spec.name!r} at {p} is not a state dict")
     return obj
+
+
+#: the ``torch.nn.init`` functions layer constructors and torchvision's builders call
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_",
+                   "xavier_normal_", "constant_", "zeros_", "ones_")
+
+
+@contextmanager
+def skip_init() -> Iterator[None]:
+    """Build networks without initialising their parameters (left as allocated), for a network whose every
+    parameter is then loaded from a file by a strict load: the random init of AlexNet's unused 4096-wide classifier
+    or of Inception's 94 convolutions cost seconds per start and was overwritten. torch's ``nn.utils.skip_init``
+    does this for one module only; torchvision's builders take no such switch."""
+    import torch
+
+    with ExitStack() as stack:
+        for name in _INIT_FUNCTIONS:
+            stack.enter_context(mock.patch.object(torch.nn.init, name, lambda tensor, *a, **k: tensor))
+        yield
 
 
 @contextmanager
