@@ -313,3 +313,20 @@ def test_runner_merge_refuses_a_rank_with_other_metrics(tmp_path):
     with pytest.raises(BenchError, match="config"):
         r.merge()
     assert r.metrics[0].compute()["ssim"] == pytest.approx(0.35)     # nothing was added
+
+
+def test_a_clip_without_a_face_is_an_outcome_read_from_the_cache(tmp_path):
+    """Grey frames hold no face: the emotion metric gives the clip status no_face with the reason, and a second
+    evaluation against the same cache reads that outcome back instead of decoding and detecting again (before, the
+    no-face clip raised inside extraction, was never cached, and a resumed run decoded it every time)."""
+    from moee_bench.metrics.emotion.metric import Emotion
+
+    grey = media.write_video(tmp_path / "grey.mp4", [np.full((10, 64, 64, 3), 128, np.uint8)], 25)
+    clip = ClipInput("g", grey, emotion=parse_emotion("happiness"))
+    cache = FeatureStore(tmp_path / "f")
+    first = evaluate([clip], [Emotion()], cache=cache, progress=False)
+    assert first.clips[0].status == {"emotion": "no_face"} and _extracted(first) == ["g:emotion/pred"]
+    assert "no face found by MTCNN" in first.clips[0].messages["emotion"]
+    again = evaluate([clip], [Emotion()], cache=cache, progress=False)
+    assert _extracted(again) == [] and again.clips[0].status == {"emotion": "no_face"}
+    assert again.clips[0].messages["emotion"] == first.clips[0].messages["emotion"]

@@ -152,10 +152,10 @@ class _Extractor:
     def finish(self) -> Features:
         if self.n_sampled == 0:
             raise ClipError(self.clip_id, "no frames to classify", status="too_short")
-        if not self.index:
-            raise ClipError(self.clip_id, f"no face found by {self.m.detector_name} in any of the {self.n_sampled} sampled "
-                                          f"frames (every {self.m.stride}th frame)", status="no_face")
-        if self.m.classifier.clip_level:
+        if not self.index:        # an outcome of the content: cached like any features, so no_face is not re-decoded
+            probs = np.zeros((0, len(self.m.classifier.classes)))
+            self.index = [np.zeros(0, np.int64)]
+        elif self.m.classifier.clip_level:
             probs = self.m.classifier.predict(np.concatenate(self.crops))
         else:
             probs = np.concatenate(self.probs)
@@ -280,7 +280,10 @@ class Emotion(Metric):
         intensity = ctx.clip.intensity if ctx is not None else None
         probs = np.asarray(feats["probs"], np.float64)
         if probs.ndim != 2 or len(probs) == 0:
-            raise ClipError(clip_id, "no classified face frames", status="no_face")
+            sampled = int(feats["n_sampled"]) if "n_sampled" in feats else None
+            raise ClipError(clip_id, f"no face found by {self.detector_name} in any of the {sampled} sampled frames "
+                                     f"(every {self.stride}th frame)" if sampled else "no classified face frames",
+                            status="no_face")
         p7, excl_mass, excl_top = to_taxonomy(probs, self.classifier.classes)
         mean_dist = p7.mean(axis=0)
         dist = aggregate(p7, self.aggregation)
