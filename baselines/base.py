@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from moee_bench.bench.core.emotions import EmotionSpec
-from moee_bench.bench.core.errors import BUG_ERRORS
+from moee_bench.bench.core.errors import outcome
 
 EMOTION_INPUTS = frozenset({"label", "compound", "mixture", "text", "audio", "none"})
 
@@ -92,15 +92,7 @@ class Method(abc.ABC):
         """Generate several requests; each entry is that request's result or the exception that stopped it (bugs
         propagate). This default asks :meth:`generate` one request at a time; a method that runs a batch through
         its network at once overrides it."""
-        out: list[GenerationResult | Exception] = []
-        for req in requests:
-            try:
-                out.append(self.generate(req))
-            except BUG_ERRORS:
-                raise
-            except Exception as e:
-                out.append(e)
-        return out
+        return [outcome(lambda: self.generate(req)) for req in requests]
 
     def load(self) -> bool:
         """Load the model before the first clip, so that its load time is measured apart from per-clip time.

@@ -31,7 +31,7 @@ import torch
 
 from moee_bench.baselines.base import Capabilities, GenerationRequest, GenerationResult, Method
 from moee_bench.bench.core import media
-from moee_bench.bench.core.errors import BUG_ERRORS, BenchError, ClipError
+from moee_bench.bench.core.errors import BenchError, ClipError, outcome
 from moee_bench.moee_ref.data import resize_image
 from moee_bench.moee_ref.variants import VARIANTS
 from moee_bench.moee_ref.config import load_config, with_random_init, with_variant
@@ -168,8 +168,8 @@ class MoEERef(Method):
         return EmotionCondition("label")
 
     def batch_size(self) -> int:
-        """Clips denoised together (config ``batch``, default 32): the tiny model's network calls cost little
-        more for 16 clips than for one on a CPU."""
+        """Clips denoised together (config ``batch``, default 32): on a CPU the tiny model's network calls cost
+        little more for a batch than for one clip."""
         return max(1, int(self.config.get("batch", 32)))
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -181,7 +181,7 @@ class MoEERef(Method):
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult | Exception]:
         """Read every request's inputs (a clip whose inputs fail gets its exception), denoise the rest together
         (:meth:`MoEEPipeline.generate_batch`), write each video."""
-        from moee_bench.moee_ref.pipeline import Guidance, Sample
+        from moee_bench.moee_ref.pipeline import Guidance
 
         t0 = time.perf_counter()
         pipe = self.pipeline()
@@ -189,33 +189,27 @@ class MoEERef(Method):
         g = Guidance(float(self.config.get("guidance_ref", cfg.infer.guidance_ref)),
                      float(self.config.get("guidance_audio", cfg.infer.guidance_audio)),
                      float(self.config.get("guidance_emotion", cfg.infer.guidance_emotion)))
-        out: list[GenerationResult | Exception | None] = [None] * len(requests)
-        todo: list[tuple[int, Sample]] = []
-        for i, request in enumerate(requests):
-            try:
-                ref = media.read_image(request.ref_image, clip_id=request.clip_id)
-                wave = media.read_audio(request.audio, clip_id=request.clip_id)
-                n = request.num_frames or max(1, int(round(len(wave) / 16000 * cfg.video.fps)))
-                todo.append((i, Sample(ref, wave, self._condition(request), n, request.seed)))
-            except BUG_ERRORS:
-                raise
-            except Exception as e:
-                out[i] = e
+        # each request's inputs read (or the exception), then replaced by its result (or the exception)
+        out: list[Any] = [outcome(lambda: self._sample(r, cfg.video.fps)) for r in requests]
+        todo = [(i, s) for i, s in enumerate(out) if not isinstance(s, Exception)]
         steps = int(self.config["steps"]) if self.config.get("steps") else None
         frames_list = pipe.generate_batch([s for _, s in todo], steps=steps, guidance=g) if todo else []
         share = (time.perf_counter() - t0) / max(1, len(todo))
         for (i, sample), frames in zip(todo, frames_list):
-            request = requests[i]
             t = time.perf_counter()
-            try:
-                out[i] = self._write(request, sample, frames, pipe, g, len(todo))
-            except BUG_ERRORS:
-                raise
-            except Exception as e:
-                out[i] = e
-                continue
-            out[i].seconds = share + time.perf_counter() - t
-        return out  # type: ignore[return-value]
+            out[i] = res = outcome(lambda: self._write(requests[i], sample, frames, pipe, g, len(todo)))
+            if not isinstance(res, Exception):
+                res.seconds = share + time.perf_counter() - t
+        return out
+
+    def _sample(self, request: GenerationRequest, fps: float):
+        """The request's inputs read for the pipeline (:class:`moee_ref.pipeline.Sample`)."""
+        from moee_bench.moee_ref.pipeline import Sample
+
+        ref = media.read_image(request.ref_image, clip_id=request.clip_id)
+        wave = media.read_audio(request.audio, clip_id=request.clip_id)
+        n = request.num_frames or max(1, int(round(len(wave) / 16000 * fps)))
+        return Sample(ref, wave, self._condition(request), n, request.seed)
 
     def _write(self, request: GenerationRequest, sample, frames: np.ndarray, pipe, g, batch: int) -> GenerationResult:
         cfg = pipe.cfg

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 #: code bugs: never a clip's status, never "metric not computed"; they propagate
 BUG_ERRORS = (AttributeError, TypeError, NameError)
+
+
+def outcome(fn: Callable[[], T]) -> T | Exception:
+    """``fn()``'s result, or the exception it raised (one item of a batch failing leaves the others); bugs
+    (:data:`BUG_ERRORS`) propagate."""
+    try:
+        return fn()
+    except BUG_ERRORS:
+        raise
+    except Exception as e:
+        return e
 
 
 class BenchError(Exception):

@@ -152,14 +152,13 @@ class _Extractor:
     def finish(self) -> Features:
         if self.n_sampled == 0:
             raise ClipError(self.clip_id, "no frames to classify", status="too_short")
-        if not self.index:        # an outcome of the content: cached like any features, so no_face is not re-decoded
-            probs = np.zeros((0, len(self.m.classifier.classes)))
-            self.index = [np.zeros(0, np.int64)]
-        elif self.m.classifier.clip_level:
-            probs = self.m.classifier.predict(np.concatenate(self.crops))
+        if not self.index:        # no face is an outcome of the content: cached like any features, never re-decoded
+            probs, index = np.zeros((0, len(self.m.classifier.classes))), np.zeros(0, np.int64)
         else:
-            probs = np.concatenate(self.probs)
-        return {"probs": np.asarray(probs, np.float64), "frame_index": np.concatenate(self.index),
+            probs = (self.m.classifier.predict(np.concatenate(self.crops)) if self.m.classifier.clip_level
+                     else np.concatenate(self.probs))
+            index = np.concatenate(self.index)
+        return {"probs": np.asarray(probs, np.float64), "frame_index": index,
                 "n_sampled": np.array(self.n_sampled), "n_noface": np.array(self.n_noface),
                 # the target travels with the features so that reports can rebuild the state without a context
                 "target_kind": np.array(self.target.kind), "target_label": np.array(self.target.label),
