@@ -16,7 +16,8 @@ import torch
 from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import exitcodes, faces, media
 from moee_bench.bench.core.manifest import load_manifest
-from moee_bench.bench.core.mtcnn_fast import ExactMaxPool2d, FastMTCNN
+from moee_bench.bench.core import mtcnn_fast
+from moee_bench.bench.core.mtcnn_fast import AreaSampler, ExactMaxPool2d, FastMTCNN
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,88 @@ def test_fast_mtcnn_is_bit_identical_to_facenet_pytorch(real_frames):
     assert got[-1] is None and sum(g is not None for g in got) == len(got) - 1 and n_boxes >= len(got) - 1
     for net in (ref.pnet, ref.rnet, ref.onet):            # the library's networks were not touched
         assert any(isinstance(mod, torch.nn.MaxPool2d) for mod in net.children())
+
+
+def _nhwc(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(x).permute(0, 3, 1, 2).float()          # what facenet-pytorch feeds interpolate
+
+
+@pytest.mark.parametrize("hw,sizes", [((256, 256), [(154, 154), (109, 109), (14, 14)]),
+                                      ((97, 130), [(59, 79), (12, 16), (97, 130)]),
+                                      ((720, 1280), [(433, 769), (13, 23)])])
+@pytest.mark.parametrize("n", [1, 3])
+def test_area_sampler_frames_equal_torch_area_resampling(hw, sizes, n):
+    """Every pyramid scale equals ``interpolate(mode="area")`` on the permuted NHWC input facenet-pytorch gives it:
+    values and the memory layout (the next convolution's bits depend on it)."""
+    fr = np.random.default_rng(n).integers(0, 256, (n, *hw, 3), dtype=np.uint8)
+    fr[0, :5] = 255                                                   # a saturated band: the largest window sums
+    sampler = AreaSampler(fr)
+    for size in sizes:
+        want = torch.nn.functional.interpolate(_nhwc(fr), size=size, mode="area")
+        got = sampler.frames(*size)
+        assert got.shape == want.shape and got.stride() == want.stride(), size
+        assert torch.equal(got, want), size
+
+
+def test_area_sampler_crops_equal_the_library_crop_loop():
+    """R/O-net crops (boxes clipped at the border, 1-pixel, empty and non-square ones) equal facenet-pytorch's
+    own loop: one ``imresample`` per non-empty box, concatenated."""
+    from facenet_pytorch.models.utils.detect_face import imresample
+
+    rng = np.random.default_rng(5)
+    fr = rng.integers(0, 256, (3, 90, 120, 3), dtype=np.uint8)
+    imgs = _nhwc(fr)
+    k = 40
+    y, x = rng.integers(1, 80, k), rng.integers(1, 110, k)
+    ey, ex = np.minimum(y + rng.integers(0, 70, k), 90), np.minimum(x + rng.integers(0, 70, k), 120)
+    y[0], ey[0], x[1], ex[1] = 5, 3, 9, 7                             # empty boxes, skipped as the library skips them
+    ey[2], ex[2] = y[2], x[2]                                         # one pixel
+    inds = rng.integers(0, 3, k)
+    for size in (24, 48):
+        want = torch.cat([imresample(imgs[inds[j], :, y[j] - 1:ey[j], x[j] - 1:ex[j]].unsqueeze(0), (size, size))
+                          for j in range(k) if ey[j] > y[j] - 1 and ex[j] > x[j] - 1])
+        got = AreaSampler(fr).crops(inds, y, ey, x, ex, size)
+        assert got.shape == want.shape == (k - 2, 3, size, size) and got.is_contiguous()
+        assert torch.equal(got, want)
+
+
+def test_fast_mtcnn_per_frame_and_on_threads_equals_the_library(real_frames, monkeypatch):
+    """facenet-pytorch's values depend in their last bits on how many frames share a call (its batched
+    convolutions), so the answer is the library called as ours calls it: one frame alone equals a one-frame
+    ``MTCNN.detect``; a clip on two Python threads equals the library on the same chunks of ``CHUNK`` frames."""
+    ref, _ = _library(real_frames[:1])
+    fast = FastMTCNN(ref)
+
+    def same(ours, boxes, probs, points) -> None:
+        assert (ours is None) == (boxes is None)
+        if ours is not None:
+            for a, b in zip(ours, (boxes, probs, points)):
+                np.testing.assert_array_equal(a, np.asarray(np.asarray(b).tolist(), np.float64))
+
+    with faces.torch_threads(1):
+        for f in real_frames[[0, 4, 8, 9, 10, 11]]:
+            (b, p, l), ours = ref.detect(f[None], landmarks=True), fast.detect(f[None])
+            same(ours[0], b[0], p[0], l[0])
+        monkeypatch.setattr(mtcnn_fast, "CHUNK", 4)
+        monkeypatch.setattr(mtcnn_fast, "workers", lambda: 2)
+        threaded = fast.detect(real_frames)
+        for i in range(0, len(real_frames), 4):
+            b, p, l = ref.detect(real_frames[i:i + 4], landmarks=True)
+            for j in range(len(b)):
+                same(threaded[i + j], b[j], p[j], l[j])
+
+
+def test_windows_too_large_to_sum_exactly_go_to_the_library(real_frames, monkeypatch):
+    """Where a window's pixel sum could pass float32's exact integers, the library's own resampling runs: with the
+    limit forced down, every stage takes that path and the result is still the library's."""
+    monkeypatch.setattr(mtcnn_fast, "_EXACT_SUM", 1)
+    assert AreaSampler(real_frames[:1]).frames(20, 20) is None
+    ref, (boxes, probs, points) = _library(real_frames[:4])
+    with faces.torch_threads(1):
+        got = FastMTCNN(ref).detect(real_frames[:4])
+    for g, b, p, l in zip(got, boxes, probs, points):
+        for ours, theirs in zip(g, (b, p, l)):
+            np.testing.assert_array_equal(ours, np.asarray(np.asarray(theirs).tolist(), np.float64))
 
 
 @pytest.mark.parametrize("k,s", [(2, 2), (3, 2)])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from moee_bench.bench.core import mtcnn_fast
 from moee_bench.bench.perf.common import report
 
 
@@ -101,7 +102,7 @@ def run(args) -> int:
     face_pass(clips[0][:2], 1, "library")                              # warm-up: networks built, first calls paid
     face_pass(clips[0][:2], 1, "fast")
     every = int(getattr(args, "detect_every", None) or 5)
-    times: dict[str, list[float]] = {"before": [], "after": [], "declared": []}
+    times: dict[str, list[float]] = {"before": [], "before, torch threads": [], "after": [], "declared": []}
     kps: dict[str, np.ndarray] = {}
     det_ms: list[float] = []
     lm_ms: list[float] = []
@@ -110,6 +111,8 @@ def run(args) -> int:
         for side, path in (("before", "library"), ("after", "fast")):
             dt, kps[side] = face_pass(clips, 1, path)
             times[side].append(1e3 * dt / n)
+        dt, _ = face_pass(clips, None, "library")
+        times["before, torch threads"].append(1e3 * dt / n)
         dt, kps["declared"] = face_pass(clips, 1, "fast", every)
         times["declared"].append(1e3 * dt / n)
         t_det, t_lm = split(clips)
@@ -126,7 +129,11 @@ def run(args) -> int:
             "torch threads (process)": torch.get_num_threads(),
             "load average (1 min, start / end)": f"{load[0]:.2f} / {load[1]:.2f}",
             "before: facenet-pytorch detect + dlib, ms / frame (median, min-max)": _ms(times["before"]),
+            f"before, library on torch's {torch.get_num_threads()} threads (last bits differ), ms / frame":
+                _ms(times["before, torch threads"]),
             "after: FastMTCNN + dlib, ms / frame": _ms(times["after"]),
+            "after: how MTCNN runs": f"chunks of {mtcnn_fast.CHUNK} frames on {mtcnn_fast.workers()} Python threads, "
+                                     f"1 torch thread each",
             "speed-up (median, min-max)": f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
             "after, MTCNN alone: ms / frame": _ms(det_ms),
             "after, dlib 68 alone: ms / frame": _ms(lm_ms),
