@@ -16,11 +16,16 @@ The changes are exact (the same floating-point operations on the same operands, 
   per frame (int32) and divides as torch's kernel does (``sum / kh / kw`` in float32): the same bits, all crops
   of a stage in one vectorised step. Windows whose sum could exceed float32's exact integers (2^24) are left to
   the library's call.
-* **Frames on both cores** (:meth:`FastMTCNN.detect`): each op keeps one intra-op thread (its arithmetic, and so
-  its bits, do not depend on how many frames share a call: the library's blocked convolutions split work by
-  thread count), and chunks of frames run on :data:`WORKERS` Python threads at once (torch and numpy release
-  the GIL). NMS is taken per frame, as a one-frame library call takes it, so a frame's result does not depend
-  on the frames it is batched with.
+* **Frames on both cores** (:meth:`FastMTCNN.detect`): chunks of frames (:func:`chunk_frames`) run on one Python
+  thread per core (:func:`workers`) at once, each op on one torch intra-op thread (torch and numpy release the
+  GIL; the library's convolutions give other last bits on 2 intra-op threads). NMS is taken per frame, as a
+  one-frame library call takes it.
+
+What "the library's values" means: facenet-pytorch's own outputs depend in their last bits on how many frames
+share a ``detect`` call (its convolutions round differently by batch size; measured on 123 real 256x256 frames:
+one-frame calls and one 123-frame call differ on 120 frames, by ~1e-5 px in the boxes). So a chunk here equals
+the library called on the same frames (a single frame: a one-frame call); AKD's integer boxes, and so its
+landmarks, come out the same either way on the frames measured (``bench faces``: "landmarks identical").
 
 :func:`detect_face` is facenet-pytorch 2.5.3's ``models/utils/detect_face.detect_face`` (MIT licence) with only
 the resampling and the NMS grouping changed; everything else (pyramid, thresholds, regression) calls the
@@ -309,8 +314,16 @@ def detect_face(frames: np.ndarray, minsize: float, pnet, rnet, onet, threshold,
     return batch_boxes, batch_points
 
 
-#: frames per :func:`detect_face` call (bounds the integral images' memory: ~0.8 MB a 256x256 frame)
+#: frames per :func:`detect_face` call, fewer where their integral images would pass :data:`CHUNK_BYTES`
 CHUNK = 8
+#: memory of one call's integral images (int32, 4 bytes a pixel and channel: 0.8 MB a 256x256 frame, 25 MB a 1080p one)
+CHUNK_BYTES = 64 * 2 ** 20
+
+
+def chunk_frames(shape: tuple[int, ...]) -> int:
+    """Frames per :func:`detect_face` call for frames of ``shape`` ``(n, H, W, C)``."""
+    one = 4 * (shape[1] + 1) * (shape[2] + 1) * shape[3]
+    return max(1, min(CHUNK, CHUNK_BYTES // one))
 
 
 def workers() -> int:
@@ -349,10 +362,11 @@ class FastMTCNN:
         """Per frame of ``(n, H, W, 3)`` uint8 RGB: None without a face, else boxes ``(k, 4)``, probabilities
         ``(k,)``, points ``(k, 5, 2)`` (float64), largest box first as the library orders them.
 
-        With one torch intra-op thread and several cores, chunks of :data:`CHUNK` frames run on that many
+        With one torch intra-op thread and several cores, chunks of :func:`chunk_frames` frames run on that many
         Python threads at once (each op on one thread, so the values do not change); otherwise in turn."""
         frames = np.ascontiguousarray(frames)
-        chunks = [frames[i:i + CHUNK] for i in range(0, len(frames), CHUNK)]
+        step = chunk_frames(frames.shape)
+        chunks = [frames[i:i + step] for i in range(0, len(frames), step)]
         threads = torch.get_num_threads()
         n_workers = min(workers(), len(chunks)) if threads == 1 and str(self.mtcnn.device) == "cpu" else 1
         if n_workers <= 1:

@@ -132,7 +132,7 @@ def run(args) -> int:
             f"before, library on torch's {torch.get_num_threads()} threads (last bits differ), ms / frame":
                 _ms(times["before, torch threads"]),
             "after: FastMTCNN + dlib, ms / frame": _ms(times["after"]),
-            "after: how MTCNN runs": f"chunks of {mtcnn_fast.CHUNK} frames on {mtcnn_fast.workers()} Python threads, "
+            "after: how MTCNN runs": f"chunks of up to {mtcnn_fast.CHUNK} frames on {mtcnn_fast.workers()} Python threads, "
                                      f"1 torch thread each",
             "speed-up (median, min-max)": f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
             "after, MTCNN alone: ms / frame": _ms(det_ms),
