@@ -267,6 +267,7 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
     cache), as the CLI does; ``None`` keeps nothing (``--no-cache``); a folder keeps every feature there
     (``--feature-cache DIR``). Everything given is checked before any video is decoded
     (:class:`BenchError`); a clip that cannot be scored gets a status and a reason in the result."""
+    from moee_bench.bench.core.faces import face_record
     from moee_bench.bench.core.provenance import environment
     from moee_bench.bench.suite.store import FeatureStore, GTFeatureCache, default_feature_cache_dir
     from moee_bench.metrics.core.registry import MetricOptions, build_metrics, check_params, check_size
@@ -313,8 +314,15 @@ def score(pred: Videos, gt: Videos | None = None, *, manifest: str | Path | None
             persistent = store = FeatureStore(Path(cache))
         else:
             store, why_off = FeatureStore(Path(tmp)) if needs else None, "--no-cache"
-        res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store, progress=progress)
-        cache_note = _cache_record(persistent, res.clips, why_off)
+        # faces (MTCNN + dlib per frame) persist beside the persistent features: a later score reads them back
+        with face_record(persistent.folder if persistent is not None else None) as faces_kept:
+            res = evaluation.evaluate(pairs, metric_objs, fps=fps, size=size, strict=strict, cache=store,
+                                      progress=progress)
+            cache_note = _cache_record(persistent, res.clips, why_off)
+            if faces_kept is not None and (faces_kept.hits or faces_kept.misses):
+                cache_note["face_record"] = {"path": str(faces_kept.path.resolve()), "frames_read": faces_kept.hits,
+                                             "frames_computed": faces_kept.misses,
+                                             "rejected": len(faces_kept.rejected)}
         if cache not in (None, "default"):
             cache_note["all_features"] = True
     for cid, why in broken.items():        # unusable manifest entries (a path escaping the root...): failed, named

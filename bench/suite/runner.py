@@ -26,6 +26,7 @@ from moee_bench.baselines.registry import build_method
 from moee_bench.bench.core.digest import file_digest
 from moee_bench.bench.core.emotions import EmotionSpec
 from moee_bench.bench.core.errors import BUG_ERRORS, BenchError, ClipError
+from moee_bench.bench.core.faces import face_record
 from moee_bench.bench.core.manifest import ClipRecord, Manifest, load_manifest
 from moee_bench.bench.core.paths import check_output_dir, clean_stale_temps, safe_name
 from moee_bench.bench.core.references import ReferenceChoice, choose_reference, reference_image_file
@@ -344,7 +345,7 @@ class SuiteRunner:
                     (self.summary.failures if is_failure(v) else self.summary.notes).append(line)
 
         names = ",".join(x.name for x in self.metrics)
-        with self._recording_warnings(label):
+        with self._recording_warnings(label), face_record(self.store.features.folder):
             evaluate(inputs, self.metrics, fps=self.suite.fps, size=self.suite.size, cache=self.store.features,
                      progress=self.dist.rank == 0, fail_fast=self.fail_fast, on_clip=on_clip,
                      compute=False,        # aggregate() computes once, after the ranks' states are merged
