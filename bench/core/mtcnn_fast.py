@@ -65,8 +65,18 @@ class ExactMaxPool2d(nn.Module):
         def rows(i: int, count: int) -> tuple:
             return (slice(None),) * axis + (slice(i, i + (count - 1) * self.s + 1, self.s),)
 
-        m = a[rows(0, out)].copy()
-        for i in range(1, self.k):
+        first = a[rows(0, out)]
+        if self.k == 1:
+            return first.copy()
+        shape = list(a.shape)
+        shape[axis] = out
+        m = np.empty(shape, a.dtype)
+        count = min(out, (n - 1 + self.s - 1) // self.s)       # windows with a second element (ceil mode)
+        np.maximum(first[(slice(None),) * axis + (slice(0, count),)], a[rows(1, count)],
+                   out=m[(slice(None),) * axis + (slice(0, count),)])
+        if count < out:
+            m[(slice(None),) * axis + (slice(count, out),)] = first[(slice(None),) * axis + (slice(count, out),)]
+        for i in range(2, self.k):
             count = min(out, (n - i + self.s - 1) // self.s)     # the last (ceil-mode) window may be partial
             if count > 0:
                 view = m[(slice(None),) * axis + (slice(0, count),)]
