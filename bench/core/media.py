@@ -515,6 +515,10 @@ def _read_audio(path: str | Path, sample_rate: int, clip_id: str | None, *, alig
     return audio, note
 
 
+#: x264 threads of :func:`write_video` (fixed: the encoded bits depend on it)
+X264_THREADS = 2
+
+
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, audio: np.ndarray | None = None,
                 sample_rate: int = AUDIO_RATE, crf: int = 18, clip_id: str | None = None) -> Path:
     """Write H.264 (yuv420p) + AAC mp4 atomically. ``frames`` yields ``(H,W,3)`` or ``(n,H,W,3)`` uint8 arrays.
@@ -528,7 +532,10 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, a
         with av.open(ffmpeg_path(tmp), mode="w", format="mp4") as out:
             vs = out.add_stream("libx264", rate=rate)
             vs.pix_fmt = "yuv420p"
-            vs.options = {"crf": str(crf), "preset": "medium"}
+            # x264's bits depend on its thread count, which it otherwise takes from the machine's cores (1 core and
+            # 2 cores gave other bits for the same frames): a fixed count makes a written video, and so the
+            # built-in sample and every number read from it, the same on every machine (2: what 2 cores chose)
+            vs.options = {"crf": str(crf), "preset": "medium", "threads": str(X264_THREADS)}
             as_ = None
             if audio is not None:
                 as_ = out.add_stream("aac", rate=sample_rate)
