@@ -111,3 +111,14 @@ def test_cache_info_shows_and_prune_empties_the_face_record(pairs, tmp_path, cap
     assert main(["cache", "prune"]) == exitcodes.OK
     out = capsys.readouterr().out
     assert "pruned 48 frames from the face record" in out and f"{FILENAME}: 0 frames" in out
+
+
+def test_a_damaged_face_record_file_is_said_and_not_used(pairs, tmp_path, _private_feature_cache):
+    truth = _score(pairs, tmp_path / "truth.json", "akd", "--no-cache")
+    path = _record(_private_feature_cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a database" * 100)
+    got = _score(pairs, tmp_path / "akd.json", "akd")
+    assert got["metrics"]["akd"] == truth["metrics"]["akd"]
+    assert "face_record" not in got["protocol"]["feature_cache"]
+    assert any("face record" in w and "not used" in w for w in got["protocol"]["warnings"])

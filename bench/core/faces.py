@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import sqlite3
 import threading
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -111,7 +113,13 @@ def face_record(folder: str | Path | None) -> Iterator[FaceRecord | None]:
     persistent record in ``folder`` (None: no record). Yields the record (its ``hits``, ``misses``, ``rejected``)."""
     global RECORD
     before = RECORD
-    rec = FaceRecord(folder) if folder is not None else None
+    rec = None
+    if folder is not None:
+        try:
+            rec = FaceRecord(folder)
+        except sqlite3.DatabaseError as e:        # not a database (a damaged or foreign file): said, not used
+            warnings.warn(f"face record in {folder} not used ({e}); faces are detected again and not kept",
+                          stacklevel=3)
     RECORD = rec
     try:
         yield rec
