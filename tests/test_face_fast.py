@@ -45,8 +45,16 @@ def _library(frames: np.ndarray):
 
 
 def test_fast_mtcnn_is_bit_identical_to_facenet_pytorch(real_frames):
-    ref, (boxes, probs, points) = _library(real_frames)
+    """Against the library called on the chunks ours runs (its own outputs depend in their last bits on how many
+    frames share a call: on this sample a 12-frame call and 8 + 4-frame calls differ in 2 frames by ~8e-6 px)."""
+    ref, _ = _library(real_frames[:1])
+    step = mtcnn_fast.chunk_frames(real_frames.shape)
+    assert step < len(real_frames)                        # more than one chunk, on both cores
+    boxes, probs, points = [], [], []
     with faces.torch_threads(1):
+        for i in range(0, len(real_frames), step):
+            b, p, l = ref.detect(real_frames[i:i + step], landmarks=True)
+            boxes, probs, points = [*boxes, *b], [*probs, *p], [*points, *l]
         got = FastMTCNN(ref).detect(real_frames)
     n_boxes = 0
     for i, g in enumerate(got):
@@ -144,7 +152,7 @@ def test_windows_too_large_to_sum_exactly_go_to_the_library(real_frames, monkeyp
             np.testing.assert_array_equal(ours, np.asarray(np.asarray(theirs).tolist(), np.float64))
 
 
-@pytest.mark.parametrize("k,s", [(2, 2), (3, 2)])
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 3)])
 @pytest.mark.parametrize("hw", [(24, 24), (23, 31), (4, 5), (3, 3)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_exact_max_pool_matches_torch(k, s, hw, channels_last):
@@ -172,12 +180,13 @@ def test_detector_default_equals_library_path_and_landmarks_equal_dlib(real_fram
     monkeypatch.setattr(faces, "DETECT_PATH", "fast")
     fast = det.detect(real_frames)
     assert len(fast) == len(lib) and fast[-1] is None
-    for a, b in zip(fast, lib):
-        assert (a is None) == (b is None)
+    for a, b in zip(fast, lib):                 # the library path detects the whole batch in one call: the same
+        assert (a is None) == (b is None)       # faces, within the library's own batch-size rounding
         if a is not None:
-            np.testing.assert_array_equal(a.box, b.box)
-            np.testing.assert_array_equal(a.landmarks5, b.landmarks5)
-            assert a.score == b.score
+            np.testing.assert_array_equal(np.round(a.box), np.round(b.box))          # the box dlib is given
+            np.testing.assert_allclose(a.box, b.box, rtol=0, atol=1e-3)
+            np.testing.assert_allclose(a.landmarks5, b.landmarks5, rtol=0, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-6)
 
     predictor = dlib.shape_predictor(str(_fr_models_dir() / "shape_predictor_68_face_landmarks.dat"))
     lm = faces.Landmarks68()

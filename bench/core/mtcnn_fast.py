@@ -83,10 +83,48 @@ class ExactMaxPool2d(nn.Module):
                 np.maximum(view, a[rows(i, count)], out=view)
         return m
 
+    def _tiles(self, t: torch.Tensor) -> torch.Tensor:
+        """Non-overlapping windows (kernel == stride) of a contiguous ``(n, H, W, C)`` tensor: the rows of each
+        window folded into one axis, then its columns as ``k`` slices of the channel axis, so every maximum runs
+        over long contiguous rows (P-net's first pool: 1.6 ms against 2.4 ms by :meth:`_axis`); a last partial
+        window (ceil mode) is the maximum of what is left."""
+        k = self.k
+        n, h, w, c = t.shape
+
+        def fold(a: torch.Tensor, rows: int) -> torch.Tensor:       # max over groups of k along axis 1
+            full = rows // k
+            g = a[:, :full * k].reshape(n, full, k, *a.shape[2:])
+            m = g[:, :, 0]
+            for i in range(1, k):
+                m = torch.maximum(m, g[:, :, i])
+            if rows % k:
+                rest = a[:, full * k:]
+                last = rest[:, :1]
+                for i in range(1, rest.shape[1]):
+                    last = torch.maximum(last, rest[:, i:i + 1])
+                m = torch.cat([m, last], dim=1)
+            return m
+
+        r = fold(t, h)                                                # (n, Ho, W, C)
+        full = w // k
+        g = r[:, :, :full * k].reshape(n, r.shape[1], full, k * c)
+        m = g[..., :c]
+        for i in range(1, k):
+            m = torch.maximum(m, g[..., i * c:(i + 1) * c])
+        if w % k:
+            rest = r[:, :, full * k:]
+            last = rest[:, :, :1]
+            for i in range(1, rest.shape[2]):
+                last = torch.maximum(last, rest[:, :, i:i + 1])
+            m = torch.cat([m, last], dim=2)
+        return m.contiguous()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the memory layout torch's pooling gives its output (it follows the input): the next convolution's
         # arithmetic depends on it, so another layout changes its values in the last bits
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            if self.k == self.s and min(x.shape[2:]) >= self.k:
+                return self._tiles(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
             nhwc = x.permute(0, 2, 3, 1).numpy()
             return torch.from_numpy(self._axis(self._axis(nhwc, 1), 2)).permute(0, 3, 1, 2)
         a = x.contiguous().numpy()
