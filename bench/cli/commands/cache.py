@@ -15,7 +15,6 @@ from pathlib import Path
 
 from moee_bench.bench.core import exitcodes
 from moee_bench.bench.core.errors import BenchError
-from moee_bench.bench.core.face_record import FILENAME as FACES_FILE, FaceRecord
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +36,7 @@ def _human(n: int) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moee_bench.bench.core.face_record import FILENAME as FACES_FILE, FaceRecord
     from moee_bench.bench.suite.store import FeatureStore, default_feature_cache_dir
 
     folder = Path(args.dir) if args.dir else default_feature_cache_dir()
