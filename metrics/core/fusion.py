@@ -69,3 +69,4 @@ def fuse_modules(model: Any, match: Callable[[Any], Any]) -> int:
         setattr(model.get_submodule(parent) if parent else model, child, conv_relu(conv))
         n += 1
     return n
+
