@@ -6,7 +6,7 @@ own code with the registry's ``pt_inception-2015-12-05-6726825d.pth`` (hash-chec
 uint8 RGB -> float32 [0, 1] (ToTensor) -> in-model bilinear resize to 299 (no antialias) -> [-1, 1].
 Real = GT frames, generated = pred frames, pooled over all clips. Statistics: float64 mergeable
 moments, unbiased covariance (np.cov). Fréchet distance (``fid_frechet``): ``eigh`` by default, the
-pivoted-Cholesky + symmetric-eigenvalue form of pytorch-fid's quantity (equal within 1e-6 relative, 10-90x
+pivoted-Cholesky + symmetric-eigenvalue form of pytorch-fid's quantity (equal within 1e-6 relative, 9-120x
 faster at 2048 dims, as accurate or more against an extended-precision value: :mod:`metrics.core.frechet`);
 ``fid_frechet=pytorch-fid`` calls pytorch-fid's ``calculate_frechet_distance`` itself. The method is named
 in the protocol (``frechet``). N is recorded; with N <= 2048 the covariance is rank-deficient and the
