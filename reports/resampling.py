@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import false_discovery_control, norm
 
 from moee_bench.reports.bootstrap import mean_ci as clip_mean_ci
+# imported inside the functions that use them (scipy.stats: 0.5 s, and every CLI command's parser imports this module): scipy
 
 # Fewest identities for `auto` to use the cluster bootstrap: `bench stats` (1000 simulations, 3 clips per identity,
 # ICC 0.3) measured the two-stage bootstrap's 95 % CI of a mean at 90.1 % coverage with 4 identities, 93.2 % with
@@ -169,6 +169,8 @@ def _tail(beyond: np.ndarray, z: float) -> float:
     """One-sided bootstrap p-value: the share of resamples on the null side, (k + 1) / (B + 1); when no
     resample is there (k = 0), the normal tail at the bootstrap z-score, capped at 1 / (B + 1), so a
     multiplicity correction over many tests is not floored by the number of resamples."""
+    from scipy.stats import norm
+
     k, b = int(beyond.sum()), len(beyond)
     if k:
         return (k + 1) / (b + 1)
@@ -190,6 +192,8 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
 def adjust(p: Sequence[float], correction: str = "holm") -> np.ndarray:
     """Adjusted p-values over one family of tests: ``holm``, ``bh`` (scipy's Benjamini-Hochberg) or ``none``."""
+    from scipy.stats import false_discovery_control
+
     p = np.asarray(p, np.float64)
     if correction not in CORRECTIONS:
         raise ValueError(f"correction {correction!r}; known: {', '.join(CORRECTIONS)}")

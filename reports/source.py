@@ -3,10 +3,12 @@ floor) implements, so that ``reports`` depends on this Protocol and never on the
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:                 # annotations only: pandas costs 0.2 s to import and every CLI command imports this
+    import pandas as pd
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ from moee_bench.bench.cli.app import main
 from moee_bench.bench.core import media
 from moee_bench.bench.perf.frechet_accuracy import extended_reference
 from moee_bench.bench.perf.frechet_accuracy import features as _features
-from moee_bench.metrics.core.frechet import FRECHET_METHODS, frechet_distance, frechet_distance_eigh
+from moee_bench.metrics.core.frechet import FRECHET_METHODS, frechet_distance, frechet_distance_eigh, psd_factor
 
 
 def _moments(x: np.ndarray, ddof: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +70,35 @@ def test_eigh_is_at_least_as_accurate_as_sqrtm_on_rank_deficient_covariances(d, 
     err = {m: abs(frechet_distance(*args, method=m) - exact) / exact for m in ("eigh", reference)}
     assert err["eigh"] <= max(err[reference], 1e-12), err
     assert err["eigh"] < 1e-6, err
+
+
+@pytest.mark.parametrize("d, n, ddof, dead", [
+    (256, 100, 1, 0),      # rank-deficient: the former R = sqrt(S1) form was off by ~5e-8 here
+    (400, 50, 0, 0),
+    (300, 900, 1, 40),     # full rank but for 40 dead (constant) units, as a ReLU network's pool features have
+    (300, 120, 1, 40),
+])
+def test_eigh_is_within_1e_11_of_extended_precision(d, n, ddof, dead):
+    """The pivoted-Cholesky + eigenvalues form stops at the numerical rank, so it takes no square root of rounding
+    noise: within 1e-11 of the extended-precision value, rank-deficient covariances included."""
+    x, y = _features(1, n, d), _features(2, n, d, shift=0.05)
+    x[:, :dead], y[:, :dead] = 0.3, 0.3
+    exact = extended_reference(x, y, ddof)
+    got = frechet_distance(*_moments(x, ddof), *_moments(y, ddof), method="eigh")
+    assert abs(got - exact) / exact < 1e-11
+
+
+def test_psd_factor_stops_at_the_rank_and_refuses_non_finite_covariances():
+    x = _features(3, 30, 64)
+    s = np.cov(x, rowvar=False)
+    f = psd_factor(s)
+    assert f.shape == (64, 29)                              # N - 1 = 29: the rank of a 30-sample covariance
+    np.testing.assert_allclose(f @ f.T, s, rtol=0, atol=1e-12 * np.abs(s).max())
+    s[3, 3] = np.nan                                        # LAPACK's dpstrf would report rank 0 for it
+    with pytest.raises(np.linalg.LinAlgError, match="non-finite"):
+        frechet_distance_eigh(x.mean(0), s, x.mean(0), np.eye(64))
+    with pytest.raises(np.linalg.LinAlgError, match="non-finite"):
+        frechet_distance_eigh(x.mean(0), np.eye(64), x.mean(0), s)
 
 
 def test_unknown_method_is_refused():

@@ -79,7 +79,7 @@ def _fake_inception(monkeypatch, calls: list):
         return small.reshape(len(frames), -1)[:, :2048]
 
     spec = get_spec("fid_inception")
-    monkeypatch.setattr(fid, "build_inception", lambda w, d="cpu": (None, ResolvedWeights(spec, Path("x"), "0" * 64, True)))
+    monkeypatch.setattr(fid, "build_inception", lambda *a, **k: (None, ResolvedWeights(spec, Path("x"), "0" * 64, True)))
     monkeypatch.setattr(fid, "inception_features", feats)
     monkeypatch.setattr(fid, "frechet_distance", lambda *a, **k: 0.0)     # FID's own value is tested elsewhere
 

@@ -56,6 +56,38 @@ def test_folded_channels_last_inception_matches_pytorch_fid_model(weights):
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
 
 
+def test_fused_conv_relu_inception_gives_the_unfused_features_bit_for_bit(weights, monkeypatch):
+    """Conv + ReLU as one oneDNN call (#30 point 2) and the CPU batch of 8 move no number: fp32 features equal the
+    unfused folded model's (the path before the change) in a batch of 20, bf16 features equal that model's under
+    autocast at any batch; the fused network's features do not depend on the batch (the unfused fp32 convolution
+    takes another oneDNN kernel under 16 frames: last float32 bit); the bf16 network holds bf16 weights."""
+    from moee_bench.metrics.core import fusion
+    from moee_bench.metrics.core.precision import autocast
+    from moee_bench.metrics.visual import fid
+
+    if not fusion.available():
+        pytest.skip("torch has no mkldnn::_convolution_pointwise here")
+    w = WeightsOptions(str(weights), allow_unverified=True)
+    frames = np.random.default_rng(1).integers(0, 255, (20, 40, 40, 3), dtype=np.uint8)
+    fused = {p: fid.build_inception(w, "cpu", p)[0] for p in ("fp32", "bf16")}
+    with monkeypatch.context() as m:
+        m.setattr(fusion, "available", lambda device="cpu": False)
+        plain, _ = fid.build_inception(w)
+    kinds = {type(m).__name__ for m in fused["fp32"].modules()}
+    assert "ConvReLU" in kinds and "ConvReLU" not in {type(m).__name__ for m in plain.modules()}
+    assert {p.dtype for p in fused["bf16"].parameters()} == {torch.bfloat16}
+    want32 = fid.inception_features(plain, frames, batch=50)
+    got32 = fid.inception_features(fused["fp32"], frames)
+    assert np.array_equal(got32, want32)
+    assert np.array_equal(fid.inception_features(fused["fp32"], frames[:11], batch=1), got32[:11])
+    with autocast("bf16"):
+        want16 = fid.inception_features(plain, frames, batch=50)
+        got16 = fid.inception_features(fused["bf16"], frames)
+        ac32 = fid.inception_features(fused["fp32"], frames)   # an enclosing autocast still runs fp32 weights in bf16
+    assert np.array_equal(got16, want16) and np.array_equal(ac32, want16) and not np.array_equal(want16, want32)
+    assert np.array_equal(fid.inception_features(fused["bf16"], frames[:11], batch=3), got16[:11])
+
+
 def test_precision_is_in_config_and_every_part_cache_key(weights):
     """bf16 features never serve an fp32 score (nor the reverse): precision is in each part's cache key,
     the GT part included (GT features are shared across methods and runs)."""

@@ -66,7 +66,7 @@ def networks(device: str, batch: int, size: int) -> dict[str, tuple[Callable[[],
 
     net = random_fid_inception_net()
     with mock.patch.object(pfi, "fid_inception_v3", lambda: net):
-        inc = prepare_for_inference(pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]]).eval()).to(device)
+        inc = prepare_for_inference(pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[DIM]]).eval(), device).to(device)
     x_inc = x01.contiguous(memory_format=torch.channels_last)
 
     lp = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False).eval().to(device)

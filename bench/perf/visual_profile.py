@@ -32,8 +32,11 @@ ORDER = ("process start + imports", "model load", "decode (H.264 -> RGB)", "PNG 
          "resize to 299 (Inception input)", "Inception network", "LPIPS", "SSIM", "PSNR",
          FRECHET, "other (Python, copies, threads)")
 
+# what `score --metrics psnr,ssim,lpips,fid` imports before its first frame: our modules import torch, lpips,
+# pytorch-fid and scikit-image lazily (inside build_metrics and the first SSIM call), so they are named here
 OURS_IMPORTS = ("import moee_bench.bench.cli.app, moee_bench.metrics.visual.fid, moee_bench.metrics.visual.lpips, "
-                "moee_bench.metrics.visual.ssim, moee_bench.metrics.visual.psnr")
+                "moee_bench.metrics.visual.ssim, moee_bench.metrics.visual.psnr, moee_bench.bench.cli.commands.score, "
+                "torch, lpips, pytorch_fid.inception, skimage.metrics; moee_bench.bench.cli.app.build_parser()")
 CHAIN_IMPORTS = "import pytorch_fid.fid_score"
 
 

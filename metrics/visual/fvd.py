@@ -7,7 +7,7 @@
   kept; torch ``interpolate``, ``align_corners=False``, no antialias) -> ``2x/255 - 1``; covariance
   biased (÷N), distance ``|mu1-mu2|^2 + tr(S1 + S2 - 2 sqrt(S1 S2))``: StyleGAN-V takes it with scipy
   ``sqrtm`` of ``S1 @ S2`` (real part: ``fvd_frechet=sqrtm-product``); the default ``eigh`` takes the same
-  trace by symmetric eigendecomposition (:mod:`moee_bench.metrics.core.frechet`: exact, as accurate or more).
+  trace from the eigenvalues of a symmetric product (:mod:`moee_bench.metrics.core.frechet`: exact, as accurate or more).
 ``videogpt`` (VideoGPT / TATS / cd-fvd): the PyTorch ``InceptionI3d`` (:mod:`moee_bench.metrics.visual.i3d`) with
   ``i3d_pretrained_400.pt`` (``i3d_tats``), the same preprocessing, logits averaged over time;
   covariance unbiased (÷N-1); trace of the square root by TF-GAN's SVD route, as TATS computes it
@@ -106,7 +106,7 @@ def frechet_tfgan(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarr
 
 #: ``fvd_frechet`` -> (function, what the protocol says); None picks the variant's default (:data:`DEFAULT_FRECHET`)
 FRECHET = {"eigh": (lambda *a: frechet_distance(*a, method="eigh"),
-                    "eigh: tr sqrt(R S2 R), R = sqrt(S1) by symmetric eigendecomposition (float64)"),
+                    "eigh: sum sqrt(eigvalsh(F^T S2 F)), S1 = F F^T by pivoted Cholesky (float64)"),
            "sqrtm-product": (frechet_styleganv, "scipy sqrtm of S1 @ S2, real part (StyleGAN-V)"),
            "tfgan-svd": (frechet_tfgan, "TF-GAN SVD trace sqrt (TATS)")}
 DEFAULT_FRECHET = {"styleganv": "eigh", "videogpt": "tfgan-svd"}
