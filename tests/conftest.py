@@ -45,6 +45,22 @@ def sample_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_sample(tmp_path_factory.mktemp("sample"))
 
 
+def write_sample_pairs(manifest: Path, root: Path, frames: int) -> tuple[Path, Path]:
+    """pred/gt folders under ``root`` of two real sample pairs (an emotional clip against its identity's neutral
+    one: astronaut, hopper), the first ``frames`` frames of each, re-encoded."""
+    from moee_bench.bench.core import media
+    from moee_bench.bench.core.manifest import load_manifest
+
+    m = load_manifest(manifest)
+    by_id = {c.clip_id: c for c in m.clips}
+    for ident, (p, g) in {"astronaut": ("astronaut_anger", "astronaut_neutral"),
+                          "hopper": ("hopper_happiness", "hopper_neutral")}.items():
+        for sub, cid in (("pred", p), ("gt", g)):
+            fr = media.read_frames(m.media_path(by_id[cid], "video"))[:frames]
+            media.write_video(root / sub / f"{ident}.mp4", [fr], 25.0)
+    return root / "pred", root / "gt"
+
+
 @pytest.fixture
 def write_clip(tmp_path: Path):
     """Write a small synthetic H.264+AAC clip: ``write_clip(name, frames=..., fps=..., audio=True)``."""

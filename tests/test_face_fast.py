@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from moee_bench.bench.cli.app import main
-from moee_bench.bench.core import exitcodes, faces, media
+from moee_bench.bench.core import exitcodes, faces, media, mtcnn_fast
 from moee_bench.bench.core.manifest import load_manifest
-from moee_bench.bench.core import mtcnn_fast
 from moee_bench.bench.core.mtcnn_fast import AreaSampler, ExactMaxPool2d, FastMTCNN
+from tests.conftest import write_sample_pairs
 
 
 @pytest.fixture(scope="module")
@@ -235,15 +235,7 @@ def test_akd_score_identical_to_library_path(sample_manifest, tmp_path, monkeypa
 @pytest.fixture(scope="module")
 def pair_folders(sample_manifest: Path, tmp_path_factory) -> tuple[Path, Path]:
     """pred/gt folders of two real sample pairs (same identity, other emotion), 8 frames each, re-encoded."""
-    m = load_manifest(sample_manifest)
-    root = tmp_path_factory.mktemp("pairs")
-    by_id = {c.clip_id: c for c in m.clips}
-    for ident, (p, g) in {"astronaut": ("astronaut_anger", "astronaut_neutral"),
-                          "hopper": ("hopper_happiness", "hopper_neutral")}.items():
-        for sub, cid in (("pred", p), ("gt", g)):
-            fr = media.read_frames(m.media_path(by_id[cid], "video"))[:8]
-            media.write_video(root / sub / f"{ident}.mp4", [fr], 25.0)
-    return root / "pred", root / "gt"
+    return write_sample_pairs(sample_manifest, tmp_path_factory.mktemp("pairs"), 8)
 
 
 def _score(folders, out: Path, metrics: str, *extra: str) -> dict:

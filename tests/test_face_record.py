@@ -13,22 +13,15 @@ import numpy as np
 import pytest
 
 from moee_bench.bench.cli.app import main
-from moee_bench.bench.core import exitcodes, faces, media, mtcnn_fast
+from moee_bench.bench.core import exitcodes, faces, mtcnn_fast
 from moee_bench.bench.core.face_record import FILENAME
-from moee_bench.bench.core.manifest import load_manifest
+from tests.conftest import write_sample_pairs
 
 
 @pytest.fixture(scope="module")
 def pairs(sample_manifest: Path, tmp_path_factory) -> tuple[Path, Path]:
     """pred/gt folders of two real sample pairs, 6 frames each."""
-    m = load_manifest(sample_manifest)
-    root = tmp_path_factory.mktemp("record_pairs")
-    by_id = {c.clip_id: c for c in m.clips}
-    for ident, (p, g) in {"astronaut": ("astronaut_anger", "astronaut_neutral"),
-                          "hopper": ("hopper_happiness", "hopper_neutral")}.items():
-        for sub, cid in (("pred", p), ("gt", g)):
-            media.write_video(root / sub / f"{ident}.mp4", [media.read_frames(m.media_path(by_id[cid], "video"))[:6]], 25.0)
-    return root / "pred", root / "gt"
+    return write_sample_pairs(sample_manifest, tmp_path_factory.mktemp("record_pairs"), 6)
 
 
 class Calls:
