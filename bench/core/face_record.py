@@ -29,7 +29,6 @@ _DDL = ("CREATE TABLE IF NOT EXISTS faces (kind TEXT NOT NULL, key BLOB NOT NULL
 FILENAME = "faces.sqlite"
 
 
-
 def _digest(kind: str, key: bytes, shape: str, value: bytes) -> str:
     h = hashlib.sha256()
     for part in (kind.encode(), key, shape.encode(), value):
